@@ -1,0 +1,24 @@
+# The two commands a newcomer needs: `make demo` and `make test` (both install what they need).
+PY := .venv/bin/python
+PACKAGES := shared/crossgen_shared services/matching/crossgen_matching \
+	services/sessions/crossgen_sessions services/notifications/crossgen_notifications \
+	deploy/local/crossgen_local
+
+.PHONY: bootstrap demo test lint schemas
+
+bootstrap:
+	@bash deploy/local/bootstrap.sh
+
+demo: bootstrap
+	$(PY) -m crossgen_local.demo
+
+lint: bootstrap
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy $(PACKAGES)
+
+test: lint
+	$(PY) -m pytest
+
+schemas: bootstrap
+	$(PY) -m crossgen_shared.schemas

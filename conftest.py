@@ -1,0 +1,27 @@
+"""Fixtures shared by every test directory: real PostgreSQL (and, for integration, Kafka / SMTP).
+
+Where a Docker engine exists they use testcontainers; otherwise local processes (crossgen_local);
+CROSSGEN_POSTGRES_URL / CROSSGEN_KAFKA_BOOTSTRAP point them at external servers instead.
+For a service's database use ``crossgen_local.databases.migrated_database(postgres, dir)``.
+"""
+
+from collections.abc import Iterator
+
+import pytest
+from crossgen_local.databases import migrated_database
+from crossgen_local.postgres import LocalPostgres
+from crossgen_local.tokens import TokenIssuer
+
+__all__ = ["migrated_database"]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    with LocalPostgres([]) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tokens() -> TokenIssuer:
+    """Signs bearer tokens the services under test trust (see ``TokenIssuer.service_env``)."""
+    return TokenIssuer()

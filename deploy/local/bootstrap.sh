@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs Crossgen for local use: a virtualenv in .venv with every package editable.
+# Downloads are cached outside the clone (pip's cache; Kafka's jars under ~/.cache/crossgen).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+venv="$root/.venv"
+python=${PYTHON:-python3}
+
+need() { command -v "$1" >/dev/null || { echo "bootstrap: '$1' is missing: $2" >&2; exit 1; }; }
+need "$python" "install Python 3.11 or newer"
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "bootstrap: Python 3.11 or newer is needed ($("$python" --version))" >&2; exit 1; }
+if [ -z "${CROSSGEN_KAFKA_BOOTSTRAP:-}" ]; then
+  need java "install a Java 17+ runtime (Kafka runs on it), or set CROSSGEN_KAFKA_BOOTSTRAP"
+  need mvn "install Maven (it fetches Kafka's jars once), or set CROSSGEN_KAFKA_BOOTSTRAP"
+fi
+
+packages=(shared services/matching services/sessions services/notifications deploy/local)
+stamp=$(cat "$root/requirements-dev.txt" "${packages[@]/#/$root/}/pyproject.toml" | sha256sum | cut -c1-16)
+if [ "$(cat "$venv/.crossgen-stamp" 2>/dev/null)" != "$stamp" ]; then
+  echo "bootstrap: installing into $venv (first run takes a minute or two)…" >&2
+  [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip
+  editable=()
+  for p in "${packages[@]}"; do editable+=(-e "$root/$p"); done
+  "$venv/bin/python" -m pip install -q "${editable[@]}" -r "$root/requirements-dev.txt"
+  echo "$stamp" > "$venv/.crossgen-stamp"
+fi

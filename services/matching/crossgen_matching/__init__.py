@@ -1,0 +1,1 @@
+"""Crossgen matching: owns the people, programs, enrolment and pairings."""

@@ -1,0 +1,19 @@
+"""Wiring: the matching service's consumers and HTTP API on the shared service runtime."""
+
+from crossgen_shared import topics
+from crossgen_shared.events import ParticipantJoined
+from crossgen_shared.service import Service
+from fastapi import FastAPI
+
+from crossgen_matching import service, views
+from crossgen_matching.settings import MatchingSettings
+
+
+def build(settings: MatchingSettings) -> Service:
+    matching = Service("matching", settings)
+    matching.consume(topics.PARTICIPANTS, {ParticipantJoined: service.on_participant_joined})
+    return matching
+
+
+def create_app(settings: MatchingSettings) -> FastAPI:
+    return build(settings).http_app([views.router])

@@ -1,0 +1,37 @@
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import crossgen_matching
+import httpx
+import pytest
+from crossgen_local.databases import migrated_database
+from crossgen_local.postgres import LocalPostgres
+from crossgen_local.tokens import TokenIssuer
+from crossgen_matching import views
+from crossgen_matching.app import build
+from crossgen_matching.settings import MatchingSettings
+from crossgen_shared.service import Service
+
+MIGRATIONS = Path(crossgen_matching.__file__).parent / "migrations"
+
+
+@pytest.fixture
+def matching(postgres: LocalPostgres, tokens: TokenIssuer) -> Service:
+    settings = MatchingSettings(
+        database_url=migrated_database(postgres, MIGRATIONS),
+        jwt_issuer=tokens.issuer,
+        jwt_audience=tokens.audience,
+        jwt_public_key=tokens.public_key_pem,
+    )
+    return build(settings)
+
+
+@pytest.fixture
+async def api(matching: Service) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP API without its Kafka lifespan: events stay in the outbox for the test to read."""
+    app = matching.http_app([views.router])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://matching"
+    ) as client:
+        yield client
+    await matching.engine.dispose()

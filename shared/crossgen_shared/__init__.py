@@ -1,0 +1,1 @@
+"""What all Crossgen services agree on: events, topics, and the messaging plumbing."""

@@ -1,0 +1,140 @@
+"""Consuming events: decode, dead-letter what is invalid, handle each event id once.
+
+Each handler runs in a unit of work that also records the event id in the inbox, so a redelivered
+event has no second effect. The Kafka offset is committed only after that transaction (FastStream
+acks after the handler returns; on an exception it seeks back and the record comes again).
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import Counter
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from crossgen_shared import topics
+from crossgen_shared.envelope import Envelope, InvalidEvent, decode
+from crossgen_shared.events import Event
+from crossgen_shared.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+CONSUMED = Counter(
+    "crossgen_events_consumed_total", "Events consumed", ["consumer", "type", "outcome"]
+)
+
+Handler = Callable[[Any, Envelope, UnitOfWork], Awaitable[None]]
+
+
+class NotReady(Exception):
+    """The event refers to something this service has not seen yet: retry it later.
+
+    Events arrive on several topics, so an event may come before the one it depends on.
+    """
+
+
+@dataclass
+class Consumer:
+    """One consumer of one topic, in the service's consumer group."""
+
+    service: str
+    topic: str
+    handlers: Mapping[type[Event], Handler]
+    uow: Callable[[], UnitOfWork]
+    max_attempts: int = 30
+    attempts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}:{self.topic}"
+
+    def register(self, broker: KafkaBroker) -> None:
+        subscriber = broker.subscriber(
+            self.topic,
+            group_id=f"crossgen-{self.service}",
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            title=f"{self.service} <- {self.topic}",
+            description=", ".join(cls.event_type() for cls in self.handlers),
+        )
+        broker_ref = broker
+
+        async def consume(message: KafkaMessage) -> None:
+            await self.handle(broker_ref, message)
+
+        subscriber(consume)
+
+    async def handle(self, broker: KafkaBroker, message: Any) -> None:
+        record = message.raw_message
+        headers = {k: v for k, v in record.headers or ()}
+        try:
+            envelope = decode(headers, record.key, record.value)
+        except InvalidEvent as exc:
+            await self.dead_letter(broker, record, str(exc))
+            return
+        handler = self.handlers.get(type(envelope.event))
+        if handler is None:
+            CONSUMED.labels(self.name, envelope.type, "ignored").inc()
+            return
+        try:
+            async with self.uow() as uow:
+                if await uow.claim(self.name, envelope.id):
+                    await handler(envelope.event, envelope, uow)
+                    await uow.commit()
+                    CONSUMED.labels(self.name, envelope.type, "handled").inc()
+                else:
+                    CONSUMED.labels(self.name, envelope.type, "duplicate").inc()
+        except Exception as exc:
+            if _is_transient(exc):
+                # Infrastructure trouble is not the record's fault: never dead-letter, retry.
+                log.warning("%s: database unavailable for %s; retrying", self.name, envelope.id)
+                await asyncio.sleep(1.0)
+                raise
+            attempt = self.attempts.get(envelope.id, 0) + 1
+            if attempt >= self.max_attempts:
+                self.attempts.pop(envelope.id, None)
+                await self.dead_letter(broker, record, f"{type(exc).__name__}: {exc}")
+                return
+            self.attempts[envelope.id] = attempt
+            log.warning("%s: %s attempt %d failed: %s", self.name, envelope.id, attempt, exc)
+            await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+            raise
+        self.attempts.pop(envelope.id, None)
+
+    async def dead_letter(self, broker: KafkaBroker, record: Any, reason: str) -> None:
+        """Park a record with why and where it came from; the consumer goes on with the next."""
+        CONSUMED.labels(self.name, "-", "dead-lettered").inc()
+        log.warning(
+            "%s: dead-lettering %s[%d]@%d: %s",
+            self.name,
+            record.topic,
+            record.partition,
+            record.offset,
+            reason,
+        )
+        headers = {
+            k: v.decode(errors="replace") for k, v in record.headers or () if k.startswith("ce_")
+        }
+        headers.update(
+            {
+                "dlq_reason": reason[:2000],
+                "dlq_consumer": self.name,
+                "dlq_origin_topic": record.topic,
+                "dlq_origin_partition": str(record.partition),
+                "dlq_origin_offset": str(record.offset),
+            }
+        )
+        await broker.publish(
+            record.value or b"", topics.dead_letter(self.service), key=record.key, headers=headers
+        )
+
+
+def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError | OSError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated

@@ -1,0 +1,54 @@
+"""Alembic plumbing shared by the services: each service keeps its own migration scripts."""
+
+import asyncio
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import Connection, pool
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from crossgen_shared.db import MESSAGING_TABLES
+
+
+def config(script_location: Path, database_url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    cfg.attributes["database_url"] = database_url
+    return cfg
+
+
+def upgrade(script_location: Path, database_url: str, revision: str = "head") -> None:
+    command.upgrade(config(script_location, database_url), revision)
+
+
+def run_env() -> None:
+    """The body of every service's ``env.py``: run migrations online over asyncpg."""
+    url = context.config.attributes["database_url"]
+
+    def run(connection: Connection) -> None:
+        context.configure(connection=connection, target_metadata=None)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def main() -> None:
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+        async with engine.connect() as connection:
+            await connection.run_sync(run)
+            await connection.commit()
+        await engine.dispose()
+
+    asyncio.run(main())
+
+
+def create_messaging_tables() -> None:
+    """Create the outbox and inbox tables; called from each service's first migration."""
+    bind = context.get_bind()
+    for table in MESSAGING_TABLES:
+        table.create(bind)
+
+
+def drop_messaging_tables() -> None:
+    bind = context.get_bind()
+    for table in reversed(MESSAGING_TABLES):
+        table.drop(bind)

@@ -1,0 +1,156 @@
+"""What every service is made of: one broker, one database, an outbox relay, consumers and HTTP.
+
+A service module builds a ``Service``, registers its consumers, and asks it for the HTTP app; the
+FastAPI lifespan starts and stops the Kafka side with it, so SIGTERM drains both gracefully.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from prometheus_client import make_asgi_app
+from sqlalchemy import text
+
+from crossgen_shared import topics
+from crossgen_shared.auth import TokenVerifier
+from crossgen_shared.consumer import Consumer, Handler
+from crossgen_shared.db import create_engine, session_factory
+from crossgen_shared.errors import RequestError
+from crossgen_shared.events import Event
+from crossgen_shared.outbox import OutboxRelay
+from crossgen_shared.settings import ServiceSettings
+from crossgen_shared.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    def __init__(self, name: str, settings: ServiceSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self.broker = KafkaBroker(
+            settings.kafka_bootstrap_servers,
+            client_id=f"crossgen-{name}",
+            enable_idempotence=True,
+            acks="all",
+            graceful_timeout=settings.shutdown_timeout,
+        )
+        self.engine = create_engine(settings.database_url)
+        self.sessions = session_factory(self.engine)
+        self.relay = OutboxRelay(
+            self.sessions, self.broker, poll_interval=settings.outbox_poll_interval
+        )
+        self.consumers: list[Consumer] = []
+        self.workers: list[Callable[[], Coroutine[Any, Any, None]]] = []
+
+    @property
+    def source(self) -> str:
+        return f"/crossgen/{self.name}"
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self.sessions, self.source, on_commit=self.relay.wake)
+
+    def consume(self, topic: str, handlers: Mapping[type[Event], Handler]) -> None:
+        consumer = Consumer(self.name, topic, handlers, self.unit_of_work)
+        consumer.register(self.broker)
+        self.consumers.append(consumer)
+
+    async def ensure_topics(self) -> None:
+        wanted = [*topics.ALL, topics.dead_letter(self.name)]
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            new = [
+                NewTopic(
+                    name,
+                    num_partitions=self.settings.topic_partitions,
+                    replication_factor=self.settings.topic_replication_factor,
+                )
+                for name in wanted
+                if name not in existing
+            ]
+            if new:
+                # A replica may create them at the same moment.
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(new)
+        finally:
+            await admin.close()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Kafka side up for the duration: topics, consumers, relay; drained on exit."""
+        if self.settings.create_topics:
+            await self.ensure_topics()
+        await self.broker.start()
+        self.relay.start()
+        tasks = [asyncio.create_task(worker()) for worker in self.workers]
+        log.info("%s: consuming and publishing", self.name)
+        try:
+            yield
+        finally:
+            await self.broker.stop()  # stop consuming first, waiting for handlers in flight
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self.relay.stop()
+            await self.engine.dispose()
+
+    async def ready(self) -> dict[str, bool]:
+        checks = {"kafka": await self.broker.ping(timeout=2.0), "database": True}
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:
+            checks["database"] = False
+        return checks
+
+    def http_app(self, routers: Iterable[APIRouter], *, version: str = "0.1.0") -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            async with self.running():
+                yield
+
+        app = FastAPI(title=f"Crossgen {self.name}", version=version, lifespan=lifespan)
+        app.state.service = self
+        app.state.token_verifier = TokenVerifier(self.settings.auth())
+
+        @app.get("/health/live", tags=["health"])
+        async def live() -> dict[str, str]:
+            return {"status": "alive"}
+
+        @app.get("/health/ready", tags=["health"])
+        async def ready(response: Response) -> dict[str, Any]:
+            checks = await self.ready()
+            if not all(checks.values()):
+                response.status_code = 503
+            return {"status": "ready" if all(checks.values()) else "not ready", "checks": checks}
+
+        @app.exception_handler(RequestError)
+        async def request_error(_: Request, exc: RequestError) -> JSONResponse:
+            return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+        app.mount("/metrics", make_asgi_app())
+        for router in routers:
+            app.include_router(router)
+        return app
+
+
+def service_of(request: Request) -> Service:
+    """FastAPI dependency: the running service."""
+    service: Service = request.app.state.service
+    return service
+
+
+def unit_of_work(request: Request) -> UnitOfWork:
+    """FastAPI dependency: a fresh unit of work on the service's database."""
+    return service_of(request).unit_of_work()

@@ -1,0 +1,36 @@
+"""Settings every service reads from its environment, each under its own prefix (MATCHING_, …)."""
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings
+
+from crossgen_shared.auth import AuthSettings
+
+
+class ServiceSettings(BaseSettings):
+    database_url: str
+    kafka_bootstrap_servers: str = "localhost:9092"
+    http_host: str = "0.0.0.0"
+    http_port: int = 8000
+    jwt_issuer: str
+    jwt_audience: str = "crossgen"
+    jwt_jwks_url: str | None = None
+    jwt_public_key: str | None = None
+    create_topics: bool = True
+    topic_partitions: int = 3
+    topic_replication_factor: int = 1
+    outbox_poll_interval: float = 0.5
+    shutdown_timeout: float = 20.0
+
+    @model_validator(mode="after")
+    def _a_key_source(self) -> "ServiceSettings":
+        if not (self.jwt_jwks_url or self.jwt_public_key):
+            raise ValueError("set JWT_JWKS_URL or JWT_PUBLIC_KEY (with the service's prefix)")
+        return self
+
+    def auth(self) -> AuthSettings:
+        return AuthSettings(
+            issuer=self.jwt_issuer,
+            audience=self.jwt_audience,
+            jwks_url=self.jwt_jwks_url,
+            public_key=self.jwt_public_key,
+        )

@@ -1,0 +1,32 @@
+"""Helpers for handler tests: publish an event into a (test) broker, read the outbox."""
+
+from faststream.kafka import KafkaBroker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crossgen_shared.db import OutboxRecord
+from crossgen_shared.envelope import Envelope, decode, encode
+from crossgen_shared.events import Event
+
+
+async def publish_event(
+    broker: KafkaBroker, event: Event, *, source: str = "/test", event_id: str | None = None
+) -> str:
+    """Publish ``event`` as the real producers do (CloudEvents binary mode); returns its id."""
+    record = encode(event, source=source, event_id=event_id)
+    await broker.publish(
+        record.value,
+        event.topic,
+        key=record.key,
+        headers={k: v.decode() for k, v in record.headers.items()},
+    )
+    return record.headers["ce_id"].decode()
+
+
+async def outbox(sessions: async_sessionmaker[AsyncSession]) -> list[Envelope]:
+    """Every event a service has emitted so far, in order."""
+    async with sessions() as session:
+        rows = (await session.scalars(select(OutboxRecord).order_by(OutboxRecord.seq))).all()
+    return [
+        decode({k: v.encode() for k, v in row.headers.items()}, row.key, row.value) for row in rows
+    ]

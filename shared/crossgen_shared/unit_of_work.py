@@ -1,0 +1,83 @@
+"""A unit of work: one database transaction that holds a state change and the events it causes."""
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crossgen_shared.db import InboxRecord, OutboxRecord
+from crossgen_shared.envelope import encode
+from crossgen_shared.events import Event
+
+
+class UnitOfWork:
+    """Collects events into the outbox inside the caller's transaction; wakes the relay on commit.
+
+    Usage::
+
+        async with UnitOfWork(sessions, source, on_commit) as uow:
+            uow.session.add(thing)
+            await uow.emit(ThingHappened(...))
+            await uow.commit()
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        source: str,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._source = source
+        self._on_commit = on_commit
+        self._emitted = 0
+
+    async def __aenter__(self) -> Self:
+        self.session = self._sessions()
+        await self.session.begin()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Anything not committed explicitly is rolled back: no half-applied change escapes.
+        if self.session.in_transaction():
+            await self.session.rollback()
+        await self.session.close()
+
+    async def emit(self, event: Event) -> str:
+        """Write ``event`` to the outbox in this transaction; returns its CloudEvents id."""
+        record = encode(event, source=self._source)
+        await self.session.execute(
+            insert(OutboxRecord).values(
+                event_id=record.headers["ce_id"].decode(),
+                topic=event.topic,
+                key=record.key,
+                headers={k: v.decode() for k, v in record.headers.items()},
+                value=record.value,
+            )
+        )
+        self._emitted += 1
+        return record.headers["ce_id"].decode()
+
+    async def claim(self, consumer: str, event_id: str) -> bool:
+        """Record that ``consumer`` handles ``event_id``; False if it already did (a redelivery)."""
+        result = await self.session.execute(
+            pg_insert(InboxRecord)
+            .values(consumer=consumer, event_id=event_id)
+            .on_conflict_do_nothing()
+            .returning(InboxRecord.event_id)
+        )
+        return result.first() is not None
+
+    async def commit(self) -> None:
+        await self.session.commit()
+        if self._emitted and self._on_commit is not None:
+            self._on_commit()
+        self._emitted = 0
