@@ -1,0 +1,100 @@
+"""The whole Crossgen system on local infrastructure: the three services as separate processes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from crossgen_local._common import free_port, say
+from crossgen_local.infra import LocalInfra
+from crossgen_local.processes import ServiceProcess
+from crossgen_local.tokens import TokenIssuer
+
+SERVICES = ("matching", "sessions", "notifications")
+
+
+class CrossgenStack:
+    """``with CrossgenStack(infra, tokens, log_dir) as stack:`` then ``stack.url("matching")``."""
+
+    def __init__(self, infra: LocalInfra, tokens: TokenIssuer, log_dir: Path) -> None:
+        self.infra = infra
+        self.tokens = tokens
+        self.log_dir = log_dir
+        self.ports = {name: free_port() for name in SERVICES}
+        self.processes = {
+            name: ServiceProcess(
+                f"crossgen_{name}",
+                ["serve"],
+                env=self.env(name),
+                log_path=log_dir / f"{name}.log",
+                name=name,
+            )
+            for name in SERVICES
+        }
+
+    def env(self, service: str) -> dict[str, str]:
+        """Everything a service reads from its environment, under its own prefix."""
+        prefix = service.upper()
+        env = {
+            f"{prefix}_DATABASE_URL": self.infra.postgres.url(service),
+            f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": self.infra.kafka.bootstrap_servers,
+            f"{prefix}_HTTP_HOST": "127.0.0.1",
+            f"{prefix}_HTTP_PORT": str(self.ports[service]),
+            f"{prefix}_OUTBOX_POLL_INTERVAL": "0.2",
+            **self.tokens.service_env(prefix),
+        }
+        if service == "notifications":
+            env |= {
+                "NOTIFICATIONS_SMTP_HOST": self.infra.smtp.host,
+                "NOTIFICATIONS_SMTP_PORT": str(self.infra.smtp.port),
+            }
+        return env
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def migrate(self, service: str) -> None:
+        log = self.log_dir / f"{service}-migrate.log"
+        with log.open("w") as out:
+            done = subprocess.run(
+                [sys.executable, "-m", f"crossgen_{service}", "migrate"],
+                env={**os.environ, **self.env(service)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        if done.returncode:
+            raise RuntimeError(f"{service}: migrations failed; see {log}:\n{log.read_text()[-3000:]}")
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for service in SERVICES:
+            self.migrate(service)
+        say("stack: migrations applied")
+        try:
+            for process in self.processes.values():
+                process.start()
+            for service, process in self.processes.items():
+                process.wait_ready(f"{self.url(service)}/health/ready", timeout=60)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
