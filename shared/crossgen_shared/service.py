@@ -42,6 +42,7 @@ class Service:
             enable_idempotence=True,
             acks="all",
             graceful_timeout=settings.shutdown_timeout,
+            security=settings.kafka_security().for_broker(),
         )
         self.engine = create_engine(settings.database_url)
         self.sessions = session_factory(self.engine)
@@ -65,7 +66,10 @@ class Service:
 
     async def ensure_topics(self) -> None:
         wanted = [*topics.ALL, topics.dead_letter(self.name)]
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **self.settings.kafka_security().for_client(),
+        )
         await admin.start()
         try:
             existing = set(await admin.list_topics())
@@ -97,12 +101,13 @@ class Service:
         try:
             yield
         finally:
-            await self.broker.stop()  # stop consuming first, waiting for handlers in flight
+            # Unsent outbox rows simply wait for the next start: nothing is lost.
+            await self.relay.stop()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await self.relay.stop()
+            await self.broker.stop()  # waits for handlers in flight
             await self.engine.dispose()
 
     async def ready(self) -> dict[str, bool]:

@@ -1,14 +1,22 @@
 """Settings every service reads from its environment, each under its own prefix (MATCHING_, …)."""
 
-from pydantic import model_validator
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
 from crossgen_shared.auth import AuthSettings
+from crossgen_shared.kafka_security import KafkaSecurity
 
 
 class ServiceSettings(BaseSettings):
     database_url: str
     kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca: str | None = None  # path to a CA bundle file
     http_host: str = "0.0.0.0"
     http_port: int = 8000
     jwt_issuer: str
@@ -26,6 +34,15 @@ class ServiceSettings(BaseSettings):
         if not (self.jwt_jwks_url or self.jwt_public_key):
             raise ValueError("set JWT_JWKS_URL or JWT_PUBLIC_KEY (with the service's prefix)")
         return self
+
+    def kafka_security(self) -> KafkaSecurity:
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ssl_ca_file=self.kafka_ssl_ca,
+        )
 
     def auth(self) -> AuthSettings:
         return AuthSettings(
