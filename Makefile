@@ -10,7 +10,7 @@ bootstrap:
 	@bash deploy/local/bootstrap.sh
 
 demo: bootstrap
-	$(PY) -m crossgen_local.demo
+	$(PY) -m crossgen_local.demo $(ARGS)
 
 lint: bootstrap
 	$(PY) -m ruff check .

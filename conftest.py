@@ -8,6 +8,7 @@ For a service's database use ``crossgen_local.databases.migrated_database(postgr
 from collections.abc import Iterator
 
 import pytest
+
 from crossgen_local.databases import migrated_database
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def system(tokens: TokenIssuer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrossgenStack]:
+def system(
+    tokens: TokenIssuer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CrossgenStack]:
     log_dir = tmp_path_factory.mktemp("service-logs")
     with LocalInfra(SERVICES) as infra, CrossgenStack(infra, tokens, log_dir) as stack:
         yield stack
@@ -53,7 +55,7 @@ async def read_topics(bootstrap: str, names: list[str]) -> list[tuple[str, dict[
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # noqa: SLF001 - metadata for unassigned topics
+    await consumer._client.force_metadata_update()
     return consumer.partitions_for_topic(topic) or set()
 
 
@@ -61,11 +63,16 @@ async def publish_garbage(bootstrap: str) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
-        headers = [("ce_id", b"garbage-1"), ("ce_type", MatchAccepted.event_type().encode()),
-                   ("ce_source", b"/test"), ("ce_specversion", b"1.0"),
-                   ("content-type", b"application/json")]
-        await producer.send_and_wait(topics.PAIRINGS, b'{"pairing_id": 42}', key=b"x",
-                                     headers=headers)
+        headers = [
+            ("ce_id", b"garbage-1"),
+            ("ce_type", MatchAccepted.event_type().encode()),
+            ("ce_source", b"/test"),
+            ("ce_specversion", b"1.0"),
+            ("content-type", b"application/json"),
+        ]
+        await producer.send_and_wait(
+            topics.PAIRINGS, b'{"pairing_id": 42}', key=b"x", headers=headers
+        )
         await producer.send_and_wait(topics.PARTICIPANTS, b"\x00\x01", key=b"y")
     finally:
         await producer.stop()
@@ -92,8 +99,11 @@ def test_journey_across_three_services(system: CrossgenStack, tokens: TokenIssue
     records = asyncio.run(read_topics(bootstrap, [*topics.ALL[:4]]))
     ids = [h["ce_id"] for _, h in records if "ce_id" in h and h["ce_id"] != b"garbage-1"]
     assert len(ids) == len(set(ids)), "an event was published twice"
-    published = Counter(h["ce_type"].decode() for _, h in records if h.get("ce_id") != b"garbage-1"
-                        and "ce_type" in h)
+    published = Counter(
+        h["ce_type"].decode()
+        for _, h in records
+        if h.get("ce_id") != b"garbage-1" and "ce_type" in h
+    )
     assert published == {
         ParticipantJoined.event_type(): 2,
         "com.crossgen.match-proposed.v1": 1,
@@ -112,7 +122,10 @@ def test_journey_across_three_services(system: CrossgenStack, tokens: TokenIssue
         (topics.dead_letter("notifications"), topics.PARTICIPANTS): 1,
         (topics.dead_letter("matching"), topics.PARTICIPANTS): 1,
     }
-    assert all(b"pairing_id" in h["dlq_reason"] for t, h in dead
-               if h["dlq_origin_topic"] == topics.PAIRINGS.encode())
+    assert all(
+        b"pairing_id" in h["dlq_reason"]
+        for t, h in dead
+        if h["dlq_origin_topic"] == topics.PAIRINGS.encode()
+    )
     assert all({"dlq_origin_partition", "dlq_origin_offset"} <= set(h) for _, h in dead)
     assert Path(system.log_dir).exists()

@@ -17,7 +17,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
-    pass
+    """The messaging tables only: each service declares its own base for its own tables."""
 
 
 def utcnow() -> datetime:

@@ -15,3 +15,9 @@ class Forbidden(RequestError):
 
 class Conflict(RequestError):
     status_code = 409
+
+
+class Unprocessable(RequestError):
+    """Well-formed, but the rules refuse it (a session in the past, say)."""
+
+    status_code = 422

@@ -3,9 +3,10 @@ from typing import Any
 
 import jwt
 import pytest
-from crossgen_shared.auth import AuthSettings, TokenVerifier
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from crossgen_shared.auth import AuthSettings, TokenVerifier
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

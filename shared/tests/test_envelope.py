@@ -2,6 +2,7 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
+
 from crossgen_shared import topics
 from crossgen_shared.envelope import InvalidEvent, decode, encode
 from crossgen_shared.events import BY_TYPE, EVENT_CLASSES, MatchAccepted, ParticipantJoined

@@ -3,9 +3,8 @@
 from pathlib import Path
 from uuid import uuid4
 
-from crossgen_shared import migrations
-
 from crossgen_local.postgres import LocalPostgres
+from crossgen_shared import migrations
 
 
 def migrated_database(postgres: LocalPostgres, migrations_dir: Path) -> str:

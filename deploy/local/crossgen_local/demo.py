@@ -31,8 +31,10 @@ def main() -> None:
         print(f"\n== {len(mails)} emails caught by the SMTP sink ==")
         for mail in mails:
             print(f"  to {', '.join(mail.rcpt_tos):<20} {mail.message['Subject']}")
-        print(f"\npairing {result.pairing['id']}: {result.pairing['status']}; "
-              f"session {result.session['id']}: {result.session['status']}")
+        print(
+            f"\npairing {result.pairing['id']}: {result.pairing['status']}; "
+            f"session {result.session['id']}: {result.session['status']}"
+        )
         print(f"service logs: {log_dir}")
         if args.keep_running:
             print("\nThe system is up. Try it (tokens valid for an hour):")

@@ -67,7 +67,9 @@ class CrossgenStack:
                 check=False,
             )
         if done.returncode:
-            raise RuntimeError(f"{service}: migrations failed; see {log}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"{service}: migrations failed; see {log}:\n{log.read_text()[-3000:]}"
+            )
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,8 @@
 from pathlib import Path
 
-from crossgen_shared import cli
-
 from crossgen_matching.app import create_app
 from crossgen_matching.settings import MatchingSettings
+from crossgen_shared import cli
 
 
 def main() -> None:

@@ -1,12 +1,12 @@
 """Wiring: the matching service's consumers and HTTP API on the shared service runtime."""
 
-from crossgen_shared import topics
-from crossgen_shared.events import ParticipantJoined
-from crossgen_shared.service import Service
 from fastapi import FastAPI
 
 from crossgen_matching import service, views
 from crossgen_matching.settings import MatchingSettings
+from crossgen_shared import topics
+from crossgen_shared.events import ParticipantJoined
+from crossgen_shared.service import Service
 
 
 def build(settings: MatchingSettings) -> Service:

@@ -3,9 +3,14 @@
 import uuid
 from datetime import datetime
 
-from crossgen_shared.db import Base, utcnow
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from crossgen_shared.db import utcnow
+
+
+class Base(DeclarativeBase):
+    pass
 
 
 class Program(Base):

@@ -3,14 +3,14 @@
 from datetime import UTC, datetime
 from uuid import UUID
 
-from crossgen_shared.errors import Conflict, Forbidden, NotFound
-from crossgen_shared.events import MatchAccepted, MatchProposed, ParticipantJoined, Role
-from crossgen_shared.unit_of_work import UnitOfWork
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from crossgen_matching import rules
 from crossgen_matching.models import Pairing, Participant, Program
+from crossgen_shared.errors import Conflict, Forbidden, NotFound
+from crossgen_shared.events import MatchAccepted, MatchProposed, ParticipantJoined, Role
+from crossgen_shared.unit_of_work import UnitOfWork
 
 OPEN_PAIRING = ("proposed", "accepted")
 

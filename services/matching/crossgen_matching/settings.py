@@ -1,5 +1,6 @@
-from crossgen_shared.settings import ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from crossgen_shared.settings import ServiceSettings
 
 
 class MatchingSettings(ServiceSettings):

@@ -3,14 +3,14 @@
 from datetime import datetime
 from uuid import UUID
 
-from crossgen_shared.auth import Principal, require
-from crossgen_shared.events import Role
-from crossgen_shared.service import unit_of_work
-from crossgen_shared.unit_of_work import UnitOfWork
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from crossgen_matching import service
+from crossgen_shared.auth import Principal, require
+from crossgen_shared.events import Role
+from crossgen_shared.service import unit_of_work
+from crossgen_shared.unit_of_work import UnitOfWork
 
 router = APIRouter()
 

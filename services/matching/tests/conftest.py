@@ -1,9 +1,10 @@
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import crossgen_matching
 import httpx
 import pytest
+
+import crossgen_matching
 from crossgen_local.databases import migrated_database
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer

@@ -3,13 +3,14 @@
 from typing import Any
 
 import httpx
+from faststream.kafka import TestKafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
 from crossgen_local.tokens import TokenIssuer
 from crossgen_shared import topics
 from crossgen_shared.events import MatchAccepted, MatchProposed, ParticipantJoined
 from crossgen_shared.service import Service
 from crossgen_shared.testing import outbox, publish_event
-from faststream.kafka import TestKafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 
 ENROL = {"display_name": "Lea", "email": "lea@example.com", "skills": ["TikTok", "AI tools"]}
 

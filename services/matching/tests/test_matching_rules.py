@@ -1,8 +1,9 @@
 from uuid import uuid4
 
-from crossgen_matching.rules import Candidate, normalise, propose
 from hypothesis import given
 from hypothesis import strategies as st
+
+from crossgen_matching.rules import Candidate, normalise, propose
 
 SKILLS = ["tiktok", "ai tools", "excel", "gen z slang", "figma"]
 

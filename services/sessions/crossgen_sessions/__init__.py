@@ -1,0 +1,1 @@
+"""Crossgen sessions: owns what happens inside a pairing: sessions and feedback."""
