@@ -45,7 +45,7 @@ async def read_topics(bootstrap: str, names: list[str]) -> list[tuple[str, dict[
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
         records: list[tuple[str, dict[str, bytes]]] = []
-        while any(await consumer.position(tp) < end[tp] for tp in partitions):
+        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
             batch = await consumer.getmany(timeout_ms=500)
             for tp_records in batch.values():
                 records += [(r.topic, dict(r.headers)) for r in tp_records]
