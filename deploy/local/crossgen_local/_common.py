@@ -1,0 +1,90 @@
+"""Small helpers shared by the component modules."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import deque
+from pathlib import Path
+
+
+def say(message: str) -> None:
+    """Progress line for a person watching a demo or a slow test start."""
+    print(f"[crossgen-local] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now (the kernel picks it)."""
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free ports: all sockets stay open until every port is picked, because
+    the kernel readily hands a just-released port out again (seen ~1 in 5000 calls)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """Last lines of a log file, for error messages; never raises."""
+    try:
+        with path.open("r", errors="replace") as f:
+            return "".join(deque(f, maxlen=lines))
+    except OSError as exc:
+        return f"<cannot read {path}: {exc}>"
+
+
+def cache_dir() -> Path:
+    """Download cache kept outside the repo so every checkout and worktree shares it."""
+    if explicit := os.environ.get("CROSSGEN_CACHE"):
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "crossgen"
+
+
+@functools.cache
+def docker_available() -> bool:
+    """True only if a Docker engine really answers: the CLI alone is not enough.
+
+    CROSSGEN_DOCKER=0 forces local processes even when an engine is there.
+    """
+    if os.environ.get("CROSSGEN_DOCKER", "").strip().lower() in {"0", "false", "no", "off"}:
+        return False
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def terminate_group(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM the process group (the child was started in its own session), then SIGKILL."""
+    if proc.poll() is None:
+        _signal_group(proc, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout)
+    kill_group(proc)
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the whole group, also reaping grandchildren that outlived the leader."""
+    _signal_group(proc, signal.SIGKILL)
+    proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)

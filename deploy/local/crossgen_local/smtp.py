@@ -1,0 +1,116 @@
+"""An SMTP server that keeps every mail in memory, so tests can assert on real deliveries."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+import time
+from email.message import EmailMessage
+from types import TracebackType
+from typing import NamedTuple, Self
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from ._common import free_port, say
+
+
+class ReceivedMail(NamedTuple):
+    envelope_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+
+
+class SmtpSink:
+    """aiosmtpd on 127.0.0.1 (own thread and event loop); `fail_next()` simulates outages."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self._host = host
+        self._port = port or free_port()
+        self._received: list[ReceivedMail] = []
+        self._changed = threading.Condition()
+        self._failures: list[int] = []  # reply codes for the next DATA commands
+        self._controller: Controller | None = None
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def messages(self) -> list[ReceivedMail]:
+        with self._changed:
+            return list(self._received)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        t0 = time.monotonic()
+        self._controller = Controller(
+            _Handler(self),
+            hostname=self._host,
+            port=self._port,
+            server_hostname="crossgen-smtp-sink",  # skips a possibly slow getfqdn()
+            enable_SMTPUTF8=True,
+        )
+        self._controller.start()
+        say(f"smtp: sink listening on {self._host}:{self._port} in {time.monotonic() - t0:.1f}s")
+
+    def stop(self) -> None:
+        controller, self._controller = self._controller, None
+        if controller is not None:
+            controller.stop()
+
+    def clear(self) -> None:
+        with self._changed:
+            self._received.clear()
+
+    def fail_next(self, n: int = 1, code: int = 451) -> None:
+        """Reject the next `n` messages at DATA with `code` (4xx transient, 5xx permanent)."""
+        with self._changed:
+            self._failures.extend([code] * n)
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedMail]:
+        """Block until at least `count` mails arrived; TimeoutError lists what did arrive."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self._received) >= count, timeout):
+                got = [(m.rcpt_tos, m.message["Subject"]) for m in self._received]
+                raise TimeoutError(f"expected {count} mail(s) in {timeout}s, got {len(got)}: {got}")
+            return list(self._received)
+
+    def _next_failure(self) -> int | None:
+        with self._changed:
+            return self._failures.pop(0) if self._failures else None
+
+    def _add(self, mail: ReceivedMail) -> None:
+        with self._changed:
+            self._received.append(mail)
+            self._changed.notify_all()
+
+
+class _Handler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self._sink = sink
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if code := self._sink._next_failure():
+            return f"{code} Rejected on request (SmtpSink.fail_next)"
+        raw = envelope.original_content or b""
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)  # policy.default always builds EmailMessage
+        self._sink._add(ReceivedMail(envelope.mail_from or "", list(envelope.rcpt_tos), message))
+        return "250 OK"

