@@ -10,6 +10,7 @@ need() { command -v "$1" >/dev/null || { echo "bootstrap: '$1' is missing: $2" >
 need "$python" "install Python 3.11 or newer"
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "bootstrap: Python 3.11 or newer is needed ($("$python" --version))" >&2; exit 1; }
+need go "install Go (it builds helm once, for the chart tests)"
 if [ -z "${CROSSGEN_KAFKA_BOOTSTRAP:-}" ]; then
   need java "install a Java 17+ runtime (Kafka runs on it), or set CROSSGEN_KAFKA_BOOTSTRAP"
   need mvn "install Maven (it fetches Kafka's jars once), or set CROSSGEN_KAFKA_BOOTSTRAP"
@@ -26,3 +27,5 @@ if [ "$(cat "$venv/.crossgen-stamp" 2>/dev/null)" != "$stamp" ]; then
   "$venv/bin/python" -m pip install -q "${editable[@]}" -r "$root/requirements-dev.txt"
   echo "$stamp" > "$venv/.crossgen-stamp"
 fi
+
+bash "$root/deploy/helm/install-helm.sh"

@@ -19,12 +19,12 @@ class KafkaSecurity(BaseModel):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
-    ssl_ca_file: str | None = None
+    ssl_ca_pem: str | None = None  # CA bundle as PEM text; None trusts the system store
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if self.protocol not in ("SSL", "SASL_SSL"):
             return None
-        return ssl.create_default_context(cafile=self.ssl_ca_file)
+        return ssl.create_default_context(cadata=self.ssl_ca_pem)
 
     def for_broker(self) -> BaseSecurity | None:
         context = self._ssl_context()

@@ -16,7 +16,7 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_ca: str | None = None  # path to a CA bundle file
+    kafka_ssl_ca: str | None = None  # CA bundle, PEM text
     http_host: str = "0.0.0.0"
     http_port: int = 8000
     jwt_issuer: str
@@ -41,7 +41,7 @@ class ServiceSettings(BaseSettings):
             sasl_mechanism=self.kafka_sasl_mechanism,
             sasl_username=self.kafka_sasl_username,
             sasl_password=self.kafka_sasl_password,
-            ssl_ca_file=self.kafka_ssl_ca,
+            ssl_ca_pem=self.kafka_ssl_ca,
         )
 
     def auth(self) -> AuthSettings:
