@@ -11,6 +11,8 @@ import subprocess
 import sys
 from collections import deque
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 
 def say(message: str) -> None:
@@ -88,3 +90,32 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
+
+
+class Managed:
+    """``with thing:`` starts it and always tears it down, also when the start itself fails."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def teardown(self) -> None:
+        self.stop()
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.teardown()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.teardown()

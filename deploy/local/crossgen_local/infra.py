@@ -7,10 +7,10 @@ import signal
 import threading
 import time
 from collections.abc import Iterable
-from types import FrameType, TracebackType
-from typing import Any, Self
+from types import FrameType
+from typing import Any
 
-from ._common import say
+from ._common import Managed, say
 from .kafka import LocalKafka
 from .postgres import LocalPostgres
 from .smtp import SmtpSink
@@ -19,7 +19,7 @@ from .smtp import SmtpSink
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-class LocalInfra:
+class LocalInfra(Managed):
     """`with LocalInfra(["matching", ...]) as infra:` then use .kafka, .postgres, .smtp."""
 
     def __init__(self, databases: Iterable[str] = ()) -> None:
@@ -28,18 +28,6 @@ class LocalInfra:
         self.smtp = SmtpSink()
         self._previous_handlers: dict[int, Any] = {}
         self._stopping = False
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         t0 = time.monotonic()

@@ -16,10 +16,10 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from ._common import (
+    Managed,
     cache_dir,
     docker_available,
     free_port,
@@ -50,7 +50,7 @@ class KafkaStartError(RuntimeError):
     pass
 
 
-class LocalKafka:
+class LocalKafka(Managed):
     """One broker for tests and demos; `restart()` keeps data and port (broker-restart faults).
 
     Resolution: CROSSGEN_KAFKA_BOOTSTRAP (external) > Docker engine > local JVM process.
@@ -91,22 +91,6 @@ class LocalKafka:
     @property
     def log_path(self) -> Path | None:
         return self.data_dir / "broker.log" if self.data_dir else None
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         self._closing = False

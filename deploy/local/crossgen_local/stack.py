@@ -4,10 +4,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from crossgen_local._common import free_port, say
+from crossgen_local._common import Managed, free_port, say
 from crossgen_local.infra import LocalInfra
 from crossgen_local.processes import ServiceProcess
 from crossgen_local.tokens import TokenIssuer
@@ -15,7 +13,7 @@ from crossgen_local.tokens import TokenIssuer
 SERVICES = ("matching", "sessions", "notifications")
 
 
-class CrossgenStack:
+class CrossgenStack(Managed):
     """``with CrossgenStack(infra, tokens, log_dir) as stack:`` then ``stack.url("matching")``."""
 
     def __init__(self, infra: LocalInfra, tokens: TokenIssuer, log_dir: Path) -> None:
@@ -88,15 +86,3 @@ class CrossgenStack:
     def stop(self) -> None:
         for process in self.processes.values():
             process.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
