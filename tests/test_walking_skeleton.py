@@ -118,6 +118,7 @@ def test_journey_across_three_services(system: CrossgenStack, tokens: TokenIssue
     by_service = Counter((t, h["dlq_origin_topic"].decode()) for t, h in dead)
     assert by_service == {
         (topics.dead_letter("sessions"), topics.PAIRINGS): 1,
+        (topics.dead_letter("sessions"), topics.PARTICIPANTS): 1,
         (topics.dead_letter("notifications"), topics.PAIRINGS): 1,
         (topics.dead_letter("notifications"), topics.PARTICIPANTS): 1,
         (topics.dead_letter("matching"), topics.PARTICIPANTS): 1,

@@ -28,4 +28,13 @@ if [ "$(cat "$venv/.crossgen-stamp" 2>/dev/null)" != "$stamp" ]; then
   echo "$stamp" > "$venv/.crossgen-stamp"
 fi
 
-bash "$root/deploy/helm/install-helm.sh"
+bash "$root/deploy/helm/install-helm.sh" >/dev/null
+# Chromium drives the dashboard test; installing it needs root (apt-get).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    bash "$root/deploy/local/install-chromium.sh" >/dev/null
+  else
+    echo "bootstrap: no /usr/bin/chromium; the dashboard browser test will be skipped" \
+      "(as root: deploy/local/install-chromium.sh)" >&2
+  fi
+fi

@@ -28,6 +28,11 @@ class AuthSettings(BaseModel):
 class Principal:
     subject: str
     roles: frozenset[str]
+    # Program ids an admin owns (the `programs` claim); program owners see only those.
+    programs: frozenset[str] = frozenset()
+
+    def owns(self, program_id: object) -> bool:
+        return str(program_id) in self.programs
 
 
 class TokenVerifier:
@@ -52,10 +57,14 @@ class TokenVerifier:
             issuer=self._settings.issuer,
             options={"require": ["exp", "iss", "aud", "sub"]},
         )
-        roles = claims.get("roles", [])
-        if not isinstance(roles, list):
-            raise jwt.InvalidTokenError("roles claim must be a list")
-        return Principal(subject=str(claims["sub"]), roles=frozenset(map(str, roles)))
+        roles, programs = claims.get("roles", []), claims.get("programs", [])
+        if not isinstance(roles, list) or not isinstance(programs, list):
+            raise jwt.InvalidTokenError("roles and programs claims must be lists")
+        return Principal(
+            subject=str(claims["sub"]),
+            roles=frozenset(map(str, roles)),
+            programs=frozenset(map(str, programs)) if "admin" in roles else frozenset(),
+        )
 
 
 _bearer = HTTPBearer(auto_error=False)

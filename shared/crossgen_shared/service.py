@@ -105,8 +105,9 @@ class Service:
             await self.relay.stop()
             for task in tasks:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if tasks:
+                # Bounded: a library may swallow a cancel that lands mid-I/O.
+                await asyncio.wait(tasks, timeout=self.settings.shutdown_timeout)
             await self.broker.stop()  # waits for handlers in flight
             await self.engine.dispose()
 

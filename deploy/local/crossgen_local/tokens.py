@@ -5,6 +5,7 @@ Services verify with the public key (``<PREFIX>_JWT_PUBLIC_KEY``), as they would
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -32,9 +33,10 @@ class TokenIssuer:
             .decode()
         )
 
-    def token(self, subject: str, *roles: str, lifetime: int = 3600) -> str:
+    def token(self, subject: str, *roles: str, lifetime: int = 3600, **extra: Any) -> str:
+        """A signed token; ``extra`` adds claims (e.g. ``programs=[...]`` for a program owner)."""
         now = int(time.time())
-        claims = {
+        claims = extra | {
             "sub": subject,
             "roles": list(roles),
             "iss": self.issuer,
@@ -44,8 +46,8 @@ class TokenIssuer:
         }
         return jwt.encode(claims, self._key, algorithm="RS256")
 
-    def headers(self, subject: str, *roles: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(subject, *roles)}"}
+    def headers(self, subject: str, *roles: str, **extra: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(subject, *roles, **extra)}"}
 
     def service_env(self, prefix: str) -> dict[str, str]:
         """The JWT settings a service needs to trust these tokens."""

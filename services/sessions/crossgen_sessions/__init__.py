@@ -1,1 +1,1 @@
-"""Crossgen sessions: owns what happens inside a pairing: sessions and feedback."""
+"""Crossgen sessions: owns what happens inside a pairing: sessions, feedback, goals, outcomes."""

@@ -1,0 +1,1 @@
+"""Crossgen notifications: owns every message to a person, its templates and its delivery log."""

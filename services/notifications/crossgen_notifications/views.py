@@ -1,0 +1,70 @@
+"""HTTP API of the notifications service: the delivery log."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from crossgen_notifications import service
+from crossgen_shared.auth import Principal, require
+from crossgen_shared.service import unit_of_work
+from crossgen_shared.unit_of_work import UnitOfWork
+
+router = APIRouter()
+
+Status = Literal["pending", "sent", "failed"]
+
+
+class NotificationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: UUID
+    source_event_id: str
+    source_event_type: str
+    recipient_id: UUID
+    channel: str
+    template: str
+    to_address: str
+    subject: str
+    body: str
+    status: Status
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class Page(BaseModel):
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0)
+
+
+@router.get("/notifications", response_model=list[NotificationOut])
+async def delivery_log(
+    page: Annotated[Page, Query()],
+    recipient_id: UUID | None = None,
+    status: Status | None = None,
+    _: Principal = Depends(require("admin")),
+    uow: UnitOfWork = Depends(unit_of_work),
+) -> list[NotificationOut]:
+    async with uow:
+        rows = await service.delivery_log(
+            uow, recipient_id=recipient_id, status=status, limit=page.limit, offset=page.offset
+        )
+        return [NotificationOut.model_validate(n) for n in rows]
+
+
+@router.get("/me/notifications", response_model=list[NotificationOut])
+async def my_notifications(
+    page: Annotated[Page, Query()],
+    status: Status | None = None,
+    who: Principal = Depends(require("participant")),
+    uow: UnitOfWork = Depends(unit_of_work),
+) -> list[NotificationOut]:
+    async with uow:
+        rows = await service.delivery_log(
+            uow, person_id=who.subject, status=status, limit=page.limit, offset=page.offset
+        )
+        return [NotificationOut.model_validate(n) for n in rows]

@@ -1,0 +1,1 @@
+"""Learning goals a pair sets itself, with their progress."""

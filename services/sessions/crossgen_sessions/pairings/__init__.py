@@ -1,0 +1,1 @@
+"""Pairings as matching announces them, their history, and their end date."""

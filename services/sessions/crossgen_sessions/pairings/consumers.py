@@ -1,0 +1,72 @@
+"""What sessions does with matching's events about pairings and participants."""
+
+from datetime import UTC, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.dialects.postgresql import insert
+
+from crossgen_sessions.models import Pairing
+from crossgen_sessions.sessions.service import NOBODY, cancel_upcoming
+from crossgen_shared.consumer import Handler, NotReady
+from crossgen_shared.envelope import Envelope
+from crossgen_shared.events import Event, MatchAccepted, PairingEnded, ParticipantLeft
+from crossgen_shared.unit_of_work import UnitOfWork
+
+
+def pairing_events(term: timedelta) -> dict[type[Event], Handler]:
+    """Handlers of the pairings topic; a pairing opens planned to last ``term``."""
+
+    async def on_match_accepted(event: MatchAccepted, _: Envelope, uow: UnitOfWork) -> None:
+        """Open the pairing. The inbox drops redeliveries; a second announcement changes nothing."""
+        await uow.session.execute(
+            insert(Pairing)
+            .values(
+                id=event.pairing_id,
+                program_id=event.program_id,
+                learner_id=event.learner_id,
+                mentor_id=event.mentor_id,
+                learner_person_id=event.learner_person_id,
+                mentor_person_id=event.mentor_person_id,
+                status="active",
+                opened_at=event.accepted_at,
+                ends_on=(event.accepted_at + term).astimezone(UTC).date(),
+            )
+            .on_conflict_do_nothing(index_elements=[Pairing.id])
+        )
+
+    return {MatchAccepted: on_match_accepted, PairingEnded: on_pairing_ended}
+
+
+async def on_pairing_ended(event: PairingEnded, _: Envelope, uow: UnitOfWork) -> None:
+    pairing = await uow.session.get(Pairing, event.pairing_id, with_for_update=True)
+    if pairing is None:
+        # Its MatchAccepted comes first on the same partition, unless that one is still failing
+        # or was dead-lettered: retry, and rather be parked next to it than be dropped.
+        raise NotReady(f"pairing {event.pairing_id} is not known to sessions yet")
+    if pairing.status == "active":
+        pairing.status, pairing.ended_at = "ended", event.ended_at
+    await cancel_upcoming(
+        uow, pairing, after=event.ended_at, by=NOBODY, reason=f"the pairing ended: {event.reason}"
+    )
+
+
+async def on_participant_left(event: ParticipantLeft, _: Envelope, uow: UnitOfWork) -> None:
+    """Cancel what the person had planned. Their pairings end by PairingEnded, from matching.
+
+    A participant in no pairing known here has no sessions here: there is nothing to wait for.
+    """
+    pairings = await uow.session.scalars(
+        select(Pairing)
+        .where(
+            or_(
+                Pairing.learner_id == event.participant_id,
+                Pairing.mentor_id == event.participant_id,
+            )
+        )
+        .order_by(Pairing.id)
+        .with_for_update()
+    )
+    for pairing in pairings:
+        await cancel_upcoming(
+            uow, pairing, after=event.left_at, by=event.participant_id, reason="participant left"
+        )

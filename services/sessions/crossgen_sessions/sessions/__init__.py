@@ -1,0 +1,1 @@
+"""A session's life inside a pairing: scheduled, moved, cancelled, held or missed, rated."""
