@@ -17,7 +17,9 @@ if [ -z "${CROSSGEN_KAFKA_BOOTSTRAP:-}" ]; then
 fi
 
 packages=(shared services/matching services/sessions services/notifications deploy/local)
-stamp=$(cat "$root/requirements-dev.txt" "${packages[@]/#/$root/}/pyproject.toml" | sha256sum | cut -c1-16)
+manifests=("$root/requirements-dev.txt")
+for p in "${packages[@]}"; do manifests+=("$root/$p/pyproject.toml"); done
+stamp=$(cat "${manifests[@]}" | sha256sum | cut -c1-16)
 if [ "$(cat "$venv/.crossgen-stamp" 2>/dev/null)" != "$stamp" ]; then
   echo "bootstrap: installing into $venv (first run takes a minute or two)…" >&2
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
