@@ -22,3 +22,4 @@ test: lint
 
 schemas: bootstrap
 	$(PY) -m crossgen_shared.schemas
+	$(PY) -m crossgen_shared.asyncapi

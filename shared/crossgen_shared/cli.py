@@ -1,15 +1,28 @@
-"""The command line every service has: ``python -m crossgen_<name> serve|migrate``."""
+"""The command line every service has: ``python -m crossgen_<name> serve|migrate|dead-letters``.
+
+A service adds commands of its own (``Command``); each returns the process exit code.
+"""
 
 import argparse
-import logging
-from collections.abc import Callable
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
-from crossgen_shared import migrations
+from crossgen_shared import dead_letters, migrations, observability
 from crossgen_shared.settings import ServiceSettings
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, ServiceSettings], int]
 
 
 def main(
@@ -18,21 +31,54 @@ def main(
     app_factory: Callable[[ServiceSettings], FastAPI],
     migrations_dir: Path,
     argv: list[str] | None = None,
+    commands: Sequence[Command] = (),
 ) -> None:
     parser = argparse.ArgumentParser(prog=f"crossgen-{name}")
-    parser.add_argument(
-        "command", choices=["serve", "migrate"], help="serve: run the service; migrate: upgrade db"
-    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the service")
+    sub.add_parser("migrate", help="upgrade the database to the latest schema")
+    _dead_letter_arguments(sub.add_parser("dead-letters", help="list or replay dead letters"))
+    for command in commands:
+        command.arguments(sub.add_parser(command.name, help=command.help))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    observability.configure(name, settings_factory())
     settings = settings_factory()
     if args.command == "migrate":
         migrations.upgrade(migrations_dir, settings.database_url)
-        return
-    uvicorn.run(
-        app_factory(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        timeout_graceful_shutdown=int(settings.shutdown_timeout),
-        log_config=None,
+    elif args.command == "dead-letters":
+        asyncio.run(_dead_letters(name, args, settings))
+    elif args.command == "serve":
+        uvicorn.run(
+            app_factory(settings),
+            host=settings.http_host,
+            port=settings.http_port,
+            timeout_graceful_shutdown=int(settings.shutdown_timeout),
+            log_config=None,
+        )
+    else:
+        chosen = next(c for c in commands if c.name == args.command)
+        sys.exit(chosen.run(args, settings))
+
+
+def _dead_letter_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="print every dead letter: reason, origin, key, value")
+    replay = actions.add_parser(
+        "replay", help="re-publish dead letters not replayed yet to their origin topic"
     )
+    replay.add_argument("--origin-topic", help="only the letters that came from this topic")
+    replay.add_argument("--limit", type=int, help="at most this many letters")
+
+
+async def _dead_letters(service: str, args: argparse.Namespace, settings: ServiceSettings) -> None:
+    if args.action == "list":
+        letters = await dead_letters.read(settings, service)
+        verb = "parked"
+    else:
+        letters = await dead_letters.replay(
+            settings, service, origin_topic=args.origin_topic, limit=args.limit
+        )
+        verb = "replayed"
+    for letter in letters:
+        print(letter.describe())
+    print(f"{len(letters)} dead letter(s) {verb}")

@@ -17,7 +17,7 @@ from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from crossgen_shared import topics
+from crossgen_shared import dead_letters
 from crossgen_shared.envelope import Envelope, InvalidEvent, decode
 from crossgen_shared.events import Event
 from crossgen_shared.unit_of_work import UnitOfWork
@@ -60,7 +60,7 @@ class Consumer:
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             title=f"{self.service} <- {self.topic}",
-            description=", ".join(cls.event_type() for cls in self.handlers),
+            description=self.description,
         )
         broker_ref = broker
 
@@ -68,6 +68,10 @@ class Consumer:
             await self.handle(broker_ref, message)
 
         subscriber(consume)
+
+    @property
+    def description(self) -> str:
+        return ", ".join(cls.event_type() for cls in self.handlers)
 
     async def handle(self, broker: KafkaBroker, message: Any) -> None:
         record = message.raw_message
@@ -81,30 +85,51 @@ class Consumer:
         if handler is None:
             CONSUMED.labels(self.name, envelope.type, "ignored").inc()
             return
+
+        async def work(uow: UnitOfWork) -> None:
+            await handler(envelope.event, envelope, uow)
+
+        await self.apply_once(broker, record, envelope.id, envelope.type, work)
+
+    async def apply_once(
+        self,
+        broker: KafkaBroker,
+        record: Any,
+        event_id: str,
+        label: str,
+        work: Callable[[UnitOfWork], Awaitable[None]],
+    ) -> None:
+        """Run ``work`` for ``event_id`` once, in a unit of work with the inbox claim.
+
+        Trouble that may pass is retried (the exception makes FastStream redeliver the record);
+        a record the work rejects as invalid (InvalidEvent), or that keeps failing, is parked.
+        """
         try:
             async with self.uow() as uow:
-                if await uow.claim(self.name, envelope.id):
-                    await handler(envelope.event, envelope, uow)
+                if await uow.claim(self.name, event_id):
+                    await work(uow)
                     await uow.commit()
-                    CONSUMED.labels(self.name, envelope.type, "handled").inc()
+                    CONSUMED.labels(self.name, label, "handled").inc()
                 else:
-                    CONSUMED.labels(self.name, envelope.type, "duplicate").inc()
+                    CONSUMED.labels(self.name, label, "duplicate").inc()
+        except InvalidEvent as exc:
+            await self.dead_letter(broker, record, str(exc))
         except Exception as exc:
             if _is_transient(exc):
                 # Infrastructure trouble is not the record's fault: never dead-letter, retry.
-                log.warning("%s: database unavailable for %s; retrying", self.name, envelope.id)
+                log.warning("%s: database unavailable for %s; retrying", self.name, event_id)
                 await asyncio.sleep(1.0)
                 raise
-            attempt = self.attempts.get(envelope.id, 0) + 1
+            attempt = self.attempts.get(event_id, 0) + 1
             if attempt >= self.max_attempts:
-                self.attempts.pop(envelope.id, None)
+                self.attempts.pop(event_id, None)
                 await self.dead_letter(broker, record, f"{type(exc).__name__}: {exc}")
                 return
-            self.attempts[envelope.id] = attempt
-            log.warning("%s: %s attempt %d failed: %s", self.name, envelope.id, attempt, exc)
+            self.attempts[event_id] = attempt
+            log.warning("%s: %s attempt %d failed: %s", self.name, event_id, attempt, exc)
             await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
             raise
-        self.attempts.pop(envelope.id, None)
+        self.attempts.pop(event_id, None)
 
     async def dead_letter(self, broker: KafkaBroker, record: Any, reason: str) -> None:
         """Park a record with why and where it came from; the consumer goes on with the next."""
@@ -117,21 +142,7 @@ class Consumer:
             record.offset,
             reason,
         )
-        headers = {
-            k: v.decode(errors="replace") for k, v in record.headers or () if k.startswith("ce_")
-        }
-        headers.update(
-            {
-                "dlq_reason": reason[:2000],
-                "dlq_consumer": self.name,
-                "dlq_origin_topic": record.topic,
-                "dlq_origin_partition": str(record.partition),
-                "dlq_origin_offset": str(record.offset),
-            }
-        )
-        await broker.publish(
-            record.value or b"", topics.dead_letter(self.service), key=record.key, headers=headers
-        )
+        await dead_letters.park(broker, self.service, self.name, record, reason)
 
 
 def _is_transient(exc: Exception) -> bool:

@@ -19,7 +19,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import make_asgi_app
 from sqlalchemy import text
 
-from crossgen_shared import topics
+from crossgen_shared import asyncapi, observability, topics
 from crossgen_shared.auth import TokenVerifier
 from crossgen_shared.consumer import Consumer, Handler
 from crossgen_shared.db import create_engine, session_factory
@@ -43,6 +43,9 @@ class Service:
             acks="all",
             graceful_timeout=settings.shutdown_timeout,
             security=settings.kafka_security().for_broker(),
+            middlewares=observability.kafka_middlewares(),
+            # A plain logger, so FastStream's lines come out in the service's log format.
+            logger=logging.getLogger("faststream.kafka"),
         )
         self.engine = create_engine(settings.database_url)
         self.sessions = session_factory(self.engine)
@@ -126,7 +129,12 @@ class Service:
             async with self.running():
                 yield
 
-        app = FastAPI(title=f"Crossgen {self.name}", version=version, lifespan=lifespan)
+        app = FastAPI(
+            title=f"Crossgen {self.name}",
+            version=version,
+            lifespan=lifespan,
+            telemetry=observability.http_telemetry(),
+        )
         app.state.service = self
         app.state.token_verifier = TokenVerifier(self.settings.auth())
 
@@ -146,6 +154,8 @@ class Service:
             return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
 
         app.mount("/metrics", make_asgi_app())
+        # The event contract (docs/asyncapi), public like /openapi.json: it holds no data.
+        app.include_router(asyncapi.router(self))
         for router in routers:
             app.include_router(router)
         return app

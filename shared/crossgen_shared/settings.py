@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
     topic_replication_factor: int = 1
     outbox_poll_interval: float = 0.5
     shutdown_timeout: float = 20.0
+    # json for log shippers (one object a line, with trace ids); text for a person at a terminal.
+    log_format: Literal["json", "text"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
     def _a_key_source(self) -> "ServiceSettings":

@@ -8,6 +8,7 @@ from sqlalchemy import insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crossgen_shared import observability
 from crossgen_shared.db import InboxRecord, OutboxRecord
 from crossgen_shared.envelope import encode
 from crossgen_shared.events import Event
@@ -59,7 +60,9 @@ class UnitOfWork:
                 event_id=record.headers["ce_id"].decode(),
                 topic=event.topic,
                 key=record.key,
-                headers={k: v.decode() for k, v in record.headers.items()},
+                # The trace it was emitted in goes along, so its consumers continue that trace.
+                headers={k: v.decode() for k, v in record.headers.items()}
+                | observability.trace_headers(),
                 value=record.value,
             )
         )

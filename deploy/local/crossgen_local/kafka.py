@@ -238,7 +238,7 @@ class LocalKafka(Managed):
         # 16 random bytes, base64url without padding: the 22-char form Kafka expects.
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         self._run(
-            [*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id,
+            [*self._java(), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
              "-c", str(self.data_dir / "server.properties")],
         )  # fmt: skip
 

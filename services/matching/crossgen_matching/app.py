@@ -3,6 +3,7 @@
 from fastapi import FastAPI
 
 from crossgen_matching import service, views
+from crossgen_matching.directory import intake, scim
 from crossgen_matching.settings import MatchingSettings
 from crossgen_shared import topics
 from crossgen_shared.events import ParticipantJoined
@@ -12,8 +13,9 @@ from crossgen_shared.service import Service
 def build(settings: MatchingSettings) -> Service:
     matching = Service("matching", settings)
     matching.consume(topics.PARTICIPANTS, {ParticipantJoined: service.on_participant_joined})
+    intake.register(matching)
     return matching
 
 
 def create_app(settings: MatchingSettings) -> FastAPI:
-    return build(settings).http_app([views.router])
+    return build(settings).http_app([views.router, scim.router])

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, String, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from crossgen_shared.db import utcnow
@@ -23,7 +23,16 @@ class Program(Base):
 
 class Participant(Base):
     __tablename__ = "participants"
-    __table_args__ = (UniqueConstraint("program_id", "person_id"),)
+    # Enrolled once at a time: a person who left (a rehire, say) may enrol again.
+    __table_args__ = (
+        Index(
+            "uq_participants_active_person",
+            "program_id",
+            "person_id",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"), index=True)

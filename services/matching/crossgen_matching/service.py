@@ -1,5 +1,6 @@
 """Use cases of the matching service. Each runs inside a unit of work the caller commits."""
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -7,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from crossgen_matching import rules
+from crossgen_matching.directory import lookup
 from crossgen_matching.models import Pairing, Participant, Program
 from crossgen_shared.errors import Conflict, Forbidden, NotFound
 from crossgen_shared.events import MatchAccepted, MatchProposed, ParticipantJoined, Role
@@ -35,6 +37,7 @@ async def enrol(
 ) -> Participant:
     if await uow.session.get(Program, program_id) is None:
         raise NotFound(f"program {program_id} does not exist")
+    await lookup.check_may_enrol(uow.session, person_id)
     participant = Participant(
         program_id=program_id,
         person_id=person_id,
@@ -65,8 +68,13 @@ async def enrol(
     return participant
 
 
-async def match_newcomer(uow: UnitOfWork, participant_id: UUID) -> Pairing | None:
-    """Propose a pairing for a participant who just joined, if a partner is free."""
+async def match_newcomer(
+    uow: UnitOfWork, participant_id: UUID, excluded: Collection[UUID] = ()
+) -> Pairing | None:
+    """Propose a pairing for a participant who just joined, if a partner is free.
+
+    ``excluded``: people not to propose, e.g. the partner of a pairing that just had to end.
+    """
     session = uow.session
     newcomer = await session.get(Participant, participant_id)
     if newcomer is None or newcomer.status != "active":
@@ -83,6 +91,7 @@ async def match_newcomer(uow: UnitOfWork, participant_id: UUID) -> Pairing | Non
                 Participant.program_id == newcomer.program_id,
                 Participant.status == "active",
                 Participant.role != newcomer.role,
+                Participant.id.not_in(excluded),
             )
             .order_by(Participant.joined_at)
         )

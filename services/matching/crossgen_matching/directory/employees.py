@@ -1,0 +1,125 @@
+"""The one write path into the directory, whichever way a record came in (SCIM, Kafka, CSV)."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from crossgen_matching.directory import lookup, program_effects
+from crossgen_matching.directory.freshness import Outcome, Stored, judge
+from crossgen_matching.directory.models import Employee
+from crossgen_matching.directory.record import ORGANISATION_FIELDS, PERSON_FIELDS, EmployeeRecord
+from crossgen_shared.errors import Conflict
+from crossgen_shared.unit_of_work import UnitOfWork
+
+# Why a person leaves the programs, said of them: "the mentor left the company".
+LEFT = "left the company"
+INACTIVE = "is no longer active in the company directory"
+
+
+class UnknownEmployee(Conflict):
+    """A record that names a person only by a source id the directory has not seen."""
+
+
+@dataclass(frozen=True)
+class Change:
+    outcome: Outcome
+    employee: Employee | None
+
+
+async def record(uow: UnitOfWork, incoming: EmployeeRecord) -> Change:
+    """Store what a source says about an employee, and act on the programs if that matters.
+
+    Raises Conflict when the record would give a second person the same userName, or names a
+    person only by a source id nobody in the directory has.
+    """
+    session = uow.session
+    number = incoming.employee_number or await _known_as(uow, incoming)
+    employee = await session.get(Employee, number, with_for_update=True)
+    verdict = judge(_stored(employee) if employee else None, incoming)
+    if not verdict.applies:
+        return Change(verdict.outcome, employee)
+    changes = dict(verdict.changes)
+    if "manager_external_id" in changes and "manager_employee_number" not in changes:
+        external = changes["manager_external_id"]
+        changes["manager_employee_number"] = external and await lookup.by_external_id(
+            session, external
+        )
+    was_present = employee is None or lookup.is_present(employee)
+    if employee is None:
+        employee = Employee(employee_number=number, active=True, languages=[])
+        session.add(employee)
+    _write(employee, changes)
+    employee.source = incoming.source
+    employee.source_timestamp = incoming.source_timestamp
+    employee.last_vendor_event_id = incoming.vendor_event_id
+    await _check_user_name(uow, employee)
+    if "external_id" in changes and employee.external_id:
+        await _adopt_reports(uow, employee)
+    if was_present and not lookup.is_present(employee):
+        reason = LEFT if employee.removed_at else INACTIVE
+        await program_effects.person_left(uow, employee.employee_number, reason)
+    elif lookup.is_present(employee) and set(ORGANISATION_FIELDS) & changes.keys():
+        await program_effects.organisation_changed(uow, employee.employee_number)
+    return Change(verdict.outcome, employee)
+
+
+async def _known_as(uow: UnitOfWork, incoming: EmployeeRecord) -> str:
+    assert incoming.external_id is not None  # a record names the person one way or the other
+    number = await lookup.by_external_id(uow.session, incoming.external_id)
+    if number is None:
+        raise UnknownEmployee(
+            f"{incoming.source} names a person by id {incoming.external_id!r} only, and the"
+            " directory does not know them yet: send their employee number"
+        )
+    return number
+
+
+def _stored(employee: Employee) -> Stored:
+    values: dict[str, Any] = {f: getattr(employee, f) for f in PERSON_FIELDS}
+    values["languages"] = tuple(employee.languages) or None
+    values["removed"] = employee.removed_at is not None
+    return Stored(employee.source_timestamp, employee.last_vendor_event_id, values)
+
+
+def _write(employee: Employee, changes: dict[str, Any]) -> None:
+    if not changes:
+        return
+    now = datetime.now(UTC)
+    for field, value in changes.items():
+        if field == "removed":
+            employee.removed_at = (employee.removed_at or now) if value else None
+        elif field == "languages":
+            employee.languages = list(value or ())
+        else:
+            setattr(employee, field, value)
+    employee.updated_at = now
+
+
+async def _check_user_name(uow: UnitOfWork, employee: Employee) -> None:
+    if employee.user_name and employee.removed_at is None:
+        with uow.session.no_autoflush:  # ask before the database refuses the write
+            owner = await lookup.owner_of_user_name(uow.session, employee.user_name)
+        if owner not in (None, employee.employee_number):
+            raise Conflict(f"userName {employee.user_name!r} belongs to employee {owner}")
+    try:
+        await uow.session.flush()
+    except IntegrityError as exc:  # another writer took the number or userName meanwhile
+        raise Conflict(
+            f"employee {employee.employee_number} or userName {employee.user_name!r} was"
+            " written at the same moment by another request; retry"
+        ) from exc
+
+
+async def _adopt_reports(uow: UnitOfWork, manager: Employee) -> None:
+    """Link the reports that named this manager by the source's id before they were known."""
+    await uow.session.execute(
+        update(Employee)
+        .where(
+            Employee.manager_external_id == manager.external_id,
+            Employee.manager_employee_number.is_(None),
+        )
+        .values(manager_employee_number=manager.employee_number)
+    )

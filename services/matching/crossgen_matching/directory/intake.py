@@ -1,0 +1,94 @@
+"""The HRIS topic (``crossgen.hris.v1``) into the directory.
+
+Its records are vendor payloads, not CloudEvents: JSON values whose format a ``hris-format``
+header names (``scim``, ``bamboohr``, ``merge``) or the payload shows. Otherwise it is consumed as
+every topic is: in matching's group, one unit of work a record, the inbox keyed on the record's
+``hris-event-id`` header or else its topic, partition and offset, the offset committed after the
+transaction; a record that cannot be read or applied goes to the dead-letter topic with the
+reason, and the feed goes on.
+"""
+
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
+
+from crossgen_matching.directory import employees, vendors
+from crossgen_matching.directory.record import EmployeeRecord
+from crossgen_shared import topics
+from crossgen_shared.consumer import Consumer
+from crossgen_shared.envelope import InvalidEvent
+from crossgen_shared.errors import RequestError
+from crossgen_shared.service import Service
+from crossgen_shared.unit_of_work import UnitOfWork
+
+FORMAT_HEADER = "hris-format"
+EVENT_ID_HEADER = "hris-event-id"
+
+log = logging.getLogger(__name__)
+
+
+class HrisIntake(Consumer):
+    @property
+    def description(self) -> str:
+        return f"employee records: {', '.join(vendors.MAPPERS)} (header {FORMAT_HEADER})"
+
+    async def handle(self, broker: KafkaBroker, message: Any) -> None:
+        record = message.raw_message
+        try:
+            format_name, found = read(record)
+        except ValueError as exc:
+            await self.dead_letter(broker, record, str(exc))
+            return
+
+        async def work(uow: UnitOfWork) -> None:
+            for incoming in found:
+                try:
+                    change = await employees.record(uow, incoming)
+                except RequestError as exc:
+                    raise InvalidEvent(str(exc)) from exc
+                log.info("%s: %s %s", self.name, change.outcome, incoming.employee_number)
+
+        await self.apply_once(broker, record, record_id(record), f"hris:{format_name}", work)
+
+
+def register(service: Service) -> None:
+    intake = HrisIntake(service.name, topics.HRIS, {}, service.unit_of_work)
+    intake.register(service.broker)
+    service.consumers.append(intake)
+
+
+def read(record: Any) -> tuple[str, list[EmployeeRecord]]:
+    """The format and employee records of a Kafka record; ValueError saying what is wrong."""
+    headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
+    try:
+        payload = json.loads((record.value or b"").decode())
+    except ValueError as exc:
+        raise ValueError(f"the value is not JSON: {exc}") from exc
+    name = vendors.format_of(payload, headers.get(FORMAT_HEADER))
+    received_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+    try:
+        return name, vendors.MAPPERS[name].employees(
+            payload, source=f"hris:{name}", received_at=received_at
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(f"{name}: {problems}") from exc
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from exc
+
+
+def record_id(record: Any) -> str:
+    """What the inbox knows the record by: the producer's event id, else where it sits."""
+    for key, value in record.headers or ():
+        if key == EVENT_ID_HEADER and value:
+            event_id = value.decode(errors="replace")
+            # The inbox keeps 64 characters; a longer id is kept as its digest.
+            return event_id if len(event_id) <= 64 else hashlib.sha256(value).hexdigest()
+    return f"{record.topic}:{record.partition}:{record.offset}"

@@ -1,0 +1,116 @@
+"""What a directory change means for the programs, in the unit of work of the change itself.
+
+A person who leaves leaves every program; their open pairings close, and each partner is matched
+again. A person whose place in the organisation changes may now manage their partner (or be
+managed by them), which a pairing must never be: that pairing closes and both are matched again.
+
+An accepted pairing ends (PairingEnded); a pairing still proposed is withdrawn (MatchDeclined),
+since sessions only ever knew of accepted ones.
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from uuid import UUID
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import aliased
+
+from crossgen_matching import service
+from crossgen_matching.directory import lookup
+from crossgen_matching.models import Pairing, Participant
+from crossgen_shared.events import MatchDeclined, PairingEnded, ParticipantLeft
+from crossgen_shared.unit_of_work import UnitOfWork
+
+
+async def person_left(uow: UnitOfWork, person_id: str, reason: str) -> None:
+    now = datetime.now(UTC)
+    leaving = await uow.session.scalars(
+        select(Participant)
+        .where(Participant.person_id == person_id, Participant.status == "active")
+        .order_by(Participant.joined_at)
+        .with_for_update()
+    )
+    freed: list[UUID] = []
+    for participant in leaving.all():
+        participant.status = "left"
+        await uow.emit(
+            ParticipantLeft(
+                participant_id=participant.id,
+                program_id=participant.program_id,
+                reason=reason,
+                left_at=now,
+            )
+        )
+        for pairing, learner, mentor in await _open_pairings(uow, [participant.id]):
+            await _close(
+                uow, pairing, learner, mentor, participant, f"the {participant.role} {reason}"
+            )
+            freed.append(mentor.id if participant is learner else learner.id)
+    await uow.session.flush()
+    for partner in freed:
+        await service.match_newcomer(uow, partner)
+
+
+async def organisation_changed(uow: UnitOfWork, person_id: str) -> None:
+    """Close the open pairings of ``person_id`` and those below them that now cross a chain."""
+    people = await lookup.organisation_below(uow.session, person_id)
+    mine = select(Participant.id).where(
+        Participant.person_id.in_(people), Participant.status == "active"
+    )
+    for pairing, learner, mentor in await _open_pairings(uow, mine):
+        if learner.person_id in await lookup.managers_of(uow.session, mentor.person_id):
+            manager, report = learner, mentor
+        elif mentor.person_id in await lookup.managers_of(uow.session, learner.person_id):
+            manager, report = mentor, learner
+        else:
+            continue
+        reason = f"the {manager.role} is now in the {report.role}'s management chain"
+        await _close(uow, pairing, learner, mentor, report, reason)
+        await uow.session.flush()
+        await service.match_newcomer(uow, learner.id, excluded={mentor.id})
+        await service.match_newcomer(uow, mentor.id, excluded={learner.id})
+
+
+async def _open_pairings(
+    uow: UnitOfWork, participants: Sequence[UUID] | Select[UUID]
+) -> list[tuple[Pairing, Participant, Participant]]:
+    learner, mentor = aliased(Participant), aliased(Participant)
+    rows = await uow.session.execute(
+        select(Pairing, learner, mentor)
+        .join(learner, Pairing.learner_id == learner.id)
+        .join(mentor, Pairing.mentor_id == mentor.id)
+        .where(
+            Pairing.status.in_(service.OPEN_PAIRING),
+            or_(Pairing.learner_id.in_(participants), Pairing.mentor_id.in_(participants)),
+        )
+        .order_by(Pairing.proposed_at)
+        .with_for_update(of=Pairing)
+    )
+    return [(p, lr, mr) for p, lr, mr in rows]
+
+
+async def _close(
+    uow: UnitOfWork,
+    pairing: Pairing,
+    learner: Participant,
+    mentor: Participant,
+    because_of: Participant,
+    reason: str,
+) -> None:
+    now = datetime.now(UTC)
+    who = {
+        "pairing_id": pairing.id,
+        "program_id": pairing.program_id,
+        "learner_id": learner.id,
+        "mentor_id": mentor.id,
+        "learner_person_id": learner.person_id,
+        "mentor_person_id": mentor.person_id,
+    }
+    if pairing.status == "accepted":
+        pairing.status = "ended"
+        await uow.emit(PairingEnded(**who, reason=reason, ended_at=now))
+    else:
+        pairing.status = "declined"
+        await uow.emit(
+            MatchDeclined(**who, declined_by=because_of.id, reason=reason, declined_at=now)
+        )

@@ -1,0 +1,132 @@
+"""SCIM User resources (RFC 7643, with the enterprise extension) and the directory's employees.
+
+The SCIM ``id`` of an employee is their employee number: it is what ``manager.value`` names, and
+what enrolment knows a person by. A User brings its employee number in the enterprise extension,
+or failing that as its ``externalId``.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from scim2_models import (
+    Address,
+    Context,
+    Email,
+    EnterpriseUser,
+    Error,
+    Manager,
+    Meta,
+    SCIMException,
+    ScimPolicy,
+    User,
+)
+
+from crossgen_matching.directory.models import Employee
+
+ScimUser = User[EnterpriseUser]
+
+# Liberal in what we accept (RFC 7644 §3.12 leaves room): attributes we do not keep are ignored,
+# and the PATCH forms Entra ID sends (a remove with a value, a filter matching no entry) apply.
+TOLERANT = ScimPolicy(
+    unknown=ScimPolicy.Unknown.ignore,
+    remove_value_as_filter=ScimPolicy.RemoveValue.apply,
+    unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create,
+)
+
+
+def first_error(exc: ValidationError) -> SCIMException:
+    """The SCIM error (invalidValue, invalidSyntax, …) a payload validation failure stands for."""
+    return SCIMException.from_error(Error.from_validation_errors(exc)[0])
+
+
+def parse_user(payload: Any) -> ScimUser:
+    """A User from a request or a feed; read with the default context, so a manager without
+    ``$ref`` and read-only attributes an IdP echoes back are accepted."""
+    try:
+        return ScimUser.model_validate(payload, scim_policy=TOLERANT)
+    except ValidationError as exc:
+        raise first_error(exc) from exc
+
+
+def employee_number_of(user: ScimUser) -> str | None:
+    extension = user[EnterpriseUser]
+    return (extension.employee_number if extension else None) or user.external_id
+
+
+def person_fields(user: ScimUser) -> dict[str, Any]:
+    """Every employee field SCIM speaks for, None where the User has no value."""
+    extension = user[EnterpriseUser] or EnterpriseUser()
+    name = user.name
+    full_name = name and (
+        name.formatted or " ".join(filter(None, (name.given_name, name.family_name)))
+    )
+    return {
+        "external_id": user.external_id,
+        "user_name": user.user_name,
+        "display_name": user.display_name or full_name or None,
+        "email": _preferred(user.emails, "value"),
+        "active": user.active is not False,
+        "title": user.title,
+        "timezone": user.timezone,
+        "languages": (user.preferred_language,) if user.preferred_language else None,
+        "location": _preferred(user.addresses, "locality"),
+        "department": extension.department,
+        "division": extension.division,
+        "organization": extension.organization,
+        "cost_center": extension.cost_center,
+        "manager_employee_number": extension.manager.value if extension.manager else None,
+    }
+
+
+def _preferred(values: list[Any] | None, attribute: str) -> Any:
+    """The primary value, else the work one, else the first (RFC 7643 §2.4)."""
+    ordered = sorted(
+        values or [], key=lambda v: (not v.primary, str(getattr(v, "type", "")) != "work")
+    )
+    return next((getattr(v, attribute) for v in ordered if getattr(v, attribute)), None)
+
+
+def to_user(employee: Employee, users_url: str) -> ScimUser:
+    """The SCIM view of an employee; ``users_url`` is the absolute URL of ``/Users``."""
+    manager = employee.manager_employee_number
+    user = ScimUser(
+        id=employee.employee_number,
+        external_id=employee.external_id,
+        user_name=employee.user_name or employee.email or employee.employee_number,
+        display_name=employee.display_name,
+        title=employee.title,
+        timezone=employee.timezone,
+        preferred_language=employee.languages[0] if employee.languages else None,
+        active=employee.active,
+        emails=[Email(value=employee.email, type="work", primary=True)] if employee.email else None,
+        addresses=[Address(locality=employee.location, type="work", primary=True)]
+        if employee.location
+        else None,
+        meta=Meta(
+            resource_type="User",
+            created=employee.created_at,
+            last_modified=employee.updated_at,
+            location=f"{users_url}/{employee.employee_number}",
+            version=_version(employee.updated_at),
+        ),
+    )
+    user[EnterpriseUser] = EnterpriseUser(
+        employee_number=employee.employee_number,
+        department=employee.department,
+        division=employee.division,
+        organization=employee.organization,
+        cost_center=employee.cost_center,
+        manager=Manager(value=manager, ref=f"{users_url}/{manager}") if manager else None,
+    )
+    return user
+
+
+def _version(at: datetime) -> str:
+    return f'W/"{int(at.timestamp() * 1_000_000)}"'
+
+
+def dump(resource: Any, **kwargs: Any) -> dict[str, Any]:
+    """A resource or message as a response body."""
+    result: dict[str, Any] = resource.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE, **kwargs)
+    return result

@@ -1,0 +1,109 @@
+"""``python -m crossgen_matching import-employees FILE.csv`` against a real PostgreSQL."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from crossgen_local.tokens import TokenIssuer
+from crossgen_matching import service
+from crossgen_matching.directory.models import Employee
+from crossgen_shared.events import ParticipantLeft
+from crossgen_shared.service import Service
+from crossgen_shared.testing import outbox
+
+FIRST_LOAD = """\
+Employee Number,User Name,Display Name,Email,Active,Department,Manager Employee Number,Hire Date,Timezone,Languages,Favourite Colour
+100,ana@acme.example,Ana Lima,ana@acme.example,true,Sales,,2020-01-06,Europe/Lisbon,pt;en,blue
+101,ben@acme.example,Ben Okafor,ben@acme.example,yes,Sales,100,2021-03-01,Africa/Lagos,en,
+102,,Cleo,not-an-email,true,IT,,2022-02-02,,,
+,dan@acme.example,Dan,dan@acme.example,true,IT,,,,,
+103,eve@acme.example,Eve,eve@acme.example,true,IT,100,2019-05-05,Mars/Olympus,,
+104,ANA@acme.example,Ana Two,ana2@acme.example,true,IT,,,,,
+105,fay@acme.example,Fay,fay@acme.example,false,HR,,,,,
+106,gus@acme.example,"Gus, Jr.",gus@acme.example,true,HR,101,2023-07-01,,,
+"""  # noqa: E501
+
+SECOND_LOAD = """\
+employee_number,department,title
+100,Sales,Head of Sales
+101,Sales,
+"""
+
+
+def run(file: Path, matching: Service, tokens: TokenIssuer) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "crossgen_matching", "import-employees", str(file)],
+        env=os.environ
+        | tokens.service_env("MATCHING")
+        | {"MATCHING_DATABASE_URL": matching.settings.database_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+async def fay_enrolled(matching: Service) -> None:
+    """Fay enrolled before the directory knew her; the file says she has left."""
+    async with matching.unit_of_work() as uow:
+        program = await service.create_program(uow, "Digital")
+        await service.enrol(
+            uow,
+            program_id=program.id,
+            person_id="105",
+            role="learner",
+            display_name="Fay",
+            email="fay@acme.example",
+            skills=["ai tools"],
+            capacity=1,
+        )
+        await uow.commit()
+
+
+async def test_a_file_with_good_and_bad_rows(
+    matching: Service, tokens: TokenIssuer, tmp_path: Path, fay_enrolled: None
+) -> None:
+    first = tmp_path / "people.csv"
+    first.write_text(FIRST_LOAD)
+    result = run(first, matching, tokens)
+
+    assert result.returncode == 1 and result.stdout, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "created 4, updated 0, unchanged 0, rejected 4"
+    assert lines[1] == "ignored columns: favourite_colour"
+    assert lines[2].startswith("line 4: email: value is not a valid email address")
+    assert lines[3] == "line 5: employee_number is empty"
+    assert lines[4].startswith("line 6: timezone: Value error, 'Mars/Olympus' is not an IANA")
+    assert lines[5] == "line 7: userName 'ANA@acme.example' belongs to employee 100"
+
+    async with matching.sessions() as session:
+        stored = {e.employee_number: e for e in await session.scalars(select(Employee))}
+    assert stored.keys() == {"100", "101", "105", "106"}
+    assert stored["101"].manager_employee_number == "100"
+    assert stored["100"].languages == ["pt", "en"] and stored["106"].display_name == "Gus, Jr."
+    events = [e.event for e in await outbox(matching.sessions)]
+    assert [e.reason for e in events if isinstance(e, ParticipantLeft)] == [
+        "is no longer active in the company directory"
+    ]
+
+    second = tmp_path / "titles.csv"
+    second.write_text(SECOND_LOAD)
+    result = run(second, matching, tokens)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["created 0, updated 1, unchanged 1, rejected 0"]
+    async with matching.sessions() as session:
+        ana = await session.get(Employee, "100")
+    assert ana is not None and ana.title == "Head of Sales" and ana.email == "ana@acme.example"
+
+
+async def test_a_file_without_employee_numbers_is_refused_whole(
+    matching: Service, tokens: TokenIssuer, tmp_path: Path
+) -> None:
+    file = tmp_path / "people.csv"
+    file.write_text("name,email\nAna,ana@acme.example\n")
+    result = run(file, matching, tokens)
+    assert result.returncode == 2 and "no employee_number column" in result.stderr

@@ -1,0 +1,166 @@
+"""The HRIS feed and the dead-letter commands over a real Kafka broker and PostgreSQL.
+
+Matching runs as in production (its broker, consumers and outbox relay); records go in with a
+plain Kafka producer, as a company's integration would send them.
+"""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import select
+
+import crossgen_matching
+from crossgen_local.databases import migrated_database
+from crossgen_local.kafka import LocalKafka
+from crossgen_local.postgres import LocalPostgres
+from crossgen_local.tokens import TokenIssuer
+from crossgen_matching import service
+from crossgen_matching.app import build
+from crossgen_matching.directory.models import Employee
+from crossgen_matching.settings import MatchingSettings
+from crossgen_shared import dead_letters, topics
+from crossgen_shared.events import ParticipantLeft
+from crossgen_shared.testing import outbox
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).parent / "fixtures" / "hris"
+MIGRATIONS = Path(crossgen_matching.__file__).parent / "migrations"
+
+
+@pytest.fixture(scope="module")
+def kafka() -> Iterator[LocalKafka]:
+    with LocalKafka() as broker:
+        yield broker
+
+
+@pytest.fixture
+def settings(postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka) -> MatchingSettings:
+    return MatchingSettings(
+        database_url=migrated_database(postgres, MIGRATIONS),
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+        jwt_issuer=tokens.issuer,
+        jwt_public_key=tokens.public_key_pem,
+        outbox_poll_interval=0.1,
+    )
+
+
+def payload(vendor: str, name: str) -> bytes:
+    return json.dumps(json.loads((FIXTURES / f"{vendor}.json").read_text())[name]).encode()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.2)
+
+
+async def test_the_hris_feed_and_dead_letter_replay(
+    settings: MatchingSettings, tokens: TokenIssuer
+) -> None:
+    matching = build(settings)
+
+    async def employee(number: str) -> Employee | None:
+        async with matching.sessions() as session:
+            return await session.scalar(select(Employee).where(Employee.employee_number == number))
+
+    async with matching.unit_of_work() as uow:
+        program = await service.create_program(uow, "Digital")
+        await service.enrol(
+            uow,
+            program_id=program.id,
+            person_id="200311",
+            role="mentor",
+            display_name="Tom",
+            email="tom@example.com",
+            skills=["kotlin"],
+            capacity=1,
+        )
+        await uow.commit()
+
+    sentinel = json.loads(payload("scim", "hired"))
+    sentinel["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["employeeNumber"] = "1"
+    sentinel |= {"userName": "sentinel@acme.example", "externalId": "s", "meta": {}}
+    feed = [  # one key, so one partition, so this order
+        (payload("bamboohr", "deleted"), "bamboohr"),  # nobody knows 4107 yet: parked
+        (payload("scim", "hired"), None),  # the format is detected
+        (payload("bamboohr", "updated"), "bamboohr"),
+        (payload("merge", "changed"), "merge"),
+        (b"\x00\x01 not json", None),  # parked, and the feed goes on
+        (payload("bamboohr", "terminated"), "bamboohr"),
+        (payload("bamboohr", "terminated"), "bamboohr"),  # the vendor resent it
+        (payload("bamboohr", "updated"), "bamboohr"),  # an old one again: undoes nothing
+        (json.dumps(sentinel).encode(), "scim"),
+    ]
+    async with matching.running():
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+        await producer.start()
+        try:
+            for value, fmt in feed:
+                headers = [("hris-format", fmt.encode())] if fmt else []
+                await producer.send_and_wait(topics.HRIS, value, key=b"acme", headers=headers)
+        finally:
+            await producer.stop()
+        await eventually(lambda: _exists(employee, "1"))
+
+        scim_person, tom, merge_person = [await employee(n) for n in ("100482", "200311", "300077")]
+        assert scim_person and scim_person.department == "Brand Marketing"
+        assert merge_person and merge_person.title == "Data Scientist II"
+        assert tom and not tom.active and tom.removed_at is None  # terminated, not deleted
+        events = [e.event for e in await outbox(matching.sessions)]
+        assert sum(isinstance(e, ParticipantLeft) for e in events) == 1
+
+        parked = await dead_letters.read(settings, "matching")
+        assert [(d.origin_topic, d.key) for d in parked] == [(topics.HRIS, b"acme")] * 2
+        assert "by id '4107' only" in parked[0].header("dlq_reason")
+        assert parked[1].header("dlq_reason").startswith("the value is not JSON")
+        assert parked[0].header("dlq_origin_offset") == "0"
+        assert parked[1].value == b"\x00\x01 not json"
+
+        # Now that 4107 is known, replaying the first letter deletes them; once only.
+        replayed = await dead_letters.replay(
+            settings, "matching", origin_topic=topics.HRIS, limit=1
+        )
+        assert [d.offset for d in replayed] == [parked[0].offset]
+        await eventually(lambda: _removed(employee, "200311"))
+        again = await dead_letters.replay(settings, "matching")
+        assert [d.offset for d in again] == [parked[1].offset]  # not the first one twice
+        await eventually(lambda: _count_letters(settings, 3))  # the garbage is parked again
+
+    listing = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "crossgen_matching", "dead-letters", "list"],
+        env=os.environ
+        | tokens.service_env("MATCHING")
+        | {
+            "MATCHING_DATABASE_URL": settings.database_url,
+            "MATCHING_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "the value is not JSON" in listing.stdout
+    assert f"from {topics.HRIS}[" in listing.stdout and "3 dead letter(s) parked" in listing.stdout
+
+
+async def _exists(employee: Callable[[str], Awaitable[Employee | None]], number: str) -> bool:
+    return await employee(number) is not None
+
+
+async def _removed(employee: Callable[[str], Awaitable[Employee | None]], number: str) -> bool:
+    found = await employee(number)
+    return found is not None and found.removed_at is not None
+
+
+async def _count_letters(settings: MatchingSettings, count: int) -> bool:
+    return len(await dead_letters.read(settings, "matching")) == count

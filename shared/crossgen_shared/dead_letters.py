@@ -1,0 +1,195 @@
+"""Each service's dead-letter topic: parking a record with why, listing, and replaying after a fix.
+
+A dead letter keeps the original key, value and headers, and adds ``dlq_*`` headers: the reason,
+the consumer, and the origin topic / partition / offset. Replay re-publishes it to its origin topic
+without the ``dlq_*`` headers; consumers are idempotent, so a record replayed to a topic that
+several services read is harmless to those that had handled it.
+
+Replay remembers what it did as consumer-group offsets on the dead-letter topic, one group per
+origin topic, so each record is replayed once however replays are filtered.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from faststream.kafka import KafkaBroker
+
+from crossgen_shared import topics
+from crossgen_shared.settings import ServiceSettings
+
+PREFIX = "dlq_"
+PREVIEW = 200  # characters of a value shown by `dead-letters list`
+
+
+async def park(broker: KafkaBroker, service: str, consumer: str, record: Any, reason: str) -> None:
+    """Publish ``record`` (an aiokafka ConsumerRecord) to ``service``'s dead-letter topic."""
+    headers = {
+        k: v.decode(errors="replace")
+        for k, v in record.headers or ()
+        if not k.startswith(PREFIX)  # a replayed record that fails again gets fresh ones
+    }
+    headers.update(
+        {
+            "dlq_reason": reason[:2000],
+            "dlq_consumer": consumer,
+            "dlq_origin_topic": record.topic,
+            "dlq_origin_partition": str(record.partition),
+            "dlq_origin_offset": str(record.offset),
+        }
+    )
+    await broker.publish(
+        record.value or b"", topics.dead_letter(service), key=record.key, headers=headers
+    )
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    partition: int  # where it is on the dead-letter topic
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+    def header(self, name: str) -> str:
+        return next((v.decode(errors="replace") for k, v in self.headers if k == name), "")
+
+    @property
+    def origin_topic(self) -> str:
+        return self.header("dlq_origin_topic")
+
+    @property
+    def original_headers(self) -> list[tuple[str, bytes]]:
+        return [(k, v) for k, v in self.headers if not k.startswith(PREFIX)]
+
+    def describe(self) -> str:
+        value = self.value.decode(errors="replace")
+        preview = value if len(value) <= PREVIEW else value[:PREVIEW] + "…"
+        key = self.key.decode(errors="replace") if self.key is not None else "-"
+        return (
+            f"[{self.partition}@{self.offset}] {self.header('dlq_reason')}\n"
+            f"  from {self.origin_topic}[{self.header('dlq_origin_partition')}]"
+            f"@{self.header('dlq_origin_offset')} by {self.header('dlq_consumer')}\n"
+            f"  key {key}  value {preview}"
+        )
+
+
+def _client_options(settings: ServiceSettings) -> dict[str, Any]:
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        **settings.kafka_security().for_client(),
+    }
+
+
+@contextlib.asynccontextmanager
+async def _reader(
+    settings: ServiceSettings, service: str, group: str | None
+) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
+    """A consumer assigned every partition of the dead-letter topic, from ``group``'s offsets."""
+    consumer = AIOKafkaConsumer(
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **_client_options(settings),
+    )
+    await consumer.start()
+    try:
+        topic = topics.dead_letter(service)
+        partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
+        consumer.assign(partitions)
+        if group is None:
+            await consumer.seek_to_beginning(*partitions)
+        yield consumer, partitions
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    for _ in range(20):  # metadata for a topic can lag right after it is created
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return set(found)
+        # aiokafka has no public call that fetches an unassigned topic's metadata.
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
+    return set()
+
+
+async def _until_end(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+) -> AsyncIterator[DeadLetter]:
+    """What the partitions hold from the consumer's positions up to their end right now."""
+    end = await consumer.end_offsets(partitions) if partitions else {}
+    pending = [tp for tp in partitions if await consumer.position(tp) < end[tp]]
+    while pending:
+        batch = await consumer.getmany(*pending, timeout_ms=1000)
+        for tp, records in batch.items():
+            for r in records:
+                if r.offset < end[tp]:
+                    yield DeadLetter(r.partition, r.offset, r.key, r.value or b"", tuple(r.headers))
+        pending = [tp for tp in pending if await consumer.position(tp) < end[tp]]
+
+
+async def read(settings: ServiceSettings, service: str) -> list[DeadLetter]:
+    """Every record on ``service``'s dead-letter topic, oldest first per partition."""
+    async with _reader(settings, service, group=None) as (consumer, partitions):
+        return [letter async for letter in _until_end(consumer, partitions)]
+
+
+def replay_group(service: str, origin_topic: str) -> str:
+    return f"crossgen-{service}-replay-{origin_topic}"
+
+
+async def replay(
+    settings: ServiceSettings,
+    service: str,
+    *,
+    origin_topic: str | None = None,
+    limit: int | None = None,
+) -> list[DeadLetter]:
+    """Re-publish dead letters not replayed before to their origin topic; returns them."""
+    origins = (
+        [origin_topic]
+        if origin_topic
+        else sorted({d.origin_topic for d in await read(settings, service) if d.origin_topic})
+    )
+    producer = AIOKafkaProducer(enable_idempotence=True, acks="all", **_client_options(settings))
+    await producer.start()
+    replayed: list[DeadLetter] = []
+    try:
+        for origin in origins:
+            budget = None if limit is None else limit - len(replayed)
+            if budget is not None and budget <= 0:
+                break
+            replayed += await _replay_origin(settings, service, origin, producer, budget)
+    finally:
+        await producer.stop()
+    return replayed
+
+
+async def _replay_origin(
+    settings: ServiceSettings,
+    service: str,
+    origin: str,
+    producer: AIOKafkaProducer,
+    limit: int | None,
+) -> list[DeadLetter]:
+    replayed: list[DeadLetter] = []
+    done: dict[TopicPartition, int] = {}
+    async with _reader(settings, service, replay_group(service, origin)) as (consumer, partitions):
+        async for letter in _until_end(consumer, partitions):
+            if limit is not None and len(replayed) >= limit:
+                break
+            if letter.origin_topic == origin:
+                await producer.send_and_wait(
+                    origin, letter.value, key=letter.key, headers=letter.original_headers
+                )
+                replayed.append(letter)
+            # Other origins' letters are passed over here: their own groups replay them.
+            done[TopicPartition(topics.dead_letter(service), letter.partition)] = letter.offset + 1
+        if done:
+            await consumer.commit(done)
+    return replayed

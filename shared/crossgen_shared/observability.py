@@ -1,0 +1,131 @@
+"""Logs and traces: JSON lines on stdout, and one W3C trace from an HTTP request to every event.
+
+FastAPI makes each request's server span. The trace context then travels with the events:
+``UnitOfWork.emit`` stores the active span's ``traceparent`` / ``tracestate`` in the outbox row's
+headers, the relay publishes them as Kafka headers, and FastStream's telemetry middleware makes
+them the parent of the consumer's span, so what a handler emits carries the same trace id.
+Spans are exported over OTLP/HTTP only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
+``..._TRACES_ENDPOINT``) is set; the SDK reads the other ``OTEL_*`` variables itself.
+"""
+
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi.telemetry import TelemetryConfig
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.response import KafkaPublishCommand
+from faststream.middlewares import BaseMiddleware
+from opentelemetry import context, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
+
+from crossgen_shared.settings import ServiceSettings
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+_OTLP_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+_UNTRACED_PATHS = ("/health/", "/metrics")  # probes and scrapes would drown the real requests
+
+
+def configure(service_name: str, settings: ServiceSettings) -> None:
+    """Called once by the CLI, before the service starts."""
+    configure_logging(service_name, settings)
+    configure_tracing(service_name)
+
+
+def configure_logging(service_name: str, settings: ServiceSettings) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(_add_trace_ids)
+    if settings.log_format == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "{levelname}{name}{message}",
+                style="{",
+                rename_fields={"levelname": "level", "name": "logger"},
+                timestamp="time",
+                static_fields={"service": f"crossgen-{service_name}"},
+                # uvicorn repeats each message with terminal colour codes for its own formatter.
+                reserved_attrs=[*RESERVED_ATTRS, "color_message"],
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter(_TEXT_FORMAT))
+    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
+    # FastStream gives its own logger a level and a coloured stderr handler; uvicorn
+    # (log_config=None) already propagates. The root's handler and level, for every line.
+    faststream = logging.getLogger("faststream")
+    faststream.handlers.clear()
+    faststream.setLevel(logging.NOTSET)
+    faststream.propagate = True
+
+
+def _add_trace_ids(record: logging.LogRecord) -> bool:
+    span = trace.get_current_span().get_span_context()
+    if span.is_valid:
+        record.trace_id = trace.format_trace_id(span.trace_id)
+        record.span_id = trace.format_span_id(span.span_id)
+    return True
+
+
+def configure_tracing(service_name: str) -> None:
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return  # OpenTelemetry allows one global provider per process
+    resource = Resource.create({"service.name": f"crossgen-{service_name}"})
+    provider = TracerProvider(resource=resource)
+    if any(os.environ.get(name) for name in _OTLP_ENDPOINTS):
+        # Imported only when used: it brings protobuf and requests along.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    # Without an exporter spans are still made, so ids reach logs and Kafka headers.
+    trace.set_tracer_provider(provider)
+
+
+def trace_headers() -> dict[str, str]:
+    """The active span's W3C trace context, as headers for an event about to be written."""
+    headers: dict[str, str] = {}
+    _PROPAGATOR.inject(headers)
+    return headers
+
+
+class _ContinueTrace(BaseMiddleware[KafkaPublishCommand, Any]):
+    """Publishes a record under the trace its headers already carry.
+
+    The relay publishes outbox rows long after, and outside of, the request or handler that wrote
+    them. Without this the telemetry middleware would start a new trace and overwrite the row's
+    ``traceparent``; with it, the producer span joins the trace the row was written in.
+    """
+
+    async def publish_scope(
+        self,
+        call_next: Callable[[KafkaPublishCommand], Awaitable[Any]],
+        cmd: KafkaPublishCommand,
+    ) -> Any:
+        token = context.attach(_PROPAGATOR.extract(cmd.headers, context.get_current()))
+        try:
+            return await call_next(cmd)
+        finally:
+            context.detach(token)
+
+
+def kafka_middlewares() -> tuple[Any, ...]:
+    """The broker's middlewares, outermost first."""
+    return (_ContinueTrace, KafkaTelemetryMiddleware())
+
+
+def http_telemetry() -> TelemetryConfig:
+    """FastAPI's own OpenTelemetry: a server span per request, continuing the caller's
+    ``traceparent``. Never its exporters: ``configure_tracing`` owns them, and two would send
+    every span twice."""
+    return {"exclude": _untraced, "auto_configure": False}
+
+
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    return str(scope["path"]).startswith(_UNTRACED_PATHS)

@@ -1,0 +1,197 @@
+"""JSON logs with trace ids, and one trace from an HTTP request through the outbox and Kafka to
+the events a consumer emits, over a real PostgreSQL and FastStream's test broker."""
+
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+from fastapi import APIRouter, Depends
+from faststream.kafka import TestKafkaBroker
+from opentelemetry import trace
+from sqlalchemy import select
+
+from crossgen_local.postgres import LocalPostgres
+from crossgen_local.tokens import TokenIssuer
+from crossgen_shared import observability, topics
+from crossgen_shared.db import Base, OutboxRecord
+from crossgen_shared.envelope import Envelope, encode
+from crossgen_shared.events import ParticipantJoined, ParticipantLeft
+from crossgen_shared.service import Service, unit_of_work
+from crossgen_shared.settings import ServiceSettings
+from crossgen_shared.unit_of_work import UnitOfWork
+
+FOREIGN_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+FOREIGN_PARENT = f"00-{FOREIGN_TRACE}-00f067aa0ba902b7-01"
+
+
+def joined() -> ParticipantJoined:
+    return ParticipantJoined(
+        participant_id=uuid4(),
+        program_id=uuid4(),
+        person_id="E-100",
+        role="learner",
+        display_name="Lea",
+        email="lea@example.com",
+        skills=("TikTok",),
+        joined_at=datetime.now(UTC),
+    )
+
+
+async def leave(event: ParticipantJoined, _: Envelope, uow: UnitOfWork) -> None:
+    """A handler that emits, as matching's do: its event must continue the consumed trace."""
+    await uow.emit(
+        ParticipantLeft(
+            participant_id=event.participant_id,
+            program_id=event.program_id,
+            reason="test",
+            left_at=datetime.now(UTC),
+        )
+    )
+
+
+def trace_id(traceparent: str) -> str:
+    return traceparent.split("-")[1]
+
+
+async def outbox_headers(service: Service) -> list[dict[str, Any]]:
+    async with service.sessions() as session:
+        rows = await session.scalars(select(OutboxRecord).order_by(OutboxRecord.seq))
+        return [row.headers for row in rows]
+
+
+@pytest.fixture(scope="module")
+def tracer() -> trace.Tracer:
+    observability.configure_tracing("test")
+    return trace.get_tracer(__name__)
+
+
+@pytest.fixture
+def settings(postgres: LocalPostgres, tokens: TokenIssuer) -> ServiceSettings:
+    database = f"test_{uuid4().hex[:12]}"
+    postgres.create_database(database)
+    return ServiceSettings(
+        database_url=postgres.url(database),
+        jwt_issuer=tokens.issuer,
+        jwt_public_key=tokens.public_key_pem,
+        log_format="json",
+    )
+
+
+@pytest.fixture
+async def service(settings: ServiceSettings, tracer: trace.Tracer) -> AsyncIterator[Service]:
+    service = Service("tracing", settings)
+    async with service.engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)  # just the outbox and inbox
+    service.consume(topics.PARTICIPANTS, {ParticipantJoined: leave})
+    yield service
+    await service.engine.dispose()
+
+
+async def test_an_event_carries_the_trace_it_was_emitted_in_through_kafka_to_the_next_event(
+    service: Service, tracer: trace.Tracer
+) -> None:
+    with tracer.start_as_current_span("request") as span:
+        async with service.unit_of_work() as uow:
+            await uow.emit(joined())
+            await uow.commit()
+    request = span.get_span_context()
+    [emitted] = await outbox_headers(service)
+    assert emitted["traceparent"].split("-")[1:3] == [
+        trace.format_trace_id(request.trace_id),
+        trace.format_span_id(request.span_id),
+    ]
+
+    # Published later and outside that span, with the row's headers, as the relay does.
+    async with TestKafkaBroker(service.broker) as broker:
+        await broker.publish(
+            encode(joined(), source="/test").value,
+            topics.PARTICIPANTS,
+            key=b"k",
+            headers=emitted,
+        )
+    caused = (await outbox_headers(service))[1]
+    assert caused["ce_type"] == ParticipantLeft.event_type()
+    assert trace_id(caused["traceparent"]) == trace.format_trace_id(request.trace_id)
+
+
+async def test_a_consumer_continues_the_trace_of_a_record_from_another_producer(
+    service: Service,
+) -> None:
+    record = encode(joined(), source="/elsewhere")
+    headers = {k: v.decode() for k, v in record.headers.items()} | {"traceparent": FOREIGN_PARENT}
+    async with TestKafkaBroker(service.broker) as broker:
+        await broker.publish(record.value, topics.PARTICIPANTS, key=record.key, headers=headers)
+
+    [caused] = await outbox_headers(service)
+    assert trace_id(caused["traceparent"]) == FOREIGN_TRACE
+    assert caused["traceparent"] != FOREIGN_PARENT  # emitted in the consumer's own span
+
+
+async def test_an_http_request_continues_the_callers_trace_into_the_events_it_emits(
+    service: Service,
+) -> None:
+    router = APIRouter()
+
+    @router.post("/joined", status_code=204)
+    async def join(uow: UnitOfWork = Depends(unit_of_work)) -> None:
+        async with uow:
+            await uow.emit(joined())
+            await uow.commit()
+
+    app = service.http_app([router])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        assert (await client.post("/joined", headers={"traceparent": FOREIGN_PARENT})).is_success
+        assert (await client.post("/joined")).is_success
+
+    continued, started = await outbox_headers(service)
+    assert trace_id(continued["traceparent"]) == FOREIGN_TRACE
+    assert trace_id(started["traceparent"]) not in (FOREIGN_TRACE, "0" * 32)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    loggers = [logging.getLogger(), logging.getLogger("faststream")]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    yield
+    for lg, handlers, level, propagate in saved:
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
+
+
+def test_json_logs_are_one_object_a_line_with_the_active_trace(
+    tracer: trace.Tracer, restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = ServiceSettings(
+        database_url="postgresql+asyncpg://unused/db",
+        jwt_issuer="idp",
+        jwt_public_key="unused",
+        log_format="json",
+        log_level="DEBUG",
+    )
+    observability.configure_logging("matching", settings)
+    with tracer.start_as_current_span("work") as span:
+        logging.getLogger("crossgen_matching.service").info("matched %d pairs", 3)
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s"', "10.0.0.1", "GET", "/programs", extra={"color_message": "\x1b[1m…"}
+    )
+    # FastStream's own lines too, at the service's level rather than FastStream's INFO.
+    logging.getLogger("faststream.kafka").debug("Received", extra={"topic": topics.PARTICIPANTS})
+
+    first, access, kafka = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    context = span.get_span_context()
+    assert first["message"] == "matched 3 pairs"
+    assert first["level"] == "INFO" and first["logger"] == "crossgen_matching.service"
+    assert first["service"] == "crossgen-matching" and first["time"]
+    assert first["trace_id"] == trace.format_trace_id(context.trace_id)
+    assert first["span_id"] == trace.format_span_id(context.span_id)
+    assert access["message"] == '10.0.0.1 - "GET /programs"'
+    assert "trace_id" not in access and "color_message" not in access
+    assert (kafka["level"], kafka["topic"]) == ("DEBUG", topics.PARTICIPANTS)
