@@ -4,7 +4,7 @@ PACKAGES := shared/crossgen_shared services/matching/crossgen_matching \
 	services/sessions/crossgen_sessions services/notifications/crossgen_notifications \
 	deploy/local/crossgen_local
 
-.PHONY: bootstrap demo test lint schemas
+.PHONY: bootstrap demo test lint schemas bench-matching
 
 bootstrap:
 	@bash deploy/local/bootstrap.sh
@@ -23,3 +23,6 @@ test: lint
 schemas: bootstrap
 	$(PY) -m crossgen_shared.schemas
 	$(PY) -m crossgen_shared.asyncapi
+
+bench-matching: bootstrap
+	$(PY) benchmarks/matching_bench.py

@@ -1,0 +1,306 @@
+"""The program as numpy arrays and inverted indexes, so that millions of pairs score at once.
+
+Learners and mentors are rows; a pair is (learner row, mentor row). Posting lists map
+(skill, language) to the rows who want / teach that skill and speak that language, so a pair
+drawn from two matching lists already shares a skill and a language. Skill rarity (IDF) is
+fixed when the index is built: a mentor who joins later does not change anyone's score.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .model import Learner, Mentor, Pair, Person, PersonId, Program, Skills
+from .scoring import (
+    FloatArray,
+    IntArray,
+    OrgChart,
+    Parts,
+    generation_gap,
+    hours_overlap,
+    in_chain,
+    skill_idf,
+    supply,
+    utc_window,
+)
+
+BoolArray = npt.NDArray[np.bool_]
+Column = npt.NDArray[Any]
+KEY_SHIFT = 32  # a pair's key is learner row << 32 | mentor row
+
+
+@dataclass(frozen=True)
+class People:
+    """Per-person columns that scoring needs, for learners or mentors."""
+
+    department: Column
+    tenure: Column
+    level: Column
+    start: Column  # working day start, UTC hours
+    length: Column  # working day length, hours
+    entry: Column  # org chart interval
+    exit: Column
+
+    def columns(self) -> tuple[Column, ...]:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    def take(self, rows: IntArray) -> "People":
+        return People(*(column[rows] for column in self.columns()))
+
+    def extend(self, more: "People") -> "People":
+        pairs = zip(self.columns(), more.columns(), strict=True)
+        return People(*(np.concatenate(pair) for pair in pairs))
+
+
+@dataclass(frozen=True)
+class Wants:
+    """Wanted skills as (skill column, weight) slots per learner; each learner's weights sum
+    to 1, a wanted skill weighing want level x rarity."""
+
+    skill: IntArray
+    weight: FloatArray
+
+    def take(self, rows: IntArray) -> "Wants":
+        return Wants(self.skill[rows], self.weight[rows])
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """One learner against every mentor: who may be paired with them, best first, and how many
+    fell at each hard rule on the way (for "why unmatched")."""
+
+    mentors: IntArray
+    scores: FloatArray
+    teaching: int
+    speaking: int
+    in_chain: int
+    forbidden: int
+    ended: int
+
+
+class ProgramIndex:
+    """A program's people as columns. Built once per full run; between runs the live matching
+    adds mentors who join and marks those who leave (``present``)."""
+
+    def __init__(self, program: Program, org: OrgChart) -> None:
+        self.weights = program.weights
+        self.org = org
+        self.learners = program.learners
+        self.learner_row = {learner.id: i for i, learner in enumerate(self.learners)}
+        counts = supply(program.mentors)
+        self.supply = counts  # how many mentors taught each skill when rarity was fixed
+        self.supply_mentors = len(program.mentors)
+        self.skills = sorted(counts)
+        self.skill_column = {skill: i for i, skill in enumerate(self.skills)}
+        self.rarity = {s: skill_idf(counts[s], len(program.mentors)) for s in self.skills}
+        self.idf = np.array([self.rarity[s] for s in self.skills])
+        self.departments: dict[str, int] = {}
+        self.learner_people = self.encode_people([learner.person for learner in self.learners])
+        self.wants = self.encode_wants(self.learners)
+        self.want_levels = self._levels([learner.wants for learner in self.learners])
+        self.learners_by = _postings(
+            (learner.wants, learner.person.languages, self.skill_column)
+            for learner in self.learners
+        )
+        self.mentors: list[Mentor] = list(program.mentors)
+        self.mentor_row = {mentor.id: i for i, mentor in enumerate(self.mentors)}
+        self.capacity = np.array([m.capacity for m in self.mentors], dtype=np.int64)
+        self.present = np.ones(len(self.mentors), dtype=bool)  # False once a mentor leaves
+        # Column-major: "who teaches these skills" reads whole columns, 8x faster at 50k mentors.
+        self.teach = np.asfortranarray(self._levels([m.teaches for m in self.mentors]))
+        self.mentor_people = self.encode_people([m.person for m in self.mentors])
+        self.mentors_by = _postings(
+            (m.teaches, m.person.languages, self.skill_column) for m in self.mentors
+        )
+        self.speakers: dict[str, BoolArray] = {}
+        for language in {g for m in self.mentors for g in m.person.languages}:
+            self.speakers[language] = np.array(
+                [language in m.person.languages for m in self.mentors], dtype=bool
+            )
+        self.banned_pairs = (program.forbidden, program.ended)  # kept for mentors who join later
+        self.forbidden = self._by_learner(program.forbidden)
+        self.ended = self._by_learner(program.ended)
+        self.banned_keys = np.sort(
+            np.array(
+                [
+                    (self.learner_row[learner_id] << KEY_SHIFT) | mentor
+                    for banned in (self.forbidden, self.ended)
+                    for learner_id, mentors in banned.items()
+                    if learner_id in self.learner_row
+                    for mentor in mentors
+                ],
+                dtype=np.int64,
+            )
+        )
+
+    def _by_learner(self, pairs: Iterable[Pair]) -> dict[PersonId, IntArray]:
+        rows: dict[PersonId, list[int]] = defaultdict(list)
+        for pair in pairs:
+            if pair.mentor_id in self.mentor_row:
+                rows[pair.learner_id].append(self.mentor_row[pair.mentor_id])
+        return {learner_id: np.array(r, dtype=np.int64) for learner_id, r in rows.items()}
+
+    def encode_people(self, people: Sequence[Person]) -> People:
+        windows = np.array(
+            [utc_window(p.utc_offset, p.work_start, p.work_end) for p in people], dtype=np.float64
+        ).reshape(-1, 2)
+        intervals = np.array([self.org.interval(p) for p in people], dtype=np.int64)
+        intervals = intervals.reshape(-1, 2)
+        codes = [self.departments.setdefault(p.department, len(self.departments)) for p in people]
+        return People(
+            department=np.array(codes, dtype=np.int64),
+            tenure=np.array([p.tenure_years for p in people], dtype=np.float64),
+            level=np.array([p.job_level for p in people], dtype=np.float64),
+            start=windows[:, 0],
+            length=windows[:, 1],
+            entry=intervals[:, 0],
+            exit=intervals[:, 1],
+        )
+
+    def _levels(self, skill_sets: Sequence[Skills]) -> npt.NDArray[np.uint8]:
+        levels = np.zeros((len(skill_sets), len(self.skills)), dtype=np.uint8)
+        for row, skills in enumerate(skill_sets):
+            for skill, level in skills.items():
+                if skill in self.skill_column:
+                    levels[row, self.skill_column[skill]] = level
+        return levels
+
+    def encode_wants(self, learners: Sequence[Learner]) -> Wants:
+        """Wanted skills nobody teaches are left out, so they do not dilute the rest."""
+        known = [
+            [
+                (self.skill_column[s], w)
+                for s, w in sorted(x.wants.items())
+                if s in self.skill_column
+            ]
+            for x in learners
+        ]
+        width = max(map(len, known), default=1) or 1
+        skill = np.zeros((len(learners), width), dtype=np.int64)
+        weight = np.zeros((len(learners), width), dtype=np.float64)
+        for row, slots in enumerate(known):
+            for j, (column, level) in enumerate(slots):
+                skill[row, j] = column
+                weight[row, j] = self.idf[column] * level
+        total = weight.sum(axis=1, keepdims=True)
+        return Wants(skill, np.divide(weight, total, out=np.zeros_like(weight), where=total > 0))
+
+    def parts(self, people: People, wants: Wants, mentors: IntArray) -> Parts:
+        """Score parts of learners (one row per pair, or one row for all) against mentor rows."""
+        mp = self.mentor_people.take(mentors)
+        levels = self.teach[mentors[:, None], wants.skill]
+        hours = hours_overlap(people.start, people.length, mp.start, mp.length)
+        return Parts(
+            skills=(wants.weight * levels).sum(axis=1) / 5.0,
+            cross_department=people.department != mp.department,
+            generation=generation_gap(
+                self.weights, people.tenure, mp.tenure, people.level, mp.level
+            ),
+            overlap_hours=hours,
+            overlap=hours / np.minimum(people.length, mp.length),
+        )
+
+    def score(
+        self, people: People, wants: Wants, mentors: IntArray
+    ) -> tuple[FloatArray, BoolArray]:
+        """Scores, and whether each pair shares a skill and stays outside the management chain.
+        Language and banned pairs are the caller's: posting lists share a language already."""
+        parts = self.parts(people, wants, mentors)
+        mp = self.mentor_people
+        outside = ~in_chain(people.entry, people.exit, mp.entry[mentors], mp.exit[mentors])
+        return parts.score(self.weights), (parts.skills > 0) & outside
+
+    def banned(self, learner_rows: IntArray, mentor_rows: IntArray) -> BoolArray:
+        if not len(self.banned_keys):
+            return np.zeros(len(learner_rows), dtype=bool)
+        return np.isin((learner_rows << KEY_SHIFT) | mentor_rows, self.banned_keys)
+
+    def pair_key(self, learner_rows: IntArray, mentor_rows: IntArray) -> IntArray:
+        return (learner_rows << KEY_SHIFT) | mentor_rows
+
+    def eligible(self, learner: Learner, among: BoolArray | None = None) -> Eligibility:
+        """The mentors ``learner`` may be paired with, best first, out of all mentors or only
+        those ``among`` marks (mentors with room, say: far fewer to score). The learner need
+        not be indexed; the counts describe the mentors looked at."""
+        people = self.encode_people([learner.person])
+        wants = self.encode_wants([learner])
+        columns = wants.skill[0][wants.weight[0] > 0]
+        looked_at = self.present if among is None else self.present & among
+        teaching = np.flatnonzero(self.teach[:, columns].any(axis=1) & looked_at)
+        speaks = np.zeros(len(self.mentors), dtype=bool)
+        for language in learner.person.languages & self.speakers.keys():
+            speaks |= self.speakers[language]
+        speaking = teaching[speaks[teaching]]
+        mp = self.mentor_people
+        chain = in_chain(people.entry, people.exit, mp.entry[speaking], mp.exit[speaking])
+        fair = speaking[~chain]
+        forbidden = self._among(fair, self.forbidden.get(learner.id))
+        ended = self._among(fair, self.ended.get(learner.id)) & ~forbidden
+        fit = fair[~forbidden & ~ended]
+        scores = self.parts(people, wants, fit).score(self.weights)
+        best_first = np.argsort(-scores, kind="stable")
+        return Eligibility(
+            mentors=fit[best_first],
+            scores=scores[best_first],
+            teaching=len(teaching),
+            speaking=len(speaking),
+            in_chain=int(chain.sum()),
+            forbidden=int(forbidden.sum()),
+            ended=int(ended.sum()),
+        )
+
+    @staticmethod
+    def _among(rows: IntArray, banned: IntArray | None) -> BoolArray:
+        if banned is None:
+            return np.zeros(len(rows), dtype=bool)
+        return np.isin(rows, banned)
+
+    def add_mentor(self, mentor: Mentor) -> int:
+        """Index a mentor who joined after the build; returns their row.
+
+        A skill nobody taught before gets a column and the rarity of one teacher; the learner
+        columns (``wants``, ``want_levels``, ``learners_by``) keep describing the build, since
+        only a full run reads them and it builds a new index.
+        """
+        for skill in sorted(mentor.teaches.keys() - self.skill_column.keys()):
+            self.skill_column[skill] = len(self.skills)
+            self.skills.append(skill)
+            self.supply[skill] = 1
+            self.rarity[skill] = skill_idf(1, self.supply_mentors)
+            self.idf = np.append(self.idf, self.rarity[skill])
+            self.teach = np.hstack([self.teach, np.zeros((len(self.mentors), 1), np.uint8)])
+        row = len(self.mentors)
+        self.mentors.append(mentor)
+        self.mentor_row[mentor.id] = row
+        self.capacity = np.append(self.capacity, mentor.capacity)
+        self.present = np.append(self.present, True)
+        self.teach = np.asfortranarray(np.vstack([self.teach, self._levels([mentor.teaches])]))
+        self.mentor_people = self.mentor_people.extend(self.encode_people([mentor.person]))
+        for key in _postings([(mentor.teaches, mentor.person.languages, self.skill_column)]):
+            self.mentors_by[key] = np.append(self.mentors_by.get(key, []), row).astype(np.int64)
+        for pairs, by_learner in zip(self.banned_pairs, (self.forbidden, self.ended), strict=True):
+            for pair in pairs:
+                if pair.mentor_id == mentor.id:
+                    rows = np.append(by_learner.get(pair.learner_id, []), row)
+                    by_learner[pair.learner_id] = rows.astype(np.int64)
+        for language in mentor.person.languages - self.speakers.keys():
+            self.speakers[language] = np.zeros(row, dtype=bool)
+        for language, speakers in self.speakers.items():
+            self.speakers[language] = np.append(speakers, language in mentor.person.languages)
+        return row
+
+
+def _postings(
+    rows: Iterable[tuple[Skills, frozenset[str], dict[str, int]]],
+) -> dict[tuple[int, str], IntArray]:
+    lists: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for row, (skills, languages, columns) in enumerate(rows):
+        for skill in skills:
+            if skill in columns:
+                for language in sorted(languages):
+                    lists[columns[skill], language].append(row)
+    return {key: np.array(lists[key], dtype=np.int64) for key in sorted(lists)}

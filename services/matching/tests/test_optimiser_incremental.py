@@ -1,0 +1,206 @@
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crossgen_matching.optimiser.incremental import LiveMatching
+from crossgen_matching.optimiser.model import (
+    Cause,
+    Learner,
+    Mentor,
+    Pair,
+    Person,
+    Program,
+)
+from crossgen_matching.optimiser.program import match_program
+
+
+def person(pid: str, **fields: object) -> Person:
+    defaults: dict[str, object] = {"department": "sales", "languages": frozenset({"en"})}
+    return Person(id=pid, **{**defaults, **fields})  # type: ignore[arg-type]
+
+
+def learner(pid: str, wants: dict[str, int], **fields: object) -> Learner:
+    return Learner(person(pid, **fields), wants)
+
+
+def mentor(pid: str, teaches: dict[str, int], capacity: int = 1, **fields: object) -> Mentor:
+    return Mentor(person(pid, **fields), teaches, capacity)
+
+
+def live(program: Program) -> LiveMatching:
+    return LiveMatching(program, match_program(program))
+
+
+def test_a_newcomer_takes_the_best_mentor_with_room() -> None:
+    program = Program(
+        learners=(learner("old", {"ai": 5}),),
+        mentors=(mentor("busy", {"ai": 5}), mentor("free", {"ai": 3}), mentor("far", {"go": 5})),
+    )
+    matching = live(program)
+    repair = matching.join_learner(learner("new", {"ai": 4}))
+    [pairing] = repair.proposed
+    assert (pairing.learner_id, pairing.mentor_id) == ("new", "free")
+    assert pairing.explanation[0] == "teaches ai (level 3): 1 of the 1 skills wanted"
+    assert repair.withdrawn == () and repair.unmatched == ()
+    assert matching.mentor_of("old") == "busy"
+
+
+def test_a_newcomer_may_move_a_proposal_when_that_raises_the_total() -> None:
+    # "old" holds the only ai mentor but could as well learn figma elsewhere; "new" only wants ai.
+    program = Program(
+        learners=(learner("old", {"ai": 5, "figma": 5}),),
+        mentors=(mentor("ai", {"ai": 5}), mentor("figma", {"figma": 4})),
+    )
+    matching = live(program)
+    assert matching.mentor_of("old") == "ai"
+    repair = matching.join_learner(learner("new", {"ai": 5}))
+    assert repair.withdrawn == (Pair("old", "ai"),)
+    assert {(p.learner_id, p.mentor_id) for p in repair.proposed} == {
+        ("new", "ai"),
+        ("old", "figma"),
+    }
+
+
+def test_accepted_pairings_never_move_for_a_newcomer() -> None:
+    program = Program(
+        learners=(learner("old", {"ai": 5, "figma": 5}),),
+        mentors=(mentor("ai", {"ai": 5}), mentor("figma", {"figma": 4})),
+        accepted=frozenset({Pair("old", "ai")}),
+    )
+    matching = live(program)
+    repair = matching.join_learner(learner("new", {"ai": 5}))
+    assert repair.proposed == () and repair.withdrawn == ()
+    [unmatched] = repair.unmatched
+    assert unmatched.cause is Cause.MENTORS_FULL
+    assert matching.mentor_of("old") == "ai"
+
+
+def test_a_full_re_solve_keeps_accepted_pairings_and_their_capacity() -> None:
+    program = Program(
+        learners=(learner("old", {"ai": 1}), learner("new", {"ai": 5})),
+        mentors=(mentor("m", {"ai": 5}, capacity=2), mentor("n", {"ai": 2})),
+        accepted=frozenset({Pair("old", "n")}),
+    )
+    result = match_program(program)
+    assert {(p.learner_id, p.mentor_id) for p in result.pairings} == {("new", "m")}
+    assert result.free_capacity == {"m": 1, "n": 0}
+
+
+def test_a_newcomer_is_kept_out_of_their_managers_chain() -> None:
+    program = Program(
+        learners=(),
+        mentors=(mentor("boss", {"ai": 5}), mentor("other", {"ai": 1})),
+        org={"boss": None, "lead": "boss", "other": None},
+    )
+    matching = live(program)
+    [pairing] = matching.join_learner(learner("new", {"ai": 5}, manager_id="lead")).proposed
+    assert pairing.mentor_id == "other"
+
+
+def test_a_mentor_who_joins_takes_the_best_waiting_learners() -> None:
+    program = Program(
+        learners=(
+            learner("a", {"ai": 5}),
+            learner("b", {"ai": 1}),
+            learner("c", {"go": 5}),
+        ),
+        mentors=(),
+    )
+    matching = live(program)
+    repair = matching.join_mentor(mentor("m", {"ai": 5, "rust": 2}, capacity=1))
+    assert [(p.learner_id, p.mentor_id) for p in repair.proposed] == [("a", "m")]
+    assert matching.waiting == {"b", "c"}
+
+
+def test_when_a_learner_leaves_the_freed_place_goes_to_a_waiting_learner() -> None:
+    program = Program(
+        learners=(learner("a", {"ai": 5}), learner("b", {"ai": 4, "go": 4})),
+        mentors=(mentor("m", {"ai": 5}),),
+    )
+    matching = live(program)
+    assert matching.mentor_of("a") == "m" and matching.waiting == {"b"}
+    repair = matching.leave("a")
+    assert repair.ended == (Pair("a", "m"),)
+    assert [(p.learner_id, p.mentor_id) for p in repair.proposed] == [("b", "m")]
+
+
+def test_when_a_mentor_leaves_their_learners_are_placed_again() -> None:
+    program = Program(
+        learners=(learner("a", {"ai": 5}),),
+        mentors=(mentor("m", {"ai": 5}), mentor("n", {"ai": 2})),
+        accepted=frozenset({Pair("a", "m")}),
+    )
+    matching = live(program)
+    repair = matching.leave("m")
+    assert repair.ended == (Pair("a", "m"),)
+    assert [(p.learner_id, p.mentor_id) for p in repair.proposed] == [("a", "n")]
+
+
+def test_unknown_or_duplicate_people_are_refused() -> None:
+    matching = live(Program(learners=(learner("a", {"ai": 5}),), mentors=(mentor("m", {"ai": 5}),)))
+    with pytest.raises(ValueError, match="ghost is not in this program"):
+        matching.leave("ghost")
+    with pytest.raises(ValueError, match="already a learner"):
+        matching.join_learner(learner("a", {"ai": 5}))
+    with pytest.raises(ValueError, match="already a mentor"):
+        matching.join_mentor(mentor("m", {"ai": 5}))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["learner", "mentor", "leave"]),
+            st.dictionaries(st.sampled_from(["ai", "go", "figma"]), st.integers(1, 5), min_size=1),
+            st.integers(1, 3),
+            st.sampled_from(["en", "de"]),
+        ),
+        max_size=25,
+    )
+)
+def test_any_sequence_of_joins_and_leaves_keeps_the_rules(
+    steps: list[tuple[str, dict[str, int], int, str]],
+) -> None:
+    program = Program(
+        learners=(learner("l0", {"ai": 3}), learner("l1", {"go": 2})),
+        mentors=(mentor("m0", {"ai": 4}, capacity=1), mentor("m1", {"go": 4}, capacity=2)),
+        accepted=frozenset({Pair("l0", "m0")}),
+        ended=frozenset({Pair("l1", "m1")}),
+    )
+    matching = live(program)
+    people: dict[str, Learner | Mentor] = {}
+    for n, (kind, skills, capacity, language) in enumerate(steps):
+        languages = frozenset({language})
+        if kind == "learner":
+            matching.join_learner(learner(f"x{n}", skills, languages=languages))
+            people[f"x{n}"] = learner(f"x{n}", skills, languages=languages)
+        elif kind == "mentor":
+            matching.join_mentor(mentor(f"x{n}", skills, capacity, languages=languages))
+            people[f"x{n}"] = mentor(f"x{n}", skills, capacity, languages=languages)
+        elif people:
+            gone = sorted(people)[n % len(people)]
+            matching.leave(gone)
+            del people[gone]
+    load = Counter(h.mentor for h in matching.holding.values())
+    index = matching.index
+    for row, count in load.items():
+        assert index.present[row] and count <= index.capacity[row]
+    for learner_id, holding in matching.holding.items():
+        if learner_id != "l0":  # the accepted pairing was fixed input
+            the_learner = matching.learners[learner_id]
+            assert matching.rules.broken_rule(the_learner, index.mentors[holding.mentor]) is None
+    assert matching.mentor_of("l0") == "m0"
+
+
+def test_a_pairing_ended_by_leaving_is_never_proposed_again() -> None:
+    program = Program(
+        learners=(learner("a", {"ai": 5}),),
+        mentors=(mentor("m", {"ai": 5}), mentor("n", {"ai": 1})),
+    )
+    matching = live(program)
+    assert matching.mentor_of("a") == "m"
+    matching.leave("a")
+    [pairing] = matching.join_learner(learner("a", {"ai": 5})).proposed
+    assert pairing.mentor_id == "n"
