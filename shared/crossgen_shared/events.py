@@ -98,6 +98,15 @@ class ParticipantLeft(_ParticipantEvent):
     left_at: datetime
 
 
+class ParticipantErased(_ParticipantEvent):
+    """The person's grace period after leaving is over: every service forgets their data."""
+
+    name: ClassVar[str] = "participant-erased"
+
+    person_id: str = Field(description="The person's id in the company directory, to forget")
+    erased_at: datetime
+
+
 # --- pairings (matching) -------------------------------------------------------------------
 
 
@@ -231,6 +240,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     ParticipantJoined,
     ParticipantUpdated,
     ParticipantLeft,
+    ParticipantErased,
     MatchProposed,
     MatchAccepted,
     MatchDeclined,

@@ -1,8 +1,10 @@
 """Wiring: the matching service's consumers and HTTP API on the shared service runtime."""
 
+from functools import partial
+
 from fastapi import FastAPI
 
-from crossgen_matching import service, views
+from crossgen_matching import erasure, service, views
 from crossgen_matching.directory import intake, scim
 from crossgen_matching.settings import MatchingSettings
 from crossgen_shared import topics
@@ -14,6 +16,14 @@ def build(settings: MatchingSettings) -> Service:
     matching = Service("matching", settings)
     matching.consume(topics.PARTICIPANTS, {ParticipantJoined: service.on_participant_joined})
     intake.register(matching)
+    matching.workers.append(
+        partial(
+            erasure.watch,
+            matching.unit_of_work,
+            settings.erasure_grace,
+            settings.erasure_check_interval,
+        )
+    )
     return matching
 
 

@@ -2,37 +2,66 @@
 
 from fastapi import FastAPI
 
-from crossgen_notifications import service, views
-from crossgen_notifications.delivery import EmailDelivery
+from crossgen_notifications import people, views
+from crossgen_notifications.handlers import Notifier
+from crossgen_notifications.preferences import views as preference_views
+from crossgen_notifications.scheduling.delivery import Delivery
+from crossgen_notifications.scheduling.timing import Clock, system_clock
 from crossgen_notifications.settings import NotificationsSettings
 from crossgen_shared import topics
 from crossgen_shared.events import (
+    FeedbackSubmitted,
     MatchAccepted,
+    MatchDeclined,
     MatchProposed,
+    PairingAtRisk,
+    PairingEnded,
+    ParticipantErased,
     ParticipantJoined,
+    ParticipantLeft,
     ParticipantUpdated,
+    SessionCancelled,
     SessionCompleted,
+    SessionScheduled,
 )
 from crossgen_shared.service import Service
 
 
-def build(settings: NotificationsSettings) -> Service:
+def build(settings: NotificationsSettings, clock: Clock = system_clock) -> Service:
     notifications = Service("notifications", settings)
+    notifier = Notifier(settings, clock)
     notifications.consume(
         topics.PARTICIPANTS,
         {
-            ParticipantJoined: service.on_participant_joined,
-            ParticipantUpdated: service.on_participant_updated,
+            ParticipantJoined: people.on_participant_joined,
+            ParticipantUpdated: people.on_participant_updated,
+            ParticipantLeft: notifier.on_participant_left,
+            ParticipantErased: lambda e, _, uow: people.erase_person(uow, e.person_id, e.erased_at),
         },
     )
     notifications.consume(
         topics.PAIRINGS,
-        {MatchProposed: service.on_match_proposed, MatchAccepted: service.on_match_accepted},
+        {
+            MatchProposed: notifier.on_match_proposed,
+            MatchAccepted: notifier.on_match_accepted,
+            MatchDeclined: notifier.on_match_declined,
+            PairingEnded: notifier.on_pairing_ended,
+        },
     )
-    notifications.consume(topics.SESSIONS, {SessionCompleted: service.on_session_completed})
-    notifications.workers.append(EmailDelivery(notifications.unit_of_work, settings).run)
+    notifications.consume(
+        topics.SESSIONS,
+        {
+            SessionScheduled: notifier.on_session_scheduled,
+            SessionCancelled: notifier.on_session_cancelled,
+            SessionCompleted: notifier.on_session_completed,
+            FeedbackSubmitted: notifier.on_feedback_submitted,
+            PairingAtRisk: notifier.on_pairing_at_risk,
+        },
+    )
+    delivery = Delivery(notifications.unit_of_work, settings, clock=clock)
+    notifications.workers.append(delivery.run)
     return notifications
 
 
 def create_app(settings: NotificationsSettings) -> FastAPI:
-    return build(settings).http_app([views.router])
+    return build(settings).http_app([views.router, preference_views.router])

@@ -1,4 +1,6 @@
-from pydantic import Field, SecretStr
+from datetime import timedelta
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from crossgen_shared.settings import ServiceSettings
@@ -7,16 +9,49 @@ from crossgen_shared.settings import ServiceSettings
 class NotificationsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_")
 
+    # Where people reach this service from outside: the base of every unsubscribe link.
+    public_url: str = "http://localhost:8000"
+
     smtp_host: str = "localhost"
     smtp_port: int = 25
     smtp_sender: str = "Crossgen <no-reply@crossgen.example>"
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
-    smtp_starttls: bool = False
+    smtp_starttls: bool = False  # upgrade a plain connection (usually port 587)
+    smtp_implicit_tls: bool = False  # TLS from the first byte (usually port 465)
+    smtp_tls_ca: str | None = None  # CA bundle, PEM text; None trusts the system store
     smtp_timeout: float = Field(default=10.0, gt=0)
+
+    # Chat and webhook URLs must be https on one of these hosts (`*.` matches any subdomain),
+    # and must not resolve to a private, loopback or link-local address.
+    outbound_allowed_hosts: tuple[str, ...] = (
+        "hooks.slack.com",
+        "*.webhook.office.com",
+        "*.logic.azure.com",
+    )
+    # For tests and local demos only: plain http, and addresses on this machine or network.
+    outbound_allow_http: bool = False
+    outbound_allow_private: bool = False
+    webhook_timeout: float = Field(default=10.0, gt=0)
+
+    reminder_lead: timedelta = timedelta(hours=24)
+    digest_hour: int = Field(default=8, ge=0, le=23)  # in each person's own timezone
+
     delivery_poll_interval: float = Field(default=0.5, gt=0)
-    delivery_batch_size: int = Field(default=20, ge=1)
+    delivery_concurrency: int = Field(default=4, ge=1)
     delivery_max_attempts: int = Field(default=8, ge=1)
-    # A transient failure is retried after this delay, doubled on each attempt up to the maximum.
+    # A transient failure is retried after this delay, doubled on each attempt up to the maximum,
+    # with jitter so that many messages failing together do not come back together.
     delivery_retry_delay: float = Field(default=30.0, ge=0)
     delivery_retry_max_delay: float = Field(default=3600.0, ge=0)
+    # A message claimed this long ago and still not confirmed was being sent when a replica died.
+    sending_timeout: float = Field(default=300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "NotificationsSettings":
+        if self.smtp_starttls and self.smtp_implicit_tls:
+            raise ValueError("choose SMTP STARTTLS or implicit TLS, not both")
+        if self.sending_timeout <= max(self.smtp_timeout, self.webhook_timeout):
+            # Shorter, and a send still in progress would be declared "maybe sent".
+            raise ValueError("sending_timeout must exceed the SMTP and webhook timeouts")
+        return self

@@ -1,6 +1,6 @@
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -9,15 +9,23 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 import crossgen_notifications
 from crossgen_local.databases import migrated_database
 from crossgen_local.postgres import LocalPostgres
+from crossgen_local.smtp import SmtpSink
 from crossgen_local.tokens import TokenIssuer
 from crossgen_notifications.app import build
+from crossgen_notifications.scheduling.delivery import Delivery
 from crossgen_notifications.settings import NotificationsSettings
+from crossgen_notifications.testing import START, Clock
 from crossgen_shared.events import MatchProposed, ParticipantJoined, Role
 from crossgen_shared.service import Service
 from crossgen_shared.testing import publish_event
 
 MIGRATIONS = Path(crossgen_notifications.__file__).parent / "migrations"
-NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+NOW = START
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
 
 
 @pytest.fixture
@@ -33,12 +41,21 @@ def settings(notifications_db: str, tokens: TokenIssuer) -> NotificationsSetting
         jwt_audience=tokens.audience,
         jwt_public_key=tokens.public_key_pem,
         create_topics=False,
+        public_url="https://crossgen.example/notifications",
+        smtp_host="127.0.0.1",
+        smtp_timeout=5.0,
+        webhook_timeout=1.0,
+        sending_timeout=30.0,
+        # The tests' HTTP receivers listen on 127.0.0.1 over plain http.
+        outbound_allowed_hosts=("127.0.0.1", "hooks.slack.com", "*.webhook.office.com"),
+        outbound_allow_http=True,
+        outbound_allow_private=True,
     )
 
 
 @pytest.fixture
-async def notifications(settings: NotificationsSettings) -> AsyncIterator[Service]:
-    service = build(settings)
+async def notifications(settings: NotificationsSettings, clock: Clock) -> AsyncIterator[Service]:
+    service = build(settings, clock)
     yield service
     await service.engine.dispose()
 
@@ -47,6 +64,25 @@ async def notifications(settings: NotificationsSettings) -> AsyncIterator[Servic
 async def broker(notifications: Service) -> AsyncIterator[KafkaBroker]:
     async with TestKafkaBroker(notifications.broker) as broker:
         yield broker
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def delivery(
+    notifications: Service, settings: NotificationsSettings, clock: Clock, smtp: SmtpSink
+) -> Callable[..., Delivery]:
+    """Makes a delivery worker of the service under test, sending to the SMTP sink."""
+
+    def make(**overrides: Any) -> Delivery:
+        changed = settings.model_copy(update={"smtp_port": smtp.port} | overrides)
+        return Delivery(notifications.unit_of_work, changed, clock=clock)
+
+    return make
 
 
 def joined(role: Role, name: str, email: str, program_id: UUID | None = None) -> ParticipantJoined:
@@ -88,13 +124,14 @@ def proposal(learner: ParticipantJoined, mentor: ParticipantJoined) -> MatchProp
 
 
 @pytest.fixture
-async def proposed(
-    broker: KafkaBroker,
-    learner: ParticipantJoined,
-    mentor: ParticipantJoined,
-    proposal: MatchProposed,
-) -> str:
-    """Both contacts known and a match proposed: two pending emails. Returns the event id."""
+async def both_known(
+    broker: KafkaBroker, learner: ParticipantJoined, mentor: ParticipantJoined
+) -> None:
     await publish_event(broker, learner)
     await publish_event(broker, mentor)
+
+
+@pytest.fixture
+async def proposed(broker: KafkaBroker, both_known: None, proposal: MatchProposed) -> str:
+    """Both contacts known and a match proposed: two pending emails. Returns the event id."""
     return await publish_event(broker, proposal)

@@ -1,12 +1,17 @@
-"""The delivery log over HTTP: admins see everything, a participant sees their own."""
+"""The delivery log over HTTP: admins see everything and resend after review, a participant sees
+their own."""
 
 from collections.abc import AsyncIterator
+from uuid import uuid4
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from crossgen_local.tokens import TokenIssuer
 from crossgen_notifications import views
+from crossgen_notifications.models import Notification
+from crossgen_notifications.testing import notifications_of
 from crossgen_shared.events import ParticipantJoined
 from crossgen_shared.service import Service
 
@@ -55,6 +60,7 @@ async def test_the_delivery_log_filters_and_pages(
     assert await log(status="sent") == []
     first, second = await log(limit=1), await log(limit=1, offset=1)
     assert len(first) == len(second) == 1 and first[0]["id"] != second[0]["id"]
+    assert await log(status="unconfirmed") == []
     bad = await api.get("/notifications", params={"status": "lost"}, headers=admin)
     assert bad.status_code == 422
     assert (await api.get("/notifications", params={"limit": 0}, headers=admin)).status_code == 422
@@ -73,3 +79,31 @@ async def test_a_participant_sees_only_their_own_notifications(
     stranger = await api.get("/me/notifications", headers=tokens.headers("E-0", "participant"))
     assert stranger.json() == []
     assert (await api.get("/me/notifications")).status_code == 401
+
+
+async def test_an_admin_resends_an_unconfirmed_message_and_nothing_else(
+    api: httpx.AsyncClient, tokens: TokenIssuer, notifications: Service, proposed: str
+) -> None:
+    linda, max_ = await notifications_of(notifications)
+    async with notifications.sessions() as session, session.begin():
+        await session.execute(
+            update(Notification)
+            .where(Notification.id == linda.id)
+            .values(status="unconfirmed", attempts=1, last_error="maybe delivered")
+        )
+    admin = tokens.headers("hr", "admin")
+    resend = f"/notifications/{linda.id}/resend"
+    assert (await api.post(resend)).status_code == 401
+    participant = tokens.headers("E-Linda", "participant")
+    assert (await api.post(resend, headers=participant)).status_code == 403
+
+    unconfirmed = await api.get("/notifications", params={"status": "unconfirmed"}, headers=admin)
+    assert [r["id"] for r in unconfirmed.json()] == [str(linda.id)]
+    done = await api.post(resend, headers=admin)
+    assert done.status_code == 200, done.text
+    assert (done.json()["status"], done.json()["attempts"]) == ("pending", 0)
+
+    again = await api.post(resend, headers=admin)
+    assert again.status_code == 409 and "this one is pending" in again.text
+    assert (await api.post(f"/notifications/{max_.id}/resend", headers=admin)).status_code == 409
+    assert (await api.post(f"/notifications/{uuid4()}/resend", headers=admin)).status_code == 404

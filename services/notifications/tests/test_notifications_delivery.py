@@ -1,37 +1,29 @@
-"""Delivering pending emails to a real SMTP server, and what each kind of refusal leads to."""
+"""Delivering due emails to a real SMTP server: each once, each refusal leading where it should,
+and a sender that dies mid-send never sending the message a second time by itself."""
 
 import asyncio
-import socket
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import select, update
+from faststream.kafka import KafkaBroker
 
+from crossgen_local.processes import free_port
 from crossgen_local.smtp import SmtpSink
+from crossgen_notifications import delivery_log
 from crossgen_notifications.app import build
-from crossgen_notifications.delivery import EmailDelivery
-from crossgen_notifications.models import Notification
+from crossgen_notifications.channels import Outgoing
+from crossgen_notifications.scheduling.delivery import Delivery
 from crossgen_notifications.settings import NotificationsSettings
-from crossgen_shared.db import utcnow
-from crossgen_shared.events import NotificationFailed, NotificationSent
+from crossgen_notifications.testing import START, Clock, SlowSmtp, emitted, notifications_of
+from crossgen_shared.events import MatchProposed, NotificationFailed, NotificationSent
 from crossgen_shared.service import Service
-from crossgen_shared.testing import outbox
+from crossgen_shared.testing import publish_event
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    with SmtpSink() as sink:
-        yield sink
+MakeDelivery = Callable[..., Delivery]
 
 
 class RefuseEveryRecipient:
@@ -49,41 +41,30 @@ def refusing_smtp_port() -> Iterator[int]:
     controller.stop()
 
 
-def delivery(
-    notifications: Service, settings: NotificationsSettings, port: int, **overrides: Any
-) -> EmailDelivery:
-    smtp = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_timeout": 5.0}
-    return EmailDelivery(notifications.unit_of_work, settings.model_copy(update=smtp | overrides))
-
-
-async def notifications_of(notifications: Service) -> list[Notification]:
-    async with notifications.sessions() as session:
-        return list(await session.scalars(select(Notification).order_by(Notification.to_address)))
-
-
-async def emitted(notifications: Service) -> list[Any]:
-    return [
-        e.event
-        for e in await outbox(notifications.sessions)
-        if isinstance(e.event, NotificationSent | NotificationFailed)
-    ]
-
-
-async def test_each_pending_email_is_sent_once_with_its_message_id(
-    notifications: Service, settings: NotificationsSettings, smtp: SmtpSink, proposed: str
+async def test_each_due_email_is_sent_once_with_its_message_id_and_unsubscribe_headers(
+    notifications: Service, delivery: MakeDelivery, smtp: SmtpSink, proposed: str
 ) -> None:
-    mailer = delivery(notifications, settings, smtp.port)
-    assert await mailer.deliver_pending() == 2
-    assert await mailer.deliver_pending() == 0
+    mailer = delivery()
+    assert await mailer.deliver_due() == 2
+    assert await mailer.deliver_due() == 0
 
     rows = await notifications_of(notifications)
     mails = sorted(smtp.messages, key=lambda m: m.rcpt_tos)
     assert [m.rcpt_tos for m in mails] == [["linda@example.com"], ["max@example.com"]]
     assert [m.message["Message-ID"] for m in mails] == [f"<{n.id}@crossgen>" for n in rows]
-    assert mails[0].message["Subject"] == "You have a proposed match: Max"
-    assert mails[0].message["From"] == "Crossgen <no-reply@crossgen.example>"
-    assert "mentor teaches ai tools" in mails[0].message.get_content()
-    assert [(n.status, n.attempts, n.sent_at is not None) for n in rows] == [("sent", 1, True)] * 2
+    mail = mails[0].message
+    assert mail["Subject"] == "You have a proposed match: Max"
+    assert mail["From"] == "Crossgen <no-reply@crossgen.example>"
+    unsubscribe = mail["List-Unsubscribe"]
+    assert unsubscribe.startswith("<https://crossgen.example/notifications/unsubscribe?token=")
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert mail.get_content_type() == "multipart/alternative"
+    text = mail.get_body(("plain",))
+    html = mail.get_body(("html",))
+    assert text is not None and "mentor teaches ai tools" in text.get_content()
+    assert unsubscribe[1:-1] in text.get_content()
+    assert html is not None and "<li>mentor teaches ai tools</li>" in html.get_content()
+    assert [(n.status, n.attempts, n.sent_at) for n in rows] == [("sent", 1, START)] * 2
 
     events = await emitted(notifications)
     assert all(isinstance(e, NotificationSent) for e in events)
@@ -93,38 +74,70 @@ async def test_each_pending_email_is_sent_once_with_its_message_id(
     assert {e.source_event_id for e in events} == {proposed}
 
 
-async def test_a_refused_recipient_fails_for_good(
-    notifications: Service, settings: NotificationsSettings, refusing_smtp_port: int, proposed: str
+async def test_a_session_email_carries_its_calendar_invite(
+    broker: KafkaBroker,
+    both_known: None,
+    proposal: MatchProposed,
+    delivery: MakeDelivery,
+    smtp: SmtpSink,
 ) -> None:
-    mailer = delivery(notifications, settings, refusing_smtp_port)
-    assert await mailer.deliver_pending() == 2
-    assert await mailer.deliver_pending() == 0  # nothing left to retry
+    from crossgen_shared.events import SessionScheduled
+
+    await publish_event(
+        broker,
+        SessionScheduled(
+            **proposal.model_dump(include={"pairing_id", "program_id", "learner_id", "mentor_id"}),
+            session_id=proposal.pairing_id,
+            starts_at=START + timedelta(days=7),
+            duration_minutes=45,
+        ),
+    )
+    assert await delivery().deliver_due() == 2  # now: the invites; reminders come later
+
+    mail = next(m.message for m in smtp.messages if m.rcpt_tos == ["linda@example.com"])
+    assert mail.get_content_type() == "multipart/mixed"
+    calendar = mail.get_body(("calendar",))
+    assert calendar is not None and calendar.get_param("method") == "REQUEST"
+    [attachment] = list(mail.iter_attachments())
+    assert attachment.get_filename() == "invite.ics"
+    assert b"SEQUENCE:0" in attachment.get_content()
+
+
+async def test_a_refused_recipient_fails_for_good(
+    notifications: Service, delivery: MakeDelivery, refusing_smtp_port: int, proposed: str
+) -> None:
+    mailer = delivery(smtp_port=refusing_smtp_port)
+    assert await mailer.deliver_due() == 2
+    assert await mailer.deliver_due() == 0  # nothing left to retry
 
     rows = await notifications_of(notifications)
     assert [(n.status, n.attempts) for n in rows] == [("failed", 1)] * 2
     assert all("550 5.1.1 No such mailbox" in (n.last_error or "") for n in rows)
     events = await emitted(notifications)
     assert [type(e) for e in events] == [NotificationFailed] * 2
-    assert all("550" in e.reason for e in events)
+    assert all(isinstance(e, NotificationFailed) and "550" in e.reason for e in events)
 
 
-async def test_a_temporary_refusal_is_retried_after_a_backoff(
-    notifications: Service, settings: NotificationsSettings, smtp: SmtpSink, proposed: str
+async def test_a_temporary_refusal_is_retried_after_a_backoff_with_jitter(
+    notifications: Service, delivery: MakeDelivery, smtp: SmtpSink, clock: Clock, proposed: str
 ) -> None:
     smtp.fail_next(2, code=451)
-    mailer = delivery(notifications, settings, smtp.port, delivery_retry_delay=60.0)
-    assert await mailer.deliver_pending() == 2
+    mailer = delivery(delivery_retry_delay=60.0)
+    assert await mailer.deliver_due() == 2
 
     rows = await notifications_of(notifications)
     assert [(n.status, n.attempts) for n in rows] == [("pending", 1)] * 2
-    assert all(n.next_attempt_at > utcnow() + timedelta(seconds=50) for n in rows)
+    # Equal jitter: somewhere in the second half of the delay, so retries spread out.
+    assert all(
+        START + timedelta(seconds=30) <= n.next_attempt_at <= START + timedelta(seconds=60)
+        for n in rows
+    )
     assert all((n.last_error or "").startswith("451") for n in rows)
     assert await emitted(notifications) == []
-    assert await mailer.deliver_pending() == 0  # not due yet
+    assert await mailer.deliver_due() == 0  # not due yet
 
-    async with notifications.sessions() as session, session.begin():
-        await session.execute(update(Notification).values(next_attempt_at=utcnow()))
-    assert await mailer.deliver_pending() == 2
+    clock.advance(seconds=60)
+    assert await mailer.deliver_due() == 2
     assert len(smtp.messages) == 2
     assert [(n.status, n.attempts) for n in await notifications_of(notifications)] == [
         ("sent", 2)
@@ -132,28 +145,124 @@ async def test_a_temporary_refusal_is_retried_after_a_backoff(
 
 
 async def test_an_unreachable_server_is_retried_then_the_email_fails(
-    notifications: Service, settings: NotificationsSettings, proposed: str
+    notifications: Service, delivery: MakeDelivery, proposed: str
 ) -> None:
-    mailer = delivery(
-        notifications, settings, free_port(), delivery_max_attempts=2, delivery_retry_delay=0.0
-    )
-    assert await mailer.deliver_pending() == 2
-    assert [(n.status, n.attempts) for n in await notifications_of(notifications)] == [
-        ("pending", 1)
-    ] * 2
-    assert await mailer.deliver_pending() == 2
+    mailer = delivery(smtp_port=free_port(), delivery_max_attempts=2, delivery_retry_delay=0.0)
+    assert await mailer.deliver_due() == 4  # two attempts each: no delay between them
 
     rows = await notifications_of(notifications)
     assert [(n.status, n.attempts) for n in rows] == [("failed", 2)] * 2
     events = await emitted(notifications)
     assert [type(e) for e in events] == [NotificationFailed] * 2
-    assert all("SMTPConnectError" in e.reason for e in events)
+    assert all(isinstance(e, NotificationFailed) and "SMTPConnectError" in e.reason for e in events)
+
+
+async def test_two_workers_share_the_due_messages_and_send_each_once(
+    broker: KafkaBroker,
+    notifications: Service,
+    both_known: None,
+    proposal: MatchProposed,
+    delivery: MakeDelivery,
+    smtp: SmtpSink,
+) -> None:
+    for _ in range(10):  # ten events: twenty due emails
+        await publish_event(broker, proposal)
+    first, second = delivery(), delivery()
+    counts = await asyncio.gather(first.deliver_due(), second.deliver_due())
+
+    assert sum(counts) == 20 and min(counts) > 0, counts  # both worked, neither twice
+    ids = Counter(m.message["Message-ID"] for m in smtp.messages)
+    assert len(ids) == 20 and set(ids.values()) == {1}
+    rows = await notifications_of(notifications)
+    assert {(n.status, n.attempts) for n in rows} == {("sent", 1)}
+
+
+class Crash(BaseException):
+    """The process dies: nothing after this line runs."""
+
+
+class DyingChannel:
+    """Delivers to the SMTP sink, then the process dies before it can record that."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def send(self, message: Outgoing) -> None:
+        await self._inner.send(message)
+        raise Crash
+
+
+async def test_a_message_its_sender_died_sending_is_marked_unconfirmed_not_sent_again(
+    notifications: Service,
+    settings: NotificationsSettings,
+    delivery: MakeDelivery,
+    smtp: SmtpSink,
+    clock: Clock,
+    proposed: str,
+) -> None:
+    from crossgen_notifications.channels.email import EmailChannel
+
+    mail_settings = settings.model_copy(update={"smtp_port": smtp.port})
+    dying = Delivery(
+        notifications.unit_of_work,
+        mail_settings,
+        clock=clock,
+        channels={"email": DyingChannel(EmailChannel(mail_settings))},
+    )
+    with pytest.raises(Crash):
+        await dying.deliver_next()
+    [claimed] = await notifications_of(notifications, status="sending")
+    assert len(smtp.messages) == 1  # it did arrive
+
+    survivor = delivery()
+    assert await survivor.deliver_due() == 1  # the other one; the claimed one is left alone
+    clock.advance(seconds=settings.sending_timeout - 1)
+    assert await survivor.expire_unconfirmed() == 0  # could still be a slow send in progress
+    clock.advance(seconds=2)
+    assert await survivor.expire_unconfirmed() == 1
+    assert await survivor.deliver_due() == 0
+    [unconfirmed] = await notifications_of(notifications, status="unconfirmed")
+    assert unconfirmed.id == claimed.id and "maybe delivered" in (unconfirmed.last_error or "")
+    assert len(smtp.messages) == 2  # never sent twice by itself
+    assert not any(e.notification_id == claimed.id for e in await emitted(notifications))
+
+    # After review, an admin resends it: same Message-ID, so a receiver can recognise it.
+    async with notifications.unit_of_work() as uow:
+        await delivery_log.resend(uow, claimed.id)
+        await uow.commit()
+    assert await survivor.deliver_due() == 1
+    ids = Counter(m.message["Message-ID"] for m in smtp.messages)
+    assert ids[f"<{claimed.id}@crossgen>"] == 2
+
+
+async def test_shutdown_waits_for_the_message_in_flight_and_records_it(
+    settings: NotificationsSettings, notifications: Service, clock: Clock, proposed: str
+) -> None:
+    with SlowSmtp(free_port(), delay=1.0) as slow:
+        service = build(
+            settings.model_copy(update={"smtp_port": slow.port, "delivery_concurrency": 1}), clock
+        )
+        [worker] = service.workers
+        task = asyncio.create_task(worker())
+        try:
+            await asyncio.to_thread(slow.storing.wait, 10)
+            task.cancel()  # mid-send: the server has the message, we await its reply
+            stopped, _ = await asyncio.wait([task], timeout=10)
+        finally:
+            await service.engine.dispose()
+    assert task in stopped, "a cancelled worker must stop, or shutdown hangs"
+    statuses = Counter(n.status for n in await notifications_of(notifications))
+    assert statuses == {"sent": 1, "pending": 1}  # none left "sending"
 
 
 async def test_the_service_worker_delivers_in_the_background(
-    settings: NotificationsSettings, smtp: SmtpSink, notifications: Service, proposed: str
+    settings: NotificationsSettings,
+    smtp: SmtpSink,
+    notifications: Service,
+    clock: Clock,
+    proposed: str,
 ) -> None:
-    service = build(settings.model_copy(update={"smtp_host": smtp.host, "smtp_port": smtp.port}))
+    service = build(settings.model_copy(update={"smtp_port": smtp.port}), clock)
     [worker] = service.workers
     task = asyncio.create_task(worker())
     try:

@@ -1,34 +1,72 @@
-"""Consuming participants, pairings and sessions into contacts and pending notifications.
+"""Consuming participants, pairings and sessions into contacts and queued messages: who hears what.
 
 FastStream's test broker runs the real consumers (inbox, unit of work) over a real PostgreSQL.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
 import pytest
 from faststream.kafka import KafkaBroker
-from sqlalchemy import select
+from icalendar import Calendar
 
-from crossgen_notifications import service
+from crossgen_notifications import handlers, messages, people
 from crossgen_notifications.models import Contact, Notification
+from crossgen_notifications.settings import NotificationsSettings
+from crossgen_notifications.testing import START, Clock, emitted, notifications_of
 from crossgen_shared.consumer import NotReady
 from crossgen_shared.envelope import Envelope
 from crossgen_shared.events import (
+    Benefit,
+    BenefitRatings,
+    FeedbackSubmitted,
     MatchAccepted,
+    MatchDeclined,
     MatchProposed,
+    NotificationFailed,
+    PairingAtRisk,
+    PairingEnded,
     ParticipantJoined,
+    ParticipantLeft,
     ParticipantUpdated,
+    SessionCancelled,
     SessionCompleted,
+    SessionScheduled,
 )
 from crossgen_shared.service import Service
 from crossgen_shared.testing import publish_event
 
+NEXT_WEEK = START + timedelta(days=7)
 
-async def notifications_of(notifications: Service) -> list[Notification]:
-    async with notifications.sessions() as session:
-        rows = await session.scalars(select(Notification).order_by(Notification.to_address))
-        return list(rows)
+
+def pair_of(proposal: MatchProposed) -> dict[str, Any]:
+    return proposal.model_dump(
+        include={
+            "pairing_id",
+            "program_id",
+            "learner_id",
+            "mentor_id",
+            "learner_person_id",
+            "mentor_person_id",
+        }
+    )
+
+
+def scheduled(proposal: MatchProposed, starts_at: datetime = NEXT_WEEK) -> SessionScheduled:
+    return SessionScheduled(
+        session_id=uuid4(),
+        pairing_id=proposal.pairing_id,
+        program_id=proposal.program_id,
+        learner_id=proposal.learner_id,
+        mentor_id=proposal.mentor_id,
+        starts_at=starts_at,
+        duration_minutes=45,
+    )
+
+
+def summary(rows: list[Notification]) -> list[tuple[str, str, str]]:
+    return [(n.template, n.to_address, n.status) for n in rows]
 
 
 async def test_participant_events_keep_the_contact_up_to_date(
@@ -55,29 +93,24 @@ async def test_participant_events_keep_the_contact_up_to_date(
     async with notifications.sessions() as session:
         contact = await session.get(Contact, learner.participant_id)
     assert contact is not None
-    assert (contact.person_id, contact.display_name, contact.email) == (
+    assert (contact.person_id, contact.display_name, contact.email, contact.locale) == (
         learner.person_id,
         "Linda L.",
         "linda.l@example.com",
+        "en",
     )
 
 
 async def test_a_proposed_match_queues_one_email_to_each_side_once(
-    broker: KafkaBroker,
-    notifications: Service,
-    learner: ParticipantJoined,
-    mentor: ParticipantJoined,
-    proposal: MatchProposed,
+    broker: KafkaBroker, notifications: Service, both_known: None, proposal: MatchProposed
 ) -> None:
-    await publish_event(broker, learner)
-    await publish_event(broker, mentor)
     event_id = await publish_event(broker, proposal)
     await publish_event(broker, proposal, event_id=event_id)  # a redelivery
 
     rows = await notifications_of(notifications)
-    assert [(n.to_address, n.recipient_id, n.status, n.attempts) for n in rows] == [
-        ("linda@example.com", learner.participant_id, "pending", 0),
-        ("max@example.com", mentor.participant_id, "pending", 0),
+    assert [(n.to_address, n.person_id, n.status, n.attempts) for n in rows] == [
+        ("linda@example.com", "E-Linda", "pending", 0),
+        ("max@example.com", "E-Max", "pending", 0),
     ]
     assert {(n.source_event_id, n.source_event_type, n.channel, n.template) for n in rows} == {
         (event_id, MatchProposed.event_type(), "email", "match-proposed")
@@ -85,6 +118,8 @@ async def test_a_proposed_match_queues_one_email_to_each_side_once(
     assert rows[0].subject == "You have a proposed match: Max"
     assert rows[1].subject == "You have a proposed match: Linda"
     assert all("mentor teaches ai tools" in n.body for n in rows)
+    assert all(n.html and "<li>mentor teaches ai tools</li>" in n.html for n in rows)
+    assert all(n.next_attempt_at == START for n in rows)
 
 
 async def test_a_proposal_before_its_contacts_is_retried_not_lost(
@@ -107,59 +142,262 @@ async def test_a_proposal_before_its_contacts_is_retried_not_lost(
     assert len(await notifications_of(notifications)) == 2
 
 
-async def test_accepted_match_and_completed_session_notify_both(
-    broker: KafkaBroker,
-    notifications: Service,
-    learner: ParticipantJoined,
-    mentor: ParticipantJoined,
-    proposal: MatchProposed,
+async def test_accepted_and_at_risk_pairings_notify_both(
+    broker: KafkaBroker, notifications: Service, both_known: None, proposal: MatchProposed
 ) -> None:
-    for contact in (learner, mentor):
-        await publish_event(broker, contact)
-    pair = proposal.model_dump(include=set(MatchAccepted.model_fields) - {"accepted_at"})
-    await publish_event(broker, MatchAccepted(**pair, accepted_at=proposal.proposed_at))
+    await publish_event(broker, MatchAccepted(**pair_of(proposal), accepted_at=START))
+    at_risk = pair_of(proposal)
+    del at_risk["learner_person_id"], at_risk["mentor_person_id"]
     await publish_event(
-        broker,
-        SessionCompleted(
-            session_id=uuid4(),
-            pairing_id=proposal.pairing_id,
-            program_id=proposal.program_id,
-            learner_id=proposal.learner_id,
-            mentor_id=proposal.mentor_id,
-            held_minutes=50,
-            completed_at=proposal.proposed_at,
-        ),
+        broker, PairingAtRisk(**at_risk, reason="no session for 6 weeks", detected_at=START)
     )
 
     rows = await notifications_of(notifications)
-    by_template = sorted((n.template, n.to_address, n.subject) for n in rows)
-    assert by_template == [
+    assert sorted((n.template, n.to_address, n.subject) for n in rows) == [
         ("match-accepted", "linda@example.com", "Your pairing is on: you and Max"),
         ("match-accepted", "max@example.com", "Your pairing is on: you and Linda"),
-        ("session-follow-up", "linda@example.com", "How did your session go?"),
-        ("session-follow-up", "max@example.com", "How did your session go?"),
+        ("pairing-at-risk", "linda@example.com", "Is your pairing with Max still on track?"),
+        ("pairing-at-risk", "max@example.com", "Is your pairing with Linda still on track?"),
+    ]
+    assert all("no session for 6 weeks" in n.body for n in rows if n.template == "pairing-at-risk")
+
+
+async def test_a_declined_match_tells_only_the_other_side(
+    broker: KafkaBroker, notifications: Service, both_known: None, proposal: MatchProposed
+) -> None:
+    await publish_event(broker, proposal)
+    await publish_event(
+        broker,
+        MatchDeclined(
+            **pair_of(proposal),
+            declined_by=proposal.mentor_id,
+            reason="no capacity this quarter",
+            declined_at=START,
+        ),
+    )
+    declined = await notifications_of(notifications, template="match-declined")
+    assert [(n.to_address, n.subject) for n in declined] == [
+        ("linda@example.com", "Your proposed match with Max will not go ahead")
+    ]
+    assert "no capacity this quarter" in declined[0].body
+
+
+async def test_a_leaver_s_partner_is_told_once_even_when_the_pairing_then_ends(
+    broker: KafkaBroker,
+    notifications: Service,
+    both_known: None,
+    proposal: MatchProposed,
+    mentor: ParticipantJoined,
+) -> None:
+    await publish_event(broker, proposal)
+    await publish_event(broker, MatchAccepted(**pair_of(proposal), accepted_at=START))
+    await publish_event(
+        broker,
+        ParticipantLeft(
+            participant_id=mentor.participant_id,
+            program_id=mentor.program_id,
+            reason="left the company",
+            left_at=START,
+        ),
+    )
+    await publish_event(
+        broker, PairingEnded(**pair_of(proposal), reason="participant left", ended_at=START)
+    )
+
+    told = await notifications_of(notifications, template="partner-left")
+    assert [(n.to_address, n.subject) for n in told] == [
+        ("linda@example.com", "Max has left the program")
+    ]
+    assert await notifications_of(notifications, template="pairing-ended") == []
+
+
+async def test_a_pairing_that_ends_tells_both(
+    broker: KafkaBroker, notifications: Service, both_known: None, proposal: MatchProposed
+) -> None:
+    await publish_event(broker, MatchAccepted(**pair_of(proposal), accepted_at=START))
+    await publish_event(
+        broker, PairingEnded(**pair_of(proposal), reason="the program is over", ended_at=START)
+    )
+    ended = await notifications_of(notifications, template="pairing-ended")
+    assert [n.to_address for n in ended] == ["linda@example.com", "max@example.com"]
+    assert all("the program is over" in n.body for n in ended)
+
+
+async def test_a_scheduled_session_queues_an_invite_a_reminder_and_a_feedback_request(
+    broker: KafkaBroker, notifications: Service, both_known: None, proposal: MatchProposed
+) -> None:
+    session = scheduled(proposal)
+    await publish_event(broker, session)
+
+    rows = await notifications_of(notifications, to_address="linda@example.com")
+    assert [(n.template, n.status, n.next_attempt_at) for n in rows] == [
+        ("feedback-request", "pending", NEXT_WEEK + timedelta(minutes=45)),
+        ("session-reminder", "pending", NEXT_WEEK - timedelta(hours=24)),
+        ("session-scheduled", "pending", START),
+    ]
+    assert all(n.session_id == session.session_id for n in rows)
+    invite = rows[2]
+    assert invite.subject == "Session with Max on Monday, March 8, 2027"
+    assert "Monday, March 8, 2027 at 9:00\u202fAM\n(UTC), for 45 minutes" in invite.body
+    assert invite.calendar is not None
+    event = Calendar.from_ical(invite.calendar).walk("VEVENT")[0]
+    assert (event["UID"], event["SEQUENCE"]) == (f"{session.session_id}@crossgen", 0)
+    # The reminder and the feedback request carry no invite: only the first email updates calendars.
+    assert rows[0].calendar is None and rows[1].calendar is None
+
+
+async def test_a_session_too_close_for_a_reminder_gets_none(
+    broker: KafkaBroker, notifications: Service, both_known: None, proposal: MatchProposed
+) -> None:
+    await publish_event(broker, scheduled(proposal, starts_at=START + timedelta(hours=3)))
+    assert await notifications_of(notifications, template="session-reminder") == []
+
+
+async def test_a_reschedule_sends_an_update_and_moves_the_reminder(
+    broker: KafkaBroker, notifications: Service, both_known: None, proposal: MatchProposed
+) -> None:
+    first = scheduled(proposal)
+    await publish_event(broker, first)
+    moved = first.model_copy(update={"starts_at": NEXT_WEEK + timedelta(days=1)})
+    moved_id = await publish_event(broker, moved)
+
+    rows = await notifications_of(notifications, to_address="max@example.com")
+    assert [(n.template, n.status) for n in rows] == [
+        ("feedback-request", "cancelled"),
+        ("feedback-request", "pending"),
+        ("session-reminder", "cancelled"),
+        ("session-reminder", "pending"),
+        ("session-rescheduled", "pending"),
+        ("session-scheduled", "pending"),
+    ]
+    live = [n for n in rows if n.status == "pending" and n.source_event_id == moved_id]
+    assert {n.template for n in live} == {
+        "feedback-request",
+        "session-reminder",
+        "session-rescheduled",
+    }
+    update = next(n for n in rows if n.template == "session-rescheduled")
+    assert update.subject == "Session with Linda moved to Tuesday, March 9, 2027"
+    assert "moved from Monday, March 8, 2027 at 9:00\u202fAM" in update.body
+    assert update.calendar is not None
+    calendar = Calendar.from_ical(update.calendar)
+    event = calendar.walk("VEVENT")[0]
+    assert (calendar["METHOD"], event["UID"], event["SEQUENCE"]) == (
+        "REQUEST",
+        f"{first.session_id}@crossgen",
+        1,
+    )
+
+
+async def test_a_cancelled_session_withdraws_its_reminders_and_cancels_the_invite(
+    broker: KafkaBroker, notifications: Service, both_known: None, proposal: MatchProposed
+) -> None:
+    session = scheduled(proposal)
+    await publish_event(broker, session)
+    await publish_event(
+        broker,
+        SessionCancelled(
+            **session.model_dump(exclude={"starts_at", "duration_minutes"}),
+            cancelled_by=proposal.mentor_id,
+            reason="travelling",
+            cancelled_at=START,
+        ),
+    )
+
+    rows = await notifications_of(notifications, to_address="linda@example.com")
+    assert [(n.template, n.status) for n in rows] == [
+        ("feedback-request", "cancelled"),
+        ("session-cancelled", "pending"),
+        ("session-reminder", "cancelled"),
+        ("session-scheduled", "pending"),
+    ]
+    cancelled = rows[1]
+    assert cancelled.subject == "Cancelled: session with Max on Monday, March 8, 2027"
+    assert "travelling" in cancelled.body
+    assert cancelled.calendar is not None
+    calendar = Calendar.from_ical(cancelled.calendar)
+    event = calendar.walk("VEVENT")[0]
+    assert (calendar["METHOD"], event["STATUS"], event["SEQUENCE"]) == ("CANCEL", "CANCELLED", 1)
+
+
+async def test_completion_withdraws_the_reminder_and_feedback_the_request_of_whoever_gave_it(
+    broker: KafkaBroker, notifications: Service, both_known: None, proposal: MatchProposed
+) -> None:
+    session = scheduled(proposal)
+    await publish_event(broker, session)
+    about = session.model_dump(exclude={"starts_at", "duration_minutes"})
+    await publish_event(broker, SessionCompleted(**about, held_minutes=50, completed_at=START))
+    await publish_event(
+        broker,
+        FeedbackSubmitted(
+            **about,
+            participant_id=proposal.learner_id,
+            ratings=BenefitRatings(**dict.fromkeys(Benefit, 5)),
+            submitted_at=START,
+        ),
+    )
+    follow_ups = [
+        (n.template, n.to_address, n.status)
+        for n in await notifications_of(notifications)
+        if n.template != "session-scheduled"
+    ]
+    assert follow_ups == [
+        ("feedback-request", "linda@example.com", "cancelled"),
+        ("session-reminder", "linda@example.com", "cancelled"),
+        ("feedback-request", "max@example.com", "pending"),
+        ("session-reminder", "max@example.com", "cancelled"),
     ]
 
 
-async def test_the_unique_constraint_stops_a_second_message_even_past_the_inbox(
+async def test_a_template_that_fails_to_render_is_recorded_as_failed_and_the_consumer_goes_on(
+    broker: KafkaBroker,
     notifications: Service,
+    both_known: None,
+    proposal: MatchProposed,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = messages.render
+
+    def broken(template: str, **kwargs: Any) -> Any:
+        if template == "match-proposed":
+            kwargs.pop("explanation")  # as if the template wanted a fact the event lacks
+        return real(template, **kwargs)
+
+    monkeypatch.setattr(messages, "render", broken)
+    event_id = await publish_event(broker, proposal)
+    await publish_event(broker, MatchAccepted(**pair_of(proposal), accepted_at=START))
+
+    rows = await notifications_of(notifications)
+    assert summary(rows) == [
+        ("match-accepted", "linda@example.com", "pending"),
+        ("match-proposed", "linda@example.com", "failed"),
+        ("match-accepted", "max@example.com", "pending"),
+        ("match-proposed", "max@example.com", "failed"),
+    ]
+    failed = [n for n in rows if n.status == "failed"]
+    assert all("'explanation' is undefined" in (n.last_error or "") for n in failed)
+    events = await emitted(notifications)
+    assert [type(e) for e in events] == [NotificationFailed] * 2
+    assert {e.source_event_id for e in events} == {event_id}
+
+
+async def test_the_unique_key_stops_a_second_message_even_past_the_inbox(
+    notifications: Service,
+    settings: NotificationsSettings,
+    clock: Clock,
     learner: ParticipantJoined,
     mentor: ParticipantJoined,
     proposal: MatchProposed,
 ) -> None:
+    notifier = handlers.Notifier(settings, clock)
     envelope = Envelope(
-        "e-1",
-        "/test",
-        MatchProposed.event_type(),
-        proposal.proposed_at,
-        str(proposal.pairing_id),
-        proposal,
+        "e-1", "/test", MatchProposed.event_type(), START, str(proposal.pairing_id), proposal
     )
     for _ in range(2):
         async with notifications.unit_of_work() as uow:
             for contact in (learner, mentor):
-                await service.on_participant_joined(contact, envelope, uow)
-            await service.on_match_proposed(proposal, envelope, uow)
+                await people.on_participant_joined(contact, envelope, uow)
+            await notifier.on_match_proposed(proposal, envelope, uow)
             await uow.commit()
     assert len(await notifications_of(notifications)) == 2
 

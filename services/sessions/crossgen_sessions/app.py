@@ -15,7 +15,7 @@ from crossgen_sessions.pairings import views as pairings_views
 from crossgen_sessions.sessions import views as sessions_views
 from crossgen_sessions.settings import SessionsSettings
 from crossgen_shared import topics
-from crossgen_shared.events import ParticipantLeft
+from crossgen_shared.events import ParticipantErased, ParticipantLeft
 from crossgen_shared.service import Service
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -33,7 +33,13 @@ def build(settings: SessionsSettings) -> Service:
     sessions.consume(
         topics.PAIRINGS, consumers.pairing_events(timedelta(days=settings.pairing_term_days))
     )
-    sessions.consume(topics.PARTICIPANTS, {ParticipantLeft: consumers.on_participant_left})
+    sessions.consume(
+        topics.PARTICIPANTS,
+        {
+            ParticipantLeft: consumers.on_participant_left,
+            ParticipantErased: consumers.on_participant_erased,
+        },
+    )
     sessions.workers.append(
         partial(
             at_risk.watch,

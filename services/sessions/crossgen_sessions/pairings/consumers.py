@@ -2,15 +2,24 @@
 
 from datetime import UTC, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from crossgen_sessions.models import Pairing
+from crossgen_sessions.models import Feedback, Goal, Pairing, Session
 from crossgen_sessions.sessions.service import NOBODY, cancel_upcoming
 from crossgen_shared.consumer import Handler, NotReady
 from crossgen_shared.envelope import Envelope
-from crossgen_shared.events import Event, MatchAccepted, PairingEnded, ParticipantLeft
+from crossgen_shared.events import (
+    Event,
+    MatchAccepted,
+    PairingEnded,
+    ParticipantErased,
+    ParticipantLeft,
+)
 from crossgen_shared.unit_of_work import UnitOfWork
+
+# Stands in for erased text and person ids; no employee number or JWT subject looks like it.
+ERASED = "(erased)"
 
 
 def pairing_events(term: timedelta) -> dict[type[Event], Handler]:
@@ -70,3 +79,42 @@ async def on_participant_left(event: ParticipantLeft, _: Envelope, uow: UnitOfWo
         await cancel_upcoming(
             uow, pairing, after=event.left_at, by=event.participant_id, reason="participant left"
         )
+
+
+async def on_participant_erased(event: ParticipantErased, _: Envelope, uow: UnitOfWork) -> None:
+    """Forget what identifies the person or was written by or about them; keep what is counted.
+
+    Gone: their feedback comments; their employee number on their pairings; and the pair's shared
+    free text (goal titles, session agendas, video links, cancellation reasons), since a
+    two-person record speaks of both. Kept: ids, statuses, dates, minutes, ratings and goal
+    progress, which the outcomes report aggregates anonymously (it never reads a person id or
+    text). The partner's own feedback comments stay: they are the partner's record.
+    """
+    participant = event.participant_id
+    await uow.session.execute(
+        update(Feedback).where(Feedback.participant_id == participant).values(comment="")
+    )
+    pairings = list(
+        await uow.session.scalars(
+            select(Pairing)
+            .where(or_(Pairing.learner_id == participant, Pairing.mentor_id == participant))
+            .order_by(Pairing.id)
+            .with_for_update()
+        )
+    )
+    for pairing in pairings:
+        if pairing.learner_id == participant:
+            pairing.learner_person_id = ERASED
+        if pairing.mentor_id == participant:
+            pairing.mentor_person_id = ERASED
+    theirs = [p.id for p in pairings]
+    await uow.session.execute(update(Goal).where(Goal.pairing_id.in_(theirs)).values(title=ERASED))
+    their_sessions = Session.pairing_id.in_(theirs)
+    await uow.session.execute(
+        update(Session).where(their_sessions).values(agenda="", video_link=None)
+    )
+    await uow.session.execute(
+        update(Session)
+        .where(their_sessions, Session.cancellation_reason.is_not(None))
+        .values(cancellation_reason=ERASED)
+    )

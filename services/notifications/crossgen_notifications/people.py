@@ -1,0 +1,91 @@
+"""Contact data: kept from the participants topic; erased with everything that names a person."""
+
+from datetime import datetime
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from crossgen_notifications.models import Contact, Notification, Preferences, SessionInvite, Status
+from crossgen_shared.consumer import NotReady
+from crossgen_shared.envelope import Envelope
+from crossgen_shared.events import ParticipantJoined, ParticipantUpdated
+from crossgen_shared.unit_of_work import UnitOfWork
+
+ERASED = "erased"
+
+
+async def on_participant_joined(event: ParticipantJoined, _: Envelope, uow: UnitOfWork) -> None:
+    values = {
+        "participant_id": event.participant_id,
+        "person_id": event.person_id,
+        "program_id": event.program_id,
+        "display_name": event.display_name,
+        "email": event.email,
+        "updated_at": event.joined_at,
+    }
+    upsert = insert(Contact).values(values)
+    await uow.session.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[Contact.participant_id],
+            set_={k: upsert.excluded[k] for k in values if k != "participant_id"},
+            where=Contact.updated_at <= upsert.excluded.updated_at,
+        )
+    )
+
+
+async def on_participant_updated(event: ParticipantUpdated, _: Envelope, uow: UnitOfWork) -> None:
+    contact = await uow.session.get(Contact, event.participant_id, with_for_update=True)
+    if contact is None:
+        raise NotReady(f"participant {event.participant_id} is not known yet")
+    if contact.updated_at <= event.updated_at:
+        contact.display_name = event.display_name
+        contact.email = event.email
+        contact.updated_at = event.updated_at
+
+
+async def erase_person(uow: UnitOfWork, person_id: str, erased_at: datetime) -> None:
+    """Forget a person: their preferences, and every name, address and text in their contacts
+    and messages.
+
+    Their undelivered messages are cancelled. A contact stays as a nameless tombstone that has
+    left: later events about the pairing still reach the partner, and a replayed older event
+    cannot bring the data back. Messages to partners keep their own text (they are the partner's
+    record) but lose calendar invites, which list the person's address. Ids stay, so the
+    delivery log still counts what happened.
+    """
+    participants = list(
+        await uow.session.scalars(
+            select(Contact.participant_id).where(Contact.person_id == person_id)
+        )
+    )
+    theirs = or_(Notification.person_id == person_id, Notification.recipient_id.in_(participants))
+    await uow.session.execute(
+        update(Notification)
+        .where(theirs, Notification.status.in_([Status.PENDING, Status.COLLECTED]))
+        .values(status=Status.CANCELLED, last_error=f"person erased at {erased_at.isoformat()}")
+    )
+    await uow.session.execute(
+        update(Notification)
+        .where(theirs)
+        .values(person_id="", to_address=ERASED, subject=ERASED, body="", html=None, calendar=None)
+    )
+    their_sessions = select(SessionInvite.session_id).where(
+        or_(SessionInvite.learner_id.in_(participants), SessionInvite.mentor_id.in_(participants))
+    )
+    await uow.session.execute(
+        update(Notification)
+        .where(Notification.session_id.in_(their_sessions))
+        .values(calendar=None)
+    )
+    await uow.session.execute(delete(Preferences).where(Preferences.person_id == person_id))
+    await uow.session.execute(
+        update(Contact)
+        .where(Contact.participant_id.in_(participants))
+        .values(
+            person_id="",
+            display_name="",
+            email="",
+            left_at=func.coalesce(Contact.left_at, erased_at),
+            updated_at=func.greatest(Contact.updated_at, erased_at),
+        )
+    )

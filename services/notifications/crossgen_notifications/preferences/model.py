@@ -1,0 +1,75 @@
+"""What a person can choose about their messages, as the HTTP API reads and writes it."""
+
+from datetime import time
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from crossgen_notifications.rendering import known_locale
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class QuietHoursIn(_Strict):
+    """No messages from ``start`` to ``end`` local time (22:00 to 07:00 spans midnight)."""
+
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _a_period(self) -> "QuietHoursIn":
+        if self.start == self.end:
+            raise ValueError("quiet hours must start and end at different times")
+        return self
+
+
+class EmailIn(_Strict):
+    enabled: bool = True
+
+
+class ChatIn(_Strict):
+    kind: Literal["slack", "teams"]
+    url: str = Field(max_length=2000, description="The incoming webhook URL of the channel")
+
+
+class WebhookIn(_Strict):
+    url: str = Field(max_length=2000)
+
+
+class WebhookOut(WebhookIn):
+    secret: str = Field(description="Verifies X-Crossgen-Signature on every request")
+
+
+class PreferencesIn(_Strict):
+    locale: str | None = Field(
+        None, description="Language of messages (BCP 47, e.g. de, pt-BR); default: the directory's"
+    )
+    timezone: str = Field("UTC", description="IANA timezone, for times and quiet hours")
+    quiet_hours: QuietHoursIn | None = None
+    delivery: Literal["immediate", "daily_digest"] = "immediate"
+    email: EmailIn = EmailIn()
+    chat: ChatIn | None = None
+    webhook: WebhookIn | None = None
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str | None) -> str | None:
+        if value is not None and not known_locale(value):
+            raise ValueError(f"unknown locale {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+
+class PreferencesOut(PreferencesIn):
+    webhook: WebhookOut | None = None

@@ -1,0 +1,1 @@
+"""When messages go out, and the worker that sends each due message once."""

@@ -1,0 +1,346 @@
+"""The delivery worker: sends each due message once, and records what happened.
+
+Each message goes through three steps, each its own transaction or none:
+
+1. claim: the first due row is locked with ``FOR UPDATE SKIP LOCKED`` (replicas and loops never
+   pick the same one), marked ``sending`` with a fresh attempt id, and committed;
+2. send, holding no lock and no transaction;
+3. record the outcome on the rows carrying that attempt id: ``sent``, ``pending`` again after a
+   backoff with jitter, or ``failed``, with a notification-sent / -failed event in the outbox.
+
+A process that dies between 1 and 3 leaves a ``sending`` row whose message may or may not have
+arrived. After ``sending_timeout`` it becomes ``unconfirmed`` and is never sent again by itself:
+an admin looks at it in the delivery log and resends it if needed. See the README for why.
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import cast
+from uuid import UUID, uuid4
+
+from prometheus_client import Counter
+from sqlalchemy import select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from crossgen_notifications.channels import Channel, ChannelName, DeliveryError, Outgoing
+from crossgen_notifications.channels.chat import ChatChannel
+from crossgen_notifications.channels.email import EmailChannel
+from crossgen_notifications.channels.http import HttpPoster
+from crossgen_notifications.channels.urls import UrlPolicy
+from crossgen_notifications.channels.webhook import WebhookChannel
+from crossgen_notifications.messages import DIGEST, Messages, Recipient
+from crossgen_notifications.models import Notification, Preferences, Status
+from crossgen_notifications.preferences.store import enabled
+from crossgen_notifications.scheduling.timing import Clock, system_clock
+from crossgen_notifications.settings import NotificationsSettings
+from crossgen_shared.events import NotificationFailed, NotificationSent
+from crossgen_shared.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+DELIVERIES = Counter(
+    "crossgen_notifications_deliveries_total", "Delivery outcomes", ["channel", "outcome"]
+)
+UNCONFIRMED_REASON = (
+    "the sender stopped before confirming the outcome: maybe delivered, so not resent"
+    " automatically; review and resend from the delivery log if needed"
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    message: Outgoing
+    attempt_id: UUID
+
+
+class Delivery:
+    def __init__(
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        settings: NotificationsSettings,
+        *,
+        clock: Clock = system_clock,
+        channels: Mapping[ChannelName, Channel] | None = None,
+    ) -> None:
+        self._unit_of_work = unit_of_work
+        self._settings = settings
+        self._clock = clock
+        self._messages = Messages(settings, clock)
+        self._poster = HttpPoster(UrlPolicy.of(settings), settings.webhook_timeout)
+        self._channels: Mapping[ChannelName, Channel] = channels or {
+            "email": EmailChannel(settings),
+            "chat": ChatChannel(self._poster),
+            "webhook": WebhookChannel(self._poster),
+        }
+
+    async def run(self) -> None:
+        """Deliver until cancelled, with ``delivery_concurrency`` loops sharing the work."""
+        try:
+            async with asyncio.TaskGroup() as loops:
+                for _ in range(self._settings.delivery_concurrency):
+                    loops.create_task(self._loop())
+        finally:
+            await self._poster.aclose()
+
+    async def _loop(self) -> None:
+        failures = 0
+        while True:
+            cycle = asyncio.ensure_future(self.deliver_next())
+            try:
+                delivered = await asyncio.shield(cycle)
+            except asyncio.CancelledError:
+                # Shutting down: let the message in flight finish and be recorded, so a deploy
+                # does not leave a "maybe sent" message behind.
+                with contextlib.suppress(Exception):
+                    await cycle
+                raise
+            except Exception:  # a database outage pauses delivery, it does not end it
+                failures += 1
+                log.exception("delivery failed; retrying")
+                await asyncio.sleep(min(0.2 * 2**failures, 5.0))
+                continue
+            failures = 0
+            if not delivered:
+                await asyncio.sleep(self._settings.delivery_poll_interval)
+
+    async def deliver_next(self) -> bool:
+        """Handle one due message, if any; False when nothing was due."""
+        due, claim = await self._claim()
+        if not due:
+            await self.expire_unconfirmed()  # idle: a good moment to look for sends that died
+        elif claim is not None:
+            outcome = await self._send(claim.message)
+            # The message is out (or refused): a database blip must not leave it "maybe sent".
+            failures = 0
+            while True:
+                try:
+                    await self._record(claim, outcome)
+                    break
+                except (OperationalError, InterfaceError, OSError):
+                    failures += 1
+                    log.warning("cannot record a delivery yet; retrying", exc_info=True)
+                    await asyncio.sleep(min(0.2 * 2**failures, 5.0))
+        return due
+
+    async def deliver_due(self) -> int:
+        """Handle every message due now (for tests and one-off runs); returns how many."""
+        handled = 0
+        while await self.deliver_next():
+            handled += 1
+        return handled
+
+    async def expire_unconfirmed(self) -> int:
+        cutoff = self._clock() - timedelta(seconds=self._settings.sending_timeout)
+        async with self._unit_of_work() as uow:
+            expired = (
+                await uow.session.scalars(
+                    update(Notification)
+                    .where(Notification.status == Status.SENDING, Notification.claimed_at < cutoff)
+                    .values(status=Status.UNCONFIRMED, last_error=UNCONFIRMED_REASON)
+                    .returning(Notification.channel)
+                )
+            ).all()
+            await uow.commit()
+        for channel in expired:
+            log.warning("a %s message was left mid-send: marked unconfirmed", channel)
+            DELIVERIES.labels(channel, "unconfirmed").inc()
+        return len(expired)
+
+    async def _claim(self) -> tuple[bool, Claim | None]:
+        """Whether a message was due, and the claim to send it (None: settled without sending)."""
+        now = self._clock()
+        async with self._unit_of_work() as uow:
+            row = await uow.session.scalar(
+                select(Notification)
+                .where(Notification.status == Status.PENDING, Notification.next_attempt_at <= now)
+                .order_by(Notification.next_attempt_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if row is None:
+                return False, None
+            channel = cast(ChannelName, row.channel)
+            items = await self._digest_items(uow, row) if row.template == DIGEST else []
+            preferences = await uow.session.get(Preferences, row.person_id)
+            unwanted = None
+            if not enabled(preferences, channel):
+                unwanted = f"{channel} turned off"
+            elif row.template == DIGEST and not items:
+                unwanted = "nothing left to send"
+            if unwanted:
+                _settle(row, items, Status.CANCELLED, unwanted)
+                DELIVERIES.labels(channel, "cancelled").inc()
+                await uow.commit()
+                return True, None
+            message = self._outgoing(row, channel, items, preferences)
+            if channel == "email":
+                link = await self._messages.unsubscribe_url(uow, row.person_id)
+                message = replace(message, unsubscribe_url=link)
+            if row.template == DIGEST:
+                recipient = await self._messages.recipient(uow, row.recipient_id)
+                try:
+                    message = self._compose_digest(recipient, message, items)
+                except Exception as exc:  # a broken digest template: record, go on
+                    await self._fail(uow, row, items, f"digest failed to render: {exc!r}")
+                    await uow.commit()
+                    return True, None
+                row.subject, row.body, row.html = message.subject, message.text, message.html
+            attempt_id = uuid4()
+            for claimed in (row, *items):
+                claimed.status, claimed.attempt_id = Status.SENDING, attempt_id
+                claimed.claimed_at = now
+            row.attempts += 1
+            await uow.commit()  # the claim is durable before anything is said to the outside
+        return True, Claim(message, attempt_id)
+
+    async def _digest_items(self, uow: UnitOfWork, digest: Notification) -> list[Notification]:
+        return list(
+            await uow.session.scalars(
+                select(Notification)
+                .where(Notification.digest_id == digest.id, Notification.status == Status.COLLECTED)
+                .order_by(Notification.created_at, Notification.id)
+                .with_for_update()
+            )
+        )
+
+    def _outgoing(
+        self,
+        row: Notification,
+        channel: ChannelName,
+        items: list[Notification],
+        preferences: Preferences | None,
+    ) -> Outgoing:
+        calendars = tuple(c for c in (row.calendar, *(i.calendar for i in items)) if c)
+        return Outgoing(
+            notification_id=row.id,
+            channel=channel,
+            to_address=row.to_address,
+            template=row.template,
+            source_event_id=row.source_event_id,
+            source_event_type=row.source_event_type,
+            recipient_id=row.recipient_id,
+            person_id=row.person_id,
+            subject=row.subject,
+            text=row.body,
+            html=row.html,
+            calendars=calendars,
+            created_at=row.created_at,
+            chat_kind=preferences.chat_kind if preferences else None,
+            webhook_secret=preferences.webhook_secret if preferences else None,
+        )
+
+    def _compose_digest(
+        self, recipient: Recipient, message: Outgoing, items: list[Notification]
+    ) -> Outgoing:
+        """The digest's text is made when it goes out: that is when its content is known."""
+        facts = {"items": [{"subject": item.subject, "text": item.body} for item in items]}
+        rendered = self._messages.render(
+            recipient, message.channel, DIGEST, facts, message.unsubscribe_url
+        )
+        text = rendered.text if message.channel == "email" else rendered.excerpt
+        return replace(message, subject=rendered.subject, text=text, html=rendered.html)
+
+    async def _send(self, message: Outgoing) -> DeliveryError | None:
+        timeout = (
+            self._settings.smtp_timeout
+            if message.channel == "email"
+            else self._settings.webhook_timeout
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                await self._channels[message.channel].send(message)
+        except DeliveryError as exc:
+            return exc
+        except TimeoutError:
+            return DeliveryError(f"timed out after {timeout:g} s", permanent=False)
+        except Exception as exc:  # resets and the like: the remote side's trouble, worth a retry
+            return DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False)
+        return None
+
+    async def _record(self, claim: Claim, error: DeliveryError | None) -> None:
+        message = claim.message
+        async with self._unit_of_work() as uow:
+            rows = list(
+                await uow.session.scalars(
+                    select(Notification)
+                    .where(Notification.attempt_id == claim.attempt_id)
+                    .with_for_update()
+                )
+            )
+            row = next((r for r in rows if r.id == message.notification_id), None)
+            if row is None:
+                return  # an admin reset the message meanwhile: theirs is the newer decision
+            items = [r for r in rows if r is not row]
+            now = self._clock()
+            if error is None:
+                for sent in rows:
+                    sent.status, sent.sent_at, sent.last_error = Status.SENT, now, None
+                for told in items or [row]:
+                    await uow.emit(_sent(told, now))
+                DELIVERIES.labels(message.channel, "sent").inc()
+            elif error.permanent or row.attempts >= self._settings.delivery_max_attempts:
+                log.warning("%s %s failed for good: %s", message.channel, row.id, error.reason)
+                await self._fail(uow, row, items, error.reason)
+            else:
+                log.info(
+                    "%s %s attempt %d failed: %s",
+                    message.channel,
+                    row.id,
+                    row.attempts,
+                    error.reason,
+                )
+                row.status, row.last_error = Status.PENDING, error.reason
+                row.next_attempt_at = now + timedelta(seconds=self._backoff(row.attempts))
+                for item in items:
+                    item.status = Status.COLLECTED
+                DELIVERIES.labels(message.channel, "retry").inc()
+            await uow.commit()
+
+    async def _fail(
+        self, uow: UnitOfWork, row: Notification, items: list[Notification], reason: str
+    ) -> None:
+        _settle(row, items, Status.FAILED, reason)
+        for told in items or [row]:
+            await uow.emit(_failed(told, reason, self._clock()))
+        DELIVERIES.labels(row.channel, "failed").inc()
+
+    def _backoff(self, attempts: int) -> float:
+        """Doubling per attempt up to the maximum; the random half spreads retries out."""
+        ceiling = min(
+            self._settings.delivery_retry_delay * 2 ** (attempts - 1),
+            self._settings.delivery_retry_max_delay,
+        )
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _settle(row: Notification, items: list[Notification], status: Status, reason: str) -> None:
+    for settled in (row, *items):
+        settled.status, settled.last_error = status, reason
+
+
+def _sent(row: Notification, at: datetime) -> NotificationSent:
+    return NotificationSent(
+        notification_id=row.id,
+        recipient_id=row.recipient_id,
+        channel=cast(ChannelName, row.channel),
+        template=row.template,
+        source_event_id=row.source_event_id,
+        sent_at=at,
+    )
+
+
+def _failed(row: Notification, reason: str, at: datetime) -> NotificationFailed:
+    return NotificationFailed(
+        notification_id=row.id,
+        recipient_id=row.recipient_id,
+        channel=cast(ChannelName, row.channel),
+        template=row.template,
+        source_event_id=row.source_event_id,
+        reason=reason,
+        failed_at=at,
+    )
