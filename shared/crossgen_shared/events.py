@@ -134,12 +134,17 @@ class MatchAccepted(_PairingEvent):
     name: ClassVar[str] = "match-accepted"
 
     accepted_at: datetime
+    # Snapshotted at acceptance from the company directory, for outcome reports by department.
+    learner_department: str | None = None
+    mentor_department: str | None = None
 
 
 class MatchDeclined(_PairingEvent):
     name: ClassVar[str] = "match-declined"
 
-    declined_by: UUID
+    declined_by: UUID | None = Field(
+        default=None, description="The participant who declined; null when matching withdrew it"
+    )
     reason: str
     declined_at: datetime
 

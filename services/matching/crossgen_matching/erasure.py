@@ -71,6 +71,7 @@ async def erase_due(uow: UnitOfWork, now: datetime, grace: timedelta) -> int:
     )
     for participant in participants:
         participant.display_name, participant.email = ERASED_NAME, ERASED_EMAIL
+        participant.goals = ""  # free text about the person
         participant.status = "erased"
         await uow.emit(
             ParticipantErased(

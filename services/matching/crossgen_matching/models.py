@@ -3,7 +3,17 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, String, text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from crossgen_shared.db import utcnow
@@ -40,8 +50,14 @@ class Participant(Base):
     role: Mapped[str] = mapped_column(String(16))
     display_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320))
-    skills: Mapped[list[str]] = mapped_column(JSON)
+    # Skill name -> level 1..5: how much a learner wants it, how well a mentor knows it.
+    skills: Mapped[dict[str, int]] = mapped_column(JSON)
     capacity: Mapped[int] = mapped_column(default=1)
+    languages: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["en"])
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")  # IANA name
+    work_start: Mapped[int] = mapped_column(default=9)  # local hour
+    work_end: Mapped[int] = mapped_column(default=17)
+    goals: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), default="active")
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -59,3 +75,17 @@ class Pairing(Base):
     learner_accepted: Mapped[bool] = mapped_column(default=False)
     mentor_accepted: Mapped[bool] = mapped_column(default=False)
     proposed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PairRule(Base):
+    """A program owner's decision about one pair: ``pinned`` (always) or ``forbidden`` (never)."""
+
+    __tablename__ = "pair_rules"
+    __table_args__ = (UniqueConstraint("program_id", "learner_id", "mentor_id", "kind"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"), index=True)
+    learner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("participants.id"))
+    mentor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("participants.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,20 +1,37 @@
 """Use cases of the matching service. Each runs inside a unit of work the caller commits."""
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from crossgen_matching import rules
+from crossgen_matching import optimiser, roster
 from crossgen_matching.directory import lookup
 from crossgen_matching.models import Pairing, Participant, Program
+from crossgen_matching.roster import OPEN_PAIRING
 from crossgen_shared.errors import Conflict, Forbidden, NotFound
-from crossgen_shared.events import MatchAccepted, MatchProposed, ParticipantJoined, Role
+from crossgen_shared.events import (
+    MatchAccepted,
+    MatchDeclined,
+    MatchProposed,
+    ParticipantJoined,
+    Role,
+)
 from crossgen_shared.unit_of_work import UnitOfWork
 
-OPEN_PAIRING = ("proposed", "accepted")
+
+@dataclass(frozen=True)
+class Profile:
+    """What a participant tells matching about themselves beyond their skills."""
+
+    languages: list[str] = field(default_factory=lambda: ["en"])
+    timezone: str = "UTC"  # IANA name
+    work_start: int = 9  # local hours
+    work_end: int = 17
+    goals: str = ""
 
 
 async def create_program(uow: UnitOfWork, name: str) -> Program:
@@ -32,8 +49,9 @@ async def enrol(
     role: Role,
     display_name: str,
     email: str,
-    skills: list[str],
+    skills: Mapping[str, int],
     capacity: int,
+    profile: Profile | None = None,
 ) -> Participant:
     if await uow.session.get(Program, program_id) is None:
         raise NotFound(f"program {program_id} does not exist")
@@ -44,8 +62,9 @@ async def enrol(
         role=role,
         display_name=display_name,
         email=email,
-        skills=sorted(rules.normalise(skills)),
+        skills=dict(skills),
         capacity=capacity if role == "mentor" else 1,
+        **asdict(profile or Profile()),
         joined_at=datetime.now(UTC),
     )
     uow.session.add(participant)
@@ -61,7 +80,7 @@ async def enrol(
             role=role,
             display_name=display_name,
             email=email,
-            skills=tuple(participant.skills),
+            skills=tuple(sorted(participant.skills)),
             joined_at=participant.joined_at,
         )
     )
@@ -71,7 +90,8 @@ async def enrol(
 async def match_newcomer(
     uow: UnitOfWork, participant_id: UUID, excluded: Collection[UUID] = ()
 ) -> Pairing | None:
-    """Propose a pairing for a participant who just joined, if a partner is free.
+    """Propose for a participant who just joined, or whose partner just went, by a local repair
+    of the program's current matching; returns their new pairing, if any.
 
     ``excluded``: people not to propose, e.g. the partner of a pairing that just had to end.
     """
@@ -83,61 +103,59 @@ async def match_newcomer(
     await session.execute(
         select(Program).where(Program.id == newcomer.program_id).with_for_update()
     )
-    load = await _open_pairings_by_participant(uow, newcomer.program_id)
-    others = (
-        await session.scalars(
-            select(Participant)
-            .where(
-                Participant.program_id == newcomer.program_id,
-                Participant.status == "active",
-                Participant.role != newcomer.role,
-                Participant.id.not_in(excluded),
-            )
-            .order_by(Participant.joined_at)
+    held = await session.scalar(
+        select(func.count()).where(
+            Pairing.status.in_(OPEN_PAIRING),
+            (Pairing.learner_id == newcomer.id) | (Pairing.mentor_id == newcomer.id),
         )
-    ).all()
-
-    def candidate(p: Participant) -> rules.Candidate:
-        return rules.Candidate(p.id, frozenset(p.skills), p.capacity - load.get(p.id, 0))
-
-    if newcomer.role == "learner":
-        if load.get(newcomer.id):
-            return None
-        proposal = rules.propose(candidate(newcomer), [candidate(m) for m in others])
-    else:
-        # A new mentor takes the first waiting learner they can teach.
-        mentor = candidate(newcomer)
-        proposal = next(
-            (
-                found
-                for learner in others
-                if not load.get(learner.id)
-                and (found := rules.propose(candidate(learner), [mentor]))
-            ),
-            None,
-        )
-    if proposal is None:
+    )
+    room = newcomer.capacity - (held or 0)
+    if room <= 0:
         return None
-    by_id = {p.id: p for p in [newcomer, *others]}
+    others = await session.scalars(
+        select(Participant.person_id).where(Participant.id.in_(excluded))
+    )
+    ruled_out = [
+        optimiser.Pair(newcomer.person_id, other)
+        if newcomer.role == "learner"
+        else optimiser.Pair(other, newcomer.person_id)
+        for other in others
+    ]
+    current = await roster.load(
+        session, newcomer.program_id, leaving_out=newcomer, forbidden=ruled_out
+    )
+    live = optimiser.LiveMatching(current.program, current.last_result())
+    if newcomer.role == "learner":
+        repair = live.join_learner(current.learner(newcomer))
+    else:
+        repair = live.join_mentor(current.mentor(newcomer, room))
+    for pair in repair.withdrawn:
+        await withdraw(uow, current.proposals[pair], None, "re-matched")
+    made = [await propose(uow, current, proposal) for proposal in repair.proposed]
+    return next((p for p in made if newcomer.id in (p.learner_id, p.mentor_id)), None)
+
+
+async def propose(uow: UnitOfWork, current: roster.Roster, proposal: optimiser.Pairing) -> Pairing:
+    learner = current.participants[proposal.learner_id]
+    mentor = current.participants[proposal.mentor_id]
     pairing = Pairing(
-        program_id=newcomer.program_id,
-        learner_id=proposal.learner_id,
-        mentor_id=proposal.mentor_id,
+        program_id=learner.program_id,
+        learner_id=learner.id,
+        mentor_id=mentor.id,
         score=proposal.score,
         explanation=list(proposal.explanation),
         proposed_at=datetime.now(UTC),
     )
-    session.add(pairing)
-    await session.flush()
-    learner, mentor_p = by_id[proposal.learner_id], by_id[proposal.mentor_id]
+    uow.session.add(pairing)
+    await uow.session.flush()
     await uow.emit(
         MatchProposed(
             pairing_id=pairing.id,
             program_id=pairing.program_id,
             learner_id=learner.id,
-            mentor_id=mentor_p.id,
+            mentor_id=mentor.id,
             learner_person_id=learner.person_id,
-            mentor_person_id=mentor_p.person_id,
+            mentor_person_id=mentor.person_id,
             score=pairing.score,
             explanation=proposal.explanation,
             proposed_at=pairing.proposed_at,
@@ -146,17 +164,27 @@ async def match_newcomer(
     return pairing
 
 
-async def _open_pairings_by_participant(uow: UnitOfWork, program_id: UUID) -> dict[UUID, int]:
-    load: dict[UUID, int] = {}
-    for column in (Pairing.learner_id, Pairing.mentor_id):
-        rows = await uow.session.execute(
-            select(column, func.count())
-            .where(Pairing.program_id == program_id, Pairing.status.in_(OPEN_PAIRING))
-            .group_by(column)
+async def withdraw(
+    uow: UnitOfWork, pairing: Pairing, by: UUID | None, reason: str, status: str = "withdrawn"
+) -> None:
+    """Close a proposal: ``withdrawn`` by the matcher (``by`` None), or ``declined`` by a person."""
+    learner = await uow.session.get(Participant, pairing.learner_id)
+    mentor = await uow.session.get(Participant, pairing.mentor_id)
+    assert learner is not None and mentor is not None  # foreign keys
+    pairing.status = status
+    await uow.emit(
+        MatchDeclined(
+            pairing_id=pairing.id,
+            program_id=pairing.program_id,
+            learner_id=learner.id,
+            mentor_id=mentor.id,
+            learner_person_id=learner.person_id,
+            mentor_person_id=mentor.person_id,
+            declined_by=by,
+            reason=reason,
+            declined_at=datetime.now(UTC),
         )
-        for participant_id, count in rows:
-            load[participant_id] = load.get(participant_id, 0) + count
-    return load
+    )
 
 
 async def accept(uow: UnitOfWork, pairing_id: UUID, person_id: str) -> Pairing:
@@ -188,8 +216,30 @@ async def accept(uow: UnitOfWork, pairing_id: UUID, person_id: str) -> Pairing:
                 learner_person_id=learner.person_id,
                 mentor_person_id=mentor.person_id,
                 accepted_at=datetime.now(UTC),
+                learner_department=await lookup.department_of(uow.session, learner.person_id),
+                mentor_department=await lookup.department_of(uow.session, mentor.person_id),
             )
         )
+    return pairing
+
+
+async def decline(uow: UnitOfWork, pairing_id: UUID, person_id: str, reason: str) -> Pairing:
+    """One side turns a proposal down: the pair is never proposed again, both are matched anew."""
+    pairing = await uow.session.get(Pairing, pairing_id, with_for_update=True)
+    if pairing is None:
+        raise NotFound(f"pairing {pairing_id} does not exist")
+    learner = await uow.session.get(Participant, pairing.learner_id)
+    mentor = await uow.session.get(Participant, pairing.mentor_id)
+    assert learner is not None and mentor is not None  # foreign keys
+    if person_id not in (learner.person_id, mentor.person_id):
+        raise Forbidden("only the learner or the mentor of a pairing can decline it")
+    if pairing.status != "proposed":
+        raise Conflict(f"pairing is {pairing.status}; only a proposed pairing can be declined")
+    by = learner if person_id == learner.person_id else mentor
+    await withdraw(uow, pairing, by.id, reason, status="declined")
+    await uow.session.flush()
+    for side in (learner, mentor):
+        await match_newcomer(uow, side.id)
     return pairing
 
 

@@ -1,18 +1,21 @@
 """HTTP API of the matching service."""
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, field_validator
 
-from crossgen_matching import service
+from crossgen_matching import program_admin_views, service
 from crossgen_shared.auth import Principal, require
 from crossgen_shared.events import Role
 from crossgen_shared.service import unit_of_work
 from crossgen_shared.unit_of_work import UnitOfWork
 
 router = APIRouter()
+router.include_router(program_admin_views.router)
 
 
 class ProgramIn(BaseModel):
@@ -26,12 +29,64 @@ class ProgramOut(BaseModel):
     created_at: datetime
 
 
+def _plain_name_is_middle_level(value: object) -> object:
+    # Enrolments from before skill levels send plain names.
+    return {"name": value, "level": 3} if isinstance(value, str) else value
+
+
+class SkillIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    level: int = Field(ge=1, le=5, description="learners: how much wanted; mentors: how well known")
+
+    @field_validator("name")
+    @classmethod
+    def _normalised(cls, name: str) -> str:
+        if not name.strip():
+            raise ValueError("a skill needs a name")
+        return " ".join(name.lower().split())
+
+
 class EnrolmentIn(BaseModel):
     role: Role
     display_name: str = Field(min_length=1, max_length=200)
     email: EmailStr
-    skills: list[str] = Field(min_length=1, max_length=50, description="to learn or to teach")
+    skills: list[Annotated[SkillIn, BeforeValidator(_plain_name_is_middle_level)]] = Field(
+        min_length=1, max_length=50, description="to learn or to teach; a plain name is level 3"
+    )
     capacity: int = Field(default=1, ge=1, le=3, description="mentors: how many learners at once")
+    languages: list[Annotated[str, Field(min_length=2, max_length=35)]] = Field(
+        default_factory=lambda: ["en"], min_length=1, max_length=20
+    )
+    timezone: str = Field(default="UTC", description="IANA name, e.g. Europe/Berlin")
+    work_start: int = Field(default=9, ge=0, le=23, description="local hour the working day starts")
+    work_end: int = Field(default=17, ge=0, le=23, description="local hour it ends")
+    goals: str = Field(default="", max_length=2000)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {name!r}") from exc
+        return name
+
+    @field_validator("languages")
+    @classmethod
+    def _lower_case(cls, languages: list[str]) -> list[str]:
+        return sorted({language.strip().lower() for language in languages})
+
+    def skill_levels(self) -> dict[str, int]:
+        """Name -> level; a skill named twice keeps its higher level."""
+        levels: dict[str, int] = {}
+        for skill in self.skills:
+            levels[skill.name] = max(skill.level, levels.get(skill.name, 0))
+        return levels
+
+
+class SkillOut(BaseModel):
+    name: str
+    level: int
 
 
 class ParticipantOut(BaseModel):
@@ -41,9 +96,21 @@ class ParticipantOut(BaseModel):
     person_id: str
     role: Role
     display_name: str
-    skills: list[str]
+    skills: list[SkillOut]
     capacity: int
+    languages: list[str]
+    timezone: str
+    work_start: int
+    work_end: int
+    goals: str
     status: str
+
+    @field_validator("skills", mode="before")
+    @classmethod
+    def _from_levels(cls, skills: object) -> object:
+        if isinstance(skills, dict):
+            return [{"name": name, "level": level} for name, level in sorted(skills.items())]
+        return skills
 
 
 class PairingOut(BaseModel):
@@ -90,8 +157,15 @@ async def enrol(
             role=body.role,
             display_name=body.display_name,
             email=str(body.email),
-            skills=body.skills,
+            skills=body.skill_levels(),
             capacity=body.capacity,
+            profile=service.Profile(
+                languages=body.languages,
+                timezone=body.timezone,
+                work_start=body.work_start,
+                work_end=body.work_end,
+                goals=body.goals,
+            ),
         )
         await uow.commit()
         return ParticipantOut.model_validate(participant)
@@ -124,5 +198,22 @@ async def accept(
 ) -> PairingOut:
     async with uow:
         pairing = await service.accept(uow, pairing_id, who.subject)
+        await uow.commit()
+        return PairingOut.model_validate(pairing)
+
+
+class DeclineIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.post("/pairings/{pairing_id}/decline", response_model=PairingOut)
+async def decline(
+    pairing_id: UUID,
+    body: DeclineIn,
+    who: Principal = Depends(require("participant")),
+    uow: UnitOfWork = Depends(unit_of_work),
+) -> PairingOut:
+    async with uow:
+        pairing = await service.decline(uow, pairing_id, who.subject, body.reason)
         await uow.commit()
         return PairingOut.model_validate(pairing)

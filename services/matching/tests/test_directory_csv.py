@@ -58,7 +58,7 @@ async def fay_enrolled(matching: Service) -> None:
             role="learner",
             display_name="Fay",
             email="fay@acme.example",
-            skills=["ai tools"],
+            skills={"ai tools": 3},
             capacity=1,
         )
         await uow.commit()

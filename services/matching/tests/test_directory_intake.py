@@ -83,7 +83,7 @@ async def test_a_vendor_event_twice_has_one_effect_and_an_older_one_undoes_nothi
             role="mentor",
             display_name="Tom",
             email="tom@example.com",
-            skills=["kotlin"],
+            skills={"kotlin": 3},
             capacity=1,
         )
         await uow.commit()

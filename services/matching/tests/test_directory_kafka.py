@@ -81,7 +81,7 @@ async def test_the_hris_feed_and_dead_letter_replay(
             role="mentor",
             display_name="Tom",
             email="tom@example.com",
-            skills=["kotlin"],
+            skills={"kotlin": 3},
             capacity=1,
         )
         await uow.commit()

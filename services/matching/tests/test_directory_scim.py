@@ -227,7 +227,7 @@ async def _pairing(
                 role=role,
                 display_name=who,
                 email=f"{who.lower()}@example.com",
-                skills=["ai tools"],
+                skills={"ai tools": 3},
                 capacity=1,
             )
             for who, role in roles
@@ -250,7 +250,7 @@ async def _enrol(matching: Service, program: UUID, who: str, role: Role) -> None
             role=role,
             display_name=who,
             email=f"{who.lower()}@example.com",
-            skills=["ai tools"],
+            skills={"ai tools": 3},
             capacity=1,
         )
         await uow.commit()

@@ -44,6 +44,9 @@ class Pairing(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The last day the pair plans to meet; the pair moves it to finish early or to extend.
     ends_on: Mapped[date | None] = mapped_column(Date)
+    # Departments as matching saw them at acceptance (None: not in the directory).
+    learner_department: Mapped[str | None] = mapped_column(String(200))
+    mentor_department: Mapped[str | None] = mapped_column(String(200))
 
     @property
     def pair(self) -> Pair:

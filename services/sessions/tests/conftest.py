@@ -106,6 +106,7 @@ def open_pairing(deliver: Deliver) -> OpenPairing:
         *,
         program_id: UUID | None = None,
         accepted_at: datetime | None = None,
+        departments: tuple[str | None, str | None] = (None, None),
     ) -> MatchAccepted:
         accepted = MatchAccepted(
             pairing_id=uuid4(),
@@ -115,6 +116,8 @@ def open_pairing(deliver: Deliver) -> OpenPairing:
             learner_person_id=learner,
             mentor_person_id=mentor,
             accepted_at=accepted_at or datetime.now(UTC),
+            learner_department=departments[0],
+            mentor_department=departments[1],
         )
         await deliver(accepted)
         return accepted

@@ -38,7 +38,9 @@ async def test_the_owner_reads_the_programs_outcomes_as_json_and_csv(
     schedule: Schedule,
     move_session: MoveSession,
 ) -> None:
-    met = await open_pairing("E-1", "E-2", accepted_at=NOW - timedelta(days=2))
+    met = await open_pairing(
+        "E-1", "E-2", accepted_at=NOW - timedelta(days=2), departments=("Finance", "Digital")
+    )
     quiet = await open_pairing(
         "E-3", "E-4", program_id=met.program_id, accepted_at=NOW - timedelta(days=40)
     )
@@ -67,12 +69,13 @@ async def test_the_owner_reads_the_programs_outcomes_as_json_and_csv(
     rows = {(r["cohort"], r["side"], r["month"]): r for r in report.json()["rows"]}
     learners = rows[month_of(met.accepted_at), "learner", this_month]
     assert (learners["department"], learners["sessions_held"], learners["hours"]) == (
-        "unknown",
+        "Finance",
         1,
         1.5,
     )
     assert learners["ratings"] == 1 and learners["averages"]["knowledge"] == 4.0
     mentors = rows[month_of(met.accepted_at), "mentor", this_month]
+    assert mentors["department"] == "Digital"
     assert mentors["averages"]["knowledge"] == 2.0 and mentors["averages"]["learning"] == 5.0
     quiet_cohort = rows[month_of(quiet.accepted_at), "learner", month_of(quiet.accepted_at)]
     assert (quiet_cohort["pairings_active"], quiet_cohort["sessions_held"]) == (1, 0)

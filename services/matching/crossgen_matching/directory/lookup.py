@@ -65,3 +65,10 @@ async def organisation_below(session: AsyncSession, employee_number: str) -> lis
         )
     )
     return list((await session.scalars(select(tree.c.employee_number))).all())
+
+
+async def department_of(session: AsyncSession, person_id: str) -> str | None:
+    """The person's department, if the directory knows them."""
+    return await session.scalar(
+        select(Employee.department).where(Employee.employee_number == person_id)
+    )

@@ -5,7 +5,13 @@ from uuid import UUID
 from sqlalchemy import select
 
 from crossgen_sessions.models import Feedback, Pairing, Session
-from crossgen_sessions.outcomes.report import PairingFacts, ProgramFacts, RatingFacts, SessionFacts
+from crossgen_sessions.outcomes.report import (
+    UNKNOWN_DEPARTMENT,
+    PairingFacts,
+    ProgramFacts,
+    RatingFacts,
+    SessionFacts,
+)
 from crossgen_shared.unit_of_work import UnitOfWork
 
 
@@ -28,7 +34,16 @@ async def program_facts(uow: UnitOfWork, program_id: UUID) -> ProgramFacts:
         .where(Pairing.program_id == program_id)
     )
     return ProgramFacts(
-        pairings=[PairingFacts(p.id, p.opened_at, p.ended_at) for p in pairings.values()],
+        pairings=[
+            PairingFacts(
+                p.id,
+                p.opened_at,
+                p.ended_at,
+                p.learner_department or UNKNOWN_DEPARTMENT,
+                p.mentor_department or UNKNOWN_DEPARTMENT,
+            )
+            for p in pairings.values()
+        ],
         sessions=[
             SessionFacts(s.pairing_id, s.status, s.held_at or s.starts_at, s.held_minutes or 0)
             for s in sessions

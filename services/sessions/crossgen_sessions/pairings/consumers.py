@@ -39,6 +39,8 @@ def pairing_events(term: timedelta) -> dict[type[Event], Handler]:
                 status="active",
                 opened_at=event.accepted_at,
                 ends_on=(event.accepted_at + term).astimezone(UTC).date(),
+                learner_department=event.learner_department,
+                mentor_department=event.mentor_department,
             )
             .on_conflict_do_nothing(index_elements=[Pairing.id])
         )

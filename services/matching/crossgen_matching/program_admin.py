@@ -1,0 +1,131 @@
+"""What a program owner does: preview and publish a whole-program run, pin and forbid pairs.
+
+A run keeps accepted pairings as they are and treats open proposals as free to move: publishing
+withdraws the proposals the run changed and proposes the new ones.
+"""
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from crossgen_matching import optimiser, roster, service
+from crossgen_matching.models import PairRule, Participant, Program
+from crossgen_shared.errors import Conflict, NotFound, Unprocessable
+from crossgen_shared.unit_of_work import UnitOfWork
+
+PAIR_RULES = ("pinned", "forbidden")
+
+
+@dataclass(frozen=True)
+class Run:
+    current: roster.Roster
+    result: optimiser.MatchResult
+    kept: frozenset[optimiser.Pair]  # open proposals the run proposes again
+    withdrawn: frozenset[optimiser.Pair]
+    new: tuple[optimiser.Pairing, ...]
+
+    @property
+    def problem(self) -> str | None:
+        """Why publishing would propose nothing to people who wait, if so."""
+        if not self.current.program.mentors:
+            return "the program has no mentors"
+        if self.result.unmatched and not self.result.pairings:
+            return "no waiting learner has an eligible mentor"
+        return None
+
+
+async def preview(uow: UnitOfWork, program_id: UUID) -> Run:
+    """The dry run: what publishing would do now. Writes nothing."""
+    await _program(uow, program_id)
+    return _run(await roster.load(uow.session, program_id))
+
+
+async def publish(uow: UnitOfWork, program_id: UUID) -> Run:
+    """Match the whole program and propose the result, one run per program at a time."""
+    await _program(uow, program_id)
+    # Advisory, so that a second run is told at once instead of waiting; released at commit.
+    locked = await uow.session.scalar(
+        select(func.pg_try_advisory_xact_lock(run_lock_key(program_id)))
+    )
+    if not locked:
+        raise Conflict("a matching run is in progress")
+    # Newcomers are matched under the program's row lock: no repair runs alongside.
+    await uow.session.execute(select(Program).where(Program.id == program_id).with_for_update())
+    run = _run(await roster.load(uow.session, program_id))
+    if run.problem:
+        raise Unprocessable(run.problem)
+    for pair in sorted(run.withdrawn):
+        pairing = run.current.proposals[pair]
+        await service.withdraw(uow, pairing, None, "re-matched")
+    for proposal in run.new:
+        await service.propose(uow, run.current, proposal)
+    return run
+
+
+async def add_rule(
+    uow: UnitOfWork, program_id: UUID, kind: str, learner_id: UUID, mentor_id: UUID
+) -> None:
+    """Pin or forbid a pair; a pin the optimiser cannot honour is refused with its reason."""
+    await _program(uow, program_id)
+    learner = await uow.session.get(Participant, learner_id)
+    mentor = await uow.session.get(Participant, mentor_id)
+    for who, role in ((learner, "learner"), (mentor, "mentor")):
+        if who is None or who.program_id != program_id or who.status != "active":
+            raise Unprocessable(f"{role} is not an active participant of program {program_id}")
+        if who.role != role:
+            raise Unprocessable(f"{who.id} is a {who.role}, not a {role}")
+    uow.session.add(
+        PairRule(program_id=program_id, learner_id=learner_id, mentor_id=mentor_id, kind=kind)
+    )
+    try:
+        await uow.session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"the pair is already {kind}") from exc
+    if kind == "pinned":
+        try:
+            optimiser.match_program((await roster.load(uow.session, program_id)).program)
+        except optimiser.PinError as exc:
+            rule = f" ({exc.rule.name.lower()})" if exc.rule else ""
+            raise Unprocessable(f"cannot pin{rule}: {exc}") from exc
+
+
+async def remove_rule(
+    uow: UnitOfWork, program_id: UUID, kind: str, learner_id: UUID, mentor_id: UUID
+) -> None:
+    removed = await uow.session.execute(
+        delete(PairRule).where(
+            PairRule.program_id == program_id,
+            PairRule.kind == kind,
+            PairRule.learner_id == learner_id,
+            PairRule.mentor_id == mentor_id,
+        )
+    )
+    if not removed.rowcount:  # type: ignore[attr-defined]
+        raise NotFound(f"the pair is not {kind} in program {program_id}")
+
+
+def _run(current: roster.Roster) -> Run:
+    try:
+        result = optimiser.match_program(current.program)
+    except optimiser.PinError as exc:  # the program changed since the pin was made
+        raise Unprocessable(str(exc)) from exc
+    chosen = {optimiser.Pair(p.learner_id, p.mentor_id): p for p in result.pairings}
+    open_ = current.proposals.keys()
+    return Run(
+        current=current,
+        result=result,
+        kept=frozenset(open_ & chosen.keys()),
+        withdrawn=frozenset(open_ - chosen.keys()),
+        new=tuple(p for pair, p in chosen.items() if pair not in open_),
+    )
+
+
+async def _program(uow: UnitOfWork, program_id: UUID) -> None:
+    if await uow.session.get(Program, program_id) is None:
+        raise NotFound(f"program {program_id} does not exist")
+
+
+def run_lock_key(program_id: UUID) -> int:
+    return int.from_bytes(program_id.bytes[:8], "big", signed=True)

@@ -1,0 +1,136 @@
+"""HTTP API of a program owner's matching runs, pins and forbidden pairs."""
+
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, status
+from pydantic import BaseModel, Field
+
+from crossgen_matching import program_admin
+from crossgen_shared.auth import Principal, require
+from crossgen_shared.service import unit_of_work
+from crossgen_shared.unit_of_work import UnitOfWork
+
+router = APIRouter()
+
+
+class PairIn(BaseModel):
+    learner_id: UUID
+    mentor_id: UUID
+
+
+class ProposalOut(BaseModel):
+    learner_id: UUID
+    mentor_id: UUID
+    score: float
+    explanation: list[str]
+    pinned: bool
+
+
+class UnmatchedOut(BaseModel):
+    learner_id: UUID
+    cause: str
+    reason: str
+
+
+class ScoresOut(BaseModel):
+    count: int
+    total: float
+    mean: float
+    minimum: float
+    p10: float
+    median: float
+    p90: float
+    maximum: float
+
+
+class RunOut(BaseModel):
+    learners: int
+    mentors: int
+    accepted: int = Field(description="accepted pairings, kept as they are")
+    kept: int = Field(description="open proposals the run proposes again")
+    withdrawn: int = Field(description="open proposals the run takes back")
+    proposed: list[ProposalOut] = Field(description="new proposals")
+    scores: ScoresOut = Field(description="of every pairing the run proposes, kept or new")
+    unmatched: list[UnmatchedOut]
+    free_capacity: dict[UUID, int] = Field(description="mentor -> places left")
+    problem: str | None = Field(description="why publishing would be refused")
+
+    @classmethod
+    def of(cls, run: program_admin.Run) -> "RunOut":
+        program, result, people = run.current.program, run.result, run.current.participants
+        return cls(
+            learners=len(program.learners),
+            mentors=len(program.mentors),
+            accepted=len(program.accepted),
+            kept=len(run.kept),
+            withdrawn=len(run.withdrawn),
+            proposed=[
+                ProposalOut(
+                    learner_id=people[p.learner_id].id,
+                    mentor_id=people[p.mentor_id].id,
+                    score=p.score,
+                    explanation=list(p.explanation),
+                    pinned=p.pinned,
+                )
+                for p in run.new
+            ],
+            scores=ScoresOut.model_validate(result.stats, from_attributes=True),
+            unmatched=[
+                UnmatchedOut(
+                    learner_id=people[u.learner_id].id, cause=u.cause.value, reason=u.reason
+                )
+                for u in result.unmatched
+            ],
+            free_capacity={people[m].id: n for m, n in result.free_capacity.items()},
+            problem=run.problem,
+        )
+
+
+@router.post("/programs/{program_id}/matching/preview", response_model=RunOut)
+async def preview_matching(
+    program_id: UUID,
+    _: Principal = Depends(require("admin")),
+    uow: UnitOfWork = Depends(unit_of_work),
+) -> RunOut:
+    async with uow:
+        return RunOut.of(await program_admin.preview(uow, program_id))
+
+
+@router.post("/programs/{program_id}/matching/publish", response_model=RunOut)
+async def publish_matching(
+    program_id: UUID,
+    _: Principal = Depends(require("admin")),
+    uow: UnitOfWork = Depends(unit_of_work),
+) -> RunOut:
+    async with uow:
+        run = await program_admin.publish(uow, program_id)
+        await uow.commit()
+        return RunOut.of(run)
+
+
+def _pair_rule_routes(kind: str, path: str) -> None:
+    @router.post(f"/programs/{{program_id}}/{path}", status_code=status.HTTP_204_NO_CONTENT)
+    async def add(
+        program_id: UUID,
+        body: PairIn,
+        _: Principal = Depends(require("admin")),
+        uow: UnitOfWork = Depends(unit_of_work),
+    ) -> None:
+        async with uow:
+            await program_admin.add_rule(uow, program_id, kind, body.learner_id, body.mentor_id)
+            await uow.commit()
+
+    @router.delete(f"/programs/{{program_id}}/{path}", status_code=status.HTTP_204_NO_CONTENT)
+    async def remove(
+        program_id: UUID,
+        body: PairIn,
+        _: Principal = Depends(require("admin")),
+        uow: UnitOfWork = Depends(unit_of_work),
+    ) -> None:
+        async with uow:
+            await program_admin.remove_rule(uow, program_id, kind, body.learner_id, body.mentor_id)
+            await uow.commit()
+
+
+_pair_rule_routes("pinned", "pins")
+_pair_rule_routes("forbidden", "forbidden")

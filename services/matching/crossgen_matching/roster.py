@@ -1,0 +1,147 @@
+"""A program as the optimiser sees it, read from the tables and the company directory.
+
+Optimiser ids are person ids (employee numbers), so the directory's manager links apply as they
+are. A person the directory does not know is matched on what they told us at enrolment.
+"""
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crossgen_matching import optimiser
+from crossgen_matching.directory.models import Employee
+from crossgen_matching.models import Pairing, PairRule, Participant
+
+OPEN_PAIRING = ("proposed", "accepted")
+# Never proposed again. A proposal the matcher withdrew ("withdrawn") may come back.
+CLOSED_PAIRING = ("declined", "ended")
+
+
+@dataclass
+class Roster:
+    program: optimiser.Program
+    participants: dict[str, Participant]  # by person id
+    people: dict[str, optimiser.Person]  # every active participant, even one left out
+    proposals: dict[optimiser.Pair, Pairing] = field(default_factory=dict)  # open, not accepted
+
+    def learner(self, participant: Participant) -> optimiser.Learner:
+        return optimiser.Learner(self.people[participant.person_id], participant.skills)
+
+    def mentor(self, participant: Participant, capacity: int) -> optimiser.Mentor:
+        return optimiser.Mentor(self.people[participant.person_id], participant.skills, capacity)
+
+    def last_result(self) -> optimiser.MatchResult:
+        """The open proposals, as the run that made them would have returned them."""
+        pairings = tuple(
+            optimiser.Pairing(pair.learner_id, pair.mentor_id, p.score, tuple(p.explanation))
+            for pair, p in sorted(self.proposals.items())
+        )
+        stats = optimiser.ScoreStats(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return optimiser.MatchResult(pairings, (), stats, {})
+
+
+async def load(
+    session: AsyncSession,
+    program_id: UUID,
+    *,
+    leaving_out: Participant | None = None,
+    forbidden: Collection[optimiser.Pair] = (),
+) -> Roster:
+    """The program's active participants, its accepted pairings and open proposals.
+
+    ``leaving_out``: a participant to match afresh, left out with their open pairings, partners
+    and pins.
+    """
+    now = datetime.now(UTC)
+    people = (
+        await session.scalars(
+            select(Participant)
+            .where(Participant.program_id == program_id, Participant.status == "active")
+            .order_by(Participant.joined_at)
+        )
+    ).all()
+    by_id = {p.id: p for p in people}
+    employees = {
+        e.employee_number: e
+        for e in await session.scalars(
+            select(Employee).where(Employee.employee_number.in_([p.person_id for p in people]))
+        )
+    }
+    org: dict[str, str | None] = {e: m for e, m in await session.execute(_MANAGER_LINKS)}
+    pairings = (
+        await session.scalars(select(Pairing).where(Pairing.program_id == program_id))
+    ).all()
+    # A mentor matched afresh keeps their open pairings: those learners are set aside too.
+    aside = {leaving_out.id} if leaving_out else set()
+    aside |= {p.learner_id for p in pairings if p.mentor_id in aside and p.status in OPEN_PAIRING}
+    accepted: set[optimiser.Pair] = set()
+    ended: set[optimiser.Pair] = set()
+    proposals: dict[optimiser.Pair, Pairing] = {}
+    for pairing in pairings:
+        learner, mentor = by_id.get(pairing.learner_id), by_id.get(pairing.mentor_id)
+        if learner is None or mentor is None:
+            continue  # one of them left; their pairing closed then
+        pair = optimiser.Pair(learner.person_id, mentor.person_id)
+        if pairing.status in CLOSED_PAIRING:
+            ended.add(pair)
+        elif pairing.status not in OPEN_PAIRING or aside & {learner.id, mentor.id}:
+            continue
+        elif pairing.status == "accepted":
+            accepted.add(pair)
+        else:
+            proposals[pair] = pairing
+    owner_rules: dict[str, set[optimiser.Pair]] = {"pinned": set(), "forbidden": set(forbidden)}
+    for rule in await session.scalars(select(PairRule).where(PairRule.program_id == program_id)):
+        learner, mentor = by_id.get(rule.learner_id), by_id.get(rule.mentor_id)
+        if learner is not None and mentor is not None and not aside & {learner.id, mentor.id}:
+            owner_rules[rule.kind].add(optimiser.Pair(learner.person_id, mentor.person_id))
+    persons = {p.person_id: _person(p, employees.get(p.person_id), now) for p in people}
+    roster = Roster(optimiser.Program((), ()), {p.person_id: p for p in people}, persons, proposals)
+    present = [p for p in people if p.id not in aside]
+    roster.program = optimiser.Program(
+        learners=tuple(roster.learner(p) for p in present if p.role == "learner"),
+        mentors=tuple(roster.mentor(p, p.capacity) for p in present if p.role == "mentor"),
+        org=org,
+        pinned=frozenset(owner_rules["pinned"]),
+        forbidden=frozenset(owner_rules["forbidden"]),
+        ended=frozenset(ended),
+        accepted=frozenset(accepted),
+    )
+    return roster
+
+
+_MANAGER_LINKS = select(Employee.employee_number, Employee.manager_employee_number).where(
+    Employee.removed_at.is_(None)
+)
+
+
+def _person(participant: Participant, employee: Employee | None, now: datetime) -> optimiser.Person:
+    offset = ZoneInfo(participant.timezone).utcoffset(now)
+    hired = employee.hire_date if employee else None
+    return optimiser.Person(
+        id=participant.person_id,
+        department=(employee.department if employee else None) or "",
+        languages=frozenset(participant.languages),
+        utc_offset=offset.total_seconds() / 3600 if offset else 0.0,
+        work_start=participant.work_start,
+        work_end=participant.work_end,
+        tenure_years=_years_since(hired, now.date()) if hired else 0.0,
+        job_level=_job_level(employee.job_level if employee else None),
+        manager_id=employee.manager_employee_number if employee else None,
+    )
+
+
+def _years_since(day: date, today: date) -> float:
+    return max((today - day).days / 365.25, 0.0)
+
+
+def _job_level(level: str | None) -> int:
+    """HRIS job levels read "L5", "5", "IC4"...: the number in them, or 0 when there is none."""
+    found = re.search(r"\d+", level or "")
+    return int(found.group()) if found else 0

@@ -1,0 +1,205 @@
+"""A program owner's whole-program runs, pins and forbidden pairs; a participant's decline."""
+
+from typing import Any
+from uuid import UUID
+
+import httpx
+from faststream.kafka import TestKafkaBroker
+from sqlalchemy import func, select
+
+from crossgen_local.tokens import TokenIssuer
+from crossgen_matching.program_admin import run_lock_key
+from crossgen_shared.events import MatchDeclined, MatchProposed, ParticipantJoined
+from crossgen_shared.service import Service
+from crossgen_shared.testing import outbox, publish_event
+
+from .test_matching_flow import enrol, program
+
+
+async def events(matching: Service, kind: type) -> list[Any]:
+    return [e.event for e in await outbox(matching.sessions) if isinstance(e.event, kind)]
+
+
+async def admin(
+    api: httpx.AsyncClient, tokens: TokenIssuer, method: str, url: str, **kw: Any
+) -> Any:
+    return await api.request(method, url, headers=tokens.headers("hr", "admin"), **kw)
+
+
+async def cohort(api: httpx.AsyncClient, tokens: TokenIssuer) -> tuple[str, dict[str, str]]:
+    """Two mentors of TikTok, a learner of TikTok and one of COBOL nobody teaches."""
+    pid = await program(api, tokens)
+    ids = {}
+    for who, role, skills in [
+        ("M1", "mentor", [{"name": "tiktok", "level": 5}]),
+        ("M2", "mentor", [{"name": "tiktok", "level": 2}, "figma"]),
+        ("L1", "learner", ["tiktok"]),
+        ("L2", "learner", ["cobol"]),
+    ]:
+        ids[who] = (await enrol(api, tokens, pid, who, role=role, skills=skills))["id"]
+    return pid, ids
+
+
+async def test_preview_is_a_dry_run_with_reasons_for_the_unmatched(
+    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
+) -> None:
+    pid, ids = await cohort(api, tokens)
+    url = f"/programs/{pid}/matching/preview"
+    assert (await api.post(url, headers=tokens.headers("L1", "participant"))).status_code == 403
+    response = await admin(api, tokens, "POST", url)
+    assert response.status_code == 200, response.text
+    run = response.json()
+    assert (run["learners"], run["mentors"], run["accepted"], run["withdrawn"]) == (2, 2, 0, 0)
+    [pairing] = run["proposed"]
+    assert (pairing["learner_id"], pairing["mentor_id"]) == (ids["L1"], ids["M1"])
+    assert pairing["explanation"][0].startswith("teaches tiktok (level 5)")
+    assert run["scores"]["count"] == 1 and run["scores"]["maximum"] == pairing["score"]
+    [unmatched] = run["unmatched"]
+    assert unmatched["learner_id"] == ids["L2"] and "no mentor teaches cobol" in unmatched["reason"]
+    assert run["free_capacity"] == {ids["M1"]: 0, ids["M2"]: 1} and run["problem"] is None
+    assert not await events(matching, MatchProposed)
+    assert (await admin(api, tokens, "GET", f"/programs/{pid}/pairings")).json() == []
+
+
+async def test_publish_proposes_once_and_re_matches_what_changed(
+    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
+) -> None:
+    pid, ids = await cohort(api, tokens)
+    url = f"/programs/{pid}/matching/publish"
+    assert (await api.post(url, headers=tokens.headers("L1", "participant"))).status_code == 403
+    first = (await admin(api, tokens, "POST", url)).json()
+    assert len(first["proposed"]) == 1
+    [proposed] = await events(matching, MatchProposed)
+    assert (proposed.learner_person_id, proposed.mentor_person_id) == ("L1", "M1")
+    again = (await admin(api, tokens, "POST", url)).json()
+    assert (again["kept"], again["withdrawn"], again["proposed"]) == (1, 0, [])
+
+    pin = {"learner_id": ids["L1"], "mentor_id": ids["M2"]}
+    assert (await admin(api, tokens, "POST", f"/programs/{pid}/pins", json=pin)).status_code == 204
+    moved = (await admin(api, tokens, "POST", url)).json()
+    assert moved["withdrawn"] == 1 and moved["proposed"][0]["pinned"]
+    [withdrawn] = await events(matching, MatchDeclined)
+    assert withdrawn.pairing_id == proposed.pairing_id and withdrawn.reason == "re-matched"
+    latest = (await events(matching, MatchProposed))[-1]
+    assert (latest.learner_person_id, latest.mentor_person_id) == ("L1", "M2")
+    statuses = [
+        p["status"] for p in (await admin(api, tokens, "GET", f"/programs/{pid}/pairings")).json()
+    ]
+    assert statuses == ["withdrawn", "proposed"]
+
+
+async def test_a_second_run_at_the_same_time_is_refused(
+    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
+) -> None:
+    pid, _ = await cohort(api, tokens)
+    async with matching.sessions() as other, other.begin():
+        await other.execute(select(func.pg_advisory_xact_lock(run_lock_key(UUID(pid)))))
+        busy = await admin(api, tokens, "POST", f"/programs/{pid}/matching/publish")
+        assert busy.status_code == 409
+        assert "a matching run is in progress" in busy.text
+    assert not await events(matching, MatchProposed)
+    done = await admin(api, tokens, "POST", f"/programs/{pid}/matching/publish")
+    assert done.status_code == 200
+
+
+async def test_a_program_without_mentors_is_not_published(
+    api: httpx.AsyncClient, tokens: TokenIssuer
+) -> None:
+    pid = await program(api, tokens)
+    await enrol(api, tokens, pid, "L1", role="learner")
+    preview = (await admin(api, tokens, "POST", f"/programs/{pid}/matching/preview")).json()
+    assert preview["problem"] == "the program has no mentors"
+    published = await admin(api, tokens, "POST", f"/programs/{pid}/matching/publish")
+    assert published.status_code == 422 and "no mentors" in published.text
+
+
+async def test_pins_and_forbidden_pairs(api: httpx.AsyncClient, tokens: TokenIssuer) -> None:
+    pid, ids = await cohort(api, tokens)
+    pins, forbidden = f"/programs/{pid}/pins", f"/programs/{pid}/forbidden"
+    breaking = await admin(
+        api, tokens, "POST", pins, json={"learner_id": ids["L2"], "mentor_id": ids["M1"]}
+    )
+    assert breaking.status_code == 422 and "no_shared_skill" in breaking.text
+    backwards = await admin(
+        api, tokens, "POST", pins, json={"learner_id": ids["M1"], "mentor_id": ids["L1"]}
+    )
+    assert backwards.status_code == 422
+    assert (
+        await api.post(
+            forbidden,
+            json={"learner_id": ids["L1"], "mentor_id": ids["M1"]},
+            headers=tokens.headers("L1", "participant"),
+        )
+    ).status_code == 403
+
+    pair = {"learner_id": ids["L1"], "mentor_id": ids["M1"]}
+    assert (await admin(api, tokens, "POST", forbidden, json=pair)).status_code == 204
+    assert (await admin(api, tokens, "POST", forbidden, json=pair)).status_code == 409
+    run = (await admin(api, tokens, "POST", f"/programs/{pid}/matching/preview")).json()
+    assert [p["mentor_id"] for p in run["proposed"]] == [ids["M2"]]
+    assert (await admin(api, tokens, "DELETE", forbidden, json=pair)).status_code == 204
+    assert (await admin(api, tokens, "DELETE", forbidden, json=pair)).status_code == 404
+
+
+async def test_a_declined_proposal_is_not_made_again_and_both_are_matched_anew(
+    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
+) -> None:
+    pid = await program(api, tokens)
+    async with TestKafkaBroker(matching.broker) as broker:
+        for who, role in [("M1", "mentor"), ("L1", "learner"), ("M2", "mentor")]:
+            await enrol(api, tokens, pid, who, role=role, skills=["tiktok"])
+            [joined] = [
+                e for e in await outbox(matching.sessions) if isinstance(e.event, ParticipantJoined)
+            ][-1:]
+            await publish_event(broker, joined.event, event_id=joined.id)
+    [first] = await events(matching, MatchProposed)
+    assert (first.learner_person_id, first.mentor_person_id) == ("L1", "M1")
+
+    url = f"/pairings/{first.pairing_id}/decline"
+    stranger = await api.post(url, json={"reason": "x"}, headers=tokens.headers("Z", "participant"))
+    assert stranger.status_code == 403
+    assert (
+        await api.post(url, json={"reason": ""}, headers=tokens.headers("L1", "participant"))
+    ).status_code == 422
+    declined = await api.post(
+        url, json={"reason": "our hours never meet"}, headers=tokens.headers("M1", "participant")
+    )
+    assert declined.status_code == 200 and declined.json()["status"] == "declined"
+    [event] = await events(matching, MatchDeclined)
+    assert event.reason == "our hours never meet" and event.declined_by == first.mentor_id
+    proposals = await events(matching, MatchProposed)
+    assert [(p.learner_person_id, p.mentor_person_id) for p in proposals[1:]] == [("L1", "M2")]
+    twice = await api.post(url, json={"reason": "x"}, headers=tokens.headers("M1", "participant"))
+    assert twice.status_code == 409
+
+    # A whole run does not bring the declined pair back.
+    run = (await admin(api, tokens, "POST", f"/programs/{pid}/matching/preview")).json()
+    assert (run["kept"], run["withdrawn"], run["proposed"]) == (1, 0, [])
+
+
+async def test_a_mentor_freed_by_a_decline_is_not_proposed_to_their_own_learner_again(
+    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
+) -> None:
+    pid = await program(api, tokens)
+    async with TestKafkaBroker(matching.broker) as broker:
+        for who, role in [
+            ("M1", "mentor"),
+            ("L1", "learner"),
+            ("L2", "learner"),
+            ("L3", "learner"),
+        ]:
+            await enrol(api, tokens, pid, who, role=role, skills=["tiktok"], capacity=2)
+            [joined] = [
+                e for e in await outbox(matching.sessions) if isinstance(e.event, ParticipantJoined)
+            ][-1:]
+            await publish_event(broker, joined.event, event_id=joined.id)
+    proposed = await events(matching, MatchProposed)
+    assert [p.learner_person_id for p in proposed] == ["L1", "L2"]
+    declined = await api.post(
+        f"/pairings/{proposed[1].pairing_id}/decline",
+        json={"reason": "no time after all"},
+        headers=tokens.headers("L2", "participant"),
+    )
+    assert declined.status_code == 200
+    again = (await events(matching, MatchProposed))[2:]
+    assert [(p.learner_person_id, p.mentor_person_id) for p in again] == [("L3", "M1")]

@@ -1,0 +1,45 @@
+"""0003 gives plain skill names the middle level, and going down turns them back into names."""
+
+import asyncio
+
+import sqlalchemy as sa
+from alembic import command
+
+from crossgen_local.databases import migrated_database
+from crossgen_local.postgres import LocalPostgres
+from crossgen_shared import migrations
+from crossgen_shared.db import create_engine
+
+from .conftest import MIGRATIONS
+
+PROGRAM = "00000000-0000-0000-0000-000000000001"
+
+
+async def run(url: str, *statements: str) -> object:
+    """Run ``statements`` in one transaction; the last one's first value."""
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            for sql in statements:
+                result = await connection.execute(sa.text(sql))
+            return result.scalar() if result.returns_rows else None
+    finally:
+        await engine.dispose()
+
+
+async def test_skills_get_levels_and_lose_them_again(postgres: LocalPostgres) -> None:
+    url = await asyncio.to_thread(migrated_database, postgres, MIGRATIONS)
+    config = migrations.config(MIGRATIONS, url)
+    await asyncio.to_thread(command.downgrade, config, "0002")
+    await run(
+        url,
+        f"INSERT INTO programs VALUES ('{PROGRAM}', 'Digital', now())",
+        f"INSERT INTO participants (id, program_id, person_id, role, display_name, email, skills,"
+        f" capacity, status, joined_at) VALUES (gen_random_uuid(), '{PROGRAM}', 'E-1', 'learner',"
+        """ 'Lea', 'lea@example.com', '["tiktok", "ai tools"]', 1, 'active', now())""",
+    )
+    await asyncio.to_thread(command.upgrade, config, "head")
+    assert await run(url, "SELECT skills FROM participants") == {"tiktok": 3, "ai tools": 3}
+    assert await run(url, "SELECT languages FROM participants") == ["en"]
+    await asyncio.to_thread(command.downgrade, config, "0002")
+    assert await run(url, "SELECT skills FROM participants") == ["ai tools", "tiktok"]
