@@ -4,7 +4,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from crossgen_matching import erasure, service, views
+from crossgen_matching import erasure, expiry, resolve, service, views
 from crossgen_matching.directory import intake, scim
 from crossgen_matching.settings import MatchingSettings
 from crossgen_shared import topics
@@ -24,6 +24,18 @@ def build(settings: MatchingSettings) -> Service:
             settings.erasure_check_interval,
         )
     )
+    matching.workers.append(
+        partial(
+            expiry.watch,
+            matching.unit_of_work,
+            settings.proposal_expiry,
+            settings.proposal_expiry_check_interval,
+        )
+    )
+    if settings.resolve_interval_hours:
+        matching.workers.append(
+            partial(resolve.watch, matching.unit_of_work, settings.resolve_interval_hours * 3600)
+        )
     return matching
 
 

@@ -28,6 +28,8 @@ class Program(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
+    # optimiser.Weights fields by name; None: the optimiser's defaults.
+    weights: Mapped[dict[str, float] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -1,10 +1,11 @@
-"""What a program owner does: preview and publish a whole-program run, pin and forbid pairs.
+"""What a program owner does: preview and publish a whole-program run, weigh the score, pin and
+forbid pairs.
 
 A run keeps accepted pairings as they are and treats open proposals as free to move: publishing
 withdraws the proposals the run changed and proposes the new ones.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from uuid import UUID
 
 from sqlalchemy import delete, func, select
@@ -62,6 +63,16 @@ async def publish(uow: UnitOfWork, program_id: UUID) -> Run:
     for proposal in run.new:
         await service.propose(uow, run.current, proposal)
     return run
+
+
+async def weights(uow: UnitOfWork, program_id: UUID) -> optimiser.Weights:
+    program = await _program(uow, program_id)
+    return optimiser.Weights(**program.weights) if program.weights else optimiser.Weights()
+
+
+async def set_weights(uow: UnitOfWork, program_id: UUID, chosen: optimiser.Weights) -> None:
+    """Score the program's later matching with ``chosen``; proposals already made stay."""
+    (await _program(uow, program_id)).weights = asdict(chosen)
 
 
 async def add_rule(
@@ -122,9 +133,11 @@ def _run(current: roster.Roster) -> Run:
     )
 
 
-async def _program(uow: UnitOfWork, program_id: UUID) -> None:
-    if await uow.session.get(Program, program_id) is None:
+async def _program(uow: UnitOfWork, program_id: UUID) -> Program:
+    program = await uow.session.get(Program, program_id)
+    if program is None:
         raise NotFound(f"program {program_id} does not exist")
+    return program
 
 
 def run_lock_key(program_id: UUID) -> int:

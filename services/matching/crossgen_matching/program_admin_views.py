@@ -1,11 +1,13 @@
-"""HTTP API of a program owner's matching runs, pins and forbidden pairs."""
+"""HTTP API of a program owner's matching runs, weights, pins and forbidden pairs."""
 
+from dataclasses import asdict
+from typing import Self
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from crossgen_matching import program_admin
+from crossgen_matching import optimiser, program_admin
 from crossgen_shared.auth import Principal, require
 from crossgen_shared.service import unit_of_work
 from crossgen_shared.unit_of_work import UnitOfWork
@@ -84,6 +86,46 @@ class RunOut(BaseModel):
             free_capacity={people[m].id: n for m, n in result.free_capacity.items()},
             problem=run.problem,
         )
+
+
+class WeightsBody(BaseModel):
+    """How the program values each part of a pair's score (the optimiser's Weights)."""
+
+    skills: float = Field(ge=0, le=1)
+    cross_department: float = Field(ge=0, le=1)
+    cross_generation: float = Field(ge=0, le=1)
+    working_hours: float = Field(ge=0, le=1)
+    full_tenure_gap: float = Field(gt=0, le=50, description="years for the full generation bonus")
+    full_level_gap: float = Field(gt=0, le=20, description="job levels for the full bonus")
+
+    @model_validator(mode="after")
+    def some_part_counts(self) -> Self:
+        if not self.skills + self.cross_department + self.cross_generation + self.working_hours:
+            raise ValueError("the weights must not all be zero")
+        return self
+
+
+@router.get("/programs/{program_id}/weights", response_model=WeightsBody)
+async def get_weights(
+    program_id: UUID,
+    _: Principal = Depends(require("admin")),
+    uow: UnitOfWork = Depends(unit_of_work),
+) -> WeightsBody:
+    async with uow:
+        return WeightsBody(**asdict(await program_admin.weights(uow, program_id)))
+
+
+@router.put("/programs/{program_id}/weights", response_model=WeightsBody)
+async def put_weights(
+    program_id: UUID,
+    body: WeightsBody,
+    _: Principal = Depends(require("admin")),
+    uow: UnitOfWork = Depends(unit_of_work),
+) -> WeightsBody:
+    async with uow:
+        await program_admin.set_weights(uow, program_id, optimiser.Weights(**body.model_dump()))
+        await uow.commit()
+    return body
 
 
 @router.post("/programs/{program_id}/matching/preview", response_model=RunOut)

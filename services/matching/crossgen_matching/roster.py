@@ -16,11 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crossgen_matching import optimiser
 from crossgen_matching.directory.models import Employee
-from crossgen_matching.models import Pairing, PairRule, Participant
+from crossgen_matching.models import Pairing, PairRule, Participant, Program
 
 OPEN_PAIRING = ("proposed", "accepted")
-# Never proposed again. A proposal the matcher withdrew ("withdrawn") may come back.
-CLOSED_PAIRING = ("declined", "ended")
+# Never proposed again; an expired proposal went unanswered, as good as declined. A proposal the
+# matcher withdrew ("withdrawn") may come back.
+CLOSED_PAIRING = ("declined", "ended", "expired")
 
 
 @dataclass
@@ -101,12 +102,14 @@ async def load(
         learner, mentor = by_id.get(rule.learner_id), by_id.get(rule.mentor_id)
         if learner is not None and mentor is not None and not aside & {learner.id, mentor.id}:
             owner_rules[rule.kind].add(optimiser.Pair(learner.person_id, mentor.person_id))
+    stored = await session.scalar(select(Program.weights).where(Program.id == program_id))
     persons = {p.person_id: _person(p, employees.get(p.person_id), now) for p in people}
     roster = Roster(optimiser.Program((), ()), {p.person_id: p for p in people}, persons, proposals)
     present = [p for p in people if p.id not in aside]
     roster.program = optimiser.Program(
         learners=tuple(roster.learner(p) for p in present if p.role == "learner"),
         mentors=tuple(roster.mentor(p, p.capacity) for p in present if p.role == "mentor"),
+        weights=optimiser.Weights(**stored) if stored else optimiser.Weights(),
         org=org,
         pinned=frozenset(owner_rules["pinned"]),
         forbidden=frozenset(owner_rules["forbidden"]),

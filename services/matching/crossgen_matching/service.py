@@ -167,7 +167,8 @@ async def propose(uow: UnitOfWork, current: roster.Roster, proposal: optimiser.P
 async def withdraw(
     uow: UnitOfWork, pairing: Pairing, by: UUID | None, reason: str, status: str = "withdrawn"
 ) -> None:
-    """Close a proposal: ``withdrawn`` by the matcher (``by`` None), or ``declined`` by a person."""
+    """Close a proposal: ``withdrawn`` by the matcher or ``expired`` unanswered (``by`` None for
+    both), or ``declined`` by a person."""
     learner = await uow.session.get(Participant, pairing.learner_id)
     mentor = await uow.session.get(Participant, pairing.mentor_id)
     assert learner is not None and mentor is not None  # foreign keys

@@ -15,7 +15,20 @@ class MatchingSettings(ServiceSettings):
     erasure_check_interval: float = Field(
         default=3600.0, gt=0, description="Seconds between two looks for people due for erasure"
     )
+    proposal_expiry_days: int = Field(
+        default=14, ge=1, description="Days a proposal waits for both answers until it expires"
+    )
+    proposal_expiry_check_interval: float = Field(
+        default=3600.0, gt=0, description="Seconds between two looks for expired proposals"
+    )
+    resolve_interval_hours: float = Field(
+        default=24.0, ge=0, description="Hours between two re-solves of every program; 0: never"
+    )
 
     @property
     def erasure_grace(self) -> timedelta:
         return timedelta(days=self.erasure_grace_days)
+
+    @property
+    def proposal_expiry(self) -> timedelta:
+        return timedelta(days=self.proposal_expiry_days)

@@ -1,0 +1,73 @@
+"""Unanswered proposals expire and both sides are matched anew."""
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from faststream.kafka import TestKafkaBroker
+from sqlalchemy import update
+
+from crossgen_local.tokens import TokenIssuer
+from crossgen_matching import expiry
+from crossgen_matching.models import Pairing
+from crossgen_shared.events import MatchDeclined, MatchProposed, ParticipantJoined
+from crossgen_shared.service import Service
+from crossgen_shared.testing import outbox, publish_event
+
+from .test_matching_admin import events
+from .test_matching_flow import enrol, program
+
+
+async def test_an_old_proposal_expires_once_and_both_sides_are_matched_anew(
+    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
+) -> None:
+    pid = await program(api, tokens)
+    async with TestKafkaBroker(matching.broker) as broker:
+        for who, role in [("M1", "mentor"), ("L1", "learner"), ("M2", "mentor")]:
+            await enrol(api, tokens, pid, who, role=role, skills=["tiktok"])
+            [joined] = [
+                e for e in await outbox(matching.sessions) if isinstance(e.event, ParticipantJoined)
+            ][-1:]
+            await publish_event(broker, joined.event, event_id=joined.id)
+    [first] = await events(matching, MatchProposed)
+    now = datetime.now(UTC)
+    async with matching.sessions() as session, session.begin():
+        await session.execute(
+            update(Pairing)
+            .where(Pairing.id == first.pairing_id)
+            .values(proposed_at=now - timedelta(days=15))
+        )
+
+    for _ in range(2):
+        async with matching.unit_of_work() as uow:
+            await expiry.expire_due(uow, now, timedelta(days=14))
+            await uow.commit()
+
+    [expired] = await events(matching, MatchDeclined)
+    assert expired.pairing_id == first.pairing_id and expired.declined_by is None
+    assert expired.reason == "expired after 14 days"
+    again = (await events(matching, MatchProposed))[1:]
+    assert [(p.learner_person_id, p.mentor_person_id) for p in again] == [("L1", "M2")]
+    statuses = [
+        p["status"]
+        for p in (
+            await api.get(f"/programs/{pid}/pairings", headers=tokens.headers("hr", "admin"))
+        ).json()
+    ]
+    assert statuses == ["expired", "proposed"]
+
+
+async def test_a_fresh_proposal_does_not_expire(
+    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
+) -> None:
+    pid = await program(api, tokens)
+    async with TestKafkaBroker(matching.broker) as broker:
+        for who, role in [("M1", "mentor"), ("L1", "learner")]:
+            await enrol(api, tokens, pid, who, role=role, skills=["tiktok"])
+            [joined] = [
+                e for e in await outbox(matching.sessions) if isinstance(e.event, ParticipantJoined)
+            ][-1:]
+            await publish_event(broker, joined.event, event_id=joined.id)
+    async with matching.unit_of_work() as uow:
+        assert await expiry.expire_due(uow, datetime.now(UTC), timedelta(days=14)) == 0
+        await uow.commit()
+    assert not await events(matching, MatchDeclined)
