@@ -18,6 +18,7 @@ from prometheus_client import Counter
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from crossgen_shared import dead_letters
+from crossgen_shared.db import refused_data
 from crossgen_shared.envelope import Envelope, InvalidEvent, decode
 from crossgen_shared.events import Event
 from crossgen_shared.unit_of_work import UnitOfWork
@@ -115,6 +116,11 @@ class Consumer:
         except InvalidEvent as exc:
             await self.dead_letter(broker, record, str(exc))
         except Exception as exc:
+            if refused_data(exc):
+                # The record's data does not fit the database (too long, NUL, out of range):
+                # every retry would fail the same way.
+                await self.dead_letter(broker, record, f"data refused: {getattr(exc, 'orig', exc)}")
+                return
             if _is_transient(exc):
                 # Infrastructure trouble is not the record's fault: never dead-letter, retry.
                 log.warning("%s: database unavailable for %s; retrying", self.name, event_id)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Index, LargeBinary, String, func, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -62,3 +63,13 @@ def create_engine(url: str) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def refused_data(exc: BaseException) -> bool:
+    """Whether the database refused a value (SQLSTATE class 22: too long, NUL, out of range, or
+    a value asyncpg cannot encode): the input's fault, the same on every retry."""
+    if not isinstance(exc, DBAPIError) or exc.orig is None:
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    # asyncpg's own DataError (say an int beyond int4) is an InterfaceError and a ValueError.
+    return sqlstate.startswith("22") or isinstance(exc.orig.__cause__, ValueError)

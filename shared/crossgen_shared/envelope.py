@@ -13,6 +13,7 @@ from crossgen_shared.events import BY_TYPE, Event, schema_uri
 
 _FORMAT = JSONFormat()
 CONTENT_TYPE = "application/json"
+MAX_ID_LENGTH = 64  # what the inbox (and a notification's source event) keeps of an event id
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ def decode(headers: dict[str, bytes], key: bytes | None, value: bytes | None) ->
         )
     except Exception as exc:  # the SDK raises several unrelated types for undecodable input
         raise InvalidEvent(f"not a CloudEvent in Kafka binary mode: {exc}") from exc
+    if len(cloud_event.get_id()) > MAX_ID_LENGTH:
+        raise InvalidEvent(f"event id longer than {MAX_ID_LENGTH} characters")
     event_type = cloud_event.get_type()
     model = BY_TYPE.get(event_type)
     if model is None:

@@ -9,11 +9,12 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from crossgen_shared import topics
 
 TYPE_PREFIX = "com.crossgen."
+LATEST_YEAR = 9000
 
 
 class Event(BaseModel):
@@ -25,6 +26,18 @@ class Event(BaseModel):
     version: ClassVar[int] = 1
     topic: ClassVar[str]
     key_field: ClassVar[str]
+
+    @field_validator("*")
+    @classmethod
+    def _times_can_be_computed_with(cls, value: Any) -> Any:
+        """Handlers compare times with now and add terms to them: a time needs its UTC offset
+        and room before the end of the calendar (year 9999)."""
+        if isinstance(value, datetime):
+            if value.utcoffset() is None:
+                raise ValueError("a time needs its UTC offset")
+            if value.year > LATEST_YEAR:
+                raise ValueError(f"a time after the year {LATEST_YEAR}")
+        return value
 
     @classmethod
     def event_type(cls) -> str:

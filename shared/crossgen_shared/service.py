@@ -18,11 +18,12 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import make_asgi_app
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from crossgen_shared import asyncapi, observability, topics
 from crossgen_shared.auth import TokenVerifier
 from crossgen_shared.consumer import Consumer, Handler
-from crossgen_shared.db import create_engine, session_factory
+from crossgen_shared.db import create_engine, refused_data, session_factory
 from crossgen_shared.errors import RequestError
 from crossgen_shared.events import Event
 from crossgen_shared.outbox import OutboxRelay
@@ -152,6 +153,13 @@ class Service:
         @app.exception_handler(RequestError)
         async def request_error(_: Request, exc: RequestError) -> JSONResponse:
             return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+        @app.exception_handler(DBAPIError)
+        async def database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+            if not refused_data(exc):
+                raise exc
+            # The unit of work has rolled back: nothing of the request was written.
+            return JSONResponse({"detail": f"data refused: {exc.orig}"}, status_code=422)
 
         app.mount("/metrics", make_asgi_app())
         # The event contract (docs/asyncapi), public like /openapi.json: it holds no data.

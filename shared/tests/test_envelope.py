@@ -1,3 +1,4 @@
+import json
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -89,3 +90,20 @@ def test_events_are_immutable() -> None:
     event = joined()
     with pytest.raises(ValueError):
         event.display_name = "changed"  # type: ignore[misc]
+
+
+def test_an_event_id_longer_than_the_inbox_keeps_is_invalid() -> None:
+    record = encode(joined(), source="/x", event_id="x" * 65)
+    with pytest.raises(InvalidEvent, match="event id longer than 64"):
+        decode(record.headers, record.key, record.value)
+
+
+@pytest.mark.parametrize(
+    ("joined_at", "reason"),
+    [("2030-01-01T12:00:00", "UTC offset"), ("9999-12-31T23:59:59+00:00", "after the year")],
+)
+def test_a_time_handlers_cannot_compute_with_is_invalid(joined_at: str, reason: str) -> None:
+    record = encode(joined(), source="/x")
+    value = json.loads(record.value) | {"joined_at": joined_at}
+    with pytest.raises(InvalidEvent, match=f"joined_at: .*{reason}"):
+        decode(record.headers, record.key, json.dumps(value).encode())

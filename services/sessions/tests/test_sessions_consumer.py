@@ -208,3 +208,25 @@ async def test_an_invalid_record_is_dead_lettered_and_the_consumer_goes_on(
     assert parked["dlq_origin_topic"] == topics.PAIRINGS
     assert parked["ce_id"] == "garbage-1"
     assert await pairings(sessions_service, match.pairing_id) != []
+
+
+async def test_data_the_database_refuses_is_dead_lettered_at_once_not_retried(
+    sessions_service: Service,
+) -> None:
+    too_long = accepted_match().model_copy(update={"learner_person_id": "E" * 300})
+    match = accepted_match()
+    dead_letters: list[dict[str, str]] = []
+
+    @sessions_service.broker.subscriber(topics.dead_letter("sessions"))
+    async def park(message: KafkaMessage) -> None:
+        dead_letters.append(message.headers)
+
+    async with TestKafkaBroker(sessions_service.broker) as broker:
+        await publish_event(broker, too_long)  # raised for a retry before the fix
+        await publish_event(broker, match)
+
+    [parked] = dead_letters
+    assert "data refused: " in parked["dlq_reason"]
+    assert "too long" in parked["dlq_reason"]
+    assert await pairings(sessions_service, too_long.pairing_id) == []
+    assert await pairings(sessions_service, match.pairing_id) != []

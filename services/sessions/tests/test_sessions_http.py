@@ -397,3 +397,16 @@ async def test_unknown_pairings_and_sessions_are_404_with_a_reason(
     body = {"held_minutes": 30, "feedback": {"ratings": RATINGS}}
     session = await api.post(f"/sessions/{unknown}/complete", json=body, headers=learner)
     assert session.status_code == 404 and session.json()["detail"].endswith("does not exist")
+
+
+async def test_text_the_database_refuses_is_a_422_and_writes_nothing(
+    api: httpx.AsyncClient, sessions_service: Service, tokens: TokenIssuer, pairing: MatchAccepted
+) -> None:
+    response = await api.post(
+        f"/pairings/{pairing.pairing_id}/sessions",
+        json={"starts_at": in_days(7).isoformat(), "duration_minutes": 45, "agenda": "a\x00b"},
+        headers=tokens.headers("E-100", "participant"),
+    )
+    assert response.status_code == 422, response.text  # was a 500
+    assert "data refused" in response.json()["detail"]
+    assert await events(sessions_service) == []
