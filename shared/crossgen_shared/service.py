@@ -24,13 +24,26 @@ from crossgen_shared import asyncapi, observability, topics
 from crossgen_shared.auth import TokenVerifier
 from crossgen_shared.consumer import Consumer, Handler
 from crossgen_shared.db import create_engine, refused_data, session_factory
-from crossgen_shared.errors import RequestError
+from crossgen_shared.errors import InputErrors, Refusal, RequestError
 from crossgen_shared.events import Event
 from crossgen_shared.outbox import OutboxRelay
 from crossgen_shared.settings import ServiceSettings
 from crossgen_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+# What every operation of a service's routers may answer besides success. A 422 is either a use
+# case's refusal or FastAPI's list of what is wrong with the input; both keep ``detail``.
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Refusal, "description": "No valid bearer token"},
+    403: {"model": Refusal, "description": "The caller may not do this"},
+    404: {"model": Refusal, "description": "Something the request names does not exist"},
+    409: {"model": Refusal, "description": "It clashes with the current state"},
+    422: {
+        "model": Refusal | InputErrors,
+        "description": "The input does not fit the operation, or the rules refuse it",
+    },
+}
 
 
 class Service:
@@ -165,7 +178,7 @@ class Service:
         # The event contract (docs/asyncapi), public like /openapi.json: it holds no data.
         app.include_router(asyncapi.router(self))
         for router in routers:
-            app.include_router(router)
+            app.include_router(router, responses=REFUSALS)
         return app
 
 

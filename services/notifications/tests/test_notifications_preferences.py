@@ -116,6 +116,11 @@ async def test_preferences_need_a_participant_token(
         ({"timezone": "Mars/Olympus"}, "unknown timezone"),
         ({"locale": "klingon"}, "unknown locale"),
         ({"quiet_hours": {"start": "22:00", "end": "22:00"}}, "different times"),
+        (
+            {"quiet_hours": {"start": "22:00+02:00", "end": "07:00"}},
+            "local times in the chosen timezone: give 22:00, without an offset",
+        ),
+        ({"quiet_hours": {"start": "22:00", "end": "07:00Z"}}, "give 07:00, without an offset"),
         ({"delivery": "hourly"}, "immediate"),
         ({"chat": {"kind": "discord", "url": SLACK}}, "slack"),
         ({"email": {"enabled": True, "address": "x@example.com"}}, "Extra inputs"),

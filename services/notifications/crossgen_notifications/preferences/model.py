@@ -1,10 +1,18 @@
 """What a person can choose about their messages, as the HTTP API reads and writes it."""
 
 from datetime import time
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from crossgen_notifications.rendering import known_locale
 
@@ -13,11 +21,36 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _without_offset(value: time) -> time:
+    # Quiet hours follow the person's timezone through daylight saving; a fixed UTC offset
+    # cannot, and silently dropping it would shift their quiet hours.
+    if value.utcoffset() is not None:
+        local = value.replace(tzinfo=None).isoformat("minutes")
+        raise ValueError(
+            f"quiet hours are local times in the chosen timezone: give {local}, without an offset"
+        )
+    return value
+
+
+LocalTime = Annotated[
+    time,
+    AfterValidator(_without_offset),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?$",
+            "description": "A local time in the chosen timezone, without an offset",
+            "examples": ["22:00"],
+        }
+    ),
+]
+
+
 class QuietHoursIn(_Strict):
     """No messages from ``start`` to ``end`` local time (22:00 to 07:00 spans midnight)."""
 
-    start: time
-    end: time
+    start: LocalTime
+    end: LocalTime
 
     @model_validator(mode="after")
     def _a_period(self) -> "QuietHoursIn":
