@@ -8,8 +8,9 @@ they left), so the directory's time decides for every participant of the person.
 What goes: names, addresses, userName, title, location, time zone, languages and manager links.
 What stays, for anonymous aggregates and to recognise later records about the same person: the
 employee number and the source's id, department, division, organisation, cost centre, job
-level, hire date, roles, skills, statuses and every date. Each participant of the person gets one
-ParticipantErased in the same transaction, so sessions and notifications forget them too.
+level, hire date, roles, skills and interests, statuses and every date. Each participant of the
+person gets one ParticipantErased in the same transaction, so sessions and notifications forget
+them too.
 """
 
 import asyncio

@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -18,6 +19,18 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from crossgen_shared.db import utcnow
 
+# A skill given by name alone (an HR system's skill list, an early enrolment) is wanted or known
+# this much: the middle of 1..5.
+MIDDLE_LEVEL = 3
+
+
+def skill_name(name: str) -> str:
+    """How skills are named everywhere, so that "AI  Tools" from one person meets "ai tools" from
+    another: lower case, single spaces."""
+    if not name.strip():
+        raise ValueError("a skill needs a name")
+    return " ".join(name.lower().split())
+
 
 class Base(DeclarativeBase):
     pass
@@ -30,6 +43,10 @@ class Program(Base):
     name: Mapped[str] = mapped_column(String(200))
     # optimiser.Weights fields by name; None: the optimiser's defaults.
     weights: Mapped[dict[str, float] | None] = mapped_column(JSON, default=None)
+    # eligibility.ProgramRules' learner and mentor rules; None: anyone may enrol in either role.
+    eligibility: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # "self": people enrol themselves; "automatic": the directory's eligible people are enrolled.
+    enrolment: Mapped[str] = mapped_column(String(16), default="self", server_default="self")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -11,9 +11,10 @@ from uuid import UUID
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from crossgen_matching import optimiser, roster, service
+from crossgen_matching import admission, optimiser, roster, service
 from crossgen_matching.models import PairRule, Participant, Program
 from crossgen_shared.errors import Conflict, NotFound, Unprocessable
+from crossgen_shared.events import Role
 from crossgen_shared.unit_of_work import UnitOfWork
 
 PAIR_RULES = ("pinned", "forbidden")
@@ -30,8 +31,6 @@ class Run:
     @property
     def problem(self) -> str | None:
         """Why publishing would propose nothing to people who wait, if so."""
-        if not self.current.program.mentors:
-            return "the program has no mentors"
         if self.result.unmatched and not self.result.pairings:
             return "no waiting learner has an eligible mentor"
         return None
@@ -39,13 +38,15 @@ class Run:
 
 async def preview(uow: UnitOfWork, program_id: UUID) -> Run:
     """The dry run: what publishing would do now. Writes nothing."""
-    await _program(uow, program_id)
-    return _run(await roster.load(uow.session, program_id))
+    program = await admission.program(uow, program_id)
+    current = await roster.load(uow.session, program_id)
+    await _check_both_roles(uow, program, current)
+    return _run(current)
 
 
 async def publish(uow: UnitOfWork, program_id: UUID) -> Run:
     """Match the whole program and propose the result, one run per program at a time."""
-    await _program(uow, program_id)
+    program = await admission.program(uow, program_id)
     # Advisory, so that a second run is told at once instead of waiting; released at commit.
     locked = await uow.session.scalar(
         select(func.pg_try_advisory_xact_lock(run_lock_key(program_id)))
@@ -54,7 +55,9 @@ async def publish(uow: UnitOfWork, program_id: UUID) -> Run:
         raise Conflict("a matching run is in progress")
     # Newcomers are matched under the program's row lock: no repair runs alongside.
     await uow.session.execute(select(Program).where(Program.id == program_id).with_for_update())
-    run = _run(await roster.load(uow.session, program_id))
+    current = await roster.load(uow.session, program_id)
+    await _check_both_roles(uow, program, current)
+    run = _run(current)
     if run.problem:
         raise Unprocessable(run.problem)
     for pair in sorted(run.withdrawn):
@@ -66,20 +69,20 @@ async def publish(uow: UnitOfWork, program_id: UUID) -> Run:
 
 
 async def weights(uow: UnitOfWork, program_id: UUID) -> optimiser.Weights:
-    program = await _program(uow, program_id)
+    program = await admission.program(uow, program_id)
     return optimiser.Weights(**program.weights) if program.weights else optimiser.Weights()
 
 
 async def set_weights(uow: UnitOfWork, program_id: UUID, chosen: optimiser.Weights) -> None:
     """Score the program's later matching with ``chosen``; proposals already made stay."""
-    (await _program(uow, program_id)).weights = asdict(chosen)
+    (await admission.program(uow, program_id)).weights = asdict(chosen)
 
 
 async def add_rule(
     uow: UnitOfWork, program_id: UUID, kind: str, learner_id: UUID, mentor_id: UUID
 ) -> None:
     """Pin or forbid a pair; a pin the optimiser cannot honour is refused with its reason."""
-    await _program(uow, program_id)
+    await admission.program(uow, program_id)
     learner = await uow.session.get(Participant, learner_id)
     mentor = await uow.session.get(Participant, mentor_id)
     for who, role in ((learner, "learner"), (mentor, "mentor")):
@@ -117,6 +120,26 @@ async def remove_rule(
         raise NotFound(f"the pair is not {kind} in program {program_id}")
 
 
+async def _check_both_roles(uow: UnitOfWork, program: Program, current: roster.Roster) -> None:
+    """Refuse (422) a run with nobody in a role, saying why, and whether the rules are to blame."""
+    enrolled: dict[Role, int] = {
+        "mentor": len(current.program.mentors),
+        "learner": len(current.program.learners),
+    }
+    for role, count in enrolled.items():
+        if count:
+            continue
+        why = f"the program has no {role}s: nobody is enrolled as {role}"
+        rules = admission.rules_of(program)
+        if not rules.of(role).admits_anyone:
+            meeting = (await admission.eligible(uow.session, rules))[role]
+            why += (
+                f"; {meeting} employees in the directory meet the {role} rules"
+                f" ({rules.of(role).describe()})"
+            )
+        raise Unprocessable(why)
+
+
 def _run(current: roster.Roster) -> Run:
     try:
         result = optimiser.match_program(current.program)
@@ -131,13 +154,6 @@ def _run(current: roster.Roster) -> Run:
         withdrawn=frozenset(open_ - chosen.keys()),
         new=tuple(p for pair, p in chosen.items() if pair not in open_),
     )
-
-
-async def _program(uow: UnitOfWork, program_id: UUID) -> Program:
-    program = await uow.session.get(Program, program_id)
-    if program is None:
-        raise NotFound(f"program {program_id} does not exist")
-    return program
 
 
 def run_lock_key(program_id: UUID) -> int:

@@ -1,4 +1,5 @@
-"""HTTP API of a program owner's matching runs, weights, pins and forbidden pairs."""
+"""HTTP API of a program owner's matching runs, weights, pins and forbidden pairs, and who the
+program admits."""
 
 from dataclasses import asdict
 from typing import Self
@@ -7,7 +8,8 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, Field, model_validator
 
-from crossgen_matching import optimiser, program_admin
+from crossgen_matching import admission, optimiser, program_admin
+from crossgen_matching.eligibility import ProgramRules
 from crossgen_shared.auth import Principal, require
 from crossgen_shared.service import unit_of_work
 from crossgen_shared.unit_of_work import UnitOfWork
@@ -126,6 +128,48 @@ async def put_weights(
         await program_admin.set_weights(uow, program_id, optimiser.Weights(**body.model_dump()))
         await uow.commit()
     return body
+
+
+class EligibleOut(BaseModel):
+    learner: int
+    mentor: int
+
+
+class EligibilityOut(ProgramRules):
+    eligible: EligibleOut = Field(description="present employees who meet each role's rules")
+    enrolled: int = Field(default=0, description="people this request enrolled")
+
+
+@router.get("/programs/{program_id}/eligibility", response_model=EligibilityOut)
+async def get_eligibility(
+    program_id: UUID,
+    _: Principal = Depends(require("admin")),
+    uow: UnitOfWork = Depends(unit_of_work),
+) -> EligibilityOut:
+    async with uow:
+        rules = admission.rules_of(await admission.program(uow, program_id))
+        return await _eligibility(uow, rules, enrolled=0)
+
+
+@router.put("/programs/{program_id}/eligibility", response_model=EligibilityOut)
+async def put_eligibility(
+    program_id: UUID,
+    body: ProgramRules,
+    _: Principal = Depends(require("admin")),
+    uow: UnitOfWork = Depends(unit_of_work),
+) -> EligibilityOut:
+    """Set who the program admits in each role; switching to (or staying) automatic enrols every
+    present, eligible employee with an email who is not in the program yet."""
+    async with uow:
+        enrolled = await admission.set_rules(uow, program_id, body)
+        out = await _eligibility(uow, body, enrolled=enrolled)
+        await uow.commit()
+        return out
+
+
+async def _eligibility(uow: UnitOfWork, rules: ProgramRules, *, enrolled: int) -> EligibilityOut:
+    eligible = EligibleOut(**await admission.eligible(uow.session, rules))
+    return EligibilityOut(**dict(rules), eligible=eligible, enrolled=enrolled)
 
 
 @router.post("/programs/{program_id}/matching/preview", response_model=RunOut)

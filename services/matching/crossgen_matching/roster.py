@@ -4,10 +4,9 @@ Optimiser ids are person ids (employee numbers), so the directory's manager link
 are. A person the directory does not know is matched on what they told us at enrolment.
 """
 
-import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -16,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crossgen_matching import optimiser
 from crossgen_matching.directory.models import Employee
+from crossgen_matching.eligibility import job_level as _job_level
+from crossgen_matching.eligibility import years_since as _years_since
 from crossgen_matching.models import Pairing, PairRule, Participant, Program
 
 OPEN_PAIRING = ("proposed", "accepted")
@@ -56,8 +57,8 @@ async def load(
 ) -> Roster:
     """The program's active participants, its accepted pairings and open proposals.
 
-    ``leaving_out``: a participant to match afresh, left out with their open pairings, partners
-    and pins.
+    ``leaving_out``: a participant to match afresh, left out with their open pairings and the
+    partners of those; their pins stay in the program, for the live matching to honour.
     """
     now = datetime.now(UTC)
     people = (
@@ -80,7 +81,8 @@ async def load(
     ).all()
     # A mentor matched afresh keeps their open pairings: those learners are set aside too.
     aside = {leaving_out.id} if leaving_out else set()
-    aside |= {p.learner_id for p in pairings if p.mentor_id in aside and p.status in OPEN_PAIRING}
+    partners = {p.learner_id for p in pairings if p.mentor_id in aside and p.status in OPEN_PAIRING}
+    aside |= partners
     accepted: set[optimiser.Pair] = set()
     ended: set[optimiser.Pair] = set()
     proposals: dict[optimiser.Pair, Pairing] = {}
@@ -100,7 +102,7 @@ async def load(
     owner_rules: dict[str, set[optimiser.Pair]] = {"pinned": set(), "forbidden": set(forbidden)}
     for rule in await session.scalars(select(PairRule).where(PairRule.program_id == program_id)):
         learner, mentor = by_id.get(rule.learner_id), by_id.get(rule.mentor_id)
-        if learner is not None and mentor is not None and not aside & {learner.id, mentor.id}:
+        if learner is not None and mentor is not None and not partners & {learner.id, mentor.id}:
             owner_rules[rule.kind].add(optimiser.Pair(learner.person_id, mentor.person_id))
     stored = await session.scalar(select(Program.weights).where(Program.id == program_id))
     persons = {p.person_id: _person(p, employees.get(p.person_id), now) for p in people}
@@ -138,13 +140,3 @@ def _person(participant: Participant, employee: Employee | None, now: datetime) 
         job_level=_job_level(employee.job_level if employee else None),
         manager_id=employee.manager_employee_number if employee else None,
     )
-
-
-def _years_since(day: date, today: date) -> float:
-    return max((today - day).days / 365.25, 0.0)
-
-
-def _job_level(level: str | None) -> int:
-    """HRIS job levels read "L5", "5", "IC4"...: the number in them, or 0 when there is none."""
-    found = re.search(r"\d+", level or "")
-    return int(found.group()) if found else 0

@@ -18,6 +18,7 @@ from crossgen_shared.events import (
     MatchDeclined,
     MatchProposed,
     ParticipantJoined,
+    ParticipantUpdated,
     Role,
 )
 from crossgen_shared.unit_of_work import UnitOfWork
@@ -63,7 +64,7 @@ async def enrol(
         display_name=display_name,
         email=email,
         skills=dict(skills),
-        capacity=capacity if role == "mentor" else 1,
+        capacity=_places(role, capacity),
         **asdict(profile or Profile()),
         joined_at=datetime.now(UTC),
     )
@@ -87,6 +88,82 @@ async def enrol(
     return participant
 
 
+def _places(role: str, capacity: int) -> int:
+    """A learner has one mentor at a time; a mentor takes up to ``capacity`` learners."""
+    return capacity if role == "mentor" else 1
+
+
+async def participant_of(
+    uow: UnitOfWork, program_id: UUID, person_id: str, *, lock: bool = False
+) -> Participant:
+    """The person's active participant in the program (404 when they are not active in it)."""
+    query = select(Participant).where(
+        Participant.program_id == program_id,
+        Participant.person_id == person_id,
+        Participant.status == "active",
+    )
+    # FOR NO KEY UPDATE: a proposal to them, made under the program's lock, takes only a key
+    # share on this row, so it never waits for us while we wait for the program.
+    found = await uow.session.scalar(query.with_for_update(key_share=True) if lock else query)
+    if found is None:
+        raise NotFound(f"{person_id} is not enrolled in program {program_id}")
+    return found
+
+
+async def change_profile(
+    uow: UnitOfWork,
+    program_id: UUID,
+    person_id: str,
+    *,
+    skills: Mapping[str, int],
+    capacity: int,
+    profile: Profile,
+) -> Participant:
+    """A participant completes or changes their profile; one with room is matched on it.
+
+    Their open pairings stay as they are: a mentor's capacity cannot go below them (409).
+    """
+    participant = await participant_of(uow, program_id, person_id, lock=True)
+    # The program's matching lock: no proposal reaches them between the count and the change.
+    await uow.session.execute(select(Program).where(Program.id == program_id).with_for_update())
+    capacity = _places(participant.role, capacity)
+    held = await open_pairings(uow, participant.id)
+    if held > capacity:
+        raise Conflict(
+            f"capacity {capacity} is below the {held} open pairings (proposed or accepted)"
+            " the mentor has"
+        )
+    participant.skills = dict(skills)
+    participant.capacity = capacity
+    for name, value in asdict(profile).items():
+        setattr(participant, name, value)
+    await uow.emit(
+        ParticipantUpdated(
+            participant_id=participant.id,
+            program_id=program_id,
+            display_name=participant.display_name,
+            email=participant.email,
+            skills=tuple(sorted(participant.skills)),
+            updated_at=datetime.now(UTC),
+        )
+    )
+    await uow.session.flush()
+    if held < capacity:
+        await match_newcomer(uow, participant.id)
+    return participant
+
+
+async def open_pairings(uow: UnitOfWork, participant_id: UUID) -> int:
+    """How many proposed or accepted pairings the participant is in."""
+    held = await uow.session.scalar(
+        select(func.count()).where(
+            Pairing.status.in_(OPEN_PAIRING),
+            (Pairing.learner_id == participant_id) | (Pairing.mentor_id == participant_id),
+        )
+    )
+    return held or 0
+
+
 async def match_newcomer(
     uow: UnitOfWork, participant_id: UUID, excluded: Collection[UUID] = ()
 ) -> Pairing | None:
@@ -103,13 +180,7 @@ async def match_newcomer(
     await session.execute(
         select(Program).where(Program.id == newcomer.program_id).with_for_update()
     )
-    held = await session.scalar(
-        select(func.count()).where(
-            Pairing.status.in_(OPEN_PAIRING),
-            (Pairing.learner_id == newcomer.id) | (Pairing.mentor_id == newcomer.id),
-        )
-    )
-    room = newcomer.capacity - (held or 0)
+    room = newcomer.capacity - await open_pairings(uow, newcomer.id)
     if room <= 0:
         return None
     others = await session.scalars(

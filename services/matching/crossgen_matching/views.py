@@ -6,9 +6,18 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, status
-from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    field_validator,
+)
 
-from crossgen_matching import program_admin_views, service
+from crossgen_matching import admission, program_admin_views, service
+from crossgen_matching.models import MIDDLE_LEVEL, skill_name
 from crossgen_shared.auth import Principal, require
 from crossgen_shared.events import Role
 from crossgen_shared.service import unit_of_work
@@ -31,25 +40,18 @@ class ProgramOut(BaseModel):
 
 def _plain_name_is_middle_level(value: object) -> object:
     # Enrolments from before skill levels send plain names.
-    return {"name": value, "level": 3} if isinstance(value, str) else value
+    return {"name": value, "level": MIDDLE_LEVEL} if isinstance(value, str) else value
 
 
 class SkillIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: Annotated[str, AfterValidator(skill_name)] = Field(min_length=1, max_length=100)
     level: int = Field(ge=1, le=5, description="learners: how much wanted; mentors: how well known")
 
-    @field_validator("name")
-    @classmethod
-    def _normalised(cls, name: str) -> str:
-        if not name.strip():
-            raise ValueError("a skill needs a name")
-        return " ".join(name.lower().split())
 
+class ProfileIn(BaseModel):
+    """What a participant tells matching about themselves, all of it: a field left out takes its
+    default, as at enrolment."""
 
-class EnrolmentIn(BaseModel):
-    role: Role
-    display_name: str = Field(min_length=1, max_length=200)
-    email: EmailStr
     skills: list[Annotated[SkillIn, BeforeValidator(_plain_name_is_middle_level)]] = Field(
         min_length=1, max_length=50, description="to learn or to teach; a plain name is level 3"
     )
@@ -82,6 +84,21 @@ class EnrolmentIn(BaseModel):
         for skill in self.skills:
             levels[skill.name] = max(skill.level, levels.get(skill.name, 0))
         return levels
+
+    def profile(self) -> service.Profile:
+        return service.Profile(
+            languages=self.languages,
+            timezone=self.timezone,
+            work_start=self.work_start,
+            work_end=self.work_end,
+            goals=self.goals,
+        )
+
+
+class EnrolmentIn(ProfileIn):
+    role: Role
+    display_name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
 
 
 class SkillOut(BaseModel):
@@ -150,6 +167,7 @@ async def enrol(
     uow: UnitOfWork = Depends(unit_of_work),
 ) -> ParticipantOut:
     async with uow:
+        await admission.check_self_enrolment(uow, program_id, who.subject, body.role)
         participant = await service.enrol(
             uow,
             program_id=program_id,
@@ -159,13 +177,38 @@ async def enrol(
             email=str(body.email),
             skills=body.skill_levels(),
             capacity=body.capacity,
-            profile=service.Profile(
-                languages=body.languages,
-                timezone=body.timezone,
-                work_start=body.work_start,
-                work_end=body.work_end,
-                goals=body.goals,
-            ),
+            profile=body.profile(),
+        )
+        await uow.commit()
+        return ParticipantOut.model_validate(participant)
+
+
+@router.get("/programs/{program_id}/enrolments/me", response_model=ParticipantOut)
+async def my_enrolment(
+    program_id: UUID,
+    who: Principal = Depends(require("participant")),
+    uow: UnitOfWork = Depends(unit_of_work),
+) -> ParticipantOut:
+    async with uow:
+        participant = await service.participant_of(uow, program_id, who.subject)
+        return ParticipantOut.model_validate(participant)
+
+
+@router.put("/programs/{program_id}/enrolments/me", response_model=ParticipantOut)
+async def change_my_profile(
+    program_id: UUID,
+    body: ProfileIn,
+    who: Principal = Depends(require("participant")),
+    uow: UnitOfWork = Depends(unit_of_work),
+) -> ParticipantOut:
+    async with uow:
+        participant = await service.change_profile(
+            uow,
+            program_id,
+            who.subject,
+            skills=body.skill_levels(),
+            capacity=body.capacity,
+            profile=body.profile(),
         )
         await uow.commit()
         return ParticipantOut.model_validate(participant)

@@ -16,15 +16,15 @@ from crossgen_shared.service import Service
 from crossgen_shared.testing import outbox
 
 FIRST_LOAD = """\
-Employee Number,User Name,Display Name,Email,Active,Department,Manager Employee Number,Hire Date,Timezone,Languages,Favourite Colour
-100,ana@acme.example,Ana Lima,ana@acme.example,true,Sales,,2020-01-06,Europe/Lisbon,pt;en,blue
-101,ben@acme.example,Ben Okafor,ben@acme.example,yes,Sales,100,2021-03-01,Africa/Lagos,en,
-102,,Cleo,not-an-email,true,IT,,2022-02-02,,,
-,dan@acme.example,Dan,dan@acme.example,true,IT,,,,,
-103,eve@acme.example,Eve,eve@acme.example,true,IT,100,2019-05-05,Mars/Olympus,,
-104,ANA@acme.example,Ana Two,ana2@acme.example,true,IT,,,,,
-105,fay@acme.example,Fay,fay@acme.example,false,HR,,,,,
-106,gus@acme.example,"Gus, Jr.",gus@acme.example,true,HR,101,2023-07-01,,,
+Employee Number,User Name,Display Name,Email,Active,Department,Manager Employee Number,Hire Date,Timezone,Languages,Skills,Interests,Favourite Colour
+100,ana@acme.example,Ana Lima,ana@acme.example,true,Sales,,2020-01-06,Europe/Lisbon,pt;en,Negotiation; Key Accounts,TikTok;AI tools,blue
+101,ben@acme.example,Ben Okafor,ben@acme.example,yes,Sales,100,2021-03-01,Africa/Lagos,en,tiktok,,
+102,,Cleo,not-an-email,true,IT,,2022-02-02,,,,,
+,dan@acme.example,Dan,dan@acme.example,true,IT,,,,,,,
+103,eve@acme.example,Eve,eve@acme.example,true,IT,100,2019-05-05,Mars/Olympus,,,,
+104,ANA@acme.example,Ana Two,ana2@acme.example,true,IT,,,,,,,
+105,fay@acme.example,Fay,fay@acme.example,false,HR,,,,,,,
+106,gus@acme.example,"Gus, Jr.",gus@acme.example,true,HR,101,2023-07-01,,,,,
 """  # noqa: E501
 
 SECOND_LOAD = """\
@@ -85,6 +85,9 @@ async def test_a_file_with_good_and_bad_rows(
     assert stored.keys() == {"100", "101", "105", "106"}
     assert stored["101"].manager_employee_number == "100"
     assert stored["100"].languages == ["pt", "en"] and stored["106"].display_name == "Gus, Jr."
+    assert stored["100"].skills == ["key accounts", "negotiation"]
+    assert stored["100"].interests == ["ai tools", "tiktok"]
+    assert (stored["101"].skills, stored["101"].interests) == (["tiktok"], [])
     events = [e.event for e in await outbox(matching.sessions)]
     assert [e.reason for e in events if isinstance(e, ParticipantLeft)] == [
         "is no longer active in the company directory"

@@ -2,7 +2,7 @@
 transport, against a real PostgreSQL; and what its changes do to the programs."""
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -26,7 +26,9 @@ from crossgen_local.tokens import TokenIssuer
 from crossgen_matching import service, views
 from crossgen_matching.directory import employees
 from crossgen_matching.directory import scim as scim_endpoint
+from crossgen_matching.directory.models import Employee
 from crossgen_matching.directory.record import EmployeeRecord
+from crossgen_matching.directory.scim.resources import CrossgenUser
 from crossgen_shared.events import (
     MatchDeclined,
     MatchProposed,
@@ -93,8 +95,12 @@ async def test_discovery_describes_users_with_the_enterprise_extension(
     (users,) = client.provider.resource_types
     assert users.endpoint == "/Users"
     assert [str(e.schema_) for e in users.schema_extensions or []] == [
-        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+        "urn:ietf:params:scim:schemas:extension:crossgen:2.0:User",
     ]
+    crossgen = next(s for s in client.provider.schemas if s.id == str(CrossgenUser.__schema__))
+    attributes = {a.name: a.multi_valued for a in crossgen.attributes or []}
+    assert attributes == {"jobLevel": False, "hireDate": False, "skills": True, "interests": True}
     config = client.provider.config
     assert config and config.patch and config.patch.supported
     assert config.filter and config.filter.supported and config.filter.max_results
@@ -135,6 +141,48 @@ async def test_create_get_replace_and_delete_a_user(
     assert isinstance(gone, Error) and gone.status == 404
     rehired = await scim.create(person("E-1", "lea@example.com"))  # nothing stale blocks it
     assert isinstance(rehired, User) and rehired.active and rehired.title is None
+
+
+async def test_level_hire_date_skills_and_interests_come_and_go_in_the_crossgen_extension(
+    http: httpx.AsyncClient, tokens: TokenIssuer, matching: Service
+) -> None:
+    http.headers.update(tokens.headers("workday", "integration"))
+    FullUser = User[EnterpriseUser | CrossgenUser]
+    scim = HttpxSCIMClient(
+        http,
+        provider=ScimProvider(
+            models=[User, EnterpriseUser, CrossgenUser],
+            resource_types=[ResourceType.from_resource(FullUser)],
+        ),
+    )
+    user = FullUser.model_validate(_scim_json(person("E-1", "lea@example.com")))
+    user[CrossgenUser] = CrossgenUser(
+        job_level="L4",
+        hire_date=date(2021, 3, 1),
+        skills=["TikTok", "AI  Tools"],
+        interests=["Excel"],
+    )
+    created = await scim.create(user)
+    assert isinstance(created, User)
+    extension = created[CrossgenUser]
+    assert (extension.job_level, extension.hire_date) == ("L4", date(2021, 3, 1))
+    assert (extension.skills, extension.interests) == (["ai tools", "tiktok"], ["excel"])
+
+    # An IdP that knows nothing of the extension leaves both as they are.
+    response = await http.put("/Users/E-1", json=_scim_json(person("E-1", "lea@example.com")))
+    assert response.status_code == 200, response.text
+    promote = {"Operations": [{"op": "replace", "path": f"{CrossgenUser.__schema__}:jobLevel",
+                              "value": "L5"}]}  # fmt: skip
+    patched = await scim.modify(FullUser, "E-1", promote, check_request_payload=False)
+    assert isinstance(patched, User) and patched[CrossgenUser].job_level == "L5"
+    learn = {"Operations": [{"op": "add", "path": f"{CrossgenUser.__schema__}:interests",
+                            "value": ["Figma"]}]}  # fmt: skip
+    patched = await scim.modify(FullUser, "E-1", learn, check_request_payload=False)
+    assert isinstance(patched, User) and patched[CrossgenUser].interests == ["excel", "figma"]
+    async with matching.sessions() as session:
+        stored = await session.get(Employee, "E-1")
+    assert stored is not None and (stored.job_level, stored.hire_date) == ("L5", date(2021, 3, 1))
+    assert (stored.skills, stored.interests) == (["ai tools", "tiktok"], ["excel", "figma"])
 
 
 async def test_list_filters_and_pages(scim: HttpxSCIMClient, matching: Service) -> None:

@@ -107,8 +107,9 @@ async def test_a_program_without_mentors_is_not_published(
 ) -> None:
     pid = await program(api, tokens)
     await enrol(api, tokens, pid, "L1", role="learner")
-    preview = (await admin(api, tokens, "POST", f"/programs/{pid}/matching/preview")).json()
-    assert preview["problem"] == "the program has no mentors"
+    preview = await admin(api, tokens, "POST", f"/programs/{pid}/matching/preview")
+    assert preview.status_code == 422
+    assert preview.json()["detail"] == "the program has no mentors: nobody is enrolled as mentor"
     published = await admin(api, tokens, "POST", f"/programs/{pid}/matching/publish")
     assert published.status_code == 422 and "no mentors" in published.text
 

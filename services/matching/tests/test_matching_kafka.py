@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from sqlalchemy import func, select
 
 from crossgen_local.tokens import TokenIssuer
 from crossgen_matching import views
@@ -21,6 +22,7 @@ from crossgen_matching.directory import employees, scim
 from crossgen_matching.directory.record import EmployeeRecord
 from crossgen_matching.settings import MatchingSettings
 from crossgen_shared import topics
+from crossgen_shared.db import InboxRecord
 from crossgen_shared.envelope import decode
 from crossgen_shared.events import (
     Event,
@@ -29,8 +31,9 @@ from crossgen_shared.events import (
     MatchProposed,
     PairingEnded,
 )
+from crossgen_shared.service import Service
 
-from .test_directory_kafka import kafka, settings  # noqa: F401 (fixtures)
+from .test_directory_kafka import eventually, kafka, settings  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -76,6 +79,12 @@ async def pairings(settings: MatchingSettings) -> AsyncIterator[Pairings]:  # no
         await consumer.stop()
 
 
+async def handled(matching: Service, count: int) -> bool:
+    """Whether matching's consumers have handled ``count`` events."""
+    async with matching.unit_of_work() as uow:
+        return (await uow.session.scalar(select(func.count()).select_from(InboxRecord))) == count
+
+
 async def test_join_decline_leave_and_re_match(
     settings: MatchingSettings,  # noqa: F811
     tokens: TokenIssuer,
@@ -114,9 +123,11 @@ async def test_join_decline_leave_and_re_match(
 
     async with http, matching.running():
         pid = (await call("POST", "/programs", "hr", "admin", json={"name": "Digital"}))["id"]
-        # M1 teaches best, so L1 goes to M1 whatever order the joins are consumed in.
+        # M1 teaches best, so L1 goes to M1 once both mentors are in. (A mentor whose join is
+        # handled while L1 waits takes L1 at once: first the mentors' joins, then L1.)
         await enrol("M1", "mentor", 5)
         await enrol("M2", "mentor", 2, capacity=2)
+        await eventually(lambda: handled(matching, 2))
         await enrol("L1", "learner", 3)
         [first] = await pairings.until(1)
         assert isinstance(first, MatchProposed) and pair(first) == ("L1", "M1")

@@ -1,4 +1,6 @@
-"""0003 gives plain skill names the middle level, and going down turns them back into names."""
+"""0003 gives plain skill names the middle level, and going down turns them back into names;
+0006 lets existing programs enrol as before; 0007 gives the directory's employees no skills or
+interests until their HR system sends some."""
 
 import asyncio
 
@@ -37,9 +39,17 @@ async def test_skills_get_levels_and_lose_them_again(postgres: LocalPostgres) ->
         f"INSERT INTO participants (id, program_id, person_id, role, display_name, email, skills,"
         f" capacity, status, joined_at) VALUES (gen_random_uuid(), '{PROGRAM}', 'E-1', 'learner',"
         """ 'Lea', 'lea@example.com', '["tiktok", "ai tools"]', 1, 'active', now())""",
+        "INSERT INTO employees (employee_number, active, languages, source, source_timestamp,"
+        " created_at, updated_at) VALUES ('E-1', true, '[]', 'csv', now(), now(), now())",
     )
     await asyncio.to_thread(command.upgrade, config, "head")
     assert await run(url, "SELECT skills FROM participants") == {"tiktok": 3, "ai tools": 3}
     assert await run(url, "SELECT languages FROM participants") == ["en"]
+    # 0006: an existing program admits anyone who enrols, as before.
+    assert await run(url, "SELECT enrolment FROM programs") == "self"
+    assert await run(url, "SELECT eligibility FROM programs") is None
+    # 0007: nothing known of an employee's skills or interests yet.
+    assert await run(url, "SELECT skills FROM employees") == []
+    assert await run(url, "SELECT interests FROM employees") == []
     await asyncio.to_thread(command.downgrade, config, "0002")
     assert await run(url, "SELECT skills FROM participants") == ["ai tools", "tiktok"]

@@ -1,4 +1,5 @@
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -204,3 +205,118 @@ def test_a_pairing_ended_by_leaving_is_never_proposed_again() -> None:
     matching.leave("a")
     [pairing] = matching.join_learner(learner("a", {"ai": 5})).proposed
     assert pairing.mentor_id == "n"
+
+
+def pinned(program: Program, *pins: Pair) -> LiveMatching:
+    """The live matching of ``program`` whose owner pinned ``pins``, some for people yet to join."""
+    return LiveMatching(replace(program, pinned=frozenset(pins)), match_program(program))
+
+
+def test_a_pinned_newcomer_gets_their_mentor_even_when_a_better_one_is_free() -> None:
+    program = Program(learners=(), mentors=(mentor("best", {"ai": 5}), mentor("pin", {"ai": 1})))
+    repair = pinned(program, Pair("new", "pin")).join_learner(learner("new", {"ai": 5}))
+    [pairing] = repair.proposed
+    assert (pairing.mentor_id, pairing.pinned) == ("pin", True)
+    assert "pinned by the program owner" in pairing.explanation
+    assert repair.unheld_pins == ()
+
+
+def test_a_pin_to_a_full_mentor_moves_their_weakest_proposal_elsewhere() -> None:
+    program = Program(
+        learners=(learner("held", {"ai": 5}), learner("weak", {"ai": 1})),
+        mentors=(mentor("pin", {"ai": 5}, capacity=2), mentor("other", {"ai": 3})),
+        accepted=frozenset({Pair("held", "pin")}),
+    )
+    matching = pinned(program, Pair("new", "pin"))
+    assert matching.mentor_of("weak") == "pin"
+    repair = matching.join_learner(learner("new", {"ai": 2}))
+    assert repair.withdrawn == (Pair("weak", "pin"),)
+    assert [(p.learner_id, p.mentor_id) for p in repair.proposed] == [
+        ("new", "pin"),
+        ("weak", "other"),
+    ]
+    assert (matching.mentor_of("held"), matching.mentor_of("new")) == ("pin", "pin")
+
+
+@pytest.mark.parametrize(
+    ("pin", "accepted", "forbidden", "reason"),
+    [
+        (Pair("new", "gone"), set(), set(), "gone is not a mentor in this program"),
+        (Pair("new", "pin"), {Pair("held", "pin")}, set(), "full with accepted or pinned"),
+        (Pair("new", "pin"), set(), {Pair("new", "pin")}, "the program owner forbade this pair"),
+    ],
+)
+def test_a_pin_that_cannot_hold_falls_back_to_the_usual_join_and_says_why(
+    pin: Pair, accepted: set[Pair], forbidden: set[Pair], reason: str
+) -> None:
+    program = Program(
+        learners=(learner("held", {"ai": 5}),),
+        mentors=(mentor("pin", {"ai": 5}), mentor("other", {"ai": 3})),
+        accepted=frozenset(accepted),
+        forbidden=frozenset(forbidden),
+    )
+    repair = pinned(program, pin).join_learner(learner("new", {"ai": 5}))
+    [unheld] = repair.unheld_pins
+    assert unheld.pair == pin and reason in unheld.reason
+    [pairing] = [p for p in repair.proposed if p.learner_id == "new"]
+    assert pairing.mentor_id != "pin" and not pairing.pinned
+    assert pairing.explanation[-1].startswith(f"not with {pin.mentor_id}, whom they are pinned to")
+
+
+def test_a_forbidden_pair_is_never_proposed_at_join() -> None:
+    program = Program(
+        learners=(),
+        mentors=(mentor("best", {"ai": 5}), mentor("other", {"ai": 1})),
+        forbidden=frozenset({Pair("new", "best")}),
+    )
+    [pairing] = LiveMatching(program).join_learner(learner("new", {"ai": 5})).proposed
+    assert pairing.mentor_id == "other"
+    waiting = replace(program, learners=(learner("new", {"ai": 5}),), mentors=())
+    assert LiveMatching(waiting).join_mentor(mentor("best", {"ai": 5})).proposed == ()
+
+
+def test_a_mentor_who_joins_takes_the_learners_pinned_to_them_first() -> None:
+    program = Program(
+        learners=(learner("keen", {"ai": 5}), learner("lukewarm", {"ai": 1})),
+        mentors=(mentor("busy", {"go": 5}),),
+    )
+    matching = pinned(program, Pair("lukewarm", "new"))
+    [pairing] = matching.join_mentor(mentor("new", {"ai": 5})).proposed
+    assert (pairing.learner_id, pairing.pinned) == ("lukewarm", True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.dictionaries(st.sampled_from(["ai", "go"]), st.integers(1, 5), min_size=1),
+            st.sampled_from(["en", "de"]),
+            st.sampled_from(["m0", "m1", "m2", "gone"]),
+        ),
+        max_size=12,
+    )
+)
+def test_pins_at_join_never_break_a_hard_rule_or_a_capacity(
+    joiners: list[tuple[dict[str, int], str, str]],
+) -> None:
+    program = Program(
+        learners=(learner("l0", {"ai": 3}), learner("l1", {"go": 2})),
+        mentors=(
+            mentor("m0", {"ai": 4}),
+            mentor("m1", {"go": 4}, capacity=2),
+            mentor("m2", {"ai": 2, "go": 2}, capacity=3, languages=frozenset({"de"})),
+        ),
+        accepted=frozenset({Pair("l0", "m0")}),
+        forbidden=frozenset({Pair("x1", "m1")}),
+    )
+    pins = [Pair(f"x{n}", mentor_id) for n, (_, _, mentor_id) in enumerate(joiners)]
+    matching = pinned(program, *pins)
+    for n, (wants, language, _) in enumerate(joiners):
+        matching.join_learner(learner(f"x{n}", wants, languages=frozenset({language})))
+    index = matching.index
+    for row, count in Counter(h.mentor for h in matching.holding.values()).items():
+        assert count <= index.capacity[row]
+    for learner_id, holding in matching.holding.items():
+        if learner_id != "l0":  # the accepted pairing was fixed input
+            the_learner = matching.learners[learner_id]
+            assert matching.rules.broken_rule(the_learner, index.mentors[holding.mentor]) is None

@@ -6,7 +6,10 @@ underscores):
     employee_number (required), external_id, user_name, display_name, email, active (true/false),
     department, division, organization, cost_center, manager_employee_number, title, job_level,
     hire_date (YYYY-MM-DD), location, timezone (IANA, e.g. Europe/Berlin),
-    languages (separated by ";"), source_timestamp (ISO 8601; default: --as-of, else now)
+    languages, skills (what they know and can teach), interests (what they want to learn),
+    source_timestamp (ISO 8601; default: --as-of, else now)
+
+languages, skills and interests hold several values separated by ";" ("Figma; TikTok").
 
 A column the file does not have leaves what is stored; an empty cell clears it. Rows go through
 the same directory write path as SCIM and the HRIS topic, so a termination in the file ends
@@ -31,7 +34,7 @@ from rich.progress import Progress
 from crossgen_matching.app import build
 from crossgen_matching.directory import employees
 from crossgen_matching.directory.freshness import Outcome
-from crossgen_matching.directory.record import PERSON_FIELDS, EmployeeRecord
+from crossgen_matching.directory.record import LIST_FIELDS, PERSON_FIELDS, EmployeeRecord
 from crossgen_matching.settings import MatchingSettings
 from crossgen_shared.cli import Command
 from crossgen_shared.errors import RequestError
@@ -76,8 +79,8 @@ def row_record(row: dict[str, str], as_of: datetime) -> EmployeeRecord:
     if not (row.get("employee_number") or "").strip():
         raise ValueError("employee_number is empty")
     values: dict[str, Any] = {k: v for k, v in row.items() if k in COLUMNS}
-    if "languages" in values:
-        values["languages"] = tuple(s.strip() for s in values["languages"].split(";") if s.strip())
+    for name in values.keys() & LIST_FIELDS:
+        values[name] = tuple(s.strip() for s in (values[name] or "").split(";") if s.strip())
     values["source_timestamp"] = values.get("source_timestamp") or as_of
     return EmployeeRecord.model_validate(values | {"source": "csv"})
 

@@ -7,10 +7,16 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
+from crossgen_matching import admission
 from crossgen_matching.directory import lookup, program_effects
 from crossgen_matching.directory.freshness import Outcome, Stored, judge
 from crossgen_matching.directory.models import Employee
-from crossgen_matching.directory.record import ORGANISATION_FIELDS, PERSON_FIELDS, EmployeeRecord
+from crossgen_matching.directory.record import (
+    LIST_FIELDS,
+    ORGANISATION_FIELDS,
+    PERSON_FIELDS,
+    EmployeeRecord,
+)
 from crossgen_shared.errors import Conflict
 from crossgen_shared.unit_of_work import UnitOfWork
 
@@ -49,7 +55,7 @@ async def record(uow: UnitOfWork, incoming: EmployeeRecord) -> Change:
         )
     was_present = employee is None or lookup.is_present(employee)
     if employee is None:
-        employee = Employee(employee_number=number, active=True, languages=[])
+        employee = Employee(employee_number=number, active=True, **{f: [] for f in LIST_FIELDS})
         session.add(employee)
     _write(employee, changes)
     employee.source = incoming.source
@@ -61,8 +67,12 @@ async def record(uow: UnitOfWork, incoming: EmployeeRecord) -> Change:
     if was_present and not lookup.is_present(employee):
         reason = LEFT if employee.removed_at else INACTIVE
         await program_effects.person_left(uow, employee.employee_number, reason)
-    elif lookup.is_present(employee) and set(ORGANISATION_FIELDS) & changes.keys():
-        await program_effects.organisation_changed(uow, employee.employee_number)
+    elif lookup.is_present(employee):
+        if set(ORGANISATION_FIELDS) & changes.keys():
+            await program_effects.organisation_changed(uow, employee.employee_number)
+        if {"display_name", "email"} & changes.keys():
+            await program_effects.details_changed(uow, employee, changes.keys())
+        await admission.enrol_automatically(uow, employee)
     return Change(verdict.outcome, employee)
 
 
@@ -79,7 +89,7 @@ async def _known_as(uow: UnitOfWork, incoming: EmployeeRecord) -> str:
 
 def _stored(employee: Employee) -> Stored:
     values: dict[str, Any] = {f: getattr(employee, f) for f in PERSON_FIELDS}
-    values["languages"] = tuple(employee.languages) or None
+    values |= {f: tuple(getattr(employee, f)) or None for f in LIST_FIELDS}
     values["removed"] = employee.removed_at is not None
     return Stored(employee.source_timestamp, employee.last_vendor_event_id, values)
 
@@ -91,8 +101,8 @@ def _write(employee: Employee, changes: dict[str, Any]) -> None:
     for field, value in changes.items():
         if field == "removed":
             employee.removed_at = (employee.removed_at or now) if value else None
-        elif field == "languages":
-            employee.languages = list(value or ())
+        elif field in LIST_FIELDS:
+            setattr(employee, field, list(value or ()))
         else:
             setattr(employee, field, value)
     employee.updated_at = now

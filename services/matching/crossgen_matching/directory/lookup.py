@@ -14,6 +14,10 @@ def is_present(employee: Employee) -> bool:
     return employee.active and employee.removed_at is None
 
 
+# is_present, as a query's conditions.
+PRESENT = (Employee.active.is_(True), Employee.removed_at.is_(None))
+
+
 async def check_may_enrol(session: AsyncSession, person_id: str) -> None:
     """Refuse a person the directory knows to have left; a person it does not know may enrol."""
     known = await session.get(Employee, person_id)

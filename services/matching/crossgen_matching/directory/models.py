@@ -46,6 +46,10 @@ class Employee(Base):
     location: Mapped[str | None] = mapped_column(String(200))
     timezone: Mapped[str | None] = mapped_column(String(64))
     languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Skill names (models.skill_name): what they know and can teach, what they want to learn.
+    # Automatic enrolment starts a mentor's profile from the one, a learner's from the other.
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    interests: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Bookkeeping: who said so last, as of when, in which vendor event.
     source: Mapped[str] = mapped_column(String(100))
     source_timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))

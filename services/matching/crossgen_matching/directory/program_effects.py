@@ -6,9 +6,12 @@ managed by them), which a pairing must never be: that pairing closes and both ar
 
 An accepted pairing ends (PairingEnded); a pairing still proposed is withdrawn (MatchDeclined),
 since sessions only ever knew of accepted ones.
+
+A person's new name or email reaches their participants (ParticipantUpdated), so that the other
+services address them as the directory does.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -17,8 +20,14 @@ from sqlalchemy.orm import aliased
 
 from crossgen_matching import service
 from crossgen_matching.directory import lookup
+from crossgen_matching.directory.models import Employee
 from crossgen_matching.models import Pairing, Participant
-from crossgen_shared.events import MatchDeclined, PairingEnded, ParticipantLeft
+from crossgen_shared.events import (
+    MatchDeclined,
+    PairingEnded,
+    ParticipantLeft,
+    ParticipantUpdated,
+)
 from crossgen_shared.unit_of_work import UnitOfWork
 
 
@@ -69,6 +78,34 @@ async def organisation_changed(uow: UnitOfWork, person_id: str) -> None:
         await uow.session.flush()
         await service.match_newcomer(uow, learner.id, excluded={mentor.id})
         await service.match_newcomer(uow, mentor.id, excluded={learner.id})
+
+
+async def details_changed(uow: UnitOfWork, employee: Employee, changed: Collection[str]) -> None:
+    """Give the person's active participants the name or email the directory just ``changed``;
+    a value it cleared stays as the participant has it (they may have told us theirs)."""
+    now = datetime.now(UTC)
+    participants = await uow.session.scalars(
+        select(Participant)
+        .where(Participant.person_id == employee.employee_number, Participant.status == "active")
+        .order_by(Participant.joined_at)
+        .with_for_update()
+    )
+    for participant in participants.all():
+        name = ("display_name" in changed and employee.display_name) or participant.display_name
+        email = ("email" in changed and employee.email) or participant.email
+        if (name, email) == (participant.display_name, participant.email):
+            continue
+        participant.display_name, participant.email = name, email
+        await uow.emit(
+            ParticipantUpdated(
+                participant_id=participant.id,
+                program_id=participant.program_id,
+                display_name=name,
+                email=email,
+                skills=tuple(sorted(participant.skills)),
+                updated_at=now,
+            )
+        )
 
 
 async def _open_pairings(

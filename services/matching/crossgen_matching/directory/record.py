@@ -5,7 +5,7 @@ carries the changed fields only), a field set to None clears it (a SCIM replace 
 """
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -18,7 +18,12 @@ from pydantic import (
     model_validator,
 )
 
+from crossgen_matching.models import skill_name
+
 Text = str | None
+# Skill names, from an HR system's skills or learning interests (Workday Skills Cloud,
+# SuccessFactors competencies).
+Skills = tuple[Annotated[str, Field(max_length=100)], ...] | None
 
 # The person's attributes, as opposed to the bookkeeping below them.
 PERSON_FIELDS = (
@@ -39,7 +44,11 @@ PERSON_FIELDS = (
     "location",
     "timezone",
     "languages",
+    "skills",
+    "interests",
 )
+# Lists of names: stored as JSON lists, an empty one as "no value".
+LIST_FIELDS = ("languages", "skills", "interests")
 # What places a person in the organisation: a change re-checks their pairings.
 ORGANISATION_FIELDS = ("manager_employee_number", "department", "division", "organization")
 
@@ -72,6 +81,8 @@ class EmployeeRecord(BaseModel):
     location: Text = Field(default=None, max_length=200)
     timezone: Text = Field(default=None, max_length=64)
     languages: tuple[str, ...] | None = None
+    skills: Skills = Field(default=None, max_length=200, description="known, can teach")
+    interests: Skills = Field(default=None, max_length=200, description="wanted, to learn")
 
     @field_validator("*", mode="before")
     @classmethod
@@ -88,6 +99,13 @@ class EmployeeRecord(BaseModel):
             except (ZoneInfoNotFoundError, ValueError) as exc:
                 raise ValueError(f"{value!r} is not an IANA time zone") from exc
         return value
+
+    @field_validator("skills", "interests")
+    @classmethod
+    def _named_once(cls, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        # Named as enrolment names them, sorted, once each: the same list in another order or
+        # case is no change, and an empty one is no value, as stored.
+        return tuple(sorted({skill_name(n) for n in names or () if n.strip()})) or None
 
     @model_validator(mode="after")
     def _someone(self) -> "EmployeeRecord":

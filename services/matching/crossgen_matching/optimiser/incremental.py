@@ -1,20 +1,36 @@
 """Between full runs: local repairs instead of a re-solve.
 
-A learner who joins takes the best mentor with room among everyone who fits them. If all are
+A learner who joins takes the mentor the program owner pinned them to, if that pin can hold: when
+the mentor is full, their weakest mere proposal makes room and its learner is placed again as a
+newcomer would be. A pin that cannot hold (the mentor is gone, full with pairings that never
+move, or the pair breaks a hard rule) is reported, and the learner joins as if unpinned.
+
+An unpinned learner takes the best mentor with room among everyone who fits them. If all are
 full, one learner holding a mere proposal with one of the newcomer's best mentors may move to
 their own best mentor with room, when that raises the program's total (a short augmenting
-swap). Accepted and pinned pairings never move. A mentor who joins, or a place freed by someone
-leaving, goes to the best waiting learners.
+swap). Accepted and pinned pairings never move. A mentor who joins takes the waiting learners
+pinned to them first; their other places, and a place freed by someone leaving, go to the best
+waiting learners.
 """
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .explain import explain_pairs
 from .index import BoolArray, Eligibility, ProgramIndex
-from .model import Learner, MatchResult, Mentor, Pair, Pairing, PersonId, Program, Unmatched
+from .model import (
+    Learner,
+    MatchResult,
+    Mentor,
+    Pair,
+    Pairing,
+    PersonId,
+    PinError,
+    Program,
+    Unmatched,
+)
 from .program import why_unmatched
 from .scoring import Rules, org_of
 
@@ -29,6 +45,7 @@ class Repair:
     withdrawn: tuple[Pair, ...] = ()  # proposals taken back to make room for a better whole
     ended: tuple[Pair, ...] = ()  # pairings that ended because someone left
     unmatched: tuple[Unmatched, ...] = ()
+    unheld_pins: tuple[PinError, ...] = ()  # pins of people who joined, and why they could not hold
 
     def __add__(self, other: "Repair") -> "Repair":
         return Repair(
@@ -36,6 +53,7 @@ class Repair:
             self.withdrawn + other.withdrawn,
             self.ended + other.ended,
             self.unmatched + other.unmatched,
+            self.unheld_pins + other.unheld_pins,
         )
 
 
@@ -48,13 +66,15 @@ class _Holding:
 
 class LiveMatching:
     """The pairings of one program between full runs: its accepted pairings plus the latest
-    run's proposals (``result``)."""
+    run's proposals (``result``). ``program.pinned`` may name people who have not joined yet:
+    their pins are honoured when they do."""
 
     def __init__(self, program: Program, result: MatchResult | None = None) -> None:
         org = org_of(program)
         self.index = ProgramIndex(program, org)
         self.rules = Rules(program, org)
         self.learners = {learner.id: learner for learner in program.learners}
+        self.pins = {pair.learner_id: pair.mentor_id for pair in program.pinned}
         self.used = np.zeros(len(self.index.mentors), dtype=np.int64)
         self.holding: dict[PersonId, _Holding] = {}
         self.holders: dict[int, set[PersonId]] = defaultdict(set)
@@ -62,7 +82,9 @@ class LiveMatching:
             if pair.mentor_id in self.index.mentor_row:
                 self._hold(pair.learner_id, self.index.mentor_row[pair.mentor_id], 0.0, False)
         for p in result.pairings if result else ():
-            self._hold(p.learner_id, self.index.mentor_row[p.mentor_id], p.score, not p.pinned)
+            # A stored proposal does not know it was pinned; the program's pins do.
+            pinned = p.pinned or self.pins.get(p.learner_id) == p.mentor_id
+            self._hold(p.learner_id, self.index.mentor_row[p.mentor_id], p.score, not pinned)
         self.waiting = {i for i in self.learners if i not in self.holding}
 
     def mentor_of(self, learner_id: PersonId) -> PersonId | None:
@@ -73,7 +95,12 @@ class LiveMatching:
         if learner.id in self.learners:
             raise ValueError(f"{learner.id} is already a learner in this program")
         self.learners[learner.id] = learner
-        return self._place(learner)
+        if learner.id not in self.pins:
+            return self._place(learner)
+        try:
+            return self._pin(learner)
+        except PinError as unheld:
+            return _despite(unheld, self._place(learner))
 
     def join_mentor(self, mentor: Mentor) -> Repair:
         if mentor.id in self.index.mentor_row:
@@ -82,7 +109,14 @@ class LiveMatching:
         row = self.index.add_mentor(mentor)
         self.rules.taught |= mentor.teaches.keys()
         self.used = np.append(self.used, 0)
-        return self._fill(row)
+        repair = Repair()
+        for learner_id in sorted(self.waiting):
+            if self.pins.get(learner_id) == mentor.id:
+                try:
+                    repair += self._pin(self.learners[learner_id])
+                except PinError as unheld:
+                    repair += Repair(unheld_pins=(unheld,))
+        return repair + self._fill(row)
 
     def leave(self, person_id: PersonId) -> Repair:
         """A learner or mentor (or both) left: their pairings end, partners are re-placed."""
@@ -125,6 +159,26 @@ class LiveMatching:
         placed = self._pair(learner, freed)
         return Repair(proposed=(placed, moved), withdrawn=(Pair(mover, self._id(freed)),))
 
+    def _pin(self, learner: Learner) -> Repair:
+        """Pair ``learner`` with their pinned mentor; raises PinError if the pin cannot hold."""
+        pair = Pair(learner.id, self.pins[learner.id])
+        row = self.index.mentor_row.get(pair.mentor_id)
+        if row is None or not self.index.present[row]:
+            raise PinError(pair, f"{pair.mentor_id} is not a mentor in this program")
+        rule = self.rules.broken_rule(learner, self.index.mentors[row])
+        if rule is not None:
+            raise PinError(pair, f"breaks a hard rule: {rule.value}", rule)
+        if self.used[row] < self.index.capacity[row]:
+            return Repair(proposed=(self._pair(learner, row, pinned=True),))
+        movable = sorted(h for h in self.holders[row] if self.holding[h].movable)
+        if not movable:
+            raise PinError(pair, "the mentor is full with accepted or pinned pairings")
+        bumped = min(movable, key=lambda holder: self.holding[holder].score)
+        self._release(bumped)
+        pinned = self._pair(learner, row, pinned=True)
+        made_room = Repair(proposed=(pinned,), withdrawn=(Pair(bumped, pair.mentor_id),))
+        return made_room + self._place(self.learners[bumped])
+
     def _best_swap(self, fit: Eligibility) -> tuple[PersonId, int, int] | None:
         """(learner to move, mentor row freed for the newcomer, mentor row they move to)."""
         best: tuple[float, PersonId, int, int] | None = None
@@ -165,11 +219,11 @@ class LiveMatching:
     def _room(self) -> BoolArray:
         return self.used < self.index.capacity
 
-    def _pair(self, learner: Learner, row: int) -> Pairing:
-        [(score, explanation)] = explain_pairs(self.index, [learner], [row])
-        self._hold(learner.id, row, score, True)
+    def _pair(self, learner: Learner, row: int, pinned: bool = False) -> Pairing:
+        [(score, explanation)] = explain_pairs(self.index, [learner], [row], pinned=pinned)
+        self._hold(learner.id, row, score, not pinned)
         self.waiting.discard(learner.id)
-        return Pairing(learner.id, self._id(row), score, explanation)
+        return Pairing(learner.id, self._id(row), score, explanation, pinned)
 
     def _hold(self, learner_id: PersonId, row: int, score: float, movable: bool) -> None:
         self.holding[learner_id] = _Holding(row, score, movable)
@@ -190,3 +244,15 @@ class LiveMatching:
         self.holders[holding.mentor].discard(learner_id)
         self.used[holding.mentor] -= 1
         return holding.mentor
+
+
+def _despite(unheld: PinError, repair: Repair) -> Repair:
+    """``repair`` (the join as if unpinned), with the reason the pin did not hold on the learner's
+    new pairing, where the program owner reads it."""
+    learner_id, mentor_id = unheld.pair.learner_id, unheld.pair.mentor_id
+    note = f"not with {mentor_id}, whom they are pinned to: {unheld.reason}"
+    proposed = tuple(
+        replace(p, explanation=(*p.explanation, note)) if p.learner_id == learner_id else p
+        for p in repair.proposed
+    )
+    return replace(repair, proposed=proposed, unheld_pins=(*repair.unheld_pins, unheld))

@@ -132,12 +132,14 @@ class PinError(ValueError):
     def __init__(self, pair: Pair, reason: str, rule: Rule | None = None) -> None:
         super().__init__(f"pin {pair.learner_id} -> {pair.mentor_id}: {reason}")
         self.pair = pair
+        self.reason = reason
         self.rule = rule
 
 
 class Cause(Enum):
     """Why a learner stayed unmatched (the main cause; the sentence has the detail)."""
 
+    NO_SKILLS_WANTED = "has listed no skills to learn yet"
     NO_MENTOR_TEACHES = "no mentor teaches a skill they want"
     NO_SHARED_LANGUAGE = "no mentor who teaches what they want shares a language"
     MANAGEMENT_CHAIN = "the mentors who fit are in their management chain"

@@ -183,6 +183,8 @@ def finish(prepared: Prepared, arcs: Arcs, chosen: IntArray) -> MatchResult:
 
 def why_unmatched(learner: Learner, fit: Eligibility) -> Unmatched:
     """The main reason nobody could take ``learner``, with the numbers behind it."""
+    if not learner.wants:  # enrolled from the directory without interests
+        return Unmatched(learner.id, Cause.NO_SKILLS_WANTED, Cause.NO_SKILLS_WANTED.value)
     if not fit.teaching:
         wanted = ", ".join(sorted(learner.wants))
         return Unmatched(learner.id, Cause.NO_MENTOR_TEACHES, f"no mentor teaches {wanted}")

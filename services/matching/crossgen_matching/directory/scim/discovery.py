@@ -1,7 +1,8 @@
 """SCIM discovery (RFC 7644 §4): what the service supports, its resource types and schemas.
 
-An IdP reads these to learn that Users carry the enterprise extension and what PATCH and filters
-can do; scim2-models derives them from the same models the endpoint validates with.
+An IdP reads these to learn that Users carry the enterprise and Crossgen extensions and what
+PATCH and filters can do; scim2-models derives them from the same models the endpoint validates
+with.
 """
 
 from typing import Any
@@ -27,13 +28,13 @@ from scim2_models import (
 )
 
 from crossgen_matching.directory.scim.protocol import ScimRoute, integration, respond
-from crossgen_matching.directory.scim.resources import TOLERANT, ScimUser
+from crossgen_matching.directory.scim.resources import TOLERANT, CrossgenUser, ScimUser
 from crossgen_shared.auth import Principal
 
 MAX_PAGE_SIZE = 500
 
 PROVIDER = ScimProvider(
-    models=[User, EnterpriseUser],
+    models=[User, EnterpriseUser, CrossgenUser],
     resource_types=[ResourceType.from_resource(ScimUser)],
     config=ServiceProviderConfig(
         patch=Patch(supported=True),

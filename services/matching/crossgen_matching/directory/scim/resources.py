@@ -3,18 +3,25 @@
 The SCIM ``id`` of an employee is their employee number: it is what ``manager.value`` names, and
 what enrolment knows a person by. A User brings its employee number in the enterprise extension,
 or failing that as its ``externalId``.
+
+Crossgen's own extension carries what neither schema has: the job level and the hire date that
+program eligibility reads, and the skills and learning interests automatic enrolment starts a
+profile from. Most identity providers do not send it, so a User without it leaves all four as the
+directory has them (from a CSV import, say) rather than clearing them.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import ValidationError
 from scim2_models import (
+    URN,
     Address,
     Context,
     Email,
     EnterpriseUser,
     Error,
+    Extension,
     Manager,
     Meta,
     SCIMException,
@@ -24,7 +31,24 @@ from scim2_models import (
 
 from crossgen_matching.directory.models import Employee
 
-ScimUser = User[EnterpriseUser]
+
+class CrossgenUser(Extension):
+    __schema__ = URN("urn:ietf:params:scim:schemas:extension:crossgen:2.0:User")
+
+    job_level: str | None = None
+    """The HRIS job level, e.g. "L5"; programs compare the number in it."""
+
+    hire_date: date | None = None
+    """The day the person joined the company (YYYY-MM-DD); programs read tenure from it."""
+
+    skills: list[str] | None = None
+    """What the person knows and can teach, by name; a mentor enrolled automatically has them."""
+
+    interests: list[str] | None = None
+    """What the person wants to learn, by name; a learner enrolled automatically has them."""
+
+
+ScimUser = User[EnterpriseUser | CrossgenUser]
 
 # Liberal in what we accept (RFC 7644 §3.12 leaves room): attributes we do not keep are ignored,
 # and the PATCH forms Entra ID sends (a remove with a value, a filter matching no entry) apply.
@@ -55,7 +79,8 @@ def employee_number_of(user: ScimUser) -> str | None:
 
 
 def person_fields(user: ScimUser) -> dict[str, Any]:
-    """Every employee field SCIM speaks for, None where the User has no value."""
+    """Every employee field SCIM speaks for, None where the User has no value; the job level,
+    hire date, skills and interests only when the User carries Crossgen's extension."""
     extension = user[EnterpriseUser] or EnterpriseUser()
     name = user.name
     full_name = name and (
@@ -76,6 +101,18 @@ def person_fields(user: ScimUser) -> dict[str, Any]:
         "organization": extension.organization,
         "cost_center": extension.cost_center,
         "manager_employee_number": extension.manager.value if extension.manager else None,
+    } | _crossgen_fields(user)
+
+
+def _crossgen_fields(user: ScimUser) -> dict[str, Any]:
+    crossgen = user[CrossgenUser]
+    if crossgen is None:
+        return {}
+    return {
+        "job_level": crossgen.job_level,
+        "hire_date": crossgen.hire_date,
+        "skills": tuple(crossgen.skills) if crossgen.skills else None,
+        "interests": tuple(crossgen.interests) if crossgen.interests else None,
     }
 
 
@@ -119,6 +156,14 @@ def to_user(employee: Employee, users_url: str) -> ScimUser:
         cost_center=employee.cost_center,
         manager=Manager(value=manager, ref=f"{users_url}/{manager}") if manager else None,
     )
+    crossgen = CrossgenUser(
+        job_level=employee.job_level,
+        hire_date=employee.hire_date,
+        skills=employee.skills or None,
+        interests=employee.interests or None,
+    )
+    if crossgen != CrossgenUser():
+        user[CrossgenUser] = crossgen
     return user
 
 

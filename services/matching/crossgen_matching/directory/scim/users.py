@@ -217,7 +217,8 @@ async def _update(
         if extension and extension.employee_number not in (None, employee_number):
             raise MutabilityException(detail="employeeNumber is the resource id and cannot change")
         after = resources.person_fields(after_user)
-        changed = {k: v for k, v in after.items() if before[k] != v}
+        # A User without Crossgen's extension says nothing of its fields: either side may lack them.
+        changed = {k: v for k, v in after.items() if before.get(k) != v}
         change = await employees.record(uow, _record(employee_number, who, changed))
         await uow.commit()
     assert change.employee is not None

@@ -1,7 +1,8 @@
 """SCIM 2.0 User resources on the HRIS topic (a Workday or SAP integration publishing SCIM).
 
 The same mapping as the SCIM endpoint; the record is the full SCIM view of the person, so what it
-leaves out is cleared. ``meta.lastModified`` dates it and, with ``meta.version``, identifies it.
+leaves out is cleared (but for the job level, hire date, skills and interests, when it lacks
+Crossgen's extension). ``meta.lastModified`` dates it and, with ``meta.version``, identifies it.
 """
 
 from datetime import datetime

@@ -1,0 +1,146 @@
+"""Who a program admits, read against the company directory: the check at self-enrolment, the
+enrolment of eligible employees in automatic programs, and how many employees meet the rules.
+
+An automatic program enrols a present employee with an email as soon as they meet a role's rules
+(as learner when they meet both). A later change that makes them ineligible does not remove them.
+The profile starts from the directory's skills (a mentor) or interests (a learner); from then on
+it is the participant's, and the directory's later lists do not change it.
+"""
+
+from datetime import date
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crossgen_matching import service
+from crossgen_matching.directory import lookup
+from crossgen_matching.directory.models import Employee
+from crossgen_matching.eligibility import ProgramRules, shortfalls
+from crossgen_matching.models import MIDDLE_LEVEL, Participant, Program
+from crossgen_shared.errors import Forbidden, NotFound
+from crossgen_shared.events import Role
+from crossgen_shared.unit_of_work import UnitOfWork
+
+ROLES: tuple[Role, Role] = ("learner", "mentor")
+
+
+def rules_of(program: Program) -> ProgramRules:
+    return ProgramRules.model_validate(
+        {"enrolment": program.enrolment, **(program.eligibility or {})}
+    )
+
+
+async def program(uow: UnitOfWork, program_id: UUID, *, lock: bool = False) -> Program:
+    found = await uow.session.get(Program, program_id, with_for_update=lock)
+    if found is None:
+        raise NotFound(f"program {program_id} does not exist")
+    return found
+
+
+async def set_rules(uow: UnitOfWork, program_id: UUID, rules: ProgramRules) -> int:
+    """Store the program's rules; an automatic program enrols the eligible employees already in
+    the directory at once. Returns how many were enrolled."""
+    # Locked: an HRIS record for the same person waits, and then finds them enrolled.
+    chosen = await program(uow, program_id, lock=True)
+    chosen.enrolment = rules.enrolment
+    chosen.eligibility = rules.model_dump(mode="json", include={"learner", "mentor"})
+    if rules.enrolment != "automatic":
+        return 0
+    enrolled = select(Participant.person_id).where(
+        Participant.program_id == program_id, Participant.status == "active"
+    )
+    candidates = await uow.session.scalars(
+        select(Employee)
+        .where(
+            *lookup.PRESENT,
+            Employee.email.is_not(None),
+            Employee.employee_number.not_in(enrolled),
+        )
+        .order_by(Employee.employee_number)
+    )
+    today = date.today()
+    count = 0
+    for employee in candidates.all():
+        if role := rules.automatic_role(employee, today):
+            await _enrol(uow, program_id, employee, role)
+            count += 1
+    return count
+
+
+async def eligible(session: AsyncSession, rules: ProgramRules) -> dict[Role, int]:
+    """How many present employees meet each role's rules."""
+    present = (await session.scalars(select(Employee).where(*lookup.PRESENT))).all()
+    today = date.today()
+    return {role: sum(not shortfalls(rules.of(role), e, today) for e in present) for role in ROLES}
+
+
+async def check_self_enrolment(
+    uow: UnitOfWork, program_id: UUID, person_id: str, role: Role
+) -> None:
+    """Refuse (403) a person the program's rules for ``role`` do not admit, saying why."""
+    chosen = await program(uow, program_id)
+    rules = rules_of(chosen).of(role)
+    if rules.admits_anyone:
+        return
+    employee = await uow.session.get(Employee, person_id)
+    if employee is None or not lookup.is_present(employee):
+        where = "is not in" if employee is None else "is no longer active in"
+        raise Forbidden(
+            f"{person_id} {where} the company directory, and program {chosen.name!r} admits"
+            " people by directory attributes"
+        )
+    if reasons := shortfalls(rules, employee, date.today()):
+        raise Forbidden(f"not eligible as {role}: {'; '.join(reasons)}")
+
+
+async def enrol_automatically(uow: UnitOfWork, employee: Employee) -> None:
+    """Enrol an employee the directory just wrote in each automatic program they now qualify for
+    and are not active in."""
+    if not (lookup.is_present(employee) and employee.email):
+        return
+    today = date.today()
+    automatic = await uow.session.scalars(
+        select(Program).where(Program.enrolment == "automatic").order_by(Program.created_at)
+    )
+    for candidate in automatic.all():
+        role = rules_of(candidate).automatic_role(employee, today)
+        if role is None:
+            continue
+        # Under the program's lock, so that a PUT of its rules enrolling everyone is seen.
+        await program(uow, candidate.id, lock=True)
+        if not await _is_active(uow.session, candidate.id, employee.employee_number):
+            await _enrol(uow, candidate.id, employee, role)
+
+
+async def _is_active(session: AsyncSession, program_id: UUID, person_id: str) -> bool:
+    found = await session.scalar(
+        select(Participant.id).where(
+            Participant.program_id == program_id,
+            Participant.person_id == person_id,
+            Participant.status == "active",
+        )
+    )
+    return found is not None
+
+
+async def _enrol(uow: UnitOfWork, program_id: UUID, employee: Employee, role: Role) -> None:
+    """Enrol on what the directory knows. HR systems list skills without how well or how much,
+    so each is at the middle level; a person whose list is empty joins all the same and completes
+    their profile."""
+    assert employee.email is not None  # only people with an email are enrolled
+    names = employee.skills if role == "mentor" else employee.interests
+    # SCIM's preferredLanguage is a tag like "en-GB"; people enrol with "en", and only the same
+    # code counts as a shared language.
+    languages = sorted({tag.strip().split("-")[0].lower() for tag in employee.languages})
+    await service.enrol(
+        uow,
+        program_id=program_id,
+        person_id=employee.employee_number,
+        role=role,
+        display_name=employee.display_name or employee.employee_number,
+        email=employee.email,
+        skills=dict.fromkeys(names, MIDDLE_LEVEL),
+        capacity=1,
+        profile=service.Profile(languages=languages or ["en"], timezone=employee.timezone or "UTC"),
+    )
