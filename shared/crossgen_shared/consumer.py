@@ -48,6 +48,10 @@ class Consumer:
     handlers: Mapping[type[Event], Handler]
     uow: Callable[[], UnitOfWork]
     max_attempts: int = 30
+    # Kafka consumers in the group, so that partitions are handled side by side (in order within
+    # each): a handler mostly waits for the database, one partition at a time left it idle. As
+    # many as ServiceSettings.topic_partitions (3 by default); more would get no partition.
+    workers: int = 3
     attempts: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -60,6 +64,7 @@ class Consumer:
             group_id=f"crossgen-{self.service}",
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            max_workers=self.workers,
             title=f"{self.service} <- {self.topic}",
             description=self.description,
         )
@@ -151,7 +156,16 @@ class Consumer:
         await dead_letters.park(broker, self.service, self.name, record, reason)
 
 
+# SQLSTATE classes of a server that cannot serve now (connection exception, insufficient
+# resources, operator intervention: starting up, shutting down, too many clients). asyncpg's
+# errors for them reach us as plain DBAPIErrors, not OperationalErrors.
+_UNAVAILABLE = ("08", "53", "57P")
+
+
 def _is_transient(exc: Exception) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | OSError):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    return exc.connection_invalidated or sqlstate.startswith(_UNAVAILABLE)

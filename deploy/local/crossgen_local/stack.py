@@ -21,25 +21,27 @@ class CrossgenStack(Managed):
         self.tokens = tokens
         self.log_dir = log_dir
         self.ports = {name: free_port() for name in SERVICES}
-        self.processes = {
-            name: ServiceProcess(
-                f"crossgen_{name}",
-                ["serve"],
-                env=self.env(name),
-                log_path=log_dir / f"{name}.log",
-                name=name,
-            )
-            for name in SERVICES
-        }
+        self.processes = {name: self._process(name, name) for name in SERVICES}
+        # Further processes of a service, by process name ("matching-2"); ports has theirs too.
+        self.replicas: dict[str, ServiceProcess] = {}
 
-    def env(self, service: str) -> dict[str, str]:
+    def _process(self, service: str, name: str) -> ServiceProcess:
+        return ServiceProcess(
+            f"crossgen_{service}",
+            ["serve"],
+            env=self.env(service, self.ports[name]),
+            log_path=self.log_dir / f"{name}.log",
+            name=name,
+        )
+
+    def env(self, service: str, port: int | None = None) -> dict[str, str]:
         """Everything a service reads from its environment, under its own prefix."""
         prefix = service.upper()
         env = {
             f"{prefix}_DATABASE_URL": self.infra.postgres.url(service),
             f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": self.infra.kafka.bootstrap_servers,
             f"{prefix}_HTTP_HOST": "127.0.0.1",
-            f"{prefix}_HTTP_PORT": str(self.ports[service]),
+            f"{prefix}_HTTP_PORT": str(port or self.ports[service]),
             f"{prefix}_OUTBOX_POLL_INTERVAL": "0.2",
             **self.tokens.service_env(prefix),
         }
@@ -50,8 +52,28 @@ class CrossgenStack(Managed):
             }
         return env
 
-    def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.ports[service]}"
+    def url(self, name: str) -> str:
+        """A service's (or a replica's, by process name) base URL."""
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def running_urls(self, service: str) -> list[str]:
+        """Base URLs of the processes of ``service`` (replicas too) that are running now."""
+        processes = {**self.processes, **self.replicas}
+        return [
+            self.url(name)
+            for name, process in processes.items()
+            if process.module == f"crossgen_{service}" and process.running
+        ]
+
+    def add_replica(self, service: str) -> ServiceProcess:
+        """Start one more process of ``service``: same database and consumer group (so the
+        group rebalances), its own HTTP port; stopped with the stack."""
+        name = f"{service}-{len(self.replicas) + 2}"
+        self.ports[name] = free_port()
+        replica = self.replicas[name] = self._process(service, name)
+        replica.start()
+        replica.wait_ready(f"{self.url(name)}/health/ready", timeout=60)
+        return replica
 
     def migrate(self, service: str) -> None:
         log = self.log_dir / f"{service}-migrate.log"
@@ -84,5 +106,5 @@ class CrossgenStack(Managed):
             raise
 
     def stop(self) -> None:
-        for process in self.processes.values():
+        for process in [*self.replicas.values(), *self.processes.values()]:
             process.stop()

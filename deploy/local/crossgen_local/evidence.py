@@ -1,0 +1,165 @@
+"""What the fault suite's oracle judges, collected from the running system: each service's
+database, the topics read from the beginning, and the SMTP sink. Also whether the system has
+caught up: outboxes published, consumer groups at the end of their partitions, no mail waiting.
+"""
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from crossgen_local.hris_feed import seq_of
+from crossgen_local.infra import LocalInfra
+from crossgen_local.oracle import Facts, Notification, Participant, Published
+from crossgen_local.stack import SERVICES
+from crossgen_shared import topics
+from crossgen_shared.events import BY_TYPE
+
+DIRECTORY = "select employee_number, display_name from employees"
+CONTACTS = "select participant_id::text, display_name from contacts"
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record on ``topic`` from the beginning, each partition in order (no group)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = await _partitions(consumer, topic)
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        records: list[Any] = []
+        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records += batch
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        return await _partitions(consumer, topic)
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    await consumer._client.force_metadata_update()  # the topic may be new to this client
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+
+
+def published(records: Sequence[Any]) -> list[Published]:
+    events = []
+    for record in records:
+        headers = dict(record.headers or ())
+        model = BY_TYPE.get(headers.get("ce_type", b"").decode())
+        if model is not None:
+            data = json.loads(record.value)
+            events.append(Published(headers["ce_id"].decode(), model.name, data))
+    return events
+
+
+async def rows(infra: LocalInfra, service: str, query: str, **params: Any) -> list[tuple[Any, ...]]:
+    # No pool: the server is stopped and started under us, and each read is a fresh look.
+    engine = create_async_engine(
+        infra.postgres.url(service), poolclass=NullPool, connect_args={"timeout": 5}
+    )
+    try:
+        async with engine.connect() as connection:
+            return [tuple(row) for row in await connection.execute(text(query), params)]
+    finally:
+        await engine.dispose()
+
+
+async def stored_seqs(infra: LocalInfra) -> dict[str, int]:
+    """Which record each stored name came from, right now: the directory and the contacts."""
+    directory = await rows(infra, "matching", DIRECTORY)
+    contacts = await rows(infra, "notifications", CONTACTS)
+    return {f"directory {n}": seq_of(name or "") for n, name in directory} | {
+        f"contact {p}": seq_of(name) for p, name in contacts
+    }
+
+
+async def collect(infra: LocalInfra, accepted: list[tuple[str, int]], program_id: str) -> Facts:
+    bootstrap = infra.kafka.bootstrap_servers
+    directory = await rows(infra, "matching", DIRECTORY)
+    participants = await rows(
+        infra,
+        "matching",
+        "select id::text, person_id, program_id::text, display_name from participants",
+    )
+    contacts = await rows(infra, "notifications", CONTACTS)
+    notifications = await rows(
+        infra,
+        "notifications",
+        "select id::text, source_event_id, template, person_id, status from notifications",
+    )
+    dead = [
+        record
+        for service in SERVICES
+        for record in await read_topic(bootstrap, topics.dead_letter(service))
+    ]
+    return Facts(
+        accepted=accepted,
+        program_id=program_id,
+        directory={n: name or "" for n, name in directory},
+        participants=[Participant(*row) for row in participants],
+        contacts={p: name for p, name in contacts},
+        participant_events=published(await read_topic(bootstrap, topics.PARTICIPANTS)),
+        pairing_events=published(await read_topic(bootstrap, topics.PAIRINGS)),
+        notifications=[Notification(*row) for row in notifications],
+        emails=[
+            mail.message["Message-ID"].strip("<>").removesuffix("@crossgen")
+            for mail in infra.smtp.messages
+        ],
+        dead_letters=[
+            dict(r.headers).get("dlq_reason", b"?").decode(errors="replace") for r in dead
+        ],
+    )
+
+
+async def unfinished(infra: LocalInfra) -> list[str]:
+    """What the services still have to do: events to publish, records to consume, mail to send."""
+    waiting = []
+    for service in SERVICES:
+        [(outbox,)] = await rows(
+            infra, service, "select count(*) from outbox where published_at is null"
+        )
+        if outbox:
+            waiting.append(f"{service}: {outbox} events in the outbox")
+    [(mail,)] = await rows(
+        infra, "notifications", "select count(*) from notifications where status = 'pending'"
+    )
+    if mail:
+        waiting.append(f"notifications: {mail} messages pending")
+    return waiting + await consumer_lag(infra.kafka.bootstrap_servers)
+
+
+async def consumer_lag(bootstrap: str) -> list[str]:
+    """Each service's group behind the end of a partition it has committed on."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        behind = []
+        for service in SERVICES:
+            committed = await admin.list_consumer_group_offsets(f"crossgen-{service}")
+            end = await consumer.end_offsets(list(committed))
+            lag = sum(end[tp] - offset.offset for tp, offset in committed.items())
+            if lag:
+                behind.append(f"{service}: {lag} records not consumed yet")
+        return behind
+    finally:
+        await consumer.stop()
+        await admin.close()

@@ -1,0 +1,317 @@
+"""The fault suite (issue 8): while HRIS records stream in, crash and restart each service, restart
+the Kafka broker, stop PostgreSQL, and kill one of two replicas of a service; then let the system
+catch up and judge what every service stored and sent against what the feed got accepted.
+
+``python -m crossgen_local.faults`` runs the short form (as the test does); ``--long`` the long one,
+which writes ``benchmarks/results/faults.json``. Exits 1 unless nothing was lost, duplicated or
+reordered.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from crossgen_local import evidence
+from crossgen_local._common import say
+from crossgen_local.hris_feed import ELIGIBILITY, Employee, HrisFeed, seq_of, workforce
+from crossgen_local.infra import LocalInfra
+from crossgen_local.oracle import Fault, Verdict, judge
+from crossgen_local.pairs import PairStream
+from crossgen_local.stack import SERVICES, CrossgenStack
+from crossgen_local.tokens import TokenIssuer
+from crossgen_shared import topics
+
+RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results" / "faults.json"
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    employees: int
+    rate: float  # HRIS records a second
+    pair_rate: float  # pairs enrolling themselves a second
+    postgres_outage: float  # seconds
+    settle: float  # seconds of undisturbed streaming before each fault
+    recovery_timeout: float
+    drain_timeout: float
+    replicated: str = "matching"  # the service run as two replicas, one of them killed
+
+
+SHORT = Scale("short", employees=30, rate=5, pair_rate=0.5, postgres_outage=4, settle=2,
+              recovery_timeout=60, drain_timeout=90)  # fmt: skip
+LONG = Scale("long", employees=200, rate=10, pair_rate=1, postgres_outage=30, settle=10,
+             recovery_timeout=120, drain_timeout=300)  # fmt: skip
+
+
+def fault_names(scale: Scale) -> list[str]:
+    return [
+        *(f"kill -9 {service}" for service in SERVICES),
+        "restart kafka",
+        f"stop postgres {scale.postgres_outage:g}s",
+        f"kill -9 one of two {scale.replicated} replicas",
+    ]
+
+
+@dataclass
+class FaultRun:
+    stack: CrossgenStack
+    scale: Scale
+    feed: HrisFeed
+    program_id: str = ""  # the program that enrols every employee the feed brings
+    streaming: bool = True
+    observations: list[dict[str, int]] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    # Employees outside the stream whose records time the recoveries, one on each partition.
+    probes: list[Employee] = field(default_factory=list)
+    probe_seq: int = 0
+
+    def __post_init__(self) -> None:
+        self.employees = workforce(self.scale.employees)
+        self.pairs = PairStream(
+            partial(self.stack.running_urls, "matching"),
+            self.stack.tokens,
+            give_up_after=self.scale.recovery_timeout,
+        )
+
+    @property
+    def infra(self) -> LocalInfra:
+        return self.stack.infra
+
+    async def run(self) -> Verdict:
+        await self.create_program()
+        streams = [
+            asyncio.create_task(self.feed.offer(self.records(), self.scale.rate)),
+            asyncio.create_task(self.pairs.run(self.scale.pair_rate, lambda: self.streaming)),
+        ]
+        sampling = asyncio.create_task(self.sample())
+        # Each returns when the fault began and when it was repaired.
+        injections: list[Callable[[], Awaitable[tuple[float, float]]]] = [
+            *(partial(self.kill_and_restart, service) for service in SERVICES),
+            self.restart_kafka,
+            self.stop_postgres,
+            self.kill_a_replica,
+        ]
+        try:
+            await self.enlist_probes()
+            if await self.probe_through() is None:
+                raise RuntimeError("the pipeline does not work even without faults; see the logs")
+            for name, inject in zip(fault_names(self.scale), injections, strict=True):
+                await asyncio.sleep(self.scale.settle)
+                fault = Fault(name, *await inject(), await self.probe_through())
+                say(f"faults: {name}: recovered in {_seconds(fault.recovery)}")
+                self.faults.append(fault)
+        finally:
+            self.streaming = False
+            sampling.cancel()
+            # What was never acknowledged is simply not expected downstream.
+            for outcome in await asyncio.gather(*streams, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    say(f"faults: a stream stopped early: {outcome!r}")
+        return await self.drain()
+
+    async def create_program(self) -> None:
+        admin = self.stack.tokens.headers("hr-owner", "admin")
+        async with httpx.AsyncClient(base_url=self.stack.url("matching"), timeout=10) as http:
+            created = await http.post("/programs", json={"name": "Fault suite"}, headers=admin)
+            self.program_id = created.raise_for_status().json()["id"]
+            created = await http.post("/programs", json={"name": "Fault pairs"}, headers=admin)
+            self.pairs.program_id = created.raise_for_status().json()["id"]
+            eligibility = await http.put(
+                f"/programs/{self.program_id}/eligibility", json=ELIGIBILITY, headers=admin
+            )
+            eligibility.raise_for_status()
+
+    def records(self) -> Iterator[tuple[Employee, int]]:
+        """Every employee's next record in turn, until the faults are over."""
+        for seq in itertools.count(1):
+            for employee in self.employees:
+                if not self.streaming:
+                    return
+                yield employee, seq
+
+    async def sample(self) -> None:
+        """What the services store, once a second: it must never go back to an older record."""
+        while True:
+            with contextlib.suppress(Exception):  # the database is down on purpose at times
+                self.observations.append(await evidence.stored_seqs(self.infra))
+            await asyncio.sleep(1.0)
+
+    async def enlist_probes(self) -> None:
+        """Probe employees until every HRIS partition has one: after a replica dies, its
+        partitions are the ones that wait for the group to notice."""
+        bootstrap = self.infra.kafka.bootstrap_servers
+        partitions = len(await evidence.partitions(bootstrap, topics.HRIS))
+        covered: set[int] = set()
+        for i in itertools.count():
+            candidate = Employee(f"P-{i:06d}", "mentor" if i % 2 == 0 else "learner", "Probes")
+            # A candidate on a covered partition stays an employee like those of the stream.
+            accepted = await self.feed.send(candidate, 1)
+            if accepted.partition not in covered:
+                covered.add(accepted.partition)
+                self.probes.append(candidate)
+            if len(covered) == partitions:
+                self.probe_seq = 1
+                return
+
+    async def probe_through(self) -> float | None:
+        """Send each probe's next record; when all are seen at the end of the pipeline (their
+        contacts in notifications), else None."""
+        self.probe_seq += 1
+        for probe in self.probes:
+            await self.feed.send(probe, self.probe_seq)
+        contacts = "select person_id, display_name from contacts"
+        deadline = time.monotonic() + self.scale.recovery_timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):  # PostgreSQL may still be coming back
+                seen = dict(await evidence.rows(self.infra, "notifications", contacts))
+                if all(seq_of(seen.get(p.number) or "") >= self.probe_seq for p in self.probes):
+                    return time.time()
+            await asyncio.sleep(0.2)
+        return None
+
+    async def kill_and_restart(self, service: str) -> tuple[float, float]:
+        """Repaired when the process is started again: its boot counts in the recovery."""
+        process = self.stack.processes[service]
+        injected = time.time()
+        await asyncio.to_thread(process.kill)
+        repaired = time.time()
+        process.start()
+        ready = f"{self.stack.url(service)}/health/ready"
+        await asyncio.to_thread(process.wait_ready, ready, 60)
+        return injected, repaired
+
+    async def restart_kafka(self) -> tuple[float, float]:
+        injected = time.time()
+        await asyncio.to_thread(self.infra.kafka.restart)
+        return injected, time.time()
+
+    async def stop_postgres(self) -> tuple[float, float]:
+        injected = time.time()
+        await asyncio.to_thread(self.infra.postgres.stop)
+        await asyncio.sleep(self.scale.postgres_outage)
+        await asyncio.to_thread(self.infra.postgres.start)
+        return injected, time.time()
+
+    async def kill_a_replica(self) -> tuple[float, float]:
+        """Two processes in one group share the partitions; one dies without a goodbye, and the
+        group must hand its partitions (and uncommitted records) to the other."""
+        service = self.scale.replicated
+        await asyncio.to_thread(self.stack.add_replica, service)
+        await asyncio.sleep(self.scale.settle)  # both consume for a while
+        injected = time.time()
+        await asyncio.to_thread(self.stack.processes[service].kill)
+        # Nothing is restarted: the survivor takes over once the group notices.
+        return injected, injected
+
+    async def drain(self) -> Verdict:
+        """Wait until every service caught up and nothing accepted is missing, or time is up."""
+        started = time.monotonic()
+        while True:
+            waiting = await evidence.unfinished(self.infra)
+            verdict = await self.verdict()
+            if not waiting and not verdict.lost:
+                say(f"faults: caught up {time.monotonic() - started:.1f}s after the stream")
+                await asyncio.sleep(2.0)  # anything done twice would show now
+                return await self.verdict()
+            if time.monotonic() - started > self.scale.drain_timeout:
+                say(f"faults: not caught up after {self.scale.drain_timeout:g}s: {waiting}")
+                return verdict
+            await asyncio.sleep(2.0)
+
+    async def verdict(self) -> Verdict:
+        accepted = [(a.employee_number, a.seq) for a in self.feed.accepted]
+        facts = await evidence.collect(self.infra, accepted, self.program_id)
+        facts.observations = self.observations
+        facts.pairs = self.pairs.accepted
+        facts.faults = self.faults
+        return judge(facts)
+
+
+def run(scale: Scale, log_dir: Path) -> Verdict:
+    """Start everything, inject the faults, judge; every process is stopped on every way out."""
+    tokens = TokenIssuer()
+    with LocalInfra(SERVICES) as infra, CrossgenStack(infra, tokens, log_dir) as stack:
+
+        async def faults() -> Verdict:
+            async with HrisFeed(infra.kafka.bootstrap_servers) as feed:
+                return await FaultRun(stack, scale, feed).run()
+
+        return asyncio.run(faults())
+
+
+def report(verdict: Verdict, scale: Scale) -> dict[str, Any]:
+    return {
+        "form": scale.name,
+        "scale": asdict(scale),
+        "passed": verdict.passed,
+        "results": verdict.summary(),
+        "seen": verdict.seen,
+        "faults": {
+            f.name: {"down_s": f.repaired_at - f.injected_at, "recovery_s": f.recovery}
+            for f in verdict.faults
+        },
+        "problems": {
+            "lost": verdict.lost,
+            "duplicates": verdict.duplicates,
+            "reorders": verdict.reorders,
+            "dead_lettered": verdict.dead_lettered,
+            "in_doubt": verdict.in_doubt,
+        },
+    }
+
+
+def show(verdict: Verdict) -> None:
+    print("\n== fault suite ==")
+    for what, count in [*verdict.summary().items(), *verdict.seen.items()]:
+        print(f"  {what:<30} {count:>8}")
+    print(f"\n  {'fault':<40} {'down':>8} {'time to recover':>16}")
+    for fault in verdict.faults:
+        down = fault.repaired_at - fault.injected_at
+        print(f"  {fault.name:<40} {_seconds(down):>8} {_seconds(fault.recovery):>16}")
+    problems = [*verdict.lost, *verdict.duplicates, *verdict.reorders, *verdict.dead_lettered]
+    for problem in problems[:20]:
+        print(f"  ! {problem}")
+    print("\nPASSED" if verdict.passed else "\nFAILED: lost, duplicated or reordered")
+
+
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--long", action="store_true", help="bigger stream, 30 s database outage")
+    args = parser.parse_args()
+    # The feed's and the readers' clients log each failed reconnect while the broker is down on
+    # purpose; the verdict says whether that mattered.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    scale = LONG if args.long else SHORT
+    log_dir = Path(tempfile.mkdtemp(prefix="crossgen-faults-"))
+    verdict = run(scale, log_dir)
+    show(verdict)
+    out = RESULTS if args.long else log_dir / "faults.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report(verdict, scale), indent=2) + "\n")
+    print(f"results in {out}; service logs in {log_dir}")
+    sys.exit(0 if verdict.passed else 1)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("\nstopped")
+        sys.exit(130)

@@ -1,0 +1,40 @@
+"""A finding of the fault suite, pinned: while PostgreSQL starts up, shuts down or is out of
+connections, asyncpg's errors arrive as plain DBAPIErrors; the consumer must retry them forever
+rather than count them against the record and dead-letter it after ``max_attempts``."""
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
+from sqlalchemy.exc import DBAPIError
+
+from crossgen_shared.consumer import _is_transient
+
+DBAPI = AsyncAdapt_asyncpg_dbapi(asyncpg)
+
+
+def as_sqlalchemy_raises_it(error: Exception) -> DBAPIError:
+    """What SQLAlchemy's asyncpg dialect makes of ``error`` when a connection fails."""
+    translated = next(
+        DBAPI._asyncpg_error_translate[cls](str(error), error)
+        for cls in type(error).__mro__
+        if cls in DBAPI._asyncpg_error_translate
+    )
+    return DBAPIError.instance("connect", None, translated, DBAPI.Error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+        asyncpg.exceptions.CannotConnectNowError("the database system is shutting down"),
+        asyncpg.exceptions.AdminShutdownError("terminating connection"),
+        asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"),
+    ],
+)
+def test_a_database_that_cannot_serve_now_is_retried(error: Exception) -> None:
+    assert _is_transient(as_sqlalchemy_raises_it(error))
+
+
+def test_a_record_the_database_refuses_is_not_retried_as_an_outage() -> None:
+    duplicate = asyncpg.exceptions.UniqueViolationError("duplicate key value")
+    assert not _is_transient(as_sqlalchemy_raises_it(duplicate))
