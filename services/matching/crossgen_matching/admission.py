@@ -3,17 +3,19 @@ enrolment of eligible employees in automatic programs, and how many employees me
 
 An automatic program enrols a present employee with an email as soon as they meet a role's rules
 (as learner when they meet both). A later change that makes them ineligible does not remove them.
-The profile starts from the directory's skills (a mentor) or interests (a learner); from then on
-it is the participant's, and the directory's later lists do not change it.
+The profile starts from the directory's skills (a mentor) or interests (a learner), less those
+outside the program's skill catalogue; from then on it is the participant's, and the directory's
+later lists do not change it.
 """
 
+import logging
 from datetime import date
 from uuid import UUID
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crossgen_matching import service
+from crossgen_matching import catalogue, service
 from crossgen_matching.directory import lookup
 from crossgen_matching.directory.models import Employee
 from crossgen_matching.eligibility import ProgramRules, shortfalls
@@ -23,6 +25,8 @@ from crossgen_shared.events import Role
 from crossgen_shared.unit_of_work import UnitOfWork
 
 ROLES: tuple[Role, Role] = ("learner", "mentor")
+
+log = logging.getLogger(__name__)
 
 
 def rules_of(program: Program) -> ProgramRules:
@@ -63,7 +67,7 @@ async def set_rules(uow: UnitOfWork, program_id: UUID, rules: ProgramRules) -> i
     count = 0
     for employee in candidates.all():
         if role := rules.automatic_role(employee, today):
-            await _enrol(uow, program_id, employee, role)
+            await _enrol(uow, chosen, employee, role)
             count += 1
     return count
 
@@ -110,7 +114,7 @@ async def enrol_automatically(uow: UnitOfWork, employee: Employee) -> None:
         # Under the program's lock, so that a PUT of its rules enrolling everyone is seen.
         await program(uow, candidate.id, lock=True)
         if not await _is_active(uow.session, candidate.id, employee.employee_number):
-            await _enrol(uow, candidate.id, employee, role)
+            await _enrol(uow, candidate, employee, role)
 
 
 async def _is_active(session: AsyncSession, program_id: UUID, person_id: str) -> bool:
@@ -124,18 +128,29 @@ async def _is_active(session: AsyncSession, program_id: UUID, person_id: str) ->
     return found is not None
 
 
-async def _enrol(uow: UnitOfWork, program_id: UUID, employee: Employee, role: Role) -> None:
+async def _enrol(uow: UnitOfWork, chosen: Program, employee: Employee, role: Role) -> None:
     """Enrol on what the directory knows. HR systems list skills without how well or how much,
     so each is at the middle level; a person whose list is empty joins all the same and completes
-    their profile."""
+    their profile.
+
+    Skills outside the program's catalogue are left out rather than refused: the HRIS record must
+    go on, and the participant can add the catalogue's names to their profile."""
     assert employee.email is not None  # only people with an email are enrolled
-    names = employee.skills if role == "mentor" else employee.interests
+    listed = employee.skills if role == "mentor" else employee.interests
+    if left_out := catalogue.outside(listed, chosen.skill_catalogue):
+        log.info(
+            "%s joins program %s without skills outside its catalogue: %s",
+            employee.employee_number,
+            chosen.id,
+            ", ".join(left_out),
+        )
+    names = [name for name in listed if name not in left_out]
     # SCIM's preferredLanguage is a tag like "en-GB"; people enrol with "en", and only the same
     # code counts as a shared language.
     languages = sorted({tag.strip().split("-")[0].lower() for tag in employee.languages})
     await service.enrol(
         uow,
-        program_id=program_id,
+        program_id=chosen.id,
         person_id=employee.employee_number,
         role=role,
         display_name=employee.display_name or employee.employee_number,

@@ -47,6 +47,8 @@ class Program(Base):
     eligibility: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     # "self": people enrol themselves; "automatic": the directory's eligible people are enrolled.
     enrolment: Mapped[str] = mapped_column(String(16), default="self", server_default="self")
+    # The skill names (skill_name) people may enrol with; None: any (catalogue.py).
+    skill_catalogue: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -78,6 +78,12 @@ async def set_weights(uow: UnitOfWork, program_id: UUID, chosen: optimiser.Weigh
     (await admission.program(uow, program_id)).weights = asdict(chosen)
 
 
+async def set_skill_catalogue(uow: UnitOfWork, program_id: UUID, names: list[str] | None) -> None:
+    """Refuse later enrolments and profile changes with skills outside ``names`` (None: take
+    any). Participants already in keep the skills they have, known or not."""
+    (await admission.program(uow, program_id)).skill_catalogue = names
+
+
 async def add_rule(
     uow: UnitOfWork, program_id: UUID, kind: str, learner_id: UUID, mentor_id: UUID
 ) -> None:

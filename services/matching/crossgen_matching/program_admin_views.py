@@ -1,14 +1,15 @@
-"""HTTP API of a program owner's matching runs, weights, pins and forbidden pairs, and who the
-program admits."""
+"""HTTP API of a program owner's matching runs, weights, pins and forbidden pairs, who the
+program admits, and the skills it knows."""
 
 from dataclasses import asdict
 from typing import Self
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, status
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crossgen_matching import admission, optimiser, program_admin
+from crossgen_matching.catalogue import SkillName
 from crossgen_matching.eligibility import ProgramRules
 from crossgen_shared.auth import Principal, require
 from crossgen_shared.service import unit_of_work
@@ -170,6 +171,48 @@ async def put_eligibility(
 async def _eligibility(uow: UnitOfWork, rules: ProgramRules, *, enrolled: int) -> EligibilityOut:
     eligible = EligibleOut(**await admission.eligible(uow.session, rules))
     return EligibilityOut(**dict(rules), eligible=eligible, enrolled=enrolled)
+
+
+class SkillCatalogueBody(BaseModel):
+    """The skill names people may enrol with, stored as enrolment stores them (lower case, single
+    spaces, each once, sorted); null: any."""
+
+    # A misspelt key would otherwise read as no catalogue at all.
+    model_config = ConfigDict(extra="forbid")
+
+    skills: list[SkillName] | None = Field(default=None, min_length=1, max_length=1000)
+
+    @field_validator("skills")
+    @classmethod
+    def _each_once(cls, names: list[str] | None) -> list[str] | None:
+        return sorted(set(names)) if names is not None else None
+
+
+@router.get("/programs/{program_id}/skills", response_model=SkillCatalogueBody)
+async def get_skill_catalogue(
+    program_id: UUID,
+    # Participants too: a refused enrolment sends them here.
+    _: Principal = Depends(require("admin", "participant")),
+    uow: UnitOfWork = Depends(unit_of_work),
+) -> SkillCatalogueBody:
+    async with uow:
+        chosen = await admission.program(uow, program_id)
+        return SkillCatalogueBody(skills=chosen.skill_catalogue)
+
+
+@router.put("/programs/{program_id}/skills", response_model=SkillCatalogueBody)
+async def put_skill_catalogue(
+    program_id: UUID,
+    body: SkillCatalogueBody,
+    _: Principal = Depends(require("admin")),
+    uow: UnitOfWork = Depends(unit_of_work),
+) -> SkillCatalogueBody:
+    """Set the skills later enrolments and profile changes may name; participants already in
+    keep theirs."""
+    async with uow:
+        await program_admin.set_skill_catalogue(uow, program_id, body.skills)
+        await uow.commit()
+    return body
 
 
 @router.post("/programs/{program_id}/matching/preview", response_model=RunOut)

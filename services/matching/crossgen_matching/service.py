@@ -8,11 +8,11 @@ from uuid import UUID
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from crossgen_matching import optimiser, roster
+from crossgen_matching import catalogue, optimiser, roster
 from crossgen_matching.directory import lookup
 from crossgen_matching.models import Pairing, Participant, Program
 from crossgen_matching.roster import OPEN_PAIRING
-from crossgen_shared.errors import Conflict, Forbidden, NotFound
+from crossgen_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from crossgen_shared.events import (
     MatchAccepted,
     MatchDeclined,
@@ -54,8 +54,10 @@ async def enrol(
     capacity: int,
     profile: Profile | None = None,
 ) -> Participant:
-    if await uow.session.get(Program, program_id) is None:
+    program = await uow.session.get(Program, program_id)
+    if program is None:
         raise NotFound(f"program {program_id} does not exist")
+    _check_skills(program, skills)
     await lookup.check_may_enrol(uow.session, person_id)
     participant = Participant(
         program_id=program_id,
@@ -86,6 +88,15 @@ async def enrol(
         )
     )
     return participant
+
+
+def _check_skills(program: Program, skills: Collection[str]) -> None:
+    """Refuse (422) skills outside the program's catalogue, each with the name it may have meant."""
+    if unknown := catalogue.unknown_skills(skills, program.skill_catalogue):
+        raise Unprocessable(
+            f"{'; '.join(map(str, unknown))}; the program's skills are listed at"
+            f" GET /programs/{program.id}/skills"
+        )
 
 
 def _places(role: str, capacity: int) -> int:
@@ -121,11 +132,16 @@ async def change_profile(
 ) -> Participant:
     """A participant completes or changes their profile; one with room is matched on it.
 
-    Their open pairings stay as they are: a mentor's capacity cannot go below them (409).
+    Their skills must be in the program's catalogue, when it has one (422). Their open pairings
+    stay as they are: a mentor's capacity cannot go below them (409).
     """
     participant = await participant_of(uow, program_id, person_id, lock=True)
     # The program's matching lock: no proposal reaches them between the count and the change.
-    await uow.session.execute(select(Program).where(Program.id == program_id).with_for_update())
+    program = await uow.session.scalar(
+        select(Program).where(Program.id == program_id).with_for_update()
+    )
+    assert program is not None  # the participant's foreign key
+    _check_skills(program, skills)
     capacity = _places(participant.role, capacity)
     held = await open_pairings(uow, participant.id)
     if held > capacity:

@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, status
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -17,7 +16,8 @@ from pydantic import (
 )
 
 from crossgen_matching import admission, program_admin_views, service
-from crossgen_matching.models import MIDDLE_LEVEL, skill_name
+from crossgen_matching.catalogue import SkillName
+from crossgen_matching.models import MIDDLE_LEVEL
 from crossgen_shared.auth import Principal, require
 from crossgen_shared.events import Role
 from crossgen_shared.service import unit_of_work
@@ -44,7 +44,7 @@ def _plain_name_is_middle_level(value: object) -> object:
 
 
 class SkillIn(BaseModel):
-    name: Annotated[str, AfterValidator(skill_name)] = Field(min_length=1, max_length=100)
+    name: SkillName
     level: int = Field(ge=1, le=5, description="learners: how much wanted; mentors: how well known")
 
 

@@ -3,13 +3,16 @@ people join with the skills or interests the directory has, and a new name or em
 participants."""
 
 import json
+import logging
 from datetime import date
 from typing import Any
 
 import httpx
+import pytest
 from faststream.kafka import TestKafkaBroker
 
 from crossgen_local.tokens import TokenIssuer
+from crossgen_matching import admission
 from crossgen_shared.events import (
     MatchProposed,
     ParticipantJoined,
@@ -111,6 +114,26 @@ async def test_automatically_enrolled_people_are_matched_on_the_directory_s_skil
     learner_me = tokens.headers("E-9", "participant")
     me = await api.get(f"/programs/{pid}/enrolments/me", headers=learner_me)
     assert me.json()["skills"] == [{"name": "ai tools", "level": 3}, {"name": "tiktok", "level": 3}]
+
+
+async def test_interests_outside_the_catalogue_are_left_out_and_logged(
+    api: httpx.AsyncClient,
+    matching: Service,
+    tokens: TokenIssuer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pid = await automatic_program(api, tokens)
+    catalogue = {"skills": ["tiktok", "ai tools"]}
+    assert (await admin(api, tokens, "PUT", f"/programs/{pid}/skills", json=catalogue)).is_success
+    learner = scim_user("E-9", 1, level="L8", interests=("TikTok", "Tik Tok", "cobol"))
+    with caplog.at_level(logging.INFO, logger=admission.__name__):
+        async with TestKafkaBroker(matching.broker) as broker:
+            await publish(broker, learner, "r1", "scim")
+    [joined] = await events(matching, ParticipantJoined)
+    assert (joined.person_id, joined.skills) == ("E-9", ("tiktok",))
+    assert f"E-9 joins program {pid} without skills outside its catalogue: cobol, tik tok" in (
+        caplog.text
+    )
 
 
 async def test_a_learner_without_interests_joins_and_is_told_to_list_some(

@@ -1,6 +1,6 @@
 """0003 gives plain skill names the middle level, and going down turns them back into names;
 0006 lets existing programs enrol as before; 0007 gives the directory's employees no skills or
-interests until their HR system sends some."""
+interests until their HR system sends some; 0008 lets existing programs take any skill name."""
 
 import asyncio
 
@@ -51,5 +51,7 @@ async def test_skills_get_levels_and_lose_them_again(postgres: LocalPostgres) ->
     # 0007: nothing known of an employee's skills or interests yet.
     assert await run(url, "SELECT skills FROM employees") == []
     assert await run(url, "SELECT interests FROM employees") == []
+    # 0008: no skill catalogue, so any skill name, as before.
+    assert await run(url, "SELECT skill_catalogue FROM programs") is None
     await asyncio.to_thread(command.downgrade, config, "0002")
     assert await run(url, "SELECT skills FROM participants") == ["ai tools", "tiktok"]
