@@ -26,3 +26,11 @@ schemas: bootstrap
 
 bench-matching: bootstrap
 	$(PY) benchmarks/matching_bench.py
+
+.PHONY: bench-pipeline
+bench-pipeline: bootstrap
+	$(PY) benchmarks/pipeline_bench.py $(ARGS)
+
+.PHONY: faults
+faults: bootstrap
+	$(PY) -m crossgen_local.faults --long $(ARGS)

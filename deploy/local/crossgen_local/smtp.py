@@ -19,6 +19,8 @@ class ReceivedMail(NamedTuple):
     envelope_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    # time.time() when the sink accepted it: the end of a latency measured from outside.
+    received_at: float
 
 
 class SmtpSink(Managed):
@@ -94,10 +96,12 @@ class _Handler:
         self._sink = sink
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        received_at = time.time()  # before parsing: the sink's own work is not the sender's
         if code := self._sink._next_failure():
             return f"{code} Rejected on request (SmtpSink.fail_next)"
         raw = envelope.original_content or b""
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(message, EmailMessage)  # policy.default always builds EmailMessage
-        self._sink._add(ReceivedMail(envelope.mail_from or "", list(envelope.rcpt_tos), message))
+        sender = envelope.mail_from or ""
+        self._sink._add(ReceivedMail(sender, list(envelope.rcpt_tos), message, received_at))
         return "250 OK"

@@ -2,6 +2,7 @@
 
 import email.utils
 import ssl
+import time
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -10,6 +11,10 @@ from icalendar import Calendar
 from crossgen_notifications.channels import DeliveryError, Outgoing
 from crossgen_notifications.settings import NotificationsSettings
 
+# A connection idle longer than this is not reused: servers may drop idle clients after a while
+# (RFC 5321 asks them to wait 5 minutes; some do not), and a dropped one would cost a retry.
+REUSE_WITHIN = 10.0
+
 
 def message_id(message: Outgoing) -> str:
     """Stable per notification: a resent message is recognisably the same one."""
@@ -17,6 +22,9 @@ def message_id(message: Outgoing) -> str:
 
 
 class EmailChannel:
+    """Keeps the connections it opened, one per message in flight, and sends the next messages
+    over them: connecting, TLS, EHLO and login per message cost more than the message itself."""
+
     def __init__(self, settings: NotificationsSettings) -> None:
         self._settings = settings
         self._tls = (
@@ -24,25 +32,51 @@ class EmailChannel:
             if settings.smtp_tls_ca
             else None
         )
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []  # with when each was last used
 
     async def send(self, message: Outgoing) -> None:
-        settings = self._settings
+        mail = self.compose(message)
+        client = await self._connection()
         try:
-            await aiosmtplib.send(
-                self.compose(message),
-                hostname=settings.smtp_host,
-                port=settings.smtp_port,
-                username=settings.smtp_username,
-                password=settings.smtp_password.get_secret_value()
-                if settings.smtp_password
-                else None,
-                use_tls=settings.smtp_implicit_tls,
-                start_tls=settings.smtp_starttls,
-                tls_context=self._tls,
-                timeout=settings.smtp_timeout,
-            )
+            await client.send_message(mail)
+        except aiosmtplib.SMTPException as exc:
+            client.close()  # in an unknown state after a refusal or a drop: never reused
+            raise DeliveryError(_describe(exc), permanent=_permanent(exc)) from exc
+        except BaseException:  # a timeout's cancellation too, possibly mid-command
+            client.close()
+            raise
+        self._idle.append((client, time.monotonic()))
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for client, _ in idle:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+
+    async def _connection(self) -> aiosmtplib.SMTP:
+        while self._idle:
+            client, used = self._idle.pop()
+            if client.is_connected and time.monotonic() - used < REUSE_WITHIN:
+                return client
+            client.close()
+        settings = self._settings
+        client = aiosmtplib.SMTP(
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            use_tls=settings.smtp_implicit_tls,
+            start_tls=settings.smtp_starttls,
+            tls_context=self._tls,
+            timeout=settings.smtp_timeout,
+        )
+        try:
+            await client.connect()
         except aiosmtplib.SMTPException as exc:
             raise DeliveryError(_describe(exc), permanent=_permanent(exc)) from exc
+        return client
 
     def compose(self, message: Outgoing) -> EmailMessage:
         mail = EmailMessage()

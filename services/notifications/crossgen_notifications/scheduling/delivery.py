@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 DELIVERIES = Counter(
     "crossgen_notifications_deliveries_total", "Delivery outcomes", ["channel", "outcome"]
 )
+IDLE_BACKOFF_START = 0.02  # seconds after a first look found nothing due
 UNCONFIRMED_REASON = (
     "the sender stopped before confirming the outcome: maybe delivered, so not resent"
     " automatically; review and resend from the delivery log if needed"
@@ -72,11 +73,13 @@ class Delivery:
         self._clock = clock
         self._messages = Messages(settings, clock)
         self._poster = HttpPoster(UrlPolicy.of(settings), settings.webhook_timeout)
+        self._email = EmailChannel(settings)
         self._channels: Mapping[ChannelName, Channel] = channels or {
-            "email": EmailChannel(settings),
+            "email": self._email,
             "chat": ChatChannel(self._poster),
             "webhook": WebhookChannel(self._poster),
         }
+        self._expired_at: datetime | None = None  # when unconfirmed sends were last looked for
 
     async def run(self) -> None:
         """Deliver until cancelled, with ``delivery_concurrency`` loops sharing the work."""
@@ -86,9 +89,10 @@ class Delivery:
                     loops.create_task(self._loop())
         finally:
             await self._poster.aclose()
+            await self._email.aclose()
 
     async def _loop(self) -> None:
-        failures = 0
+        failures = idle = 0
         while True:
             cycle = asyncio.ensure_future(self.deliver_next())
             try:
@@ -105,14 +109,25 @@ class Delivery:
                 await asyncio.sleep(min(0.2 * 2**failures, 5.0))
                 continue
             failures = 0
-            if not delivered:
-                await asyncio.sleep(self._settings.delivery_poll_interval)
+            # Messages come in bursts: right after one, look again soon (a loop that just missed
+            # one to another loop would otherwise leave the next waiting a whole interval), then
+            # less and less often, down to the poll interval.
+            idle = 0 if delivered else min(idle + 1, 16)
+            if idle:
+                delay = IDLE_BACKOFF_START * 2 ** (idle - 1)
+                await asyncio.sleep(min(delay, self._settings.delivery_poll_interval))
 
     async def deliver_next(self) -> bool:
         """Handle one due message, if any; False when nothing was due."""
         due, claim = await self._claim()
         if not due:
-            await self.expire_unconfirmed()  # idle: a good moment to look for sends that died
+            # Idle: a good moment to look for sends that died. Not at each idle poll of each
+            # loop, though: a send is only declared dead after ``sending_timeout``.
+            now = self._clock()
+            every = timedelta(seconds=self._settings.sending_timeout / 10)
+            if self._expired_at is None or now - self._expired_at >= every:
+                self._expired_at = now
+                await self.expire_unconfirmed()
         elif claim is not None:
             outcome = await self._send(claim.message)
             # The message is out (or refused): a database blip must not leave it "maybe sent".

