@@ -156,10 +156,11 @@ class Consumer:
         await dead_letters.park(broker, self.service, self.name, record, reason)
 
 
-# SQLSTATE classes of a server that cannot serve now (connection exception, insufficient
-# resources, operator intervention: starting up, shutting down, too many clients). asyncpg's
-# errors for them reach us as plain DBAPIErrors, not OperationalErrors.
-_UNAVAILABLE = ("08", "53", "57P")
+# SQLSTATE classes worth a retry: a server that cannot serve now (connection exception,
+# insufficient resources, operator intervention: starting up, shutting down, too many clients),
+# and a transaction the server rolled back to let another through (deadlock, serialization
+# failure). asyncpg's errors for them reach us as plain DBAPIErrors, not OperationalErrors.
+_UNAVAILABLE = ("08", "53", "57P", "40")
 
 
 def _is_transient(exc: Exception) -> bool:

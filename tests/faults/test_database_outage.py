@@ -29,6 +29,8 @@ def as_sqlalchemy_raises_it(error: Exception) -> DBAPIError:
         asyncpg.exceptions.CannotConnectNowError("the database system is shutting down"),
         asyncpg.exceptions.AdminShutdownError("terminating connection"),
         asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"),
+        asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
+        asyncpg.exceptions.SerializationError("could not serialize access"),
     ],
 )
 def test_a_database_that_cannot_serve_now_is_retried(error: Exception) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -49,6 +50,9 @@ class Program(Base):
     enrolment: Mapped[str] = mapped_column(String(16), default="self", server_default="self")
     # The skill names (skill_name) people may enrol with; None: any (catalogue.py).
     skill_catalogue: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    # Moved by the database's triggers whenever what a matching decision reads of the program
+    # changes (migration 0009); live_cache.py trusts a live matching built at the same one.
+    revision: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -64,7 +64,7 @@ async def publish(uow: UnitOfWork, program_id: UUID) -> Run:
         pairing = run.current.proposals[pair]
         await service.withdraw(uow, pairing, None, "re-matched")
     for proposal in run.new:
-        await service.propose(uow, run.current, proposal)
+        await service.propose(uow, program_id, run.current.participants, proposal)
     return run
 
 

@@ -2,11 +2,16 @@
 
 Optimiser ids are person ids (employee numbers), so the directory's manager links apply as they
 are. A person the directory does not know is matched on what they told us at enrolment.
+
+Matching reads the whole program for every decision, so it reads columns, not ORM objects: only
+the open proposals come as ``Pairing`` objects, since a decision may withdraw them, and only
+their explanations are decoded.
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import Any, NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -25,18 +30,52 @@ OPEN_PAIRING = ("proposed", "accepted")
 CLOSED_PAIRING = ("declined", "ended", "expired")
 
 
+class Member(NamedTuple):
+    """An active participant, as much as matching reads of them."""
+
+    id: UUID
+    person_id: str
+    role: str
+    skills: dict[str, int]
+    capacity: int
+    languages: list[str]
+    timezone: str
+    work_start: int
+    work_end: int
+
+
+class Position(NamedTuple):
+    """What matching reads of a person's directory entry."""
+
+    employee_number: str
+    department: str | None
+    hire_date: date | None
+    job_level: str | None
+    manager_employee_number: str | None
+
+
+# Each participant with their directory entry, if the directory knows them.
+_MEMBERS = select(
+    *(getattr(Participant, name) for name in Member._fields),
+    *(getattr(Employee, name) for name in Position._fields),
+).outerjoin(Employee, Employee.employee_number == Participant.person_id)
+_MANAGER_LINKS = select(Employee.employee_number, Employee.manager_employee_number).where(
+    Employee.removed_at.is_(None)
+)
+
+
 @dataclass
 class Roster:
     program: optimiser.Program
-    participants: dict[str, Participant]  # by person id
+    participants: dict[str, Member]  # by person id
     people: dict[str, optimiser.Person]  # every active participant, even one left out
     proposals: dict[optimiser.Pair, Pairing] = field(default_factory=dict)  # open, not accepted
 
-    def learner(self, participant: Participant) -> optimiser.Learner:
-        return optimiser.Learner(self.people[participant.person_id], participant.skills)
+    def learner(self, member: Member) -> optimiser.Learner:
+        return optimiser.Learner(self.people[member.person_id], member.skills)
 
-    def mentor(self, participant: Participant, capacity: int) -> optimiser.Mentor:
-        return optimiser.Mentor(self.people[participant.person_id], participant.skills, capacity)
+    def mentor(self, member: Member, capacity: int) -> optimiser.Mentor:
+        return optimiser.Mentor(self.people[member.person_id], member.skills, capacity)
 
     def last_result(self) -> optimiser.MatchResult:
         """The open proposals, as the run that made them would have returned them."""
@@ -61,23 +100,22 @@ async def load(
     partners of those; their pins stay in the program, for the live matching to honour.
     """
     now = datetime.now(UTC)
-    people = (
-        await session.scalars(
-            select(Participant)
-            .where(Participant.program_id == program_id, Participant.status == "active")
-            .order_by(Participant.joined_at)
-        )
-    ).all()
+    rows = await session.execute(
+        _MEMBERS.where(
+            Participant.program_id == program_id, Participant.status == "active"
+        ).order_by(Participant.joined_at)
+    )
+    members = [_member(row, now) for row in rows]
+    people = [member for member, _ in members]
     by_id = {p.id: p for p in people}
-    employees = {
-        e.employee_number: e
-        for e in await session.scalars(
-            select(Employee).where(Employee.employee_number.in_([p.person_id for p in people]))
-        )
-    }
     org: dict[str, str | None] = {e: m for e, m in await session.execute(_MANAGER_LINKS)}
     pairings = (
-        await session.scalars(select(Pairing).where(Pairing.program_id == program_id))
+        await session.execute(
+            select(Pairing.id, Pairing.learner_id, Pairing.mentor_id, Pairing.status).where(
+                Pairing.program_id == program_id,
+                Pairing.status.in_(OPEN_PAIRING + CLOSED_PAIRING),
+            )
+        )
     ).all()
     # A mentor matched afresh keeps their open pairings: those learners are set aside too.
     aside = {leaving_out.id} if leaving_out else set()
@@ -85,7 +123,7 @@ async def load(
     aside |= partners
     accepted: set[optimiser.Pair] = set()
     ended: set[optimiser.Pair] = set()
-    proposals: dict[optimiser.Pair, Pairing] = {}
+    proposed: dict[UUID, optimiser.Pair] = {}
     for pairing in pairings:
         learner, mentor = by_id.get(pairing.learner_id), by_id.get(pairing.mentor_id)
         if learner is None or mentor is None:
@@ -93,20 +131,29 @@ async def load(
         pair = optimiser.Pair(learner.person_id, mentor.person_id)
         if pairing.status in CLOSED_PAIRING:
             ended.add(pair)
-        elif pairing.status not in OPEN_PAIRING or aside & {learner.id, mentor.id}:
+        elif aside & {learner.id, mentor.id}:
             continue
         elif pairing.status == "accepted":
             accepted.add(pair)
         else:
-            proposals[pair] = pairing
+            proposed[pairing.id] = pair
     owner_rules: dict[str, set[optimiser.Pair]] = {"pinned": set(), "forbidden": set(forbidden)}
-    for rule in await session.scalars(select(PairRule).where(PairRule.program_id == program_id)):
+    for rule in await session.execute(
+        select(PairRule.kind, PairRule.learner_id, PairRule.mentor_id).where(
+            PairRule.program_id == program_id
+        )
+    ):
         learner, mentor = by_id.get(rule.learner_id), by_id.get(rule.mentor_id)
         if learner is not None and mentor is not None and not partners & {learner.id, mentor.id}:
             owner_rules[rule.kind].add(optimiser.Pair(learner.person_id, mentor.person_id))
     stored = await session.scalar(select(Program.weights).where(Program.id == program_id))
-    persons = {p.person_id: _person(p, employees.get(p.person_id), now) for p in people}
-    roster = Roster(optimiser.Program((), ()), {p.person_id: p for p in people}, persons, proposals)
+    persons = {member.person_id: person for member, person in members}
+    roster = Roster(
+        optimiser.Program((), ()),
+        {p.person_id: p for p in people},
+        persons,
+        await _proposals(session, program_id, proposed),
+    )
     present = [p for p in people if p.id not in aside]
     roster.program = optimiser.Program(
         learners=tuple(roster.learner(p) for p in present if p.role == "learner"),
@@ -121,21 +168,43 @@ async def load(
     return roster
 
 
-_MANAGER_LINKS = select(Employee.employee_number, Employee.manager_employee_number).where(
-    Employee.removed_at.is_(None)
-)
+async def _proposals(
+    session: AsyncSession, program_id: UUID, pairs: dict[UUID, optimiser.Pair]
+) -> dict[optimiser.Pair, Pairing]:
+    """The open proposals of ``pairs`` (by pairing id), as objects a decision may withdraw."""
+    if not pairs:
+        return {}
+    found = await session.scalars(
+        select(Pairing).where(Pairing.program_id == program_id, Pairing.status == "proposed")
+    )
+    return {pairs[p.id]: p for p in found if p.id in pairs}
 
 
-def _person(participant: Participant, employee: Employee | None, now: datetime) -> optimiser.Person:
-    offset = ZoneInfo(participant.timezone).utcoffset(now)
+async def newcomer(
+    session: AsyncSession, participant_id: UUID, now: datetime
+) -> tuple[Member, optimiser.Person]:
+    """One participant, as ``load`` reads each of the program's."""
+    return _member(
+        (await session.execute(_MEMBERS.where(Participant.id == participant_id))).one(), now
+    )
+
+
+def _member(row: Sequence[Any], now: datetime) -> tuple[Member, optimiser.Person]:
+    member = Member._make(row[: len(Member._fields)])
+    position = Position._make(row[len(Member._fields) :])
+    return member, _person(member, position if position.employee_number else None, now)
+
+
+def _person(member: Member, employee: Position | None, now: datetime) -> optimiser.Person:
+    offset = ZoneInfo(member.timezone).utcoffset(now)
     hired = employee.hire_date if employee else None
     return optimiser.Person(
-        id=participant.person_id,
+        id=member.person_id,
         department=(employee.department if employee else None) or "",
-        languages=frozenset(participant.languages),
+        languages=frozenset(member.languages),
         utc_offset=offset.total_seconds() / 3600 if offset else 0.0,
-        work_start=participant.work_start,
-        work_end=participant.work_end,
+        work_start=member.work_start,
+        work_end=member.work_end,
         tenure_years=_years_since(hired, now.date()) if hired else 0.0,
         job_level=_job_level(employee.job_level if employee else None),
         manager_id=employee.manager_employee_number if employee else None,

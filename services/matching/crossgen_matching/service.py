@@ -8,7 +8,7 @@ from uuid import UUID
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from crossgen_matching import catalogue, optimiser, roster
+from crossgen_matching import catalogue, live_cache, optimiser, roster
 from crossgen_matching.directory import lookup
 from crossgen_matching.models import Pairing, Participant, Program
 from crossgen_matching.roster import OPEN_PAIRING
@@ -193,9 +193,10 @@ async def match_newcomer(
     if newcomer is None or newcomer.status != "active":
         return None
     # One matching decision per program at a time, across replicas.
-    await session.execute(
-        select(Program).where(Program.id == newcomer.program_id).with_for_update()
+    revision = await session.scalar(
+        select(Program.revision).where(Program.id == newcomer.program_id).with_for_update()
     )
+    assert revision is not None  # the participant's foreign key
     room = newcomer.capacity - await open_pairings(uow, newcomer.id)
     if room <= 0:
         return None
@@ -208,25 +209,37 @@ async def match_newcomer(
         else optimiser.Pair(other, newcomer.person_id)
         for other in others
     ]
-    current = await roster.load(
-        session, newcomer.program_id, leaving_out=newcomer, forbidden=ruled_out
-    )
-    live = optimiser.LiveMatching(current.program, current.last_result())
-    if newcomer.role == "learner":
-        repair = live.join_learner(current.learner(newcomer))
+    # Only one who just joined leaves the live matching whole: anyone else is matched afresh
+    # without their partners, or with pairs ruled out that are no rule of the program.
+    whole = not ruled_out and room == newcomer.capacity
+    if whole:
+        matching = await live_cache.checkout(session, newcomer, revision)
     else:
-        repair = live.join_mentor(current.mentor(newcomer, room))
+        matching = await live_cache.load(session, newcomer, ruled_out)
+    repair = matching.join(room)
     for pair in repair.withdrawn:
-        await withdraw(uow, current.proposals[pair], None, "re-matched")
-    made = [await propose(uow, current, proposal) for proposal in repair.proposed]
-    return next((p for p in made if newcomer.id in (p.learner_id, p.mentor_id)), None)
+        await withdraw(uow, await matching.withdrawing(session, pair), None, "re-matched")
+    made = {
+        optimiser.Pair(proposal.learner_id, proposal.mentor_id): await propose(
+            uow, newcomer.program_id, matching.members, proposal
+        )
+        for proposal in repair.proposed
+    }
+    if whole:
+        await live_cache.keep(uow, matching, {pair: p.id for pair, p in made.items()})
+    return next((p for p in made.values() if newcomer.id in (p.learner_id, p.mentor_id)), None)
 
 
-async def propose(uow: UnitOfWork, current: roster.Roster, proposal: optimiser.Pairing) -> Pairing:
-    learner = current.participants[proposal.learner_id]
-    mentor = current.participants[proposal.mentor_id]
+async def propose(
+    uow: UnitOfWork,
+    program_id: UUID,
+    members: Mapping[str, roster.Member],
+    proposal: optimiser.Pairing,
+) -> Pairing:
+    """Propose the optimiser's ``proposal`` between two of the program's ``members``."""
+    learner, mentor = members[proposal.learner_id], members[proposal.mentor_id]
     pairing = Pairing(
-        program_id=learner.program_id,
+        program_id=program_id,
         learner_id=learner.id,
         mentor_id=mentor.id,
         score=proposal.score,
@@ -238,7 +251,7 @@ async def propose(uow: UnitOfWork, current: roster.Roster, proposal: optimiser.P
     await uow.emit(
         MatchProposed(
             pairing_id=pairing.id,
-            program_id=pairing.program_id,
+            program_id=program_id,
             learner_id=learner.id,
             mentor_id=mentor.id,
             learner_person_id=learner.person_id,
@@ -275,11 +288,24 @@ async def withdraw(
     )
 
 
+async def _locked_pairing(uow: UnitOfWork, pairing_id: UUID) -> Pairing:
+    """The pairing, locked after its program: the order every matching decision locks in (a
+    change to a pairing also stamps the program's revision), so an answer and a join that
+    withdraws the same proposal wait for each other instead of deadlocking."""
+    program_id = await uow.session.scalar(
+        select(Pairing.program_id).where(Pairing.id == pairing_id)
+    )
+    if program_id is None:
+        raise NotFound(f"pairing {pairing_id} does not exist")
+    await uow.session.execute(select(Program.id).where(Program.id == program_id).with_for_update())
+    pairing = await uow.session.get(Pairing, pairing_id, with_for_update=True)
+    assert pairing is not None  # pairings are never deleted
+    return pairing
+
+
 async def accept(uow: UnitOfWork, pairing_id: UUID, person_id: str) -> Pairing:
     """Record one side's acceptance; when both have accepted, the pairing is on."""
-    pairing = await uow.session.get(Pairing, pairing_id, with_for_update=True)
-    if pairing is None:
-        raise NotFound(f"pairing {pairing_id} does not exist")
+    pairing = await _locked_pairing(uow, pairing_id)
     learner = await uow.session.get(Participant, pairing.learner_id)
     mentor = await uow.session.get(Participant, pairing.mentor_id)
     assert learner is not None and mentor is not None  # foreign keys
@@ -313,9 +339,7 @@ async def accept(uow: UnitOfWork, pairing_id: UUID, person_id: str) -> Pairing:
 
 async def decline(uow: UnitOfWork, pairing_id: UUID, person_id: str, reason: str) -> Pairing:
     """One side turns a proposal down: the pair is never proposed again, both are matched anew."""
-    pairing = await uow.session.get(Pairing, pairing_id, with_for_update=True)
-    if pairing is None:
-        raise NotFound(f"pairing {pairing_id} does not exist")
+    pairing = await _locked_pairing(uow, pairing_id)
     learner = await uow.session.get(Participant, pairing.learner_id)
     mentor = await uow.session.get(Participant, pairing.mentor_id)
     assert learner is not None and mentor is not None  # foreign keys

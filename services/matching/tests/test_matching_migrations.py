@@ -1,6 +1,7 @@
 """0003 gives plain skill names the middle level, and going down turns them back into names;
 0006 lets existing programs enrol as before; 0007 gives the directory's employees no skills or
-interests until their HR system sends some; 0008 lets existing programs take any skill name."""
+interests until their HR system sends some; 0008 lets existing programs take any skill name;
+0009 starts every program at revision 0, which its triggers then move."""
 
 import asyncio
 
@@ -53,5 +54,11 @@ async def test_skills_get_levels_and_lose_them_again(postgres: LocalPostgres) ->
     assert await run(url, "SELECT interests FROM employees") == []
     # 0008: no skill catalogue, so any skill name, as before.
     assert await run(url, "SELECT skill_catalogue FROM programs") is None
+    # 0009: revision 0, moved by a change of what matching reads (here the program's weights).
+    assert await run(url, "SELECT revision FROM programs") == 0
+    moved = await run(
+        url, """UPDATE programs SET weights = '{"skills": 1}'""", "SELECT revision FROM programs"
+    )
+    assert moved != 0
     await asyncio.to_thread(command.downgrade, config, "0002")
     assert await run(url, "SELECT skills FROM participants") == ["ai tools", "tiktok"]
