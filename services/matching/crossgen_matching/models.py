@@ -71,7 +71,8 @@ class Participant(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"), index=True)
-    person_id: Mapped[str] = mapped_column(String(200))
+    # Every directory change of a person asks for their enrolments, across programs.
+    person_id: Mapped[str] = mapped_column(String(200), index=True)
     role: Mapped[str] = mapped_column(String(16))
     display_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320))
