@@ -1,13 +1,19 @@
 """Consuming events: decode, dead-letter what is invalid, handle each event id once.
 
-Each handler runs in a unit of work that also records the event id in the inbox, so a redelivered
-event has no second effect. The Kafka offset is committed only after that transaction (FastStream
-acks after the handler returns; on an exception it seeks back and the record comes again).
+Records come in batches (what the broker has ready, up to ``batch_size``), and a batch is handled
+in one unit of work that also records each event id in the inbox, so a redelivered event has no
+second effect and a busy topic costs one transaction per batch, not one per record. The Kafka
+offsets are committed only after that transaction (FastStream acks after the handler returns; on
+an exception it seeks each partition back to the batch's first record and the batch comes again).
+A batch that fails is rolled back whole and handled again one record at a time, each in a unit of
+work of its own, which finds the record at fault: the others commit, that one is retried or
+parked.
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +23,7 @@ from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from crossgen_shared import dead_letters
+from crossgen_shared import dead_letters, observability
 from crossgen_shared.db import refused_data
 from crossgen_shared.envelope import Envelope, InvalidEvent, decode
 from crossgen_shared.events import Event
@@ -30,6 +36,7 @@ CONSUMED = Counter(
 )
 
 Handler = Callable[[Any, Envelope, UnitOfWork], Awaitable[None]]
+Work = Callable[[UnitOfWork], Awaitable[None]]
 
 
 class NotReady(Exception):
@@ -37,6 +44,16 @@ class NotReady(Exception):
 
     Events arrive on several topics, so an event may come before the one it depends on.
     """
+
+
+@dataclass(frozen=True)
+class Received:
+    """A record read and understood: what to do with it, under which inbox id."""
+
+    record: Any  # aiokafka's ConsumerRecord
+    event_id: str
+    label: str  # its type, for the metrics
+    work: Work
 
 
 @dataclass
@@ -48,10 +65,9 @@ class Consumer:
     handlers: Mapping[type[Event], Handler]
     uow: Callable[[], UnitOfWork]
     max_attempts: int = 30
-    # Kafka consumers in the group, so that partitions are handled side by side (in order within
-    # each): a handler mostly waits for the database, one partition at a time left it idle. As
-    # many as ServiceSettings.topic_partitions (3 by default); more would get no partition.
-    workers: int = 3
+    # Records handled in one transaction at most: a larger batch saves more commits but holds
+    # its locks longer, and a batch with a bad record is handled again one record at a time.
+    batch_size: int = 100
     attempts: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -64,14 +80,17 @@ class Consumer:
             group_id=f"crossgen-{self.service}",
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
-            max_workers=self.workers,
+            batch=True,
+            max_records=self.batch_size,
             title=f"{self.service} <- {self.topic}",
             description=self.description,
         )
         broker_ref = broker
 
         async def consume(message: KafkaMessage) -> None:
-            await self.handle(broker_ref, message)
+            records = message.raw_message  # a tuple (a list under TestKafkaBroker)
+            batch = records if isinstance(records, tuple | list) else (records,)
+            await self.handle(broker_ref, batch)
 
         subscriber(consume)
 
@@ -79,45 +98,82 @@ class Consumer:
     def description(self) -> str:
         return ", ".join(cls.event_type() for cls in self.handlers)
 
-    async def handle(self, broker: KafkaBroker, message: Any) -> None:
-        record = message.raw_message
-        headers = {k: v for k, v in record.headers or ()}
-        try:
-            envelope = decode(headers, record.key, record.value)
-        except InvalidEvent as exc:
-            await self.dead_letter(broker, record, str(exc))
+    async def handle(self, broker: KafkaBroker, records: Sequence[Any]) -> None:
+        """Handle a batch of records in their order (which keeps each partition's)."""
+        received: list[Received] = []
+        for record in records:
+            try:
+                found = self.receive(record)
+            except InvalidEvent as exc:
+                await self.dead_letter(broker, record, str(exc))
+                continue
+            if found is not None:
+                received.append(found)
+        if len(received) > 1 and await self._apply_together(received):
             return
+        for one in received:
+            await self.apply_once(broker, one)
+
+    def receive(self, record: Any) -> Received | None:
+        """What to do with one record, None to pass it by; InvalidEvent when it is not valid."""
+        headers = {k: v for k, v in record.headers or ()}
+        envelope = decode(headers, record.key, record.value)
         handler = self.handlers.get(type(envelope.event))
         if handler is None:
             CONSUMED.labels(self.name, envelope.type, "ignored").inc()
-            return
+            return None
 
         async def work(uow: UnitOfWork) -> None:
             await handler(envelope.event, envelope, uow)
 
-        await self.apply_once(broker, record, envelope.id, envelope.type, work)
+        return Received(record, envelope.id, envelope.type, work)
 
-    async def apply_once(
-        self,
-        broker: KafkaBroker,
-        record: Any,
-        event_id: str,
-        label: str,
-        work: Callable[[UnitOfWork], Awaitable[None]],
-    ) -> None:
-        """Run ``work`` for ``event_id`` once, in a unit of work with the inbox claim.
+    async def _apply_together(self, batch: Sequence[Received]) -> bool:
+        """Apply the batch in one unit of work; False, with nothing applied, if a record failed.
 
-        Trouble that may pass is retried (the exception makes FastStream redeliver the record);
-        a record the work rejects as invalid (InvalidEvent), or that keeps failing, is parked.
-        """
+        Trouble with the database itself is raised instead: the whole batch comes again."""
+        outcomes: list[tuple[str, str]] = []
         try:
             async with self.uow() as uow:
-                if await uow.claim(self.name, event_id):
-                    await work(uow)
+                fresh = await uow.claim_all(self.name, [one.event_id for one in batch])
+                for one in batch:
+                    if one.event_id not in fresh:
+                        outcomes.append((one.label, "duplicate"))
+                        continue
+                    fresh.discard(one.event_id)  # the same id twice in one batch: once
+                    with _continuing_trace(one.record):
+                        await one.work(uow)
+                    outcomes.append((one.label, "handled"))
+                await uow.commit()
+        except Exception as exc:
+            if _is_transient(exc):
+                log.warning("%s: database unavailable; retrying the batch", self.name)
+                await asyncio.sleep(1.0)
+                raise
+            log.info("%s: a batch of %d failed (%s); one at a time", self.name, len(batch), exc)
+            return False
+        for label, outcome in outcomes:
+            CONSUMED.labels(self.name, label, outcome).inc()
+        for one in batch:
+            self.attempts.pop(one.event_id, None)
+        return True
+
+    async def apply_once(self, broker: KafkaBroker, one: Received) -> None:
+        """Apply one record in a unit of work of its own, with its inbox claim.
+
+        Trouble that may pass is retried (the exception makes FastStream redeliver the batch);
+        a record the work rejects as invalid (InvalidEvent), or that keeps failing, is parked.
+        """
+        record, event_id = one.record, one.event_id
+        try:
+            async with self.uow() as uow:
+                if await uow.claim_all(self.name, [event_id]):
+                    with _continuing_trace(record):
+                        await one.work(uow)
                     await uow.commit()
-                    CONSUMED.labels(self.name, label, "handled").inc()
+                    CONSUMED.labels(self.name, one.label, "handled").inc()
                 else:
-                    CONSUMED.labels(self.name, label, "duplicate").inc()
+                    CONSUMED.labels(self.name, one.label, "duplicate").inc()
         except InvalidEvent as exc:
             await self.dead_letter(broker, record, str(exc))
         except Exception as exc:
@@ -154,6 +210,15 @@ class Consumer:
             reason,
         )
         await dead_letters.park(broker, self.service, self.name, record, reason)
+
+
+@contextmanager
+def _continuing_trace(record: Any) -> Iterator[None]:
+    """A span for one record of a batch, in the trace its headers carry: the events its work
+    emits continue that trace."""
+    headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
+    with observability.continuing(headers, f"{record.topic} process"):
+        yield
 
 
 # SQLSTATE classes worth a retry: a server that cannot serve now (connection exception,

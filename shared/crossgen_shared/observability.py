@@ -11,7 +11,8 @@ Spans are exported over OTLP/HTTP only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi.telemetry import TelemetryConfig
@@ -29,6 +30,7 @@ from pythonjsonlogger.json import JsonFormatter
 from crossgen_shared.settings import ServiceSettings
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+_TRACER = trace.get_tracer(__name__)
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _OTLP_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 _UNTRACED_PATHS = ("/health/", "/metrics")  # probes and scrapes would drown the real requests
@@ -93,6 +95,15 @@ def trace_headers() -> dict[str, str]:
     headers: dict[str, str] = {}
     _PROPAGATOR.inject(headers)
     return headers
+
+
+@contextmanager
+def continuing(headers: Mapping[str, str], name: str) -> Iterator[None]:
+    """A consumer span, current inside, in the trace ``headers`` carry (W3C ``traceparent``):
+    what is emitted inside continues the trace of the record being handled."""
+    parent = _PROPAGATOR.extract(headers)
+    with _TRACER.start_as_current_span(name, context=parent, kind=trace.SpanKind.CONSUMER):
+        yield
 
 
 class _ContinueTrace(BaseMiddleware[KafkaPublishCommand, Any]):

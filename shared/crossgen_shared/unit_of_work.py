@@ -1,6 +1,6 @@
 """A unit of work: one database transaction that holds a state change and the events it causes."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -35,7 +35,6 @@ class UnitOfWork:
         self._source = source
         self._on_commit = on_commit
         self._emitted = 0
-        self._after_commit: list[Callable[[], None]] = []
 
     async def __aenter__(self) -> Self:
         self.session = self._sessions()
@@ -51,7 +50,6 @@ class UnitOfWork:
         # Anything not committed explicitly is rolled back: no half-applied change escapes.
         if self.session.in_transaction():
             await self.session.rollback()
-        self._after_commit.clear()
         await self.session.close()
 
     async def emit(self, event: Event) -> str:
@@ -71,27 +69,19 @@ class UnitOfWork:
         self._emitted += 1
         return record.headers["ce_id"].decode()
 
-    async def claim(self, consumer: str, event_id: str) -> bool:
-        """Record that ``consumer`` handles ``event_id``; False if it already did (a redelivery)."""
+    async def claim_all(self, consumer: str, event_ids: Sequence[str]) -> set[str]:
+        """Record that ``consumer`` handles ``event_ids``; returns those it had not handled
+        before (the others are redeliveries)."""
         result = await self.session.execute(
             pg_insert(InboxRecord)
-            .values(consumer=consumer, event_id=event_id)
+            .values([{"consumer": consumer, "event_id": event_id} for event_id in event_ids])
             .on_conflict_do_nothing()
             .returning(InboxRecord.event_id)
         )
-        return result.first() is not None
-
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once the transaction has committed; never if it rolls back. It also
-        runs after a commit whose savepoint it was registered in rolled back: keep what it
-        records checkable against the database (matching's live_cache keys it by a revision)."""
-        self._after_commit.append(callback)
+        return set(result.scalars())
 
     async def commit(self) -> None:
         await self.session.commit()
         if self._emitted and self._on_commit is not None:
             self._on_commit()
         self._emitted = 0
-        committed, self._after_commit = self._after_commit, []
-        for callback in committed:
-            callback()

@@ -111,8 +111,13 @@ async def enrol_automatically(uow: UnitOfWork, employee: Employee) -> None:
         role = rules_of(candidate).automatic_role(employee, today)
         if role is None:
             continue
-        # Under the program's lock, so that a PUT of its rules enrolling everyone is seen.
-        await program(uow, candidate.id, lock=True)
+        # A key share of the program's row: a PUT of its rules (FOR UPDATE) enrolling everyone
+        # is waited for and then seen, while matching decisions (FOR NO KEY UPDATE) are not.
+        await uow.session.execute(
+            select(Program.id)
+            .where(Program.id == candidate.id)
+            .with_for_update(read=True, key_share=True)
+        )
         if not await _is_active(uow.session, candidate.id, employee.employee_number):
             await _enrol(uow, candidate, employee, role)
 

@@ -8,14 +8,16 @@ in the transaction of every change a decision reads (migration 0009), so an equa
 nothing has changed since. Any other decision loads afresh, as before; its writes move the
 revision past the kept one.
 
-- An entry is taken out before it is changed and put back, at the revision the join's own writes
-  moved the program to, only once the unit of work has committed: a join that rolls back leaves
-  none, and a coroutine that gets the program's lock before the put simply loads. Revisions come
-  from a sequence and an entry is kept at one its own transaction took, so an entry whose
-  transaction (or savepoint) rolled back names a state that never was.
+- An entry is taken out before it is changed and put back at once, at the revision the join's
+  own writes moved the program to. Revisions come from a sequence and an entry is kept at one its
+  own transaction took: until that transaction commits nobody else can read that revision (the
+  program's lock), and should it (or a savepoint) roll back, the entry names a state that never
+  was and is never taken. So the next join, in the same transaction or the next one to get the
+  lock, finds it without waiting for a commit callback.
 - Each replica keeps its own; another replica's writes move the revision.
 - Enrolment does not move it: someone enrolled whose own join has not run yet is not in the kept
-  matching (a fresh load would count them as waiting) until that join takes them in.
+  matching until that join takes them in, unless a fresh load read them as waiting (a learner
+  without a mentor, a mentor with free places); their join then places them in it as it stands.
 - Tenure and UTC offsets are computed as of a day: an entry serves the UTC day it was built on.
 - A newcomer whose manager the org chart does not know (both came into the directory after the
   build) is loaded afresh: the chart would not see the chain above them.
@@ -102,8 +104,7 @@ async def checkout(session: AsyncSession, newcomer: Participant, revision: int) 
 async def keep(
     uow: UnitOfWork, matching: Matching, proposed: Mapping[optimiser.Pair, UUID]
 ) -> None:
-    """Keep ``matching``, its join done and ``proposed``, for the program's next newcomer, once
-    ``uow`` commits."""
+    """Keep ``matching``, its join done and ``proposed``, for the program's next newcomer."""
     if matching.newcomer.role == "mentor":
         _count_rarity(matching.live.index)
     matching.proposals.update(proposed)
@@ -116,21 +117,24 @@ async def keep(
         .values(revision=func.nextval("program_revisions"))
         .returning(Program.revision)
     )
-    uow.after_commit(lambda: _put(replace(matching, revision=revision)))
+    _put(replace(matching, revision=revision))
 
 
 def _put(matching: Matching) -> None:
-    # Another coroutine's join of the same program may have committed in between: the later
-    # revision (a sequence's) is the one to keep.
+    # Keep the later revision (a sequence's): the other entry's transaction has ended by now.
     held = _kept.get(matching.program_id)
     if held is None or (held.revision or 0) < (matching.revision or 0):
         _kept[matching.program_id] = matching
 
 
 def _takes_in(live: optimiser.LiveMatching, person: optimiser.Person) -> bool:
-    """Whether ``live`` can take ``person`` in as a fresh load would: not in it already, and
-    their place in the org chart known, or at least their manager's."""
-    if person.id in live.learners or person.id in live.index.mentor_row:
+    """Whether ``live`` can take ``person`` in as a fresh load would: not in it already (or in it
+    as a fresh load read them: waiting, or a mentor still present), and their place in the org
+    chart known, or at least their manager's."""
+    if person.id in live.learners and person.id not in live.waiting:
+        return False
+    row = live.index.mentor_row.get(person.id)
+    if row is not None and not live.index.present[row]:
         return False
     chart = live.index.org
     return person.id in chart.entry or person.manager_id is None or person.manager_id in chart.entry

@@ -54,7 +54,9 @@ async def publish(uow: UnitOfWork, program_id: UUID) -> Run:
     if not locked:
         raise Conflict("a matching run is in progress")
     # Newcomers are matched under the program's row lock: no repair runs alongside.
-    await uow.session.execute(select(Program).where(Program.id == program_id).with_for_update())
+    await uow.session.execute(
+        select(Program).where(Program.id == program_id).with_for_update(key_share=True)
+    )
     current = await roster.load(uow.session, program_id)
     await _check_both_roles(uow, program, current)
     run = _run(current)

@@ -138,7 +138,7 @@ async def change_profile(
     participant = await participant_of(uow, program_id, person_id, lock=True)
     # The program's matching lock: no proposal reaches them between the count and the change.
     program = await uow.session.scalar(
-        select(Program).where(Program.id == program_id).with_for_update()
+        select(Program).where(Program.id == program_id).with_for_update(key_share=True)
     )
     assert program is not None  # the participant's foreign key
     _check_skills(program, skills)
@@ -192,9 +192,12 @@ async def match_newcomer(
     newcomer = await session.get(Participant, participant_id)
     if newcomer is None or newcomer.status != "active":
         return None
-    # One matching decision per program at a time, across replicas.
+    # One matching decision per program at a time, across replicas. FOR NO KEY UPDATE: an
+    # enrolment's key share (its foreign key, automatic enrolment) does not wait for it.
     revision = await session.scalar(
-        select(Program.revision).where(Program.id == newcomer.program_id).with_for_update()
+        select(Program.revision)
+        .where(Program.id == newcomer.program_id)
+        .with_for_update(key_share=True)
     )
     assert revision is not None  # the participant's foreign key
     room = newcomer.capacity - await open_pairings(uow, newcomer.id)
@@ -297,7 +300,9 @@ async def _locked_pairing(uow: UnitOfWork, pairing_id: UUID) -> Pairing:
     )
     if program_id is None:
         raise NotFound(f"pairing {pairing_id} does not exist")
-    await uow.session.execute(select(Program.id).where(Program.id == program_id).with_for_update())
+    await uow.session.execute(
+        select(Program.id).where(Program.id == program_id).with_for_update(key_share=True)
+    )
     pairing = await uow.session.get(Pairing, pairing_id, with_for_update=True)
     assert pairing is not None  # pairings are never deleted
     return pairing

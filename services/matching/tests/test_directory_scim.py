@@ -404,3 +404,27 @@ async def test_errors_are_rfc_7644_error_responses(
 def _scim_json(user: ScimUser) -> dict[str, Any]:
     body: dict[str, Any] = user.model_dump(scim_ctx=Context.RESOURCE_CREATION_REQUEST)
     return body
+
+
+async def test_an_accepted_pairing_inside_one_chain_ends_and_both_are_matched_again(
+    scim: HttpxSCIMClient, matching: Service
+) -> None:
+    await scim.create(person("E-1", "boss@example.com"))
+    await scim.create(person("E-2", "mid@example.com", manager=Manager(value="E-1")))
+    await scim.create(person("E-3", "junior@example.com"))
+    await scim.create(person("E-4", "other@example.com"))
+    program, pairing = await _pairing(matching, learner="E-1", mentor="E-3")
+    await _enrol(matching, program, "E-4", "mentor")  # free, outside the chain
+
+    move = {"Operations": [{"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:"
+                           "enterprise:2.0:User:manager", "value": {"value": "E-2"}}]}  # fmt: skip
+    await scim.modify(ScimUser, "E-3", move, check_request_payload=False)
+
+    events = [e.event for e in await outbox(matching.sessions)]
+    ended = [e for e in events if isinstance(e, PairingEnded)]
+    assert [e.pairing_id for e in ended] == [pairing]
+    assert ended[0].reason == "the learner is now in the mentor's management chain"
+    after = events[events.index(ended[0]) :]
+    rematch = [e for e in after if isinstance(e, MatchProposed)]
+    # The learner finds the other mentor; their old mentor is never proposed to them again.
+    assert [(e.learner_person_id, e.mentor_person_id) for e in rematch] == [("E-1", "E-4")]

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossgen_matching.optimiser.incremental import LiveMatching
+from crossgen_matching.optimiser.incremental import LiveMatching, Repair
 from crossgen_matching.optimiser.model import (
     Cause,
     Learner,
@@ -145,8 +145,20 @@ def test_unknown_or_duplicate_people_are_refused() -> None:
         matching.leave("ghost")
     with pytest.raises(ValueError, match="already a learner"):
         matching.join_learner(learner("a", {"ai": 5}))
-    with pytest.raises(ValueError, match="already a mentor"):
+    matching.leave("m")
+    with pytest.raises(ValueError, match="m left this program"):
         matching.join_mentor(mentor("m", {"ai": 5}))
+
+
+def test_people_a_load_read_in_before_their_join_are_placed_by_it() -> None:
+    # Loaded without a run: the learner waits and the mentor has a free place.
+    matching = LiveMatching(
+        Program(learners=(learner("a", {"ai": 5}),), mentors=(mentor("m", {"ai": 5}),))
+    )
+    assert matching.waiting == {"a"}
+    repair = matching.join_learner(learner("a", {"ai": 5}))
+    assert [(p.learner_id, p.mentor_id) for p in repair.proposed] == [("a", "m")]
+    assert matching.join_mentor(mentor("m", {"ai": 5})) == Repair()  # their place is taken
 
 
 @settings(max_examples=40, deadline=None)

@@ -46,6 +46,7 @@ class Messages:
     def __init__(self, settings: NotificationsSettings, clock: Clock) -> None:
         self._settings = settings
         self._clock = clock
+        self._signing_key: bytes | None = None  # made once by a migration, never changed
 
     async def recipient(self, uow: UnitOfWork, participant_id: UUID) -> Recipient:
         """Who a participant is and how to reach them; NotReady if not known yet."""
@@ -129,7 +130,9 @@ class Messages:
             )
 
     async def unsubscribe_url(self, uow: UnitOfWork, person_id: str) -> str:
-        key = await unsubscribe.signing_key(uow.session)
+        if self._signing_key is None:
+            self._signing_key = await unsubscribe.signing_key(uow.session)
+        key = self._signing_key
         return unsubscribe.link(self._settings.public_url, unsubscribe.token(key, person_id))
 
     def render(

@@ -68,10 +68,13 @@ async def record(uow: UnitOfWork, incoming: EmployeeRecord) -> Change:
         reason = LEFT if employee.removed_at else INACTIVE
         await program_effects.person_left(uow, employee.employee_number, reason)
     elif lookup.is_present(employee):
-        if set(ORGANISATION_FIELDS) & changes.keys():
-            await program_effects.organisation_changed(uow, employee.employee_number)
-        if {"display_name", "email"} & changes.keys():
-            await program_effects.details_changed(uow, employee, changes.keys())
+        # Most records (a new hire above all) concern nobody in a program: asked once.
+        matters = {"display_name", "email", *ORGANISATION_FIELDS} & changes.keys()
+        if matters and await program_effects.concerns_programs(uow, employee.employee_number):
+            if set(ORGANISATION_FIELDS) & changes.keys():
+                await program_effects.organisation_changed(uow, employee.employee_number)
+            if {"display_name", "email"} & changes.keys():
+                await program_effects.details_changed(uow, employee, changes.keys())
         await admission.enrol_automatically(uow, employee)
     return Change(verdict.outcome, employee)
 

@@ -2,8 +2,8 @@
 
 Its records are vendor payloads, not CloudEvents: JSON values whose format a ``hris-format``
 header names (``scim``, ``bamboohr``, ``merge``) or the payload shows. Otherwise it is consumed as
-every topic is: in matching's group, one unit of work a record, the inbox keyed on the record's
-``hris-event-id`` header or else its topic, partition and offset, the offset committed after the
+every topic is (consumer.py): in matching's group, in batches, the inbox keyed on the record's
+``hris-event-id`` header or else its topic, partition and offset, the offsets committed after the
 transaction; a record that cannot be read or applied goes to the dead-letter topic with the
 reason, and the feed goes on.
 """
@@ -14,13 +14,12 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from crossgen_matching.directory import employees, vendors
 from crossgen_matching.directory.record import EmployeeRecord
 from crossgen_shared import topics
-from crossgen_shared.consumer import Consumer
+from crossgen_shared.consumer import Consumer, Received
 from crossgen_shared.envelope import InvalidEvent
 from crossgen_shared.errors import RequestError
 from crossgen_shared.service import Service
@@ -37,13 +36,11 @@ class HrisIntake(Consumer):
     def description(self) -> str:
         return f"employee records: {', '.join(vendors.MAPPERS)} (header {FORMAT_HEADER})"
 
-    async def handle(self, broker: KafkaBroker, message: Any) -> None:
-        record = message.raw_message
+    def receive(self, record: Any) -> Received:
         try:
             format_name, found = read(record)
         except ValueError as exc:
-            await self.dead_letter(broker, record, str(exc))
-            return
+            raise InvalidEvent(str(exc)) from exc
 
         async def work(uow: UnitOfWork) -> None:
             for incoming in found:
@@ -53,7 +50,7 @@ class HrisIntake(Consumer):
                     raise InvalidEvent(str(exc)) from exc
                 log.info("%s: %s %s", self.name, change.outcome, incoming.employee_number)
 
-        await self.apply_once(broker, record, record_id(record), f"hris:{format_name}", work)
+        return Received(record, record_id(record), f"hris:{format_name}", work)
 
 
 def register(service: Service) -> None:

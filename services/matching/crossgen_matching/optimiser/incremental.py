@@ -92,7 +92,9 @@ class LiveMatching:
         return None if holding is None else self.index.mentors[holding.mentor].id
 
     def join_learner(self, learner: Learner) -> Repair:
-        if learner.id in self.learners:
+        """Place a learner who joined; one already here must be waiting (read in by a load
+        before their own join came)."""
+        if learner.id in self.learners and learner.id not in self.waiting:
             raise ValueError(f"{learner.id} is already a learner in this program")
         self.learners[learner.id] = learner
         if learner.id not in self.pins:
@@ -103,12 +105,16 @@ class LiveMatching:
             return _despite(unheld, self._place(learner))
 
     def join_mentor(self, mentor: Mentor) -> Repair:
-        if mentor.id in self.index.mentor_row:
+        """Fill a mentor's places; one already here (read in by a load before their own join
+        came) keeps their row."""
+        row = self.index.mentor_row.get(mentor.id)
+        if row is None:
+            row = self.index.add_mentor(mentor)
+            self.rules.taught |= mentor.teaches.keys()
+            self.used = np.append(self.used, 0)
+        elif not self.index.present[row]:
             # Rows are never rewritten in place: a mentor who left comes back with a full run.
-            raise ValueError(f"{mentor.id} is already a mentor in this program (or left it)")
-        row = self.index.add_mentor(mentor)
-        self.rules.taught |= mentor.teaches.keys()
-        self.used = np.append(self.used, 0)
+            raise ValueError(f"{mentor.id} left this program")
         repair = Repair()
         for learner_id in sorted(self.waiting):
             if self.pins.get(learner_id) == mentor.id:
