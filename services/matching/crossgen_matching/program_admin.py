@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from crossgen_matching import admission, optimiser, roster, service
-from crossgen_matching.models import PairRule, Participant, Program
+from crossgen_matching.models import Pairing, PairRule, Participant, Program
 from crossgen_shared.errors import Conflict, NotFound, Unprocessable
 from crossgen_shared.events import Role
 from crossgen_shared.unit_of_work import UnitOfWork
@@ -89,7 +89,9 @@ async def set_skill_catalogue(uow: UnitOfWork, program_id: UUID, names: list[str
 async def add_rule(
     uow: UnitOfWork, program_id: UUID, kind: str, learner_id: UUID, mentor_id: UUID
 ) -> None:
-    """Pin or forbid a pair; a pin the optimiser cannot honour is refused with its reason."""
+    """Pin or forbid a pair; a pin the optimiser cannot honour is refused with its reason. A
+    proposal between a pair now forbidden is withdrawn and both are matched again; an accepted
+    pairing stays (both agreed to it), and the rule holds for every later match."""
     await admission.program(uow, program_id)
     learner = await uow.session.get(Participant, learner_id)
     mentor = await uow.session.get(Participant, mentor_id)
@@ -105,12 +107,38 @@ async def add_rule(
         await uow.session.flush()
     except IntegrityError as exc:
         raise Conflict(f"the pair is already {kind}") from exc
+    if kind == "forbidden":
+        await _withdraw_proposal(uow, program_id, learner_id, mentor_id)
     if kind == "pinned":
         try:
             optimiser.match_program((await roster.load(uow.session, program_id)).program)
         except optimiser.PinError as exc:
             rule = f" ({exc.rule.name.lower()})" if exc.rule else ""
             raise Unprocessable(f"cannot pin{rule}: {exc}") from exc
+
+
+async def _withdraw_proposal(
+    uow: UnitOfWork, program_id: UUID, learner_id: UUID, mentor_id: UUID
+) -> None:
+    # The program's matching lock first, then the pairing: the order every decision locks in.
+    await uow.session.execute(
+        select(Program.id).where(Program.id == program_id).with_for_update(key_share=True)
+    )
+    proposal = await uow.session.scalar(
+        select(Pairing)
+        .where(
+            Pairing.learner_id == learner_id,
+            Pairing.mentor_id == mentor_id,
+            Pairing.status == "proposed",
+        )
+        .with_for_update()
+    )
+    if proposal is None:
+        return
+    await service.withdraw(uow, proposal, None, "the program owner forbade this pair")
+    await uow.session.flush()
+    for who in (learner_id, mentor_id):
+        await service.match_newcomer(uow, who)
 
 
 async def remove_rule(

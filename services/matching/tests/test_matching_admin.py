@@ -204,3 +204,23 @@ async def test_a_mentor_freed_by_a_decline_is_not_proposed_to_their_own_learner_
     assert declined.status_code == 200
     again = (await events(matching, MatchProposed))[2:]
     assert [(p.learner_person_id, p.mentor_person_id) for p in again] == [("L3", "M1")]
+
+
+async def test_forbidding_a_proposed_pair_withdraws_it_and_matches_both_again(
+    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
+) -> None:
+    pid, ids = await cohort(api, tokens)
+    assert (
+        await admin(api, tokens, "POST", f"/programs/{pid}/matching/publish")
+    ).status_code == 200
+    [proposed] = await events(matching, MatchProposed)
+    assert (proposed.learner_person_id, proposed.mentor_person_id) == ("L1", "M1")
+
+    pair = {"learner_id": ids["L1"], "mentor_id": ids["M1"]}
+    forbidden = f"/programs/{pid}/forbidden"
+    assert (await admin(api, tokens, "POST", forbidden, json=pair)).status_code == 204
+    [withdrawn] = await events(matching, MatchDeclined)
+    assert withdrawn.pairing_id == proposed.pairing_id and withdrawn.declined_by is None
+    assert withdrawn.reason == "the program owner forbade this pair"
+    [_, again] = await events(matching, MatchProposed)
+    assert (again.learner_person_id, again.mentor_person_id) == ("L1", "M2")
