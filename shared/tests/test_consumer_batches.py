@@ -3,7 +3,6 @@ the others commit and only that one is parked. Over a real PostgreSQL."""
 
 import dataclasses
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -18,37 +17,23 @@ from crossgen_shared import topics
 from crossgen_shared.consumer import Consumer
 from crossgen_shared.db import Base, InboxRecord, OutboxRecord
 from crossgen_shared.envelope import Envelope, InvalidEvent, encode
-from crossgen_shared.events import ParticipantJoined, ParticipantLeft
+from crossgen_shared.events import ParticipantJoined
 from crossgen_shared.service import Service
 from crossgen_shared.settings import ServiceSettings
 from crossgen_shared.unit_of_work import UnitOfWork
 
+from .test_observability import joined, leave
 
-async def leave(event: ParticipantJoined, _: Envelope, uow: UnitOfWork) -> None:
-    """Emits for each event; refuses the one named "bad", as a handler refuses invalid data."""
+
+async def leave_unless_bad(event: ParticipantJoined, envelope: Envelope, uow: UnitOfWork) -> None:
+    """Refuses the event named "bad", as a handler refuses invalid data; emits for the others."""
     if event.display_name == "bad":
         raise InvalidEvent("this one is bad")
-    await uow.emit(
-        ParticipantLeft(
-            participant_id=event.participant_id,
-            program_id=event.program_id,
-            reason="test",
-            left_at=datetime.now(UTC),
-        )
-    )
+    await leave(event, envelope, uow)
 
 
 def record(offset: int, name: str = "Lea", event_id: str | None = None) -> ConsumerRecord[Any, Any]:
-    event = ParticipantJoined(
-        participant_id=uuid4(),
-        program_id=uuid4(),
-        person_id="E-100",
-        role="learner",
-        display_name=name,
-        email="lea@example.com",
-        skills=("TikTok",),
-        joined_at=datetime.now(UTC),
-    )
+    event = joined().model_copy(update={"display_name": name})
     wire = encode(event, source="/test", event_id=event_id)
     return ConsumerRecord(
         topic=topics.PARTICIPANTS,
@@ -92,7 +77,10 @@ class Parking(Consumer):
 
 def consumer(service: Service) -> Parking:
     parking = Parking(
-        service.name, topics.PARTICIPANTS, {ParticipantJoined: leave}, service.unit_of_work
+        service.name,
+        topics.PARTICIPANTS,
+        {ParticipantJoined: leave_unless_bad},
+        service.unit_of_work,
     )
     parking.parked = []
     return parking

@@ -324,6 +324,12 @@ async def test_deleting_an_enrolled_person_ends_their_pairing_and_rematches_the_
     assert (rematch.learner_person_id, rematch.mentor_person_id) == ("E-3", "E-2")
 
 
+async def _report_to(scim: HttpxSCIMClient, who: str, manager: str) -> None:
+    path = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"
+    move = {"Operations": [{"op": "replace", "path": path, "value": {"value": manager}}]}
+    await scim.modify(ScimUser, who, move, check_request_payload=False)
+
+
 async def test_a_manager_change_ends_a_pairing_inside_one_management_chain(
     scim: HttpxSCIMClient, matching: Service
 ) -> None:
@@ -333,9 +339,7 @@ async def test_a_manager_change_ends_a_pairing_inside_one_management_chain(
     _, pairing = await _pairing(matching, learner="E-1", mentor="E-3", accept=False)
 
     # The junior mentor now reports to E-2, who reports to the learner E-1.
-    move = {"Operations": [{"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:"
-                           "enterprise:2.0:User:manager", "value": {"value": "E-2"}}]}  # fmt: skip
-    await scim.modify(ScimUser, "E-3", move, check_request_payload=False)
+    await _report_to(scim, "E-3", "E-2")
 
     declined = [e.event for e in await outbox(matching.sessions)]
     withdrawn = [e for e in declined if isinstance(e, MatchDeclined)]
@@ -416,9 +420,7 @@ async def test_an_accepted_pairing_inside_one_chain_ends_and_both_are_matched_ag
     program, pairing = await _pairing(matching, learner="E-1", mentor="E-3")
     await _enrol(matching, program, "E-4", "mentor")  # free, outside the chain
 
-    move = {"Operations": [{"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:"
-                           "enterprise:2.0:User:manager", "value": {"value": "E-2"}}]}  # fmt: skip
-    await scim.modify(ScimUser, "E-3", move, check_request_payload=False)
+    await _report_to(scim, "E-3", "E-2")
 
     events = [e.event for e in await outbox(matching.sessions)]
     ended = [e for e in events if isinstance(e, PairingEnded)]
