@@ -25,6 +25,12 @@ class Employee(Base):
             text("lower(coalesce(user_name, email, employee_number))"),
             postgresql_where=text("removed_at IS NULL"),
         ),
+        # Reports named their manager by the source's id only, until that manager arrives.
+        Index(
+            "ix_employees_unlinked_manager_external_id",
+            "manager_external_id",
+            postgresql_where=text("manager_employee_number IS NULL"),
+        ),
     )
 
     employee_number: Mapped[str] = mapped_column(String(64), primary_key=True)
