@@ -35,6 +35,7 @@ class UnitOfWork:
         self._source = source
         self._on_commit = on_commit
         self._emitted = 0
+        self._after_commit: list[Callable[[], None]] = []
 
     async def __aenter__(self) -> Self:
         self.session = self._sessions()
@@ -50,6 +51,7 @@ class UnitOfWork:
         # Anything not committed explicitly is rolled back: no half-applied change escapes.
         if self.session.in_transaction():
             await self.session.rollback()
+        self._after_commit.clear()
         await self.session.close()
 
     async def emit(self, event: Event) -> str:
@@ -80,8 +82,16 @@ class UnitOfWork:
         )
         return set(result.scalars())
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the transaction has committed; never if it rolls back (a
+        savepoint that rolled back does not count: keep the callback harmless then)."""
+        self._after_commit.append(callback)
+
     async def commit(self) -> None:
         await self.session.commit()
         if self._emitted and self._on_commit is not None:
             self._on_commit()
         self._emitted = 0
+        committed, self._after_commit = self._after_commit, []
+        for callback in committed:
+            callback()

@@ -29,7 +29,10 @@ from crossgen_shared.service import Service
 
 def build(settings: NotificationsSettings, clock: Clock = system_clock) -> Service:
     notifications = Service("notifications", settings)
-    notifier = Notifier(settings, clock)
+    delivery = Delivery(notifications.unit_of_work, settings, clock=clock)
+    notifications.workers.append(delivery.run)
+    # A message due now is sent at once, not at the delivery loops' next look.
+    notifier = Notifier(settings, clock, on_queued=delivery.wake)
     notifications.consume(
         topics.PARTICIPANTS,
         {
@@ -58,8 +61,6 @@ def build(settings: NotificationsSettings, clock: Clock = system_clock) -> Servi
             PairingAtRisk: notifier.on_pairing_at_risk,
         },
     )
-    delivery = Delivery(notifications.unit_of_work, settings, clock=clock)
-    notifications.workers.append(delivery.run)
     return notifications
 
 

@@ -5,6 +5,7 @@ partners, a reschedule's old time and an invite's sequence are facts no single e
 """
 
 import functools
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -37,10 +38,15 @@ OPEN = ("proposed", "accepted")
 
 
 class Notifier:
-    def __init__(self, settings: NotificationsSettings, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        settings: NotificationsSettings,
+        clock: Clock = system_clock,
+        on_queued: Callable[[], None] | None = None,
+    ) -> None:
         self._settings = settings
         self._clock = clock
-        self.messages = Messages(settings, clock)
+        self.messages = Messages(settings, clock, on_queued)
 
     # --- participants ---------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ notification with the reason instead of stalling the consumer. Each (event, mess
 channel) is one row, whatever the redeliveries: the unique key is the last guard.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,9 +44,15 @@ class Recipient:
 
 
 class Messages:
-    def __init__(self, settings: NotificationsSettings, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: NotificationsSettings,
+        clock: Clock,
+        on_queued: Callable[[], None] | None = None,
+    ) -> None:
         self._settings = settings
         self._clock = clock
+        self._on_queued = on_queued  # told once a message due now is committed
         self._signing_key: bytes | None = None  # made once by a migration, never changed
 
     async def recipient(self, uow: UnitOfWork, participant_id: UUID) -> Recipient:
@@ -123,6 +130,8 @@ class Messages:
                     "html": message.html,
                     "next_attempt_at": timely,
                 }
+                if timely <= now and self._on_queued is not None:
+                    uow.after_commit(self._on_queued)
             await uow.session.execute(
                 insert(Notification)
                 .values(row)

@@ -9,17 +9,23 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from crossgen_local.processes import free_port
 from crossgen_local.smtp import SmtpSink
 from crossgen_notifications import delivery_log
 from crossgen_notifications.app import build
 from crossgen_notifications.channels import Outgoing
+from crossgen_notifications.scheduling import delivery as delivery_module
 from crossgen_notifications.scheduling.delivery import Delivery
 from crossgen_notifications.settings import NotificationsSettings
 from crossgen_notifications.testing import START, Clock, SlowSmtp, emitted, notifications_of
-from crossgen_shared.events import MatchProposed, NotificationFailed, NotificationSent
+from crossgen_shared.events import (
+    MatchProposed,
+    NotificationFailed,
+    NotificationSent,
+    ParticipantJoined,
+)
 from crossgen_shared.service import Service
 from crossgen_shared.testing import publish_event
 
@@ -273,3 +279,32 @@ async def test_the_service_worker_delivers_in_the_background(
         await service.engine.dispose()
     assert len(mails) == 2
     assert task in stopped, "a cancelled worker must stop, or shutdown hangs"
+
+
+async def test_a_message_due_now_wakes_the_idle_delivery_loops_once_committed(
+    settings: NotificationsSettings,
+    smtp: SmtpSink,
+    notifications: Service,
+    clock: Clock,
+    learner: ParticipantJoined,
+    mentor: ParticipantJoined,
+    proposal: MatchProposed,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Idle loops would next look in 60 s: only the wake-up can bring the mails sooner.
+    monkeypatch.setattr(delivery_module, "IDLE_BACKOFF_START", 60.0)
+    changed = {"smtp_port": smtp.port, "delivery_poll_interval": 60.0}
+    service = build(settings.model_copy(update=changed), clock)
+    [worker] = service.workers
+    task = asyncio.create_task(worker())
+    try:
+        await asyncio.sleep(0.5)  # every loop has looked once, found nothing, and waits
+        async with TestKafkaBroker(service.broker) as broker:
+            for event in (learner, mentor, proposal):
+                await publish_event(broker, event)
+        mails = await asyncio.to_thread(smtp.wait_for, 2, 20.0)
+    finally:
+        task.cancel()
+        await asyncio.wait([task], timeout=5)
+        await service.engine.dispose()
+    assert len(mails) == 2

@@ -80,6 +80,7 @@ class Delivery:
             "webhook": WebhookChannel(self._poster),
         }
         self._expired_at: datetime | None = None  # when unconfirmed sends were last looked for
+        self._wake = asyncio.Event()
 
     async def run(self) -> None:
         """Deliver until cancelled, with ``delivery_concurrency`` loops sharing the work."""
@@ -94,6 +95,8 @@ class Delivery:
     async def _loop(self) -> None:
         failures = idle = 0
         while True:
+            # Cleared before looking: a message committed after this look wakes the wait below.
+            self._wake.clear()
             cycle = asyncio.ensure_future(self.deliver_next())
             try:
                 delivered = await asyncio.shield(cycle)
@@ -111,11 +114,19 @@ class Delivery:
             failures = 0
             # Messages come in bursts: right after one, look again soon (a loop that just missed
             # one to another loop would otherwise leave the next waiting a whole interval), then
-            # less and less often, down to the poll interval.
+            # less and less often, down to the poll interval, unless woken by a message queued
+            # here (a replica's, or one due later, is found by looking).
             idle = 0 if delivered else min(idle + 1, 16)
             if idle:
                 delay = IDLE_BACKOFF_START * 2 ** (idle - 1)
-                await asyncio.sleep(min(delay, self._settings.delivery_poll_interval))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._wake.wait(), min(delay, self._settings.delivery_poll_interval)
+                    )
+
+    def wake(self) -> None:
+        """A message due now was committed: the loops look at once."""
+        self._wake.set()
 
     async def deliver_next(self) -> bool:
         """Handle one due message, if any; False when nothing was due."""
