@@ -203,8 +203,10 @@ async def match_newcomer(
     room = newcomer.capacity - await open_pairings(uow, newcomer.id)
     if room <= 0:
         return None
-    others = await session.scalars(
-        select(Participant.person_id).where(Participant.id.in_(excluded))
+    others = (
+        await session.scalars(select(Participant.person_id).where(Participant.id.in_(excluded)))
+        if excluded
+        else ()
     )
     ruled_out = [
         optimiser.Pair(newcomer.person_id, other)
