@@ -7,7 +7,7 @@ offsets are committed only after that transaction (FastStream acks after the han
 an exception it seeks each partition back to the batch's first record and the batch comes again).
 A batch that fails is rolled back whole and handled again one record at a time, each in a unit of
 work of its own, which finds the record at fault: the others commit, that one is retried or
-parked.
+parked. A record to retry (``NotReady``) holds back only the records after it in its partition.
 """
 
 import asyncio
@@ -111,8 +111,22 @@ class Consumer:
                 received.append(found)
         if len(received) > 1 and await self._apply_together(received):
             return
+        # One at a time. A record to retry holds back the rest of its partition, not the others:
+        # they go on, and the error is raised once they have (the batch comes again, and what
+        # was applied is a duplicate then).
+        held: dict[tuple[str, int], Exception] = {}
         for one in received:
-            await self.apply_once(broker, one)
+            where = (one.record.topic, one.record.partition)
+            if where in held:
+                continue
+            try:
+                await self.apply_once(broker, one)
+            except Exception as exc:
+                if _is_transient(exc):
+                    raise  # the database: the other records would fail alike
+                held[where] = exc
+        if held:
+            raise next(iter(held.values()))
 
     def receive(self, record: Any) -> Received | None:
         """What to do with one record, None to pass it by; InvalidEvent when it is not valid."""

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
 from crossgen_shared import topics
-from crossgen_shared.consumer import Consumer
+from crossgen_shared.consumer import Consumer, NotReady
 from crossgen_shared.db import Base, InboxRecord, OutboxRecord
 from crossgen_shared.envelope import Envelope, InvalidEvent, encode
 from crossgen_shared.events import ParticipantJoined
@@ -24,20 +24,26 @@ from crossgen_shared.unit_of_work import UnitOfWork
 
 from .test_observability import joined, leave
 
+READY: set[str] = set()  # names whose events may be handled now
+
 
 async def leave_unless_bad(event: ParticipantJoined, envelope: Envelope, uow: UnitOfWork) -> None:
     """Refuses the event named "bad", as a handler refuses invalid data; emits for the others."""
     if event.display_name == "bad":
         raise InvalidEvent("this one is bad")
+    if event.display_name == "later" and "later" not in READY:
+        raise NotReady("what it refers to has not come yet")
     await leave(event, envelope, uow)
 
 
-def record(offset: int, name: str = "Lea", event_id: str | None = None) -> ConsumerRecord[Any, Any]:
+def record(
+    offset: int, name: str = "Lea", event_id: str | None = None, partition: int = 0
+) -> ConsumerRecord[Any, Any]:
     event = joined().model_copy(update={"display_name": name})
     wire = encode(event, source="/test", event_id=event_id)
     return ConsumerRecord(
         topic=topics.PARTICIPANTS,
-        partition=0,
+        partition=partition,
         offset=offset,
         timestamp=0,
         timestamp_type=0,
@@ -114,3 +120,26 @@ async def test_a_bad_record_is_parked_and_the_rest_of_its_batch_is_applied(
     assert parking.parked == [(2, "missing CloudEvents headers: ce_id, ce_type, ce_source,"
                                " ce_specversion"), (1, "this one is bad")]  # fmt: skip
     assert await counts(service) == (2, 2)  # records 0 and 3, nothing of the bad one
+
+
+async def test_a_record_to_retry_holds_back_its_partition_only(service: Service) -> None:
+    parking = consumer(service)
+    batch = [
+        record(0),
+        record(1, "later"),
+        record(2),
+        record(0, partition=1),
+        record(1, partition=1),
+    ]
+    with pytest.raises(NotReady):
+        await parking.handle(service.broker, batch)
+    # Partition 1 went on; partition 0 stopped at the record that must wait, in order.
+    assert await counts(service) == (3, 3)
+
+    READY.add("later")
+    try:
+        await parking.handle(service.broker, batch)  # the batch again, as Kafka redelivers it
+    finally:
+        READY.clear()
+    assert await counts(service) == (5, 5)
+    assert parking.parked == []
