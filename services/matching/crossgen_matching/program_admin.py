@@ -5,6 +5,7 @@ A run keeps accepted pairings as they are and treats open proposals as free to m
 withdraws the proposals the run changed and proposes the new ones.
 """
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 from uuid import UUID
 
@@ -32,7 +33,9 @@ class Run:
     def problem(self) -> str | None:
         """Why publishing would propose nothing to people who wait, if so."""
         if self.result.unmatched and not self.result.pairings:
-            return "no waiting learner has an eligible mentor"
+            reasons = Counter(u.reason for u in self.result.unmatched).most_common(3)
+            why = "; ".join(f"{reason} ({count})" for reason, count in reasons)
+            return f"no waiting learner has an eligible mentor: {why}"
         return None
 
 

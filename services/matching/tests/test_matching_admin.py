@@ -224,3 +224,18 @@ async def test_forbidding_a_proposed_pair_withdraws_it_and_matches_both_again(
     assert withdrawn.reason == "the program owner forbade this pair"
     [_, again] = await events(matching, MatchProposed)
     assert (again.learner_person_id, again.mentor_person_id) == ("L1", "M2")
+
+
+async def test_a_run_that_would_match_nobody_says_why_and_publishes_nothing(
+    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
+) -> None:
+    pid = await program(api, tokens)
+    await enrol(api, tokens, pid, "M1", role="mentor", skills=["figma"])
+    for learner in ("L1", "L2"):
+        await enrol(api, tokens, pid, learner, role="learner", skills=["cobol"])
+    run = (await admin(api, tokens, "POST", f"/programs/{pid}/matching/preview")).json()
+    says = "no waiting learner has an eligible mentor: no mentor teaches cobol (2)"
+    assert run["problem"] == says
+    published = await admin(api, tokens, "POST", f"/programs/{pid}/matching/publish")
+    assert published.status_code == 422 and published.json()["detail"] == says
+    assert not await events(matching, MatchProposed)
