@@ -142,22 +142,34 @@ class Consumer:
 
         return Received(record, envelope.id, envelope.type, work)
 
+    async def _apply(self, uow: UnitOfWork, batch: Sequence[Received]) -> list[tuple[str, str]]:
+        """Claim the batch's ids in the inbox and run the work of those not handled before, in
+        ``uow``; returns each record's (label, outcome) for the metrics once committed."""
+        fresh = await uow.claim_all(self.name, [one.event_id for one in batch])
+        outcomes = []
+        for one in batch:
+            if one.event_id not in fresh:
+                outcomes.append((one.label, "duplicate"))
+                continue
+            fresh.discard(one.event_id)  # the same id twice in one batch: once
+            with _continuing_trace(one.record):
+                await one.work(uow)
+            outcomes.append((one.label, "handled"))
+        return outcomes
+
+    def _done(self, batch: Sequence[Received], outcomes: list[tuple[str, str]]) -> None:
+        for label, outcome in outcomes:
+            CONSUMED.labels(self.name, label, outcome).inc()
+        for one in batch:
+            self.attempts.pop(one.event_id, None)
+
     async def _apply_together(self, batch: Sequence[Received]) -> bool:
         """Apply the batch in one unit of work; False, with nothing applied, if a record failed.
 
         Trouble with the database itself is raised instead: the whole batch comes again."""
-        outcomes: list[tuple[str, str]] = []
         try:
             async with self.uow() as uow:
-                fresh = await uow.claim_all(self.name, [one.event_id for one in batch])
-                for one in batch:
-                    if one.event_id not in fresh:
-                        outcomes.append((one.label, "duplicate"))
-                        continue
-                    fresh.discard(one.event_id)  # the same id twice in one batch: once
-                    with _continuing_trace(one.record):
-                        await one.work(uow)
-                    outcomes.append((one.label, "handled"))
+                outcomes = await self._apply(uow, batch)
                 await uow.commit()
         except Exception as exc:
             if _is_transient(exc):
@@ -166,10 +178,7 @@ class Consumer:
                 raise
             log.info("%s: a batch of %d failed (%s); one at a time", self.name, len(batch), exc)
             return False
-        for label, outcome in outcomes:
-            CONSUMED.labels(self.name, label, outcome).inc()
-        for one in batch:
-            self.attempts.pop(one.event_id, None)
+        self._done(batch, outcomes)
         return True
 
     async def apply_once(self, broker: KafkaBroker, one: Received) -> None:
@@ -181,15 +190,12 @@ class Consumer:
         record, event_id = one.record, one.event_id
         try:
             async with self.uow() as uow:
-                if await uow.claim_all(self.name, [event_id]):
-                    with _continuing_trace(record):
-                        await one.work(uow)
-                    await uow.commit()
-                    CONSUMED.labels(self.name, one.label, "handled").inc()
-                else:
-                    CONSUMED.labels(self.name, one.label, "duplicate").inc()
+                outcomes = await self._apply(uow, [one])
+                await uow.commit()
         except InvalidEvent as exc:
+            self.attempts.pop(event_id, None)
             await self.dead_letter(broker, record, str(exc))
+            return
         except Exception as exc:
             if refused_data(exc):
                 # The record's data does not fit the database (too long, NUL, out of range):
@@ -210,7 +216,7 @@ class Consumer:
             log.warning("%s: %s attempt %d failed: %s", self.name, event_id, attempt, exc)
             await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
             raise
-        self.attempts.pop(event_id, None)
+        self._done([one], outcomes)
 
     async def dead_letter(self, broker: KafkaBroker, record: Any, reason: str) -> None:
         """Park a record with why and where it came from; the consumer goes on with the next."""

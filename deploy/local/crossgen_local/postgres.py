@@ -16,6 +16,7 @@ from collections.abc import Coroutine, Iterable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import psutil
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
@@ -240,8 +241,6 @@ def _stop_processes_of(path: Path, timeout: float = 10.0) -> None:
     on a data dir under it) or working in it (the backends initdb runs chdir into the data dir
     and outlive an initdb killed under them). The server is being thrown away, and a process left
     behind would write into it again after it is deleted."""
-    import psutil
-
     under = str(path)
     found = []
     for proc in psutil.process_iter(["cmdline", "cwd"]):

@@ -324,6 +324,13 @@ async def test_deleting_an_enrolled_person_ends_their_pairing_and_rematches_the_
     assert (rematch.learner_person_id, rematch.mentor_person_id) == ("E-3", "E-2")
 
 
+async def _chain_and_junior(scim: HttpxSCIMClient) -> None:
+    """E-2 reports to E-1; E-3 reports to nobody yet."""
+    await scim.create(person("E-1", "boss@example.com"))
+    await scim.create(person("E-2", "mid@example.com", manager=Manager(value="E-1")))
+    await scim.create(person("E-3", "junior@example.com"))
+
+
 async def _report_to(scim: HttpxSCIMClient, who: str, manager: str) -> None:
     path = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"
     move = {"Operations": [{"op": "replace", "path": path, "value": {"value": manager}}]}
@@ -333,9 +340,7 @@ async def _report_to(scim: HttpxSCIMClient, who: str, manager: str) -> None:
 async def test_a_manager_change_ends_a_pairing_inside_one_management_chain(
     scim: HttpxSCIMClient, matching: Service
 ) -> None:
-    await scim.create(person("E-1", "boss@example.com"))
-    await scim.create(person("E-2", "mid@example.com", manager=Manager(value="E-1")))
-    await scim.create(person("E-3", "junior@example.com"))
+    await _chain_and_junior(scim)
     _, pairing = await _pairing(matching, learner="E-1", mentor="E-3", accept=False)
 
     # The junior mentor now reports to E-2, who reports to the learner E-1.
@@ -413,9 +418,7 @@ def _scim_json(user: ScimUser) -> dict[str, Any]:
 async def test_an_accepted_pairing_inside_one_chain_ends_and_both_are_matched_again(
     scim: HttpxSCIMClient, matching: Service
 ) -> None:
-    await scim.create(person("E-1", "boss@example.com"))
-    await scim.create(person("E-2", "mid@example.com", manager=Manager(value="E-1")))
-    await scim.create(person("E-3", "junior@example.com"))
+    await _chain_and_junior(scim)
     await scim.create(person("E-4", "other@example.com"))
     program, pairing = await _pairing(matching, learner="E-1", mentor="E-3")
     await _enrol(matching, program, "E-4", "mentor")  # free, outside the chain
