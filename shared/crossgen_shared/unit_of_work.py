@@ -2,11 +2,12 @@
 
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction
 
 from crossgen_shared import observability
 from crossgen_shared.db import InboxRecord, OutboxRecord
@@ -16,6 +17,10 @@ from crossgen_shared.events import Event
 
 class UnitOfWork:
     """Collects events into the outbox inside the caller's transaction; wakes the relay on commit.
+
+    Emitted events are written to the outbox together, in the order emitted, just before the
+    commit: a batch of records costs one insert, not one per event. A savepoint that rolls back
+    takes back the events emitted in it, and forgets ``memo`` (its locks went with it).
 
     Usage::
 
@@ -34,13 +39,28 @@ class UnitOfWork:
         self._sessions = sessions
         self._source = source
         self._on_commit = on_commit
-        self._emitted = 0
+        self._emitted: list[dict[str, Any]] = []
+        self._savepoints: dict[SessionTransaction, int] = {}  # emitted before each began
         self._after_commit: list[Callable[[], None]] = []
+        # What a handler read under a lock it took in this transaction, for the next record of
+        # a batch: kept until the transaction or a savepoint around it ends without committing.
+        self.memo: dict[Any, Any] = {}
 
     async def __aenter__(self) -> Self:
         self.session = self._sessions()
+        event.listen(self.session.sync_session, "after_transaction_create", self._began)
+        event.listen(self.session.sync_session, "after_soft_rollback", self._rolled_back)
         await self.session.begin()
         return self
+
+    def _began(self, _: Session, transaction: SessionTransaction) -> None:
+        if transaction.nested:
+            self._savepoints[transaction] = len(self._emitted)
+
+    def _rolled_back(self, _: Session, transaction: SessionTransaction) -> None:
+        if transaction.nested and transaction in self._savepoints:
+            del self._emitted[self._savepoints.pop(transaction) :]
+        self.memo.clear()
 
     async def __aexit__(
         self,
@@ -52,24 +72,26 @@ class UnitOfWork:
         if self.session.in_transaction():
             await self.session.rollback()
         self._after_commit.clear()
+        self._emitted.clear()
+        self.memo.clear()
         await self.session.close()
 
     async def emit(self, event: Event) -> str:
         """Write ``event`` to the outbox in this transaction; returns its CloudEvents id."""
         record = encode(event, source=self._source)
-        await self.session.execute(
-            insert(OutboxRecord).values(
-                event_id=record.headers["ce_id"].decode(),
-                topic=event.topic,
-                key=record.key,
+        event_id = record.headers["ce_id"].decode()
+        self._emitted.append(
+            {
+                "event_id": event_id,
+                "topic": event.topic,
+                "key": record.key,
                 # The trace it was emitted in goes along, so its consumers continue that trace.
-                headers={k: v.decode() for k, v in record.headers.items()}
+                "headers": {k: v.decode() for k, v in record.headers.items()}
                 | observability.trace_headers(),
-                value=record.value,
-            )
+                "value": record.value,
+            }
         )
-        self._emitted += 1
-        return record.headers["ce_id"].decode()
+        return event_id
 
     async def claim_all(self, consumer: str, event_ids: Sequence[str]) -> set[str]:
         """Record that ``consumer`` handles ``event_ids``; returns those it had not handled
@@ -88,10 +110,14 @@ class UnitOfWork:
         self._after_commit.append(callback)
 
     async def commit(self) -> None:
+        emitted, self._emitted = self._emitted, []
+        if emitted:
+            # An executemany keeps the list's order, so the outbox's sequence keeps emit order.
+            await self.session.execute(insert(OutboxRecord), emitted)
         await self.session.commit()
-        if self._emitted and self._on_commit is not None:
+        self.memo.clear()
+        if emitted and self._on_commit is not None:
             self._on_commit()
-        self._emitted = 0
         committed, self._after_commit = self._after_commit, []
         for callback in committed:
             callback()

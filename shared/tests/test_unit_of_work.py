@@ -1,9 +1,18 @@
-"""A unit of work runs its after-commit callbacks once it has committed, never after a rollback."""
+"""A unit of work runs its after-commit callbacks once it has committed, never after a rollback;
+it writes the events emitted to the outbox in their order, less those of a savepoint that rolled
+back."""
+
+from uuid import uuid4
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from crossgen_local.postgres import LocalPostgres
+from crossgen_shared.db import Base, OutboxRecord
 from crossgen_shared.unit_of_work import UnitOfWork
+
+from .test_observability import joined
 
 # Nothing is executed, so the session never connects: no server is needed.
 SESSIONS = async_sessionmaker(create_async_engine("postgresql+asyncpg://nobody@nowhere/none"))
@@ -28,3 +37,34 @@ async def test_callbacks_of_a_unit_of_work_that_rolls_back_never_run() -> None:
             uow.after_commit(lambda: called.append("rolled back"))
             raise RuntimeError("the use case failed")
     assert called == []
+
+
+async def test_events_reach_the_outbox_in_order_less_a_rolled_back_savepoints(
+    postgres: LocalPostgres,
+) -> None:
+    database = f"test_{uuid4().hex[:12]}"
+    postgres.create_database(database)
+    engine = create_async_engine(postgres.url(database))
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    woken: list[bool] = []
+    emitted: list[str] = []
+    async with UnitOfWork(sessions, "test", lambda: woken.append(True)) as uow:
+        emitted.append(await uow.emit(joined()))
+        uow.memo["read under a lock"] = True
+        kept = await uow.session.begin_nested()
+        emitted.append(await uow.emit(joined()))
+        await kept.commit()
+        dropped = await uow.session.begin_nested()
+        await uow.emit(joined())
+        await dropped.rollback()
+        assert uow.memo == {}  # the savepoint's locks went with it
+        emitted.append(await uow.emit(joined()))
+        assert woken == []
+        await uow.commit()
+    assert woken == [True]
+    async with sessions() as session:
+        rows = await session.scalars(select(OutboxRecord.event_id).order_by(OutboxRecord.seq))
+        assert list(rows) == emitted
+    await engine.dispose()

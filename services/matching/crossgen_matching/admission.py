@@ -104,22 +104,33 @@ async def enrol_automatically(uow: UnitOfWork, employee: Employee) -> None:
     if not (lookup.is_present(employee) and employee.email):
         return
     today = date.today()
-    automatic = await uow.session.scalars(
-        select(Program).where(Program.enrolment == "automatic").order_by(Program.created_at)
-    )
-    for candidate in automatic.all():
+    for candidate in await _automatic_programs(uow):
         role = rules_of(candidate).automatic_role(employee, today)
         if role is None:
             continue
-        # A key share of the program's row: a PUT of its rules (FOR UPDATE) enrolling everyone
-        # is waited for and then seen, while matching decisions (FOR NO KEY UPDATE) are not.
-        await uow.session.execute(
-            select(Program.id)
-            .where(Program.id == candidate.id)
-            .with_for_update(read=True, key_share=True)
-        )
         if not await _is_active(uow.session, candidate.id, employee.employee_number):
             await _enrol(uow, candidate, employee, role)
+
+
+async def _automatic_programs(uow: UnitOfWork) -> list[Program]:
+    """The automatic programs, each with a key share of its row: a PUT of its rules (FOR UPDATE)
+    enrolling everyone is waited for and then seen, while matching decisions (FOR NO KEY UPDATE)
+    are not. Read once a transaction: the shares hold until it ends, so a batch of records asks
+    once."""
+    if _AUTOMATIC not in uow.memo:
+        uow.memo[_AUTOMATIC] = list(
+            await uow.session.scalars(
+                select(Program)
+                .where(Program.enrolment == "automatic")
+                .order_by(Program.created_at)
+                .with_for_update(read=True, key_share=True)
+            )
+        )
+    programs: list[Program] = uow.memo[_AUTOMATIC]
+    return programs
+
+
+_AUTOMATIC = "automatic programs"
 
 
 async def _is_active(session: AsyncSession, program_id: UUID, person_id: str) -> bool:
