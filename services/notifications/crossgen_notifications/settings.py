@@ -39,6 +39,9 @@ class NotificationsSettings(ServiceSettings):
 
     delivery_poll_interval: float = Field(default=0.5, gt=0)
     delivery_concurrency: int = Field(default=4, ge=1)
+    # Due messages one loop claims in one transaction and sends at once: fewer transactions per
+    # message, and as many in flight (so "maybe sent" after a crash) as a claim holds.
+    delivery_batch: int = Field(default=4, ge=1)
     delivery_max_attempts: int = Field(default=8, ge=1)
     # A transient failure is retried after this delay, doubled on each attempt up to the maximum,
     # with jitter so that many messages failing together do not come back together.

@@ -109,6 +109,22 @@ async def test_a_session_email_carries_its_calendar_invite(
     assert b"SEQUENCE:0" in attachment.get_content()
 
 
+async def test_one_claim_sends_its_messages_at_once_and_records_each_outcome(
+    notifications: Service, delivery: MakeDelivery, smtp: SmtpSink, proposed: str
+) -> None:
+    smtp.fail_next(1, code=550)  # one of the two is refused for good, the other arrives
+    mailer = delivery(delivery_batch=2)
+    assert await mailer.deliver_next() == 2  # both in one claim
+    assert await mailer.deliver_next() == 0
+
+    rows = await notifications_of(notifications)
+    assert sorted((n.status, n.attempts) for n in rows) == [("failed", 1), ("sent", 1)]
+    [sent] = [n for n in rows if n.status == "sent"]
+    assert [m.message["Message-ID"] for m in smtp.messages] == [f"<{sent.id}@crossgen>"]
+    events = await emitted(notifications)
+    assert sorted(type(e).__name__ for e in events) == ["NotificationFailed", "NotificationSent"]
+
+
 async def test_a_refused_recipient_fails_for_good(
     notifications: Service, delivery: MakeDelivery, refusing_smtp_port: int, proposed: str
 ) -> None:
@@ -208,7 +224,8 @@ async def test_a_message_its_sender_died_sending_is_marked_unconfirmed_not_sent_
 ) -> None:
     from crossgen_notifications.channels.email import EmailChannel
 
-    mail_settings = settings.model_copy(update={"smtp_port": smtp.port})
+    # One message a claim: the other is still due when this sender dies.
+    mail_settings = settings.model_copy(update={"smtp_port": smtp.port, "delivery_batch": 1})
     dying = Delivery(
         notifications.unit_of_work,
         mail_settings,
@@ -246,7 +263,10 @@ async def test_shutdown_waits_for_the_message_in_flight_and_records_it(
 ) -> None:
     with SlowSmtp(free_port(), delay=1.0) as slow:
         service = build(
-            settings.model_copy(update={"smtp_port": slow.port, "delivery_concurrency": 1}), clock
+            settings.model_copy(
+                update={"smtp_port": slow.port, "delivery_concurrency": 1, "delivery_batch": 1}
+            ),
+            clock,
         )
         [worker] = service.workers
         task = asyncio.create_task(worker())

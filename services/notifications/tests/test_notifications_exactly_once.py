@@ -129,6 +129,7 @@ def test_a_kill_mid_send_and_a_full_redelivery_deliver_each_message_exactly_once
             "NOTIFICATIONS_SENDING_TIMEOUT": "5",
             # One message on the wire at a time: the kill lands on exactly one.
             "NOTIFICATIONS_DELIVERY_CONCURRENCY": "1",
+            "NOTIFICATIONS_DELIVERY_BATCH": "1",
             "NOTIFICATIONS_DELIVERY_POLL_INTERVAL": "0.1",
             **tokens.service_env("NOTIFICATIONS"),
         }

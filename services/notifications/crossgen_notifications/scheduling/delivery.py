@@ -2,15 +2,18 @@
 
 Each message goes through three steps, each its own transaction or none:
 
-1. claim: the first due row is locked with ``FOR UPDATE SKIP LOCKED`` (replicas and loops never
-   pick the same one), marked ``sending`` with a fresh attempt id, and committed;
-2. send, holding no lock and no transaction;
-3. record the outcome on the rows carrying that attempt id: ``sent``, ``pending`` again after a
-   backoff with jitter, or ``failed``, with a notification-sent / -failed event in the outbox.
+1. claim: the first due rows, up to ``delivery_batch``, are locked with ``FOR UPDATE SKIP LOCKED``
+   (replicas and loops never pick the same one), each marked ``sending`` with a fresh attempt id,
+   and committed;
+2. send them all at once, holding no lock and no transaction;
+3. record each outcome on the rows carrying its attempt id, all in one transaction: ``sent``,
+   ``pending`` again after a backoff with jitter, or ``failed``, with a notification-sent /
+   -failed event in the outbox.
 
-A process that dies between 1 and 3 leaves a ``sending`` row whose message may or may not have
-arrived. After ``sending_timeout`` it becomes ``unconfirmed`` and is never sent again by itself:
-an admin looks at it in the delivery log and resends it if needed. See the README for why.
+A process that dies between 1 and 3 leaves ``sending`` rows whose messages may or may not have
+arrived: every message of a claim is in flight from step 2 on, so none is marked so wrongly.
+After ``sending_timeout`` they become ``unconfirmed`` and are never sent again by themselves: an
+admin looks at them in the delivery log and resends them if needed. See the README for why.
 """
 
 import asyncio
@@ -128,9 +131,9 @@ class Delivery:
         """A message due now was committed: the loops look at once."""
         self._wake.set()
 
-    async def deliver_next(self) -> bool:
-        """Handle one due message, if any; False when nothing was due."""
-        due, claim = await self._claim()
+    async def deliver_next(self) -> int:
+        """Handle the due messages one claim takes; how many (0: nothing was due)."""
+        due, claims = await self._claim()
         if not due:
             # Idle: a good moment to look for sends that died. Not at each idle poll of each
             # loop, though: a send is only declared dead after ``sending_timeout``.
@@ -139,13 +142,13 @@ class Delivery:
             if self._expired_at is None or now - self._expired_at >= every:
                 self._expired_at = now
                 await self.expire_unconfirmed()
-        elif claim is not None:
-            outcome = await self._send(claim.message)
-            # The message is out (or refused): a database blip must not leave it "maybe sent".
+        elif claims:
+            outcomes = await asyncio.gather(*(self._send(claim.message) for claim in claims))
+            # The messages are out (or refused): a database blip must not leave them "maybe sent".
             failures = 0
             while True:
                 try:
-                    await self._record(claim, outcome)
+                    await self._record(list(zip(claims, outcomes, strict=True)))
                     break
                 except (OperationalError, InterfaceError, OSError):
                     failures += 1
@@ -156,8 +159,8 @@ class Delivery:
     async def deliver_due(self) -> int:
         """Handle every message due now (for tests and one-off runs); returns how many."""
         handled = 0
-        while await self.deliver_next():
-            handled += 1
+        while taken := await self.deliver_next():
+            handled += taken
         return handled
 
     async def expire_unconfirmed(self) -> int:
@@ -177,52 +180,64 @@ class Delivery:
             DELIVERIES.labels(channel, "unconfirmed").inc()
         return len(expired)
 
-    async def _claim(self) -> tuple[bool, Claim | None]:
-        """Whether a message was due, and the claim to send it (None: settled without sending)."""
+    async def _claim(self) -> tuple[int, list[Claim]]:
+        """How many due messages were taken, and the claims to send (the others were settled
+        without sending)."""
         now = self._clock()
         async with self._unit_of_work() as uow:
-            row = await uow.session.scalar(
-                select(Notification)
-                .where(Notification.status == Status.PENDING, Notification.next_attempt_at <= now)
-                .order_by(Notification.next_attempt_at)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            )
-            if row is None:
-                return False, None
-            channel = cast(ChannelName, row.channel)
-            items = await self._digest_items(uow, row) if row.template == DIGEST else []
-            preferences = await uow.session.get(Preferences, row.person_id)
-            unwanted = None
-            if not enabled(preferences, channel):
-                unwanted = f"{channel} turned off"
-            elif row.template == DIGEST and not items:
-                unwanted = "nothing left to send"
-            if unwanted:
-                _settle(row, items, Status.CANCELLED, unwanted)
-                DELIVERIES.labels(channel, "cancelled").inc()
-                await uow.commit()
-                return True, None
-            message = self._outgoing(row, channel, items, preferences)
-            if channel == "email":
-                link = await self._messages.unsubscribe_url(uow, row.person_id)
-                message = replace(message, unsubscribe_url=link)
-            if row.template == DIGEST:
-                recipient = await self._messages.recipient(uow, row.recipient_id)
-                try:
-                    message = self._compose_digest(recipient, message, items)
-                except Exception as exc:  # a broken digest template: record, go on
-                    await self._fail(uow, row, items, f"digest failed to render: {exc!r}")
-                    await uow.commit()
-                    return True, None
-                row.subject, row.body, row.html = message.subject, message.text, message.html
-            attempt_id = uuid4()
-            for claimed in (row, *items):
-                claimed.status, claimed.attempt_id = Status.SENDING, attempt_id
-                claimed.claimed_at = now
-            row.attempts += 1
-            await uow.commit()  # the claim is durable before anything is said to the outside
-        return True, Claim(message, attempt_id)
+            due = (
+                await uow.session.execute(
+                    select(Notification, Preferences)
+                    .outerjoin(Preferences, Preferences.person_id == Notification.person_id)
+                    .where(
+                        Notification.status == Status.PENDING, Notification.next_attempt_at <= now
+                    )
+                    .order_by(Notification.next_attempt_at)
+                    .limit(self._settings.delivery_batch)
+                    .with_for_update(skip_locked=True, of=Notification)
+                )
+            ).all()
+            claims = [
+                claim
+                for row, preferences in due
+                if (claim := await self._claim_one(uow, row, preferences, now)) is not None
+            ]
+            await uow.commit()  # the claims are durable before anything is said to the outside
+        return len(due), claims
+
+    async def _claim_one(
+        self, uow: UnitOfWork, row: Notification, preferences: Preferences | None, now: datetime
+    ) -> Claim | None:
+        """Mark ``row`` (and a digest's items) ``sending``; None if it was settled instead."""
+        channel = cast(ChannelName, row.channel)
+        items = await self._digest_items(uow, row) if row.template == DIGEST else []
+        unwanted = None
+        if not enabled(preferences, channel):
+            unwanted = f"{channel} turned off"
+        elif row.template == DIGEST and not items:
+            unwanted = "nothing left to send"
+        if unwanted:
+            _settle(row, items, Status.CANCELLED, unwanted)
+            DELIVERIES.labels(channel, "cancelled").inc()
+            return None
+        message = self._outgoing(row, channel, items, preferences)
+        if channel == "email":
+            link = await self._messages.unsubscribe_url(uow, row.person_id)
+            message = replace(message, unsubscribe_url=link)
+        if row.template == DIGEST:
+            recipient = await self._messages.recipient(uow, row.recipient_id)
+            try:
+                message = self._compose_digest(recipient, message, items)
+            except Exception as exc:  # a broken digest template: record, go on
+                await self._fail(uow, row, items, f"digest failed to render: {exc!r}")
+                return None
+            row.subject, row.body, row.html = message.subject, message.text, message.html
+        attempt_id = uuid4()
+        for claimed in (row, *items):
+            claimed.status, claimed.attempt_id = Status.SENDING, attempt_id
+            claimed.claimed_at = now
+        row.attempts += 1
+        return Claim(message, attempt_id)
 
     async def _digest_items(self, uow: UnitOfWork, digest: Notification) -> list[Notification]:
         return list(
@@ -288,44 +303,57 @@ class Delivery:
             return DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False)
         return None
 
-    async def _record(self, claim: Claim, error: DeliveryError | None) -> None:
-        message = claim.message
+    async def _record(self, outcomes: list[tuple[Claim, DeliveryError | None]]) -> None:
+        """Record how each claim's send went, in one transaction."""
         async with self._unit_of_work() as uow:
-            rows = list(
-                await uow.session.scalars(
-                    select(Notification)
-                    .where(Notification.attempt_id == claim.attempt_id)
-                    .with_for_update()
-                )
+            rows = await uow.session.scalars(
+                select(Notification)
+                .where(Notification.attempt_id.in_([claim.attempt_id for claim, _ in outcomes]))
+                .order_by(Notification.id)  # one order for every locker: no deadlock
+                .with_for_update()
             )
-            row = next((r for r in rows if r.id == message.notification_id), None)
-            if row is None:
-                return  # an admin reset the message meanwhile: theirs is the newer decision
-            items = [r for r in rows if r is not row]
-            now = self._clock()
-            if error is None:
-                for sent in rows:
-                    sent.status, sent.sent_at, sent.last_error = Status.SENT, now, None
-                for told in items or [row]:
-                    await uow.emit(_sent(told, now))
-                DELIVERIES.labels(message.channel, "sent").inc()
-            elif error.permanent or row.attempts >= self._settings.delivery_max_attempts:
-                log.warning("%s %s failed for good: %s", message.channel, row.id, error.reason)
-                await self._fail(uow, row, items, error.reason)
-            else:
-                log.info(
-                    "%s %s attempt %d failed: %s",
-                    message.channel,
-                    row.id,
-                    row.attempts,
-                    error.reason,
-                )
-                row.status, row.last_error = Status.PENDING, error.reason
-                row.next_attempt_at = now + timedelta(seconds=self._backoff(row.attempts))
-                for item in items:
-                    item.status = Status.COLLECTED
-                DELIVERIES.labels(message.channel, "retry").inc()
+            attempts: dict[UUID, list[Notification]] = {}
+            for row in rows:
+                assert row.attempt_id is not None  # selected by it
+                attempts.setdefault(row.attempt_id, []).append(row)
+            for claim, error in outcomes:
+                await self._record_one(uow, claim, error, attempts.get(claim.attempt_id, []))
             await uow.commit()
+
+    async def _record_one(
+        self,
+        uow: UnitOfWork,
+        claim: Claim,
+        error: DeliveryError | None,
+        rows: list[Notification],
+    ) -> None:
+        message = claim.message
+        row = next((r for r in rows if r.id == message.notification_id), None)
+        if row is None:
+            return  # an admin reset the message meanwhile: theirs is the newer decision
+        items = sorted((r for r in rows if r is not row), key=lambda r: (r.created_at, r.id))
+        now = self._clock()
+        if error is None:
+            for sent in rows:
+                sent.status, sent.sent_at, sent.last_error = Status.SENT, now, None
+            for told in items or [row]:
+                await uow.emit(_sent(told, now))
+            DELIVERIES.labels(message.channel, "sent").inc()
+        elif error.permanent or row.attempts >= self._settings.delivery_max_attempts:
+            log.warning("%s %s failed for good: %s", message.channel, row.id, error.reason)
+            await self._fail(uow, row, items, error.reason)
+        else:
+            log.info(
+                "%s %s attempt %d failed: %s",
+                message.channel,
+                row.id,
+                row.attempts,
+                error.reason,
+            )
+            row.status, row.last_error = Status.PENDING, error.reason
+            row.next_attempt_at = now + timedelta(seconds=self._backoff(row.attempts))
+            for item in items:
+                item.status = Status.COLLECTED
 
     async def _fail(
         self, uow: UnitOfWork, row: Notification, items: list[Notification], reason: str
