@@ -1,9 +1,15 @@
 """Email over SMTP: plain text and HTML alternatives, calendar invites, one-click unsubscribe."""
 
+import email.policy
 import email.utils
 import ssl
 import time
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
 
 import aiosmtplib
 from icalendar import Calendar
@@ -14,6 +20,15 @@ from crossgen_notifications.settings import NotificationsSettings
 # A connection idle longer than this is not reused: servers may drop idle clients after a while
 # (RFC 5321 asks them to wait 5 minutes; some do not), and a dropped one would cost a retry.
 REUSE_WITHIN = 10.0
+
+# Text parts in quoted-printable UTF-8: readable in the raw, any character allowed. The MIME
+# classes of the compat32 API: the newer EmailMessage parses every header it is given, which
+# made composing the costliest step of sending a message.
+UTF8 = Charset("utf-8")
+UTF8.body_encoding = QP
+# CRLF for SMTP; headers are folded here (the Subject's encoded words at 76) and a long URL in
+# List-Unsubscribe stays on its line rather than being pushed onto a continuation line.
+WIRE = email.policy.compat32.clone(linesep="\r\n", max_line_length=998)
 
 
 def message_id(message: Outgoing) -> str:
@@ -33,12 +48,16 @@ class EmailChannel:
             else None
         )
         self._idle: list[tuple[aiosmtplib.SMTP, float]] = []  # with when each was last used
+        name, self._sender = email.utils.parseaddr(settings.smtp_sender)
+        self._from = email.utils.formataddr((name, self._sender), charset="utf-8")
 
     async def send(self, message: Outgoing) -> None:
-        mail = self.compose(message)
+        raw = self.compose(message).as_bytes(policy=WIRE)
+        # An address beyond ASCII needs the server's SMTPUTF8 (RFC 6531).
+        options = [] if message.to_address.isascii() else ["SMTPUTF8"]
         client = await self._connection()
         try:
-            await client.send_message(mail)
+            await client.sendmail(self._sender, [message.to_address], raw, mail_options=options)
         except aiosmtplib.SMTPException as exc:
             client.close()  # in an unknown state after a refusal or a drop: never reused
             raise DeliveryError(_describe(exc), permanent=_permanent(exc)) from exc
@@ -78,11 +97,31 @@ class EmailChannel:
             raise DeliveryError(_describe(exc), permanent=_permanent(exc)) from exc
         return client
 
-    def compose(self, message: Outgoing) -> EmailMessage:
-        mail = EmailMessage()
-        mail["From"] = self._settings.smtp_sender
+    def compose(self, message: Outgoing) -> Message:
+        parts = [_text(message.text, "plain")]
+        if message.html is not None:
+            parts.append(_text(message.html, "html"))
+        if len(message.calendars) == 1:
+            # Outlook acts on the text/calendar alternative; others on the attached file.
+            [invite] = message.calendars
+            parts.append(_text(invite, "calendar"))
+            parts[-1].set_param("method", _method(invite))
+        mail = parts[0] if len(parts) == 1 else MIMEMultipart("alternative", _subparts=parts)
+        if message.calendars:
+            attachments = []
+            for number, invite in enumerate(message.calendars, start=1):
+                name = "invite.ics" if len(message.calendars) == 1 else f"invite-{number}.ics"
+                attachment = MIMEApplication(invite.encode(), "ics")
+                attachment.set_param("method", _method(invite))
+                attachment.add_header("Content-Disposition", "attachment", filename=name)
+                attachments.append(attachment)
+            mail = MIMEMultipart("mixed", _subparts=[mail, *attachments])
+        mail["From"] = self._from
         mail["To"] = message.to_address
-        mail["Subject"] = message.subject
+        # Encoded (RFC 2047) only if it must be, in encoded words of at most 75 characters.
+        charset = "us-ascii" if message.subject.isascii() else UTF8
+        subject = Header(message.subject, charset, header_name="Subject")
+        mail["Subject"] = subject.encode(linesep="\r\n")
         mail["Date"] = email.utils.format_datetime(message.created_at)
         mail["Message-ID"] = message_id(message)
         mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies to us
@@ -90,23 +129,13 @@ class EmailChannel:
             # RFC 2369 and RFC 8058: mail clients show an unsubscribe button that POSTs here.
             mail["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
             mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        mail.set_content(message.text)
-        if message.html is not None:
-            mail.add_alternative(message.html, subtype="html")
-        if len(message.calendars) == 1:
-            # Outlook acts on the text/calendar alternative; others on the attached file.
-            [invite] = message.calendars
-            mail.add_alternative(invite, subtype="calendar", params={"method": _method(invite)})
-        for number, invite in enumerate(message.calendars, start=1):
-            name = "invite.ics" if len(message.calendars) == 1 else f"invite-{number}.ics"
-            mail.add_attachment(
-                invite.encode(),
-                maintype="application",
-                subtype="ics",
-                filename=name,
-                params={"method": _method(invite)},
-            )
         return mail
+
+
+def _text(content: str, subtype: str) -> Message:
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(content, UTF8)  # sets the charset parameter and the transfer encoding
+    return part
 
 
 def _method(invite: str) -> str:
