@@ -21,8 +21,8 @@ revision past the kept one.
 - Tenure and UTC offsets are computed as of a day: an entry serves the UTC day it was built on.
 - A newcomer whose manager the org chart does not know (both came into the directory after the
   build) is loaded afresh: the chart would not see the chain above them.
-- After a mentor joins, skill rarity is counted again, the mentor included, as the next fresh load
-  would count it; the index keeps the build's.
+- After a mentor joins, skill rarity is fixed again at the index's supply, which counts them, as
+  the next fresh load would count it (the kept index has seen only joins since its build).
 """
 
 from collections.abc import Collection, Mapping
@@ -30,14 +30,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from uuid import UUID
 
-import numpy as np
 from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crossgen_matching import optimiser, roster
 from crossgen_matching.models import Pairing, Participant, Program
-from crossgen_matching.optimiser.index import ProgramIndex
-from crossgen_matching.optimiser.scoring import skill_idf, supply
 from crossgen_shared.unit_of_work import UnitOfWork
 
 
@@ -106,7 +103,7 @@ async def keep(
 ) -> None:
     """Keep ``matching``, its join done and ``proposed``, for the program's next newcomer."""
     if matching.newcomer.role == "mentor":
-        _count_rarity(matching.live.index)
+        matching.live.index.count_rarity()
     matching.proposals.update(proposed)
     await uow.session.flush()  # the join's own writes move the revision first
     # Kept at a revision of this transaction's own, even when the join wrote nothing: should it
@@ -138,12 +135,3 @@ def _takes_in(live: optimiser.LiveMatching, person: optimiser.Person) -> bool:
         return False
     chart = live.index.org
     return person.id in chart.entry or person.manager_id is None or person.manager_id in chart.entry
-
-
-def _count_rarity(index: ProgramIndex) -> None:
-    """Skill rarity over the index's mentors, as a fresh build of it counts it."""
-    mentors = [m for m, present in zip(index.mentors, index.present, strict=True) if present]
-    index.supply = supply(mentors)
-    index.supply_mentors = len(mentors)
-    index.rarity = {s: skill_idf(index.supply.get(s, 0), len(mentors)) for s in index.skills}
-    index.idf = np.array([index.rarity[s] for s in index.skills])

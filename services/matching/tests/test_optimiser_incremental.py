@@ -115,6 +115,21 @@ def test_a_mentor_who_joins_takes_the_best_waiting_learners() -> None:
     assert matching.waiting == {"b", "c"}
 
 
+def test_mentors_who_join_count_in_skill_rarity_as_in_a_fresh_build() -> None:
+    first = mentor("m1", {"ai": 3, "go": 2})
+    joining = [mentor("m2", {"ai": 4, "rust": 1}), mentor("m3", {"rust": 2})]
+    program = Program(learners=(learner("a", {"rust": 5}),), mentors=(first,))
+    matching = live(program)
+    matching.join_mentor(first)  # read in by the build already: not counted twice
+    for newcomer in joining:
+        matching.join_mentor(newcomer)
+    matching.index.count_rarity()
+    fresh = live(replace(program, mentors=(first, *joining))).index
+    assert matching.index.supply == fresh.supply == {"ai": 2, "go": 1, "rust": 2}
+    assert matching.index.supply_mentors == fresh.supply_mentors == 3
+    assert matching.index.rarity == fresh.rarity
+
+
 def test_when_a_learner_leaves_the_freed_place_goes_to_a_waiting_learner() -> None:
     program = Program(
         learners=(learner("a", {"ai": 5}), learner("b", {"ai": 4, "go": 4})),

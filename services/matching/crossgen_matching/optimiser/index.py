@@ -92,7 +92,7 @@ class ProgramIndex:
         self.learners = program.learners
         self.learner_row = {learner.id: i for i, learner in enumerate(self.learners)}
         counts = supply(program.mentors)
-        self.supply = counts  # how many mentors taught each skill when rarity was fixed
+        self.supply = counts  # how many mentors teach each skill, those who joined since too
         self.supply_mentors = len(program.mentors)
         self.skills = sorted(counts)
         self.skill_column = {skill: i for i, skill in enumerate(self.skills)}
@@ -262,17 +262,21 @@ class ProgramIndex:
     def add_mentor(self, mentor: Mentor) -> int:
         """Index a mentor who joined after the build; returns their row.
 
-        A skill nobody taught before gets a column and the rarity of one teacher; the learner
-        columns (``wants``, ``want_levels``, ``learners_by``) keep describing the build, since
-        only a full run reads them and it builds a new index.
+        They are counted in the supply; rarity stays as it was fixed (``count_rarity`` moves it),
+        except that a skill nobody taught before gets a column and the rarity of one teacher. The
+        learner columns (``wants``, ``want_levels``, ``learners_by``) keep describing the build,
+        since only a full run reads them and it builds a new index.
         """
         for skill in sorted(mentor.teaches.keys() - self.skill_column.keys()):
             self.skill_column[skill] = len(self.skills)
             self.skills.append(skill)
-            self.supply[skill] = 1
+            self.supply[skill] = 0  # counted below with their other skills
             self.rarity[skill] = skill_idf(1, self.supply_mentors)
             self.idf = np.append(self.idf, self.rarity[skill])
             self.teach = np.hstack([self.teach, np.zeros((len(self.mentors), 1), np.uint8)])
+        for skill in mentor.teaches:
+            self.supply[skill] += 1
+        self.supply_mentors += 1
         row = len(self.mentors)
         self.mentors.append(mentor)
         self.mentor_row[mentor.id] = row
@@ -292,6 +296,14 @@ class ProgramIndex:
         for language, speakers in self.speakers.items():
             self.speakers[language] = np.append(speakers, language in mentor.person.languages)
         return row
+
+    def count_rarity(self) -> None:
+        """Fix skill rarity at the supply as it stands, mentors who joined since included: as a
+        fresh build over the same mentors counts it (only joins change a kept index)."""
+        self.rarity = {
+            s: skill_idf(self.supply.get(s, 0), self.supply_mentors) for s in self.skills
+        }
+        self.idf = np.array([self.rarity[s] for s in self.skills])
 
 
 def _postings(
