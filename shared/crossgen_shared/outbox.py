@@ -57,6 +57,9 @@ class OutboxRelay:
     async def _run(self) -> None:
         failures = 0
         while True:
+            # Cleared before looking: an event committed after this look wakes the wait below.
+            # (Cleared after it, a commit during the publishing waited for the next poll.)
+            self._wake.clear()
             try:
                 published = await self.publish_pending()
                 failures = 0
@@ -68,7 +71,6 @@ class OutboxRelay:
                 await asyncio.sleep(min(0.2 * 2**failures, 5.0))
                 continue
             if published < self._batch_size:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_interval)
 
