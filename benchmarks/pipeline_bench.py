@@ -16,8 +16,10 @@ a program that enrols everyone the HRIS feed brings (hris_feed.ELIGIBILITY) and 
    to the learner, one to the mentor of each of the N/2 learners) have arrived, so records/s is
    N / (last email - first record sent), also given as a share of the ceiling.
 
-Meanwhile it samples each service's RSS (its process and children) for the peak. Results: a
-table on stdout and benchmarks/results/pipeline.json.
+Meanwhile it samples each service's RSS (its process and children) for the peak, and the CPU
+seconds of each service, the broker, PostgreSQL and this process (the feed and the SMTP sink): on
+a machine the run saturates, CPU per record is what says where the time goes. Results: a table on
+stdout and benchmarks/results/pipeline.json.
 """
 
 import argparse
@@ -55,15 +57,23 @@ HERE = Path(__file__).resolve().parent
 TARGETS = {"share_of_ceiling": 0.5, "email_latency_p99_s": 1.0, "at_rate": 200.0}
 
 
-class PeakMemory:
-    """The peak RSS of each service, its process and children summed, sampled on a thread."""
+class Usage:
+    """Per process tree, sampled on a thread: the peak RSS (its process and children summed) and
+    the CPU seconds used so far (user + system; a child that ended takes its share along). The
+    trees are listed again only every ``relist`` samples: listing reads all of /proc, and doing
+    that several times a sampling made the benchmark a load of its own."""
 
-    def __init__(self, pids: Mapping[str, int], every: float = 0.2) -> None:
-        self._pids = dict(pids)
+    def __init__(
+        self, trees: Mapping[str, tuple[int, bool]], every: float = 0.2, relist: int = 10
+    ) -> None:
+        self._trees = dict(trees)  # name -> (pid, whether its children count)
         self._every = every
+        self._relist = relist
+        self._listed: dict[str, list[psutil.Process]] = {}
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
-        self.peaks_mb: dict[str, float] = dict.fromkeys(self._pids, 0.0)
+        self._thread = threading.Thread(target=self._run, name="usage", daemon=True)
+        self.peaks_mb: dict[str, float] = dict.fromkeys(self._trees, 0.0)
+        self.cpu_s: dict[str, float] = dict.fromkeys(self._trees, 0.0)
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -77,25 +87,35 @@ class PeakMemory:
     ) -> None:
         self._done.set()
         self._thread.join()
+        self._sample(relist=True)
 
     def _run(self) -> None:
+        samples = 0
         while not self._done.wait(self._every):
-            for name, pid in self._pids.items():
-                self.peaks_mb[name] = max(self.peaks_mb[name], _tree_rss(pid) / 2**20)
+            self._sample(relist=samples % self._relist == 0)
+            samples += 1
+
+    def _sample(self, relist: bool) -> None:
+        for name, (pid, children) in self._trees.items():
+            if relist or name not in self._listed:
+                self._listed[name] = _tree(pid, children)
+            rss, cpu = 0, 0.0
+            for process in self._listed[name]:
+                # A process may end between the listing and the reading.
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = process.cpu_times()
+                    rss += process.memory_info().rss
+                    cpu += times.user + times.system
+            self.peaks_mb[name] = max(self.peaks_mb[name], rss / 2**20)
+            self.cpu_s[name] = max(self.cpu_s[name], cpu)
 
 
-def _tree_rss(pid: int) -> int:
+def _tree(pid: int, children: bool) -> list[psutil.Process]:
     try:
         root = psutil.Process(pid)
-        tree = [root, *root.children(recursive=True)]
+        return [root, *root.children(recursive=True)] if children else [root]
     except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for process in tree:
-        # A child may end between the listing and the reading.
-        with contextlib.suppress(psutil.NoSuchProcess):
-            total += process.memory_info().rss
-    return total
+        return []
 
 
 async def ceiling(bootstrap: str, count: int) -> dict[str, Any]:
@@ -298,6 +318,13 @@ def table(results: dict[str, Any]) -> str:
             )
     rss = "  ".join(f"{name} {mb:.0f}" for name, mb in results["peak_rss_mb"].items())
     lines += ["", f"peak RSS MB: {rss}"]
+    # Every phase's records, the ceiling's messages left out (their CPU is the broker's and
+    # this process's, and small).
+    records = results["latency"]["records"] + results["throughput"]["records"]
+    cpu = "  ".join(
+        f"{name} {s:.1f} ({1000 * s / records:.1f})" for name, s in results["cpu_s"].items()
+    )
+    lines += [f"CPU s over the run (ms per record): {cpu}"]
     return "\n".join(lines)
 
 
@@ -334,10 +361,16 @@ def main() -> None:
     arguments = {name: str(value) for name, value in vars(args).items()}
     results: dict[str, Any] = {"machine": machine(), "targets": TARGETS, "args": arguments}
     with LocalInfra(SERVICES) as infra, CrossgenStack(infra, tokens, log_dir) as stack:
-        pids = {name: process.pid for name, process in stack.processes.items() if process.pid}
-        with PeakMemory(pids) as memory:
+        trees = {name: (p.pid, True) for name, p in stack.processes.items() if p.pid}
+        for name, pid in (("kafka", infra.kafka.pid), ("postgres", infra.postgres.pid)):
+            if pid:
+                trees[name] = (pid, True)  # PostgreSQL: the postmaster and its backends
+        # This process without its children (the services): the feed and the SMTP sink.
+        trees["benchmark"] = (os.getpid(), False)
+        with Usage(trees) as usage:
             results |= asyncio.run(Bench(infra, stack, args).run())
-        results["peak_rss_mb"] = memory.peaks_mb
+        results["peak_rss_mb"] = {name: usage.peaks_mb[name] for name in stack.processes}
+        results["cpu_s"] = usage.cpu_s
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
