@@ -59,9 +59,10 @@ TARGETS = {"share_of_ceiling": 0.5, "email_latency_p99_s": 1.0, "at_rate": 200.0
 
 class Usage:
     """Per process tree, sampled on a thread: the peak RSS (its process and children summed) and
-    the CPU seconds used so far (user + system; a child that ended takes its share along). The
-    trees are listed again only every ``relist`` samples: listing reads all of /proc, and doing
-    that several times a sampling made the benchmark a load of its own."""
+    the CPU seconds used since the first sample (user + system; starting the stack is left out,
+    and a child that ended takes its share along). The trees are listed again only every
+    ``relist`` samples: listing reads all of /proc, and doing that at every sample of every tree
+    made the benchmark a load of its own."""
 
     def __init__(
         self, trees: Mapping[str, tuple[int, bool]], every: float = 0.2, relist: int = 10
@@ -74,8 +75,10 @@ class Usage:
         self._thread = threading.Thread(target=self._run, name="usage", daemon=True)
         self.peaks_mb: dict[str, float] = dict.fromkeys(self._trees, 0.0)
         self.cpu_s: dict[str, float] = dict.fromkeys(self._trees, 0.0)
+        self._cpu_before: dict[str, float] = {}
 
     def __enter__(self) -> Self:
+        self._sample(relist=True)
         self._thread.start()
         return self
 
@@ -107,7 +110,8 @@ class Usage:
                     rss += process.memory_info().rss
                     cpu += times.user + times.system
             self.peaks_mb[name] = max(self.peaks_mb[name], rss / 2**20)
-            self.cpu_s[name] = max(self.cpu_s[name], cpu)
+            before = self._cpu_before.setdefault(name, cpu)
+            self.cpu_s[name] = max(self.cpu_s[name], cpu - before)
 
 
 def _tree(pid: int, children: bool) -> list[psutil.Process]:
