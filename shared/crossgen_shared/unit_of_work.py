@@ -43,7 +43,7 @@ class UnitOfWork:
         self._savepoints: dict[SessionTransaction, int] = {}  # emitted before each began
         self._after_commit: list[Callable[[], None]] = []
         # What a handler read under a lock it took in this transaction, for the next record of
-        # a batch: kept until the transaction or a savepoint around it ends without committing.
+        # a batch: kept until the transaction ends, or a savepoint rolls back (its locks go).
         self.memo: dict[Any, Any] = {}
 
     async def __aenter__(self) -> Self:
@@ -73,6 +73,7 @@ class UnitOfWork:
             await self.session.rollback()
         self._after_commit.clear()
         self._emitted.clear()
+        self._savepoints.clear()
         self.memo.clear()
         await self.session.close()
 
