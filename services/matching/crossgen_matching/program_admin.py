@@ -56,10 +56,8 @@ async def publish(uow: UnitOfWork, program_id: UUID) -> Run:
     )
     if not locked:
         raise Conflict("a matching run is in progress")
-    # Newcomers are matched under the program's row lock: no repair runs alongside.
-    await uow.session.execute(
-        select(Program).where(Program.id == program_id).with_for_update(key_share=True)
-    )
+    # No newcomer's repair runs alongside.
+    await service.lock_matching(uow, program_id)
     current = await roster.load(uow.session, program_id)
     await _check_both_roles(uow, program, current)
     run = _run(current)
@@ -123,10 +121,7 @@ async def add_rule(
 async def _withdraw_proposal(
     uow: UnitOfWork, program_id: UUID, learner_id: UUID, mentor_id: UUID
 ) -> None:
-    # The program's matching lock first, then the pairing: the order every decision locks in.
-    await uow.session.execute(
-        select(Program.id).where(Program.id == program_id).with_for_update(key_share=True)
-    )
+    await service.lock_matching(uow, program_id)  # before the pairing, as every decision
     proposal = await uow.session.scalar(
         select(Pairing)
         .where(

@@ -136,10 +136,9 @@ async def change_profile(
     stay as they are: a mentor's capacity cannot go below them (409).
     """
     participant = await participant_of(uow, program_id, person_id, lock=True)
-    # The program's matching lock: no proposal reaches them between the count and the change.
-    program = await uow.session.scalar(
-        select(Program).where(Program.id == program_id).with_for_update(key_share=True)
-    )
+    # No proposal reaches them between the count and the change.
+    await lock_matching(uow, program_id)
+    program = await uow.session.get(Program, program_id)
     assert program is not None  # the participant's foreign key
     _check_skills(program, skills)
     capacity = _places(participant.role, capacity)
@@ -169,6 +168,16 @@ async def change_profile(
     return participant
 
 
+async def lock_matching(uow: UnitOfWork, program_id: UUID) -> int | None:
+    """Take the program's matching lock, which every matching decision holds (one at a time per
+    program, across replicas, and always before any pairing's row); returns the program's
+    revision read under it, None if there is no such program. FOR NO KEY UPDATE: an enrolment's
+    key share (its foreign key, automatic enrolment) does not wait for it."""
+    return await uow.session.scalar(
+        select(Program.revision).where(Program.id == program_id).with_for_update(key_share=True)
+    )
+
+
 async def open_pairings(uow: UnitOfWork, participant_id: UUID) -> int:
     """How many proposed or accepted pairings the participant is in."""
     held = await uow.session.scalar(
@@ -192,13 +201,7 @@ async def match_newcomer(
     newcomer = await session.get(Participant, participant_id)
     if newcomer is None or newcomer.status != "active":
         return None
-    # One matching decision per program at a time, across replicas. FOR NO KEY UPDATE: an
-    # enrolment's key share (its foreign key, automatic enrolment) does not wait for it.
-    revision = await session.scalar(
-        select(Program.revision)
-        .where(Program.id == newcomer.program_id)
-        .with_for_update(key_share=True)
-    )
+    revision = await lock_matching(uow, newcomer.program_id)
     assert revision is not None  # the participant's foreign key
     room = newcomer.capacity - await open_pairings(uow, newcomer.id)
     if room <= 0:
@@ -302,9 +305,7 @@ async def _locked_pairing(uow: UnitOfWork, pairing_id: UUID) -> Pairing:
     )
     if program_id is None:
         raise NotFound(f"pairing {pairing_id} does not exist")
-    await uow.session.execute(
-        select(Program.id).where(Program.id == program_id).with_for_update(key_share=True)
-    )
+    await lock_matching(uow, program_id)
     pairing = await uow.session.get(Pairing, pairing_id, with_for_update=True)
     assert pairing is not None  # pairings are never deleted
     return pairing
