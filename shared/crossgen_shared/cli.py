@@ -53,6 +53,7 @@ def main(
             host=settings.http_host,
             port=settings.http_port,
             timeout_graceful_shutdown=int(settings.shutdown_timeout),
+            loop="auto",  # uvloop, one of our dependencies, where it is installed
             log_config=None,
         )
     else:
