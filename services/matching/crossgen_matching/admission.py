@@ -12,7 +12,7 @@ import logging
 from datetime import date
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crossgen_matching import catalogue, service
@@ -133,14 +133,15 @@ async def _automatic_programs(uow: UnitOfWork) -> list[Program]:
 _AUTOMATIC = "automatic programs"
 
 
+_ACTIVE = select(Participant.id).where(  # built once: asked for every HRIS record
+    Participant.program_id == bindparam("program_id"),
+    Participant.person_id == bindparam("person_id"),
+    Participant.status == "active",
+)
+
+
 async def _is_active(session: AsyncSession, program_id: UUID, person_id: str) -> bool:
-    found = await session.scalar(
-        select(Participant.id).where(
-            Participant.program_id == program_id,
-            Participant.person_id == person_id,
-            Participant.status == "active",
-        )
-    )
+    found = await session.scalar(_ACTIVE, {"program_id": program_id, "person_id": person_id})
     return found is not None
 
 

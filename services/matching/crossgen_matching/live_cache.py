@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from uuid import UUID
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crossgen_matching import optimiser, roster
@@ -108,13 +108,19 @@ async def keep(
     await uow.session.flush()  # the join's own writes move the revision first
     # Kept at a revision of this transaction's own, even when the join wrote nothing: should it
     # roll back (a savepoint too), the entry names a state that never was and is never taken.
-    revision = await uow.session.scalar(
-        update(Program)
-        .where(Program.id == matching.program_id)
-        .values(revision=func.nextval("program_revisions"))
-        .returning(Program.revision)
-    )
+    revision = await uow.session.scalar(_NEXT_REVISION, {"program_id": matching.program_id})
     _put(replace(matching, revision=revision))
+
+
+# Built once (every join runs it). The session is not told the new revision: nothing reads one
+# from a loaded Program.
+_NEXT_REVISION = (
+    update(Program)
+    .where(Program.id == bindparam("program_id"))
+    .values(revision=func.nextval("program_revisions"))
+    .returning(Program.revision)
+    .execution_options(synchronize_session=False)
+)
 
 
 def _put(matching: Matching) -> None:

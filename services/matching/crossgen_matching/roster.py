@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crossgen_matching import optimiser
@@ -184,9 +184,11 @@ async def newcomer(
     session: AsyncSession, participant_id: UUID, now: datetime
 ) -> tuple[Member, optimiser.Person]:
     """One participant, as ``load`` reads each of the program's."""
-    return _member(
-        (await session.execute(_MEMBERS.where(Participant.id == participant_id))).one(), now
-    )
+    found = await session.execute(_NEWCOMER, {"participant_id": participant_id})
+    return _member(found.one(), now)
+
+
+_NEWCOMER = _MEMBERS.where(Participant.id == bindparam("participant_id"))  # built once
 
 
 def _member(row: Sequence[Any], now: datetime) -> tuple[Member, optimiser.Person]:

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from crossgen_matching import catalogue, live_cache, optimiser, roster
@@ -168,24 +168,31 @@ async def change_profile(
     return participant
 
 
+# The queries every join runs are built once, with bound parameters: building a statement and
+# its cache key costs about as much CPU as running it.
+_MATCHING_LOCK = (
+    select(Program.revision)
+    .where(Program.id == bindparam("program_id"))
+    .with_for_update(key_share=True)
+)
+_OPEN_PAIRINGS = select(func.count()).where(
+    Pairing.status.in_(OPEN_PAIRING),
+    (Pairing.learner_id == bindparam("participant_id"))
+    | (Pairing.mentor_id == bindparam("participant_id")),
+)
+
+
 async def lock_matching(uow: UnitOfWork, program_id: UUID) -> int | None:
     """Take the program's matching lock, which every matching decision holds (one at a time per
     program, across replicas, and always before any pairing's row); returns the program's
     revision read under it, None if there is no such program. FOR NO KEY UPDATE: an enrolment's
     key share (its foreign key, automatic enrolment) does not wait for it."""
-    return await uow.session.scalar(
-        select(Program.revision).where(Program.id == program_id).with_for_update(key_share=True)
-    )
+    return await uow.session.scalar(_MATCHING_LOCK, {"program_id": program_id})
 
 
 async def open_pairings(uow: UnitOfWork, participant_id: UUID) -> int:
     """How many proposed or accepted pairings the participant is in."""
-    held = await uow.session.scalar(
-        select(func.count()).where(
-            Pairing.status.in_(OPEN_PAIRING),
-            (Pairing.learner_id == participant_id) | (Pairing.mentor_id == participant_id),
-        )
-    )
+    held = await uow.session.scalar(_OPEN_PAIRINGS, {"participant_id": participant_id})
     return held or 0
 
 

@@ -43,6 +43,10 @@ class Recipient:
         return self.contact.left_at is not None
 
 
+# Built once (a message per recipient and channel runs it); the row's keys give its columns.
+_INSERT_ONCE = insert(Notification).on_conflict_do_nothing(constraint="uq_notifications_once")
+
+
 class Messages:
     def __init__(
         self,
@@ -132,11 +136,7 @@ class Messages:
                 }
                 if timely <= now and self._on_queued is not None:
                     uow.after_commit(self._on_queued)
-            await uow.session.execute(
-                insert(Notification)
-                .values(row)
-                .on_conflict_do_nothing(constraint="uq_notifications_once")
-            )
+            await uow.session.execute(_INSERT_ONCE, row)
 
     async def unsubscribe_url(self, uow: UnitOfWork, person_id: str) -> str:
         if self._signing_key is None:

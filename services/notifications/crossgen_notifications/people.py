@@ -14,22 +14,27 @@ from crossgen_shared.unit_of_work import UnitOfWork
 ERASED = "erased"
 
 
+_CONTACT_FIELDS = ("person_id", "program_id", "display_name", "email", "updated_at")
+_insert_contact = insert(Contact)
+# Built once, as every participant who joins runs it: a newer event's data wins.
+_UPSERT_CONTACT = _insert_contact.on_conflict_do_update(
+    index_elements=[Contact.participant_id],
+    set_={field: _insert_contact.excluded[field] for field in _CONTACT_FIELDS},
+    where=Contact.updated_at <= _insert_contact.excluded.updated_at,
+)
+
+
 async def on_participant_joined(event: ParticipantJoined, _: Envelope, uow: UnitOfWork) -> None:
-    values = {
-        "participant_id": event.participant_id,
-        "person_id": event.person_id,
-        "program_id": event.program_id,
-        "display_name": event.display_name,
-        "email": event.email,
-        "updated_at": event.joined_at,
-    }
-    upsert = insert(Contact).values(values)
     await uow.session.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[Contact.participant_id],
-            set_={k: upsert.excluded[k] for k in values if k != "participant_id"},
-            where=Contact.updated_at <= upsert.excluded.updated_at,
-        )
+        _UPSERT_CONTACT,
+        {
+            "participant_id": event.participant_id,
+            "person_id": event.person_id,
+            "program_id": event.program_id,
+            "display_name": event.display_name,
+            "email": event.email,
+            "updated_at": event.joined_at,
+        },
     )
 
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from crossgen_matching import admission
@@ -25,6 +25,15 @@ LEFT = "left the company"
 INACTIVE = "is no longer active in the company directory"
 
 
+# The employee's row, locked and read afresh (as a get with_for_update does); built once.
+_LOCKED = (
+    select(Employee)
+    .where(Employee.employee_number == bindparam("employee_number"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 class UnknownEmployee(Conflict):
     """A record that names a person only by a source id the directory has not seen."""
 
@@ -43,7 +52,7 @@ async def record(uow: UnitOfWork, incoming: EmployeeRecord) -> Change:
     """
     session = uow.session
     number = incoming.employee_number or await _known_as(uow, incoming)
-    employee = await session.get(Employee, number, with_for_update=True)
+    employee = await session.scalar(_LOCKED, {"employee_number": number})
     verdict = judge(_stored(employee) if employee else None, incoming)
     if not verdict.applies:
         return Change(verdict.outcome, employee)

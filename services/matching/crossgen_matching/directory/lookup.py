@@ -1,6 +1,6 @@
 """Reading the directory: who is in it, who may enrol, who manages whom."""
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crossgen_matching.directory.models import Employee
@@ -27,11 +27,12 @@ async def check_may_enrol(session: AsyncSession, person_id: str) -> None:
 
 async def owner_of_user_name(session: AsyncSession, user_name: str) -> str | None:
     """The employee number holding ``user_name`` (any case) among those not deleted."""
-    return await session.scalar(
-        select(Employee.employee_number).where(
-            func.lower(Employee.user_name) == user_name.lower(), Employee.removed_at.is_(None)
-        )
-    )
+    return await session.scalar(_USER_NAME_OWNER, {"user_name": user_name.lower()})
+
+
+_USER_NAME_OWNER = select(Employee.employee_number).where(  # built once: asked for every record
+    func.lower(Employee.user_name) == bindparam("user_name"), Employee.removed_at.is_(None)
+)
 
 
 async def by_external_id(session: AsyncSession, external_id: str) -> str | None:

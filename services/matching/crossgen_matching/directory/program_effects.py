@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import Select, exists, or_, select
+from sqlalchemy import Select, bindparam, exists, or_, select
 from sqlalchemy.orm import aliased
 
 from crossgen_matching import service
@@ -34,11 +34,14 @@ from crossgen_shared.unit_of_work import UnitOfWork
 async def concerns_programs(uow: UnitOfWork, person_id: str) -> bool:
     """Whether a change of the person's details or place can matter to a program: they are
     active in one, or someone reports to them (their change moves the chain above others)."""
-    active = select(Participant.id).where(
-        Participant.person_id == person_id, Participant.status == "active"
-    )
-    reports = select(Employee.employee_number).where(Employee.manager_employee_number == person_id)
-    return bool(await uow.session.scalar(select(exists(active) | exists(reports))))
+    return bool(await uow.session.scalar(_CONCERNS_PROGRAMS, {"person_id": person_id}))
+
+
+# Built once: asked for most HRIS records.
+_CONCERNS_PROGRAMS = select(
+    exists().where(Participant.person_id == bindparam("person_id"), Participant.status == "active")
+    | exists().where(Employee.manager_employee_number == bindparam("person_id"))
+)
 
 
 async def person_left(uow: UnitOfWork, person_id: str, reason: str) -> None:

@@ -27,7 +27,7 @@ from typing import cast
 from uuid import UUID, uuid4
 
 from prometheus_client import Counter
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from crossgen_notifications.channels import Channel, ChannelName, DeliveryError, Outgoing
@@ -53,6 +53,15 @@ IDLE_BACKOFF_START = 0.02  # seconds after a first look found nothing due
 UNCONFIRMED_REASON = (
     "the sender stopped before confirming the outcome: maybe delivered, so not resent"
     " automatically; review and resend from the delivery log if needed"
+)
+
+
+# The rows of some attempts, locked to record their outcome; built once.
+_ATTEMPTED = (
+    select(Notification)
+    .where(Notification.attempt_id.in_(bindparam("attempt_ids", expanding=True)))
+    .order_by(Notification.id)  # one order for every locker: no deadlock
+    .with_for_update()
 )
 
 
@@ -83,6 +92,18 @@ class Delivery:
             "webhook": WebhookChannel(self._poster),
         }
         self._expired_at: datetime | None = None  # when unconfirmed sends were last looked for
+        # Built once, as every claim runs it: the first due messages, with their preferences.
+        self._due = (
+            select(Notification, Preferences)
+            .outerjoin(Preferences, Preferences.person_id == Notification.person_id)
+            .where(
+                Notification.status == Status.PENDING,
+                Notification.next_attempt_at <= bindparam("now"),
+            )
+            .order_by(Notification.next_attempt_at)
+            .limit(settings.delivery_batch)
+            .with_for_update(skip_locked=True, of=Notification)
+        )
         self._wake = asyncio.Event()
 
     async def run(self) -> None:
@@ -185,18 +206,7 @@ class Delivery:
         without sending)."""
         now = self._clock()
         async with self._unit_of_work() as uow:
-            due = (
-                await uow.session.execute(
-                    select(Notification, Preferences)
-                    .outerjoin(Preferences, Preferences.person_id == Notification.person_id)
-                    .where(
-                        Notification.status == Status.PENDING, Notification.next_attempt_at <= now
-                    )
-                    .order_by(Notification.next_attempt_at)
-                    .limit(self._settings.delivery_batch)
-                    .with_for_update(skip_locked=True, of=Notification)
-                )
-            ).all()
+            due = (await uow.session.execute(self._due, {"now": now})).all()
             claims = [
                 claim
                 for row, preferences in due
@@ -307,10 +317,7 @@ class Delivery:
         """Record how each claim's send went, in one transaction."""
         async with self._unit_of_work() as uow:
             rows = await uow.session.scalars(
-                select(Notification)
-                .where(Notification.attempt_id.in_([claim.attempt_id for claim, _ in outcomes]))
-                .order_by(Notification.id)  # one order for every locker: no deadlock
-                .with_for_update()
+                _ATTEMPTED, {"attempt_ids": [claim.attempt_id for claim, _ in outcomes]}
             )
             attempts: dict[UUID, list[Notification]] = {}
             for row in rows:
