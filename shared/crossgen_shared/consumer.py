@@ -8,9 +8,14 @@ an exception it seeks each partition back to the batch's first record and the ba
 A batch that fails is rolled back whole and handled again one record at a time, each in a unit of
 work of its own, which finds the record at fault: the others commit, that one is retried or
 parked. A record to retry (``NotReady``) holds back only the records after it in its partition.
+
+A record is parked in the service's dead-letter topic through the outbox, in a transaction that
+claims it in the inbox: a batch that comes again, or a crash before the offsets were committed,
+does not park it twice.
 """
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,7 +28,7 @@ from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from crossgen_shared import dead_letters, observability
+from crossgen_shared import dead_letters, observability, topics
 from crossgen_shared.db import refused_data
 from crossgen_shared.envelope import Envelope, InvalidEvent, decode
 from crossgen_shared.events import Event
@@ -85,12 +90,11 @@ class Consumer:
             title=f"{self.service} <- {self.topic}",
             description=self.description,
         )
-        broker_ref = broker
 
         async def consume(message: KafkaMessage) -> None:
             records = message.raw_message  # a tuple (a list under TestKafkaBroker)
             batch = records if isinstance(records, tuple | list) else (records,)
-            await self.handle(broker_ref, batch)
+            await self.handle(batch)
 
         subscriber(consume)
 
@@ -98,14 +102,14 @@ class Consumer:
     def description(self) -> str:
         return ", ".join(cls.event_type() for cls in self.handlers)
 
-    async def handle(self, broker: KafkaBroker, records: Sequence[Any]) -> None:
+    async def handle(self, records: Sequence[Any]) -> None:
         """Handle a batch of records in their order (which keeps each partition's)."""
         received: list[Received] = []
         for record in records:
             try:
                 found = self.receive(record)
             except InvalidEvent as exc:
-                await self.dead_letter(broker, record, str(exc))
+                await self.dead_letter(record, str(exc))
                 continue
             if found is not None:
                 received.append(found)
@@ -120,7 +124,7 @@ class Consumer:
             if where in held:
                 continue
             try:
-                await self.apply_once(broker, one)
+                await self.apply_once(one)
             except Exception as exc:
                 if _is_transient(exc):
                     raise  # the database: the other records would fail alike
@@ -181,7 +185,7 @@ class Consumer:
         self._done(batch, outcomes)
         return True
 
-    async def apply_once(self, broker: KafkaBroker, one: Received) -> None:
+    async def apply_once(self, one: Received) -> None:
         """Apply one record in a unit of work of its own, with its inbox claim.
 
         Trouble that may pass is retried (the exception makes FastStream redeliver the batch);
@@ -194,13 +198,13 @@ class Consumer:
                 await uow.commit()
         except InvalidEvent as exc:
             self.attempts.pop(event_id, None)
-            await self.dead_letter(broker, record, str(exc))
+            await self.dead_letter(record, str(exc))
             return
         except Exception as exc:
             if refused_data(exc):
                 # The record's data does not fit the database (too long, NUL, out of range):
                 # every retry would fail the same way.
-                await self.dead_letter(broker, record, f"data refused: {getattr(exc, 'orig', exc)}")
+                await self.dead_letter(record, f"data refused: {getattr(exc, 'orig', exc)}")
                 return
             if _is_transient(exc):
                 # Infrastructure trouble is not the record's fault: never dead-letter, retry.
@@ -210,7 +214,7 @@ class Consumer:
             attempt = self.attempts.get(event_id, 0) + 1
             if attempt >= self.max_attempts:
                 self.attempts.pop(event_id, None)
-                await self.dead_letter(broker, record, f"{type(exc).__name__}: {exc}")
+                await self.dead_letter(record, f"{type(exc).__name__}: {exc}")
                 return
             self.attempts[event_id] = attempt
             log.warning("%s: %s attempt %d failed: %s", self.name, event_id, attempt, exc)
@@ -218,18 +222,46 @@ class Consumer:
             raise
         self._done([one], outcomes)
 
-    async def dead_letter(self, broker: KafkaBroker, record: Any, reason: str) -> None:
-        """Park a record with why and where it came from; the consumer goes on with the next."""
-        CONSUMED.labels(self.name, "-", "dead-lettered").inc()
-        log.warning(
-            "%s: dead-lettering %s[%d]@%d: %s",
-            self.name,
-            record.topic,
-            record.partition,
-            record.offset,
-            reason,
-        )
-        await dead_letters.park(broker, self.service, self.name, record, reason)
+    async def dead_letter(self, record: Any, reason: str) -> None:
+        """Park a record with why and where it came from, once; the consumer goes on with the
+        next. Raises when the database is unavailable: the batch comes again."""
+        try:
+            async with self.uow() as uow:
+                first = await uow.claim_all(f"{self.name} dead letters", [_letter_id(record)])
+                if first:
+                    uow.forward(
+                        topics.dead_letter(self.service),
+                        record.key,
+                        record.value or b"",
+                        dead_letters.headers(self.name, record, reason),
+                    )
+                await uow.commit()
+        except Exception as exc:
+            if _is_transient(exc):
+                log.warning("%s: database unavailable; cannot park a record yet", self.name)
+                await asyncio.sleep(1.0)
+            raise
+        if first:
+            CONSUMED.labels(self.name, "-", "dead-lettered").inc()
+            log.warning(
+                "%s: dead-lettering %s[%d]@%d: %s",
+                self.name,
+                record.topic,
+                record.partition,
+                record.offset,
+                reason,
+            )
+
+
+def _letter_id(record: Any) -> str:
+    """The inbox id a record is parked under: a digest of where it sits and what it holds. On a
+    broker its place alone tells records apart; FastStream's test broker gives every record
+    offset 0, and its content still does."""
+    digest = hashlib.sha256(f"{record.topic}:{record.partition}:{record.offset}".encode())
+    for part in (record.key or b"", record.value or b"", *(v for _, v in record.headers or ())):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    digest.update(repr([k for k, _ in record.headers or ()]).encode())
+    return digest.hexdigest()
 
 
 @contextmanager

@@ -1,9 +1,10 @@
 """Each service's dead-letter topic: parking a record with why, listing, and replaying after a fix.
 
 A dead letter keeps the original key, value and headers, and adds ``dlq_*`` headers: the reason,
-the consumer, and the origin topic / partition / offset. Replay re-publishes it to its origin topic
-without the ``dlq_*`` headers; consumers are idempotent, so a record replayed to a topic that
-several services read is harmless to those that had handled it.
+the consumer, and the origin topic / partition / offset. The consumer writes it to its outbox
+(consumer.py), so it is published once however often its batch comes again. Replay re-publishes
+it to its origin topic without the ``dlq_*`` headers; consumers are idempotent, so a record
+replayed to a topic that several services read is harmless to those that had handled it.
 
 Replay remembers what it did as consumer-group offsets on the dead-letter topic, one group per
 origin topic, so each record is replayed once however replays are filtered.
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from faststream.kafka import KafkaBroker
 
 from crossgen_shared import topics
 from crossgen_shared.settings import ServiceSettings
@@ -25,25 +25,21 @@ PREFIX = "dlq_"
 PREVIEW = 200  # characters of a value shown by `dead-letters list`
 
 
-async def park(broker: KafkaBroker, service: str, consumer: str, record: Any, reason: str) -> None:
-    """Publish ``record`` (an aiokafka ConsumerRecord) to ``service``'s dead-letter topic."""
-    headers = {
+def headers(consumer: str, record: Any, reason: str) -> dict[str, str]:
+    """The headers ``record`` (an aiokafka ConsumerRecord) is parked with: its own, and why, by
+    whom and from where."""
+    kept = {
         k: v.decode(errors="replace")
         for k, v in record.headers or ()
         if not k.startswith(PREFIX)  # a replayed record that fails again gets fresh ones
     }
-    headers.update(
-        {
-            "dlq_reason": reason[:2000],
-            "dlq_consumer": consumer,
-            "dlq_origin_topic": record.topic,
-            "dlq_origin_partition": str(record.partition),
-            "dlq_origin_offset": str(record.offset),
-        }
-    )
-    await broker.publish(
-        record.value or b"", topics.dead_letter(service), key=record.key, headers=headers
-    )
+    return kept | {
+        "dlq_reason": reason[:2000],
+        "dlq_consumer": consumer,
+        "dlq_origin_topic": record.topic,
+        "dlq_origin_partition": str(record.partition),
+        "dlq_origin_offset": str(record.offset),
+    }
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ class OutboxRelay:
             # Send the whole batch, then wait for every acknowledgement (acks=all, idempotent).
             pending = [
                 await self._broker.publish(
-                    row.value, row.topic, key=row.key, headers=row.headers, no_confirm=True
+                    row.value, row.topic, key=row.key or None, headers=row.headers, no_confirm=True
                 )
                 for row in rows
             ]

@@ -4,6 +4,7 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crossgen_shared import topics
 from crossgen_shared.db import OutboxRecord
 from crossgen_shared.envelope import Envelope, decode, encode
 from crossgen_shared.events import Event
@@ -28,5 +29,15 @@ async def outbox(sessions: async_sessionmaker[AsyncSession]) -> list[Envelope]:
     async with sessions() as session:
         rows = (await session.scalars(select(OutboxRecord).order_by(OutboxRecord.seq))).all()
     return [
-        decode({k: v.encode() for k, v in row.headers.items()}, row.key, row.value) for row in rows
+        decode({k: v.encode() for k, v in row.headers.items()}, row.key, row.value)
+        for row in rows
+        if not topics.is_dead_letter(row.topic)
     ]
+
+
+async def parked(sessions: async_sessionmaker[AsyncSession]) -> list[OutboxRecord]:
+    """Every record a service's consumers have dead-lettered so far (its outbox's rows for the
+    dead-letter topic), in order."""
+    async with sessions() as session:
+        rows = await session.scalars(select(OutboxRecord).order_by(OutboxRecord.seq))
+        return [row for row in rows if topics.is_dead_letter(row.topic)]

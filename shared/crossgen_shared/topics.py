@@ -14,6 +14,13 @@ HRIS: Final = "crossgen.hris.v1"
 ALL: Final = (PARTICIPANTS, PAIRINGS, SESSIONS, NOTIFICATIONS, HRIS)
 
 
+DEAD_LETTER_SUFFIX: Final = ".deadletter.v1"
+
+
 def dead_letter(service: str) -> str:
     """Each service's consumers dead-letter into a topic of their own."""
-    return f"crossgen.{service}.deadletter.v1"
+    return f"crossgen.{service}{DEAD_LETTER_SUFFIX}"
+
+
+def is_dead_letter(topic: str) -> bool:
+    return topic.endswith(DEAD_LETTER_SUFFIX)

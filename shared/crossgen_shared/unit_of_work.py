@@ -3,6 +3,7 @@
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
+from uuid import uuid4
 
 from sqlalchemy import event, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -93,6 +94,19 @@ class UnitOfWork:
             }
         )
         return event_id
+
+    def forward(self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]) -> None:
+        """Publish a record that is not an event of ours (a dead letter) through the outbox too:
+        once, if this transaction commits."""
+        self._emitted.append(
+            {
+                "event_id": str(uuid4()),
+                "topic": topic,
+                "key": key or b"",  # none: the relay publishes it without a key
+                "headers": headers,
+                "value": value,
+            }
+        )
 
     async def claim_all(self, consumer: str, event_ids: Sequence[str]) -> set[str]:
         """Record that ``consumer`` handles ``event_ids``; returns those it had not handled

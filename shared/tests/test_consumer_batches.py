@@ -1,5 +1,5 @@
 """A batch of records is one unit of work; a batch with a bad record is handled one at a time, so
-the others commit and only that one is parked. Over a real PostgreSQL."""
+the others commit and only that one is parked, once. Over a real PostgreSQL."""
 
 import dataclasses
 from collections.abc import AsyncIterator
@@ -8,18 +8,18 @@ from uuid import uuid4
 
 import pytest
 from aiokafka.structs import ConsumerRecord
-from faststream.kafka import KafkaBroker
 from sqlalchemy import func, select
 
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
 from crossgen_shared import topics
-from crossgen_shared.consumer import Consumer, NotReady
-from crossgen_shared.db import Base, InboxRecord, OutboxRecord
+from crossgen_shared.consumer import Consumer, Handler, NotReady
+from crossgen_shared.db import Base, InboxRecord
 from crossgen_shared.envelope import Envelope, InvalidEvent, encode
-from crossgen_shared.events import ParticipantJoined
+from crossgen_shared.events import Event, ParticipantJoined
 from crossgen_shared.service import Service
 from crossgen_shared.settings import ServiceSettings
+from crossgen_shared.testing import outbox, parked
 from crossgen_shared.unit_of_work import UnitOfWork
 
 from .test_observability import joined, leave
@@ -72,42 +72,35 @@ async def service(postgres: LocalPostgres, tokens: TokenIssuer) -> AsyncIterator
     await service.engine.dispose()
 
 
-class Parking(Consumer):
-    """Records what it dead-letters instead of publishing it."""
-
-    parked: list[tuple[int, str]]
-
-    async def dead_letter(self, broker: KafkaBroker, record: Any, reason: str) -> None:
-        self.parked.append((record.offset, reason))
-
-
-def consumer(service: Service) -> Parking:
-    parking = Parking(
-        service.name,
-        topics.PARTICIPANTS,
-        {ParticipantJoined: leave_unless_bad},
-        service.unit_of_work,
-    )
-    parking.parked = []
-    return parking
+def consumer(service: Service) -> Consumer:
+    handlers: dict[type[Event], Handler] = {ParticipantJoined: leave_unless_bad}
+    return Consumer(service.name, topics.PARTICIPANTS, handlers, service.unit_of_work)
 
 
 async def counts(service: Service) -> tuple[int, int]:
+    """Events emitted, and events handled."""
     async with service.sessions() as session:
-        outbox = await session.scalar(select(func.count()).select_from(OutboxRecord))
-        inbox = await session.scalar(select(func.count()).select_from(InboxRecord))
-    return outbox or 0, inbox or 0
+        inbox = await session.scalar(
+            select(func.count()).where(InboxRecord.consumer == f"batches:{topics.PARTICIPANTS}")
+        )
+    return len(await outbox(service.sessions)), inbox or 0
+
+
+async def letters(service: Service) -> list[tuple[str, str]]:
+    """What was parked: each record's origin offset and the reason."""
+    rows = await parked(service.sessions)
+    return [(row.headers["dlq_origin_offset"], row.headers["dlq_reason"]) for row in rows]
 
 
 async def test_a_batch_is_applied_once_even_when_it_comes_again(service: Service) -> None:
     batch = [record(0), record(1), record(2, event_id="same"), record(3, event_id="same")]
     parking = consumer(service)
-    await parking.handle(service.broker, batch)
+    await parking.handle(batch)
     assert await counts(service) == (3, 3)  # the id seen twice in the batch: once
 
-    await parking.handle(service.broker, batch)  # redelivered, e.g. after a crash before the ack
+    await parking.handle(batch)  # redelivered, e.g. after a crash before the ack
     assert await counts(service) == (3, 3)
-    assert parking.parked == []
+    assert await letters(service) == []
 
 
 async def test_a_bad_record_is_parked_and_the_rest_of_its_batch_is_applied(
@@ -115,11 +108,29 @@ async def test_a_bad_record_is_parked_and_the_rest_of_its_batch_is_applied(
 ) -> None:
     parking = consumer(service)
     garbled = dataclasses.replace(record(2), headers=[])  # no CloudEvents headers at all
-    await parking.handle(service.broker, [record(0), record(1, "bad"), garbled, record(3)])
+    await parking.handle([record(0), record(1, "bad"), garbled, record(3)])
 
-    assert parking.parked == [(2, "missing CloudEvents headers: ce_id, ce_type, ce_source,"
-                               " ce_specversion"), (1, "this one is bad")]  # fmt: skip
+    missing = "missing CloudEvents headers: ce_id, ce_type, ce_source, ce_specversion"
+    assert await letters(service) == [("2", missing), ("1", "this one is bad")]
     assert await counts(service) == (2, 2)  # records 0 and 3, nothing of the bad one
+    [letter, _] = await parked(service.sessions)
+    assert letter.topic == topics.dead_letter("batches") and letter.value == garbled.value
+    assert letter.key == garbled.key and letter.headers["dlq_consumer"] == parking.name
+
+
+async def test_a_record_is_parked_once_however_often_its_batch_comes(service: Service) -> None:
+    parking = consumer(service)
+    garbled = dataclasses.replace(record(1), headers=[])
+    batch = [record(0, "later"), garbled, record(0, "bad", partition=1), record(1, partition=1)]
+    for _ in range(3):  # the record that must wait makes its batch come again
+        with pytest.raises(NotReady):
+            await parking.handle(batch)
+    places = [
+        (row.headers["dlq_origin_partition"], row.headers["dlq_origin_offset"])
+        for row in await parked(service.sessions)
+    ]
+    assert places == [("0", "1"), ("1", "0")]
+    assert await counts(service) == (1, 1)  # partition 1's good record, once
 
 
 async def test_a_record_to_retry_holds_back_its_partition_only(service: Service) -> None:
@@ -132,14 +143,14 @@ async def test_a_record_to_retry_holds_back_its_partition_only(service: Service)
         record(1, partition=1),
     ]
     with pytest.raises(NotReady):
-        await parking.handle(service.broker, batch)
+        await parking.handle(batch)
     # Partition 1 went on; partition 0 stopped at the record that must wait, in order.
     assert await counts(service) == (3, 3)
 
     READY.add("later")
     try:
-        await parking.handle(service.broker, batch)  # the batch again, as Kafka redelivers it
+        await parking.handle(batch)  # the batch again, as Kafka redelivers it
     finally:
         READY.clear()
     assert await counts(service) == (5, 5)
-    assert parking.parked == []
+    assert await letters(service) == []

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from faststream.kafka import TestKafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy import select
 
 from crossgen_matching import service
@@ -17,7 +16,7 @@ from crossgen_matching.directory.models import Employee
 from crossgen_shared import topics
 from crossgen_shared.events import ParticipantLeft
 from crossgen_shared.service import Service
-from crossgen_shared.testing import outbox
+from crossgen_shared.testing import outbox, parked
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hris"
 
@@ -50,24 +49,19 @@ async def test_scim_bamboohr_and_merge_records_land_in_one_directory(matching: S
 
 
 async def test_a_bad_record_is_dead_lettered_and_the_feed_goes_on(matching: Service) -> None:
-    parked: list[dict[str, str]] = []
-
-    @matching.broker.subscriber(topics.dead_letter("matching"))
-    async def park(message: KafkaMessage) -> None:
-        parked.append(message.headers)
-
     async with TestKafkaBroker(matching.broker) as broker:
         await publish(broker, b"<xml>not json</xml>", "bad-1")
         bad_email = b'{"employees": [{"id": "9", "fields": {"Work Email": "no"}}]}'
         await publish(broker, bad_email, "bad-2")
         await publish(broker, payload("bamboohr", "deleted"), "bad-3", "bamboohr")  # unknown id
         await publish(broker, payload("merge", "changed"), "good", "merge")
-    reasons = [h["dlq_reason"] for h in parked]
+    letters = [row.headers for row in await parked(matching.sessions)]
+    reasons = [h["dlq_reason"] for h in letters]
     assert reasons[0].startswith("the value is not JSON")
     assert reasons[1].startswith("bamboohr: email: value is not a valid email address")
     assert "by id '4107' only, and the directory does not know them" in reasons[2]
-    assert all(h["dlq_origin_topic"] == topics.HRIS for h in parked)
-    assert parked[2]["hris-format"] == "bamboohr"  # kept, so a replay reads it the same way
+    assert all(h["dlq_origin_topic"] == topics.HRIS for h in letters)
+    assert letters[2]["hris-format"] == "bamboohr"  # kept, so a replay reads it the same way
     assert (await employees(matching)).keys() == {"300077"}
 
 

@@ -4,13 +4,12 @@ from typing import Any
 
 import httpx
 from faststream.kafka import TestKafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 
 from crossgen_local.tokens import TokenIssuer
 from crossgen_shared import topics
 from crossgen_shared.events import MatchAccepted, MatchProposed, ParticipantJoined
 from crossgen_shared.service import Service
-from crossgen_shared.testing import outbox, publish_event
+from crossgen_shared.testing import outbox, parked, publish_event
 
 ENROL = {"display_name": "Lea", "email": "lea@example.com", "skills": ["TikTok", "AI tools"]}
 
@@ -74,12 +73,6 @@ async def test_enrolment_to_accepted_pairing(
 async def test_an_invalid_record_is_dead_lettered_and_the_consumer_goes_on(
     matching: Service,
 ) -> None:
-    dead_letters: list[dict[str, str]] = []
-
-    @matching.broker.subscriber(topics.dead_letter("matching"))
-    async def park(message: KafkaMessage) -> None:
-        dead_letters.append(message.headers)
-
     async with TestKafkaBroker(matching.broker) as broker:
         await broker.publish(
             b"not json",
@@ -93,10 +86,11 @@ async def test_an_invalid_record_is_dead_lettered_and_the_consumer_goes_on(
             },
         )
         await broker.publish(b"{}", topics.PARTICIPANTS, key=b"k", headers={})
-    assert len(dead_letters) == 2
-    assert "not a CloudEvent" in dead_letters[0]["dlq_reason"]
-    assert dead_letters[0]["dlq_origin_topic"] == topics.PARTICIPANTS
-    assert "missing CloudEvents headers" in dead_letters[1]["dlq_reason"]
+    letters = [row.headers for row in await parked(matching.sessions)]
+    assert len(letters) == 2
+    assert "not a CloudEvent" in letters[0]["dlq_reason"]
+    assert letters[0]["dlq_origin_topic"] == topics.PARTICIPANTS
+    assert "missing CloudEvents headers" in letters[1]["dlq_reason"]
 
 
 async def test_http_rejects_bad_input_and_bad_callers(

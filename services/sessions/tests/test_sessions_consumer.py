@@ -8,7 +8,6 @@ from uuid import UUID, uuid4
 
 import pytest
 from faststream.kafka import TestKafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy import func, select
 
 from crossgen_sessions.models import Pairing, Session
@@ -18,7 +17,7 @@ from crossgen_shared.consumer import NotReady
 from crossgen_shared.db import InboxRecord
 from crossgen_shared.events import MatchAccepted, PairingEnded, ParticipantLeft, SessionCancelled
 from crossgen_shared.service import Service
-from crossgen_shared.testing import outbox, publish_event
+from crossgen_shared.testing import outbox, parked, publish_event
 
 Deliver = Callable[..., Awaitable[None]]
 OpenPairing = Callable[..., Awaitable[MatchAccepted]]
@@ -183,12 +182,6 @@ async def test_an_invalid_record_is_dead_lettered_and_the_consumer_goes_on(
     sessions_service: Service,
 ) -> None:
     match = accepted_match()
-    dead_letters: list[dict[str, str]] = []
-
-    @sessions_service.broker.subscriber(topics.dead_letter("sessions"))
-    async def park(message: KafkaMessage) -> None:
-        dead_letters.append(message.headers)
-
     async with TestKafkaBroker(sessions_service.broker) as broker:
         await broker.publish(
             b"\xff\x00 not json",
@@ -203,10 +196,10 @@ async def test_an_invalid_record_is_dead_lettered_and_the_consumer_goes_on(
         )
         await publish_event(broker, match)
 
-    [parked] = dead_letters
-    assert "not a CloudEvent" in parked["dlq_reason"]
-    assert parked["dlq_origin_topic"] == topics.PAIRINGS
-    assert parked["ce_id"] == "garbage-1"
+    [letter] = await parked(sessions_service.sessions)
+    assert "not a CloudEvent" in letter.headers["dlq_reason"]
+    assert letter.headers["dlq_origin_topic"] == topics.PAIRINGS
+    assert letter.headers["ce_id"] == "garbage-1"
     assert await pairings(sessions_service, match.pairing_id) != []
 
 
@@ -215,18 +208,12 @@ async def test_data_the_database_refuses_is_dead_lettered_at_once_not_retried(
 ) -> None:
     too_long = accepted_match().model_copy(update={"learner_person_id": "E" * 300})
     match = accepted_match()
-    dead_letters: list[dict[str, str]] = []
-
-    @sessions_service.broker.subscriber(topics.dead_letter("sessions"))
-    async def park(message: KafkaMessage) -> None:
-        dead_letters.append(message.headers)
-
     async with TestKafkaBroker(sessions_service.broker) as broker:
         await publish_event(broker, too_long)  # raised for a retry before the fix
         await publish_event(broker, match)
 
-    [parked] = dead_letters
-    assert "data refused: " in parked["dlq_reason"]
-    assert "too long" in parked["dlq_reason"]
+    [letter] = await parked(sessions_service.sessions)
+    assert "data refused: " in letter.headers["dlq_reason"]
+    assert "too long" in letter.headers["dlq_reason"]
     assert await pairings(sessions_service, too_long.pairing_id) == []
     assert await pairings(sessions_service, match.pairing_id) != []
