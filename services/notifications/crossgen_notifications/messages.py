@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 
 from crossgen_notifications.channels import ChannelName
@@ -45,6 +46,12 @@ class Recipient:
 
 # Built once (a message per recipient and channel runs it); the row's keys give its columns.
 _INSERT_ONCE = insert(Notification).on_conflict_do_nothing(constraint="uq_notifications_once")
+# A participant's contact with their preferences, if they set any; built once.
+_RECIPIENT = (
+    select(Contact, Preferences)
+    .outerjoin(Preferences, Preferences.person_id == Contact.person_id)
+    .where(Contact.participant_id == bindparam("participant_id"))
+)
 
 
 class Messages:
@@ -61,11 +68,11 @@ class Messages:
 
     async def recipient(self, uow: UnitOfWork, participant_id: UUID) -> Recipient:
         """Who a participant is and how to reach them; NotReady if not known yet."""
-        contact = await uow.session.get(Contact, participant_id)
-        if contact is None:
+        found = (await uow.session.execute(_RECIPIENT, {"participant_id": participant_id})).first()
+        if found is None:
             # Events come on several topics: the participant's own may simply not be here yet.
             raise NotReady(f"participant {participant_id} is not known yet")
-        preferences = await uow.session.get(Preferences, contact.person_id)
+        contact, preferences = found
         return Recipient(contact, reach(contact, preferences))
 
     async def queue(
