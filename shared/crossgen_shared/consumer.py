@@ -7,7 +7,9 @@ offsets are committed only after that transaction (FastStream acks after the han
 an exception it seeks each partition back to the batch's first record and the batch comes again).
 A batch that fails is rolled back whole and handled again one record at a time, each in a unit of
 work of its own, which finds the record at fault: the others commit, that one is retried or
-parked. A record to retry (``NotReady``) holds back only the records after it in its partition.
+parked. A record to retry (``NotReady``) holds back only its partition: the consumer rewinds
+that partition to it and pauses it for a backoff, and goes on with the others (their offsets are
+committed; the held partition's stop at the record).
 
 A record is parked in the service's dead-letter topic through the outbox, in a transaction that
 claims it in the inbox: a batch that comes again, or a crash before the offsets were committed,
@@ -22,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -49,6 +52,17 @@ class NotReady(Exception):
 
     Events arrive on several topics, so an event may come before the one it depends on.
     """
+
+
+class HeldBack(Exception):
+    """Records of a batch to try again later, each holding back its partition from its offset
+    on; the batch's other records were applied."""
+
+    def __init__(self, cause: Exception, offsets: dict[TopicPartition, int], delay: float) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.offsets = offsets
+        self.delay = delay  # seconds to wait before trying again
 
 
 @dataclass(frozen=True)
@@ -94,7 +108,10 @@ class Consumer:
         async def consume(message: KafkaMessage) -> None:
             records = message.raw_message  # a tuple (a list under TestKafkaBroker)
             batch = records if isinstance(records, tuple | list) else (records,)
-            await self.handle(batch)
+            try:
+                await self.handle(batch)
+            except HeldBack as held:
+                await self.hold_back(message.consumer, held)
 
         subscriber(consume)
 
@@ -103,7 +120,8 @@ class Consumer:
         return ", ".join(cls.event_type() for cls in self.handlers)
 
     async def handle(self, records: Sequence[Any]) -> None:
-        """Handle a batch of records in their order (which keeps each partition's)."""
+        """Handle a batch of records in their order (which keeps each partition's); raises
+        HeldBack for records to try again later."""
         received: list[Received] = []
         for record in records:
             try:
@@ -115,12 +133,12 @@ class Consumer:
                 received.append(found)
         if len(received) > 1 and await self._apply_together(received):
             return
-        # One at a time. A record to retry holds back the rest of its partition, not the others:
-        # they go on, and the error is raised once they have (the batch comes again, and what
-        # was applied is a duplicate then).
-        held: dict[tuple[str, int], Exception] = {}
+        # One at a time. A record to retry holds back the rest of its partition, not the others.
+        held: dict[TopicPartition, int] = {}
+        errors: list[Exception] = []
+        delay = 0.0
         for one in received:
-            where = (one.record.topic, one.record.partition)
+            where = TopicPartition(one.record.topic, one.record.partition)
             if where in held:
                 continue
             try:
@@ -128,9 +146,24 @@ class Consumer:
             except Exception as exc:
                 if _is_transient(exc):
                     raise  # the database: the other records would fail alike
-                held[where] = exc
+                held[where] = one.record.offset
+                errors.append(exc)
+                delay = max(delay, min(0.1 * 2 ** self.attempts.get(one.event_id, 1), 2.0))
         if held:
-            raise next(iter(held.values()))
+            raise HeldBack(errors[0], held, delay)
+
+    async def hold_back(self, consumer: Any, held: HeldBack) -> None:
+        """Rewind each held partition to its record and pause it for the backoff: the consumer
+        goes on with its other partitions, and the offsets committed next stop at that record.
+        A consumer that cannot pause (FastStream's test broker) waits, then the batch comes
+        again."""
+        if not isinstance(consumer, AIOKafkaConsumer):
+            await asyncio.sleep(held.delay)
+            raise held.cause
+        for partition, offset in held.offsets.items():
+            consumer.seek(partition, offset)
+        consumer.pause(*held.offsets)
+        asyncio.get_running_loop().call_later(held.delay, _resume, consumer, [*held.offsets])
 
     def receive(self, record: Any) -> Received | None:
         """What to do with one record, None to pass it by; InvalidEvent when it is not valid."""
@@ -188,7 +221,7 @@ class Consumer:
     async def apply_once(self, one: Received) -> None:
         """Apply one record in a unit of work of its own, with its inbox claim.
 
-        Trouble that may pass is retried (the exception makes FastStream redeliver the batch);
+        Trouble that may pass is raised, to be tried again (``handle`` holds its partition back);
         a record the work rejects as invalid (InvalidEvent), or that keeps failing, is parked.
         """
         record, event_id = one.record, one.event_id
@@ -218,7 +251,6 @@ class Consumer:
                 return
             self.attempts[event_id] = attempt
             log.warning("%s: %s attempt %d failed: %s", self.name, event_id, attempt, exc)
-            await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
             raise
         self._done([one], outcomes)
 
@@ -251,6 +283,11 @@ class Consumer:
                 record.offset,
                 reason,
             )
+
+
+def _resume(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+    assigned = consumer.assignment()  # a partition revoked meanwhile is no longer ours to resume
+    consumer.resume(*(partition for partition in partitions if partition in assigned))
 
 
 def _letter_id(record: Any) -> str:

@@ -7,13 +7,14 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import func, select
 
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
 from crossgen_shared import topics
-from crossgen_shared.consumer import Consumer, Handler, NotReady
+from crossgen_shared.consumer import Consumer, Handler, HeldBack, NotReady
 from crossgen_shared.db import Base, InboxRecord
 from crossgen_shared.envelope import Envelope, InvalidEvent, encode
 from crossgen_shared.events import Event, ParticipantJoined
@@ -123,7 +124,7 @@ async def test_a_record_is_parked_once_however_often_its_batch_comes(service: Se
     garbled = dataclasses.replace(record(1), headers=[])
     batch = [record(0, "later"), garbled, record(0, "bad", partition=1), record(1, partition=1)]
     for _ in range(3):  # the record that must wait makes its batch come again
-        with pytest.raises(NotReady):
+        with pytest.raises(HeldBack):
             await parking.handle(batch)
     places = [
         (row.headers["dlq_origin_partition"], row.headers["dlq_origin_offset"])
@@ -142,8 +143,10 @@ async def test_a_record_to_retry_holds_back_its_partition_only(service: Service)
         record(0, partition=1),
         record(1, partition=1),
     ]
-    with pytest.raises(NotReady):
+    with pytest.raises(HeldBack) as held:
         await parking.handle(batch)
+    assert isinstance(held.value.cause, NotReady)
+    assert held.value.offsets == {TopicPartition(topics.PARTICIPANTS, 0): 1}
     # Partition 1 went on; partition 0 stopped at the record that must wait, in order.
     assert await counts(service) == (3, 3)
 

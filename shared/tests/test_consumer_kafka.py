@@ -1,0 +1,128 @@
+"""A record that must wait holds back its own partition only, over a real Kafka broker: the
+consumer's other partitions go on, and the offsets it commits never pass the waiting record."""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from uuid import uuid4
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from crossgen_local.kafka import LocalKafka
+from crossgen_local.postgres import LocalPostgres
+from crossgen_local.tokens import TokenIssuer
+from crossgen_shared import topics
+from crossgen_shared.consumer import NotReady
+from crossgen_shared.db import Base
+from crossgen_shared.envelope import Envelope, encode
+from crossgen_shared.events import ParticipantJoined
+from crossgen_shared.service import Service
+from crossgen_shared.settings import ServiceSettings
+from crossgen_shared.unit_of_work import UnitOfWork
+
+from .test_observability import joined
+
+pytestmark = pytest.mark.integration
+
+READY: set[str] = set()  # names whose events may be handled now
+HANDLED: list[str] = []  # names of the events handled, in commit order
+
+
+async def note(event: ParticipantJoined, _: Envelope, uow: UnitOfWork) -> None:
+    if event.display_name.startswith("later") and "later" not in READY:
+        raise NotReady("what it refers to has not come yet")
+    uow.after_commit(lambda: HANDLED.append(event.display_name))
+
+
+@pytest.fixture(scope="module")
+def kafka() -> Iterator[LocalKafka]:
+    with LocalKafka() as broker:
+        yield broker
+
+
+@pytest.fixture
+async def service(
+    postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka
+) -> AsyncIterator[Service]:
+    database = f"test_{uuid4().hex[:12]}"
+    postgres.create_database(database)
+    settings = ServiceSettings(
+        database_url=postgres.url(database),
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+        jwt_issuer=tokens.issuer,
+        jwt_public_key=tokens.public_key_pem,
+    )
+    service = Service("holding", settings)
+    async with service.engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)  # just the outbox and inbox
+    service.consume(topics.PARTICIPANTS, {ParticipantJoined: note})
+    yield service
+    READY.clear()
+    HANDLED.clear()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+def handled(name: str) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return name in HANDLED
+
+    return check
+
+
+async def test_a_waiting_record_holds_back_its_partition_only(
+    service: Service, kafka: LocalKafka
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    progress = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers, group_id="crossgen-holding"
+    )
+
+    async def send(name: str, partition: int) -> None:
+        wire = encode(joined().model_copy(update={"display_name": name}), source="/test")
+        headers = list(wire.headers.items())
+        await producer.send_and_wait(
+            topics.PARTICIPANTS, wire.value, key=wire.key, headers=headers, partition=partition
+        )
+
+    async def committed(partition: int) -> int | None:
+        return await progress.committed(TopicPartition(topics.PARTICIPANTS, partition))
+
+    def committed_at(partition: int, offset: int) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return await committed(partition) == offset
+
+        return check
+
+    async def tried_thrice() -> bool:
+        return max(held.attempts.values(), default=0) >= 3
+
+    held = next(c for c in service.consumers if c.topic == topics.PARTICIPANTS)
+    await producer.start()
+    await progress.start()
+    try:
+        async with service.running():
+            await send("first", 0)
+            await send("later", 0)
+            await send("after", 0)  # behind the one that waits
+            await eventually(handled("first"))
+            for attempt in range(3):  # the other partition goes on while partition 0 waits
+                await send(f"now {attempt}", 1)
+                await eventually(handled(f"now {attempt}"))
+            await eventually(tried_thrice)
+            assert "later" not in HANDLED and "after" not in HANDLED
+            await eventually(committed_at(1, 3), within=10)
+            assert await committed(0) == 1  # not past the record that waits
+
+            READY.add("later")
+            await eventually(handled("after"))
+            await eventually(committed_at(0, 3), within=10)
+    finally:
+        await progress.stop()
+        await producer.stop()
+    assert [name for name in HANDLED if not name.startswith("now")] == ["first", "later", "after"]
