@@ -31,6 +31,10 @@ bench-matching: bootstrap
 bench-pipeline: bootstrap
 	$(PY) benchmarks/pipeline_bench.py $(ARGS)
 
+.PHONY: bench-intake
+bench-intake: bootstrap
+	$(PY) benchmarks/intake_bench.py $(ARGS)
+
 .PHONY: faults
 faults: bootstrap
 	$(PY) -m crossgen_local.faults --long $(ARGS)
