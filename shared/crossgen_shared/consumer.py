@@ -209,9 +209,7 @@ class Consumer:
                 outcomes = await self._apply(uow, batch)
                 await uow.commit()
         except Exception as exc:
-            if _is_transient(exc):
-                log.warning("%s: database unavailable; retrying the batch", self.name)
-                await asyncio.sleep(1.0)
+            if await self._waited_out(exc, "retrying the batch"):
                 raise
             log.info("%s: a batch of %d failed (%s); one at a time", self.name, len(batch), exc)
             return False
@@ -239,10 +237,8 @@ class Consumer:
                 # every retry would fail the same way.
                 await self.dead_letter(record, f"data refused: {getattr(exc, 'orig', exc)}")
                 return
-            if _is_transient(exc):
-                # Infrastructure trouble is not the record's fault: never dead-letter, retry.
-                log.warning("%s: database unavailable for %s; retrying", self.name, event_id)
-                await asyncio.sleep(1.0)
+            # Infrastructure trouble is not the record's fault: never dead-letter, retry.
+            if await self._waited_out(exc, f"retrying {event_id}"):
                 raise
             attempt = self.attempts.get(event_id, 0) + 1
             if attempt >= self.max_attempts:
@@ -253,6 +249,15 @@ class Consumer:
             log.warning("%s: %s attempt %d failed: %s", self.name, event_id, attempt, exc)
             raise
         self._done([one], outcomes)
+
+    async def _waited_out(self, exc: Exception, then: str) -> bool:
+        """Whether ``exc`` is the database's trouble, after a pause if so: the caller raises it,
+        and the batch comes again a second later rather than at once."""
+        if not _is_transient(exc):
+            return False
+        log.warning("%s: database unavailable; %s", self.name, then)
+        await asyncio.sleep(1.0)
+        return True
 
     async def dead_letter(self, record: Any, reason: str) -> None:
         """Park a record with why and where it came from, once; the consumer goes on with the
@@ -269,9 +274,7 @@ class Consumer:
                     )
                 await uow.commit()
         except Exception as exc:
-            if _is_transient(exc):
-                log.warning("%s: database unavailable; cannot park a record yet", self.name)
-                await asyncio.sleep(1.0)
+            await self._waited_out(exc, "cannot park a record yet")
             raise
         if first:
             CONSUMED.labels(self.name, "-", "dead-lettered").inc()

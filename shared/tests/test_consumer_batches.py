@@ -4,7 +4,6 @@ the others commit and only that one is parked, once. Over a real PostgreSQL."""
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
-from uuid import uuid4
 
 import pytest
 from aiokafka import TopicPartition
@@ -15,14 +14,14 @@ from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
 from crossgen_shared import topics
 from crossgen_shared.consumer import Consumer, Handler, HeldBack, NotReady
-from crossgen_shared.db import Base, InboxRecord
+from crossgen_shared.db import InboxRecord
 from crossgen_shared.envelope import Envelope, InvalidEvent, encode
 from crossgen_shared.events import Event, ParticipantJoined
 from crossgen_shared.service import Service
-from crossgen_shared.settings import ServiceSettings
 from crossgen_shared.testing import outbox, parked
 from crossgen_shared.unit_of_work import UnitOfWork
 
+from .messaging import fresh_settings, messaging_service
 from .test_observability import joined, leave
 
 READY: set[str] = set()  # names whose events may be handled now
@@ -59,16 +58,7 @@ def record(
 
 @pytest.fixture
 async def service(postgres: LocalPostgres, tokens: TokenIssuer) -> AsyncIterator[Service]:
-    database = f"test_{uuid4().hex[:12]}"
-    postgres.create_database(database)
-    settings = ServiceSettings(
-        database_url=postgres.url(database),
-        jwt_issuer=tokens.issuer,
-        jwt_public_key=tokens.public_key_pem,
-    )
-    service = Service("batches", settings)
-    async with service.engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)  # just the outbox and inbox
+    service = await messaging_service("batches", fresh_settings(postgres, tokens))
     yield service
     await service.engine.dispose()
 

@@ -3,7 +3,6 @@ consumer's other partitions go on, and the offsets it commits never pass the wai
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -13,13 +12,12 @@ from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
 from crossgen_shared import topics
 from crossgen_shared.consumer import NotReady
-from crossgen_shared.db import Base
 from crossgen_shared.envelope import Envelope, encode
 from crossgen_shared.events import ParticipantJoined
 from crossgen_shared.service import Service
-from crossgen_shared.settings import ServiceSettings
 from crossgen_shared.unit_of_work import UnitOfWork
 
+from .messaging import fresh_settings, messaging_service
 from .test_observability import joined
 
 pytestmark = pytest.mark.integration
@@ -44,17 +42,8 @@ def kafka() -> Iterator[LocalKafka]:
 async def service(
     postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka
 ) -> AsyncIterator[Service]:
-    database = f"test_{uuid4().hex[:12]}"
-    postgres.create_database(database)
-    settings = ServiceSettings(
-        database_url=postgres.url(database),
-        kafka_bootstrap_servers=kafka.bootstrap_servers,
-        jwt_issuer=tokens.issuer,
-        jwt_public_key=tokens.public_key_pem,
-    )
-    service = Service("holding", settings)
-    async with service.engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)  # just the outbox and inbox
+    settings = fresh_settings(postgres, tokens, kafka_bootstrap_servers=kafka.bootstrap_servers)
+    service = await messaging_service("holding", settings)
     service.consume(topics.PARTICIPANTS, {ParticipantJoined: note})
     yield service
     READY.clear()

@@ -18,12 +18,14 @@ from sqlalchemy import select
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
 from crossgen_shared import observability, topics
-from crossgen_shared.db import Base, OutboxRecord
+from crossgen_shared.db import OutboxRecord
 from crossgen_shared.envelope import Envelope, encode
 from crossgen_shared.events import ParticipantJoined, ParticipantLeft
 from crossgen_shared.service import Service, unit_of_work
 from crossgen_shared.settings import ServiceSettings
 from crossgen_shared.unit_of_work import UnitOfWork
+
+from .messaging import fresh_settings, messaging_service
 
 FOREIGN_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 FOREIGN_PARENT = f"00-{FOREIGN_TRACE}-00f067aa0ba902b7-01"
@@ -72,21 +74,12 @@ def tracer() -> trace.Tracer:
 
 @pytest.fixture
 def settings(postgres: LocalPostgres, tokens: TokenIssuer) -> ServiceSettings:
-    database = f"test_{uuid4().hex[:12]}"
-    postgres.create_database(database)
-    return ServiceSettings(
-        database_url=postgres.url(database),
-        jwt_issuer=tokens.issuer,
-        jwt_public_key=tokens.public_key_pem,
-        log_format="json",
-    )
+    return fresh_settings(postgres, tokens, log_format="json")
 
 
 @pytest.fixture
 async def service(settings: ServiceSettings, tracer: trace.Tracer) -> AsyncIterator[Service]:
-    service = Service("tracing", settings)
-    async with service.engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)  # just the outbox and inbox
+    service = await messaging_service("tracing", settings)
     service.consume(topics.PARTICIPANTS, {ParticipantJoined: leave})
     yield service
     await service.engine.dispose()

@@ -1,0 +1,30 @@
+"""A service of the tests' own on a fresh database holding just the outbox and inbox."""
+
+from typing import Any
+from uuid import uuid4
+
+from crossgen_local.postgres import LocalPostgres
+from crossgen_local.tokens import TokenIssuer
+from crossgen_shared.db import Base
+from crossgen_shared.service import Service
+from crossgen_shared.settings import ServiceSettings
+
+
+def fresh_settings(postgres: LocalPostgres, tokens: TokenIssuer, **extra: Any) -> ServiceSettings:
+    """Settings on a database of their own, created empty."""
+    database = f"test_{uuid4().hex[:12]}"
+    postgres.create_database(database)
+    return ServiceSettings(
+        database_url=postgres.url(database),
+        jwt_issuer=tokens.issuer,
+        jwt_public_key=tokens.public_key_pem,
+        **extra,
+    )
+
+
+async def messaging_service(name: str, settings: ServiceSettings) -> Service:
+    """A service named ``name`` whose database has the outbox and inbox, nothing else."""
+    service = Service(name, settings)
+    async with service.engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    return service
