@@ -84,18 +84,23 @@ async def load(
     )
 
 
-async def checkout(session: AsyncSession, newcomer: Participant, revision: int) -> Matching:
-    """The program's live matching for a newcomer who just joined: the kept one if the program
-    is still at its ``revision``, else read afresh. The caller holds the program's lock."""
-    now = datetime.now(UTC)
+async def checkout(
+    session: AsyncSession,
+    newcomer: Participant,
+    revision: int,
+    read: roster.Newcomer,
+    now: datetime,
+) -> Matching:
+    """The program's live matching for a newcomer who just joined (``read`` under the program's
+    lock, ``now``): the kept one if the program is still at its ``revision``, else read afresh.
+    The caller holds the program's lock."""
     kept = _kept.pop(newcomer.program_id, None)
     if kept is None or kept.revision != revision or kept.day != now.date():
         return await load(session, newcomer)
-    member, person = await roster.newcomer(session, newcomer.id, now)
-    if not _takes_in(kept.live, person):
+    if not _takes_in(kept.live, read.person):
         return await load(session, newcomer)
-    kept.members[member.person_id] = member
-    return replace(kept, newcomer=member, person=person, revision=None)
+    kept.members[read.member.person_id] = read.member
+    return replace(kept, newcomer=read.member, person=read.person, revision=None)
 
 
 async def keep(

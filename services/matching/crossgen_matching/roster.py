@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crossgen_matching import optimiser
@@ -180,15 +180,30 @@ async def _proposals(
     return {pairs[p.id]: p for p in found if p.id in pairs}
 
 
-async def newcomer(
-    session: AsyncSession, participant_id: UUID, now: datetime
-) -> tuple[Member, optimiser.Person]:
-    """One participant, as ``load`` reads each of the program's."""
-    found = await session.execute(_NEWCOMER, {"participant_id": participant_id})
-    return _member(found.one(), now)
+class Newcomer(NamedTuple):
+    """A participant to match, as ``load`` reads each of the program's, with their open pairings
+    (proposed or accepted)."""
+
+    member: Member
+    person: optimiser.Person
+    open_pairings: int
 
 
-_NEWCOMER = _MEMBERS.where(Participant.id == bindparam("participant_id"))  # built once
+async def newcomer(session: AsyncSession, participant_id: UUID, now: datetime) -> Newcomer:
+    found = (await session.execute(_NEWCOMER, {"participant_id": participant_id})).one()
+    return Newcomer(*_member(found[:-1], now), open_pairings=found[-1])
+
+
+# Built once: every join reads it, under the program's lock.
+_NEWCOMER = _MEMBERS.add_columns(
+    select(func.count())
+    .where(
+        Pairing.status.in_(OPEN_PAIRING),
+        (Pairing.learner_id == Participant.id) | (Pairing.mentor_id == Participant.id),
+    )
+    .correlate(Participant)
+    .scalar_subquery()
+).where(Participant.id == bindparam("participant_id"))
 
 
 def _member(row: Sequence[Any], now: datetime) -> tuple[Member, optimiser.Person]:

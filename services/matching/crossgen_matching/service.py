@@ -210,7 +210,9 @@ async def match_newcomer(
         return None
     revision = await lock_matching(uow, newcomer.program_id)
     assert revision is not None  # the participant's foreign key
-    room = newcomer.capacity - await open_pairings(uow, newcomer.id)
+    now = datetime.now(UTC)
+    read = await roster.newcomer(session, newcomer.id, now)
+    room = newcomer.capacity - read.open_pairings
     if room <= 0:
         return None
     others = (
@@ -228,7 +230,7 @@ async def match_newcomer(
     # without their partners, or with pairs ruled out that are no rule of the program.
     whole = not ruled_out and room == newcomer.capacity
     if whole:
-        matching = await live_cache.checkout(session, newcomer, revision)
+        matching = await live_cache.checkout(session, newcomer, revision, read, now)
     else:
         matching = await live_cache.load(session, newcomer, ruled_out)
     repair = matching.join(room)
