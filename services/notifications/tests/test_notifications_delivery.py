@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -328,3 +329,23 @@ async def test_a_message_due_now_wakes_the_idle_delivery_loops_once_committed(
         await asyncio.wait([task], timeout=5)
         await service.engine.dispose()
     assert len(mails) == 2
+
+
+async def test_an_address_beyond_ascii_is_sent_with_smtputf8_and_written_as_utf8(
+    settings: NotificationsSettings, smtp: SmtpSink
+) -> None:
+    from crossgen_notifications.channels.email import EmailChannel
+
+    channel = EmailChannel(settings.model_copy(update={"smtp_port": smtp.port}))
+    to = "jürgen@bücher.example"
+    message = Outgoing(
+        uuid4(), "email", to, "t", "e", "t", uuid4(), "p", "Hallo", "Text", None, (), START
+    )
+    try:
+        await channel.send(message)
+    finally:
+        await channel.aclose()
+    [mail] = smtp.messages
+    assert mail.rcpt_tos == [to]
+    # In the header as UTF-8 itself: an encoded word (=?utf-8?...) is no address.
+    assert f"\r\nTo: {to}\r\n".encode() in mail.raw

@@ -117,7 +117,7 @@ class EmailChannel:
                 attachments.append(attachment)
             mail = MIMEMultipart("mixed", _subparts=[mail, *attachments])
         mail["From"] = self._from
-        mail["To"] = message.to_address
+        mail["To"] = _address(message.to_address)
         # Encoded (RFC 2047) only if it must be, in encoded words of at most 75 characters.
         charset = "us-ascii" if message.subject.isascii() else UTF8
         subject = Header(message.subject, charset, header_name="Subject")
@@ -130,6 +130,13 @@ class EmailChannel:
             mail["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
             mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         return mail
+
+
+def _address(address: str) -> str:
+    """An address for a header. One beyond ASCII goes in as UTF-8 itself (RFC 6532; the envelope
+    asks for SMTPUTF8): an encoded word is not allowed in an address, and compat32 would make
+    one. Bytes carried as surrogate escapes are written out unchanged."""
+    return address if address.isascii() else address.encode().decode("ascii", "surrogateescape")
 
 
 def _text(content: str, subtype: str) -> Message:
