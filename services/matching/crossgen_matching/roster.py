@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, SQLColumnExpression, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crossgen_matching import optimiser
@@ -194,15 +194,17 @@ async def newcomer(session: AsyncSession, participant_id: UUID, now: datetime) -
     return Newcomer(*_member(found[:-1], now), open_pairings=found[-1])
 
 
+def open_pairings_of(participant_id: SQLColumnExpression[UUID] | UUID) -> Select[int]:
+    """How many proposed or accepted pairings the participant is in."""
+    return select(func.count()).where(
+        Pairing.status.in_(OPEN_PAIRING),
+        (Pairing.learner_id == participant_id) | (Pairing.mentor_id == participant_id),
+    )
+
+
 # Built once: every join reads it, under the program's lock.
 _NEWCOMER = _MEMBERS.add_columns(
-    select(func.count())
-    .where(
-        Pairing.status.in_(OPEN_PAIRING),
-        (Pairing.learner_id == Participant.id) | (Pairing.mentor_id == Participant.id),
-    )
-    .correlate(Participant)
-    .scalar_subquery()
+    open_pairings_of(Participant.id).correlate(Participant).scalar_subquery()
 ).where(Participant.id == bindparam("participant_id"))
 
 

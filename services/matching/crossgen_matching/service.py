@@ -5,13 +5,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from crossgen_matching import catalogue, live_cache, optimiser, roster
 from crossgen_matching.directory import lookup
 from crossgen_matching.models import Pairing, Participant, Program
-from crossgen_matching.roster import OPEN_PAIRING
 from crossgen_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from crossgen_shared.events import (
     MatchAccepted,
@@ -168,17 +167,12 @@ async def change_profile(
     return participant
 
 
-# The queries every join runs are built once, with bound parameters: building a statement and
-# its cache key costs about as much CPU as running it.
+# Built once, with a bound parameter, as every matching decision takes it: building a statement
+# and its cache key costs about as much CPU as running it.
 _MATCHING_LOCK = (
     select(Program.revision)
     .where(Program.id == bindparam("program_id"))
     .with_for_update(key_share=True)
-)
-_OPEN_PAIRINGS = select(func.count()).where(
-    Pairing.status.in_(OPEN_PAIRING),
-    (Pairing.learner_id == bindparam("participant_id"))
-    | (Pairing.mentor_id == bindparam("participant_id")),
 )
 
 
@@ -192,8 +186,7 @@ async def lock_matching(uow: UnitOfWork, program_id: UUID) -> int | None:
 
 async def open_pairings(uow: UnitOfWork, participant_id: UUID) -> int:
     """How many proposed or accepted pairings the participant is in."""
-    held = await uow.session.scalar(_OPEN_PAIRINGS, {"participant_id": participant_id})
-    return held or 0
+    return await uow.session.scalar(roster.open_pairings_of(participant_id)) or 0
 
 
 async def match_newcomer(

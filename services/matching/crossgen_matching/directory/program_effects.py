@@ -22,6 +22,7 @@ from crossgen_matching import service
 from crossgen_matching.directory import lookup
 from crossgen_matching.directory.models import Employee
 from crossgen_matching.models import Pairing, Participant
+from crossgen_matching.roster import OPEN_PAIRING
 from crossgen_shared.events import (
     MatchDeclined,
     PairingEnded,
@@ -130,7 +131,7 @@ async def _open_pairings(
         .join(learner, Pairing.learner_id == learner.id)
         .join(mentor, Pairing.mentor_id == mentor.id)
         .where(
-            Pairing.status.in_(service.OPEN_PAIRING),
+            Pairing.status.in_(OPEN_PAIRING),
             or_(Pairing.learner_id.in_(participants), Pairing.mentor_id.in_(participants)),
         )
         .order_by(Pairing.proposed_at)
