@@ -82,31 +82,23 @@ class UnitOfWork:
         """Write ``event`` to the outbox in this transaction; returns its CloudEvents id."""
         record = encode(event, source=self._source)
         event_id = record.headers["ce_id"].decode()
-        self._emitted.append(
-            {
-                "event_id": event_id,
-                "topic": event.topic,
-                "key": record.key,
-                # The trace it was emitted in goes along, so its consumers continue that trace.
-                "headers": {k: v.decode() for k, v in record.headers.items()}
-                | observability.trace_headers(),
-                "value": record.value,
-            }
+        # The trace it was emitted in goes along, so its consumers continue that trace.
+        headers = {k: v.decode() for k, v in record.headers.items()}
+        self._add(
+            event_id, event.topic, record.key, record.value, headers | observability.trace_headers()
         )
         return event_id
 
     def forward(self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]) -> None:
         """Publish a record that is not an event of ours (a dead letter) through the outbox too:
         once, if this transaction commits."""
-        self._emitted.append(
-            {
-                "event_id": str(uuid4()),
-                "topic": topic,
-                "key": key or b"",  # none: the relay publishes it without a key
-                "headers": headers,
-                "value": value,
-            }
-        )
+        self._add(str(uuid4()), topic, key or b"", value, headers)  # no key: published without
+
+    def _add(
+        self, event_id: str, topic: str, key: bytes, value: bytes, headers: dict[str, str]
+    ) -> None:
+        row = {"event_id": event_id, "topic": topic, "key": key, "headers": headers, "value": value}
+        self._emitted.append(row)
 
     async def claim_all(self, consumer: str, event_ids: Sequence[str]) -> set[str]:
         """Record that ``consumer`` handles ``event_ids``; returns those it had not handled
