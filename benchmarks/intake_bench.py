@@ -16,8 +16,6 @@ import argparse
 import asyncio
 import datetime
 import json
-import os
-import platform
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -25,12 +23,13 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import host  # benchmarks/ is on the path: python runs this file as a script
 import httpx
 from sqlalchemy import event, select
 
 import crossgen_matching
 from crossgen_local.databases import migrated_database
-from crossgen_local.hris_feed import ELIGIBILITY, scim_user, workforce
+from crossgen_local.hris_feed import create_program, scim_user, workforce
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
 from crossgen_matching import views
@@ -116,13 +115,9 @@ async def run(url: str, records: int, batch: int) -> dict[str, dict[str, float]]
 
 async def program(matching: Service, tokens: TokenIssuer) -> None:
     """A program enrolling everyone the feed brings, as the pipeline benchmark makes it."""
-    admin = {"Authorization": f"Bearer {tokens.token('bench-admin', 'admin')}"}
     transport = httpx.ASGITransport(app=matching.http_app([views.router]))
     async with httpx.AsyncClient(transport=transport, base_url="http://matching") as http:
-        created = await http.post("/programs", json={"name": "Intake bench"}, headers=admin)
-        created.raise_for_status()
-        path = f"/programs/{created.json()['id']}/eligibility"
-        (await http.put(path, json=ELIGIBILITY, headers=admin)).raise_for_status()
+        await create_program(http, tokens.headers("bench-admin", "admin"), "Intake bench")
 
 
 async def participant_events(matching: Service, after: int) -> tuple[list[Record], int]:
@@ -163,12 +158,7 @@ def main() -> None:
             runs.append(asyncio.run(run(url, args.records, args.batch)))
     best = {name: _cheapest(runs, name) for name in STAGES}
     results: dict[str, Any] = {
-        "machine": {
-            "date": datetime.datetime.now(UTC).isoformat(timespec="seconds"),
-            "cpu_count": os.cpu_count(),
-            "load_average_at_start": os.getloadavg(),
-            "python": platform.python_version(),
-        },
+        "machine": host.facts(),
         "args": {name: str(value) for name, value in vars(args).items()},
         "best": best,
         "runs": runs,

@@ -13,10 +13,7 @@ benchmarks/results/matching.json.
 
 import argparse
 import dataclasses
-import datetime
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -30,6 +27,7 @@ from typing import Any, TypeVar
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "services" / "matching"), str(HERE)]
 
+import host  # noqa: E402
 import numpy as np  # noqa: E402
 import ortools  # noqa: E402
 import synthetic  # noqa: E402
@@ -233,23 +231,7 @@ def child(mode: str, size: int, joins: int) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    if Path("/proc/cpuinfo").exists():
-        names = [
-            line for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line
-        ]
-        cpu = names[0].split(":", 1)[1].strip() if names else cpu
-    return {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu,
-        "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "numpy": np.__version__,
-        "ortools": ortools.__version__,
-    }
+    return host.facts() | {"numpy": np.__version__, "ortools": ortools.__version__}
 
 
 def table(results: dict[str, Any]) -> str:

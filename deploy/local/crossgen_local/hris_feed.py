@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Self
 
+import httpx
 from aiokafka import AIOKafkaProducer
 
 from crossgen_shared import topics
@@ -30,6 +31,17 @@ ELIGIBILITY: dict[str, Any] = {
     "learner": {"job_level_min": 6},
     "mentor": {"job_level_max": 3},
 }
+
+
+async def create_program(matching: httpx.AsyncClient, admin: dict[str, str], name: str) -> str:
+    """Create, through matching's API, a program that enrols whoever the feed brings; its id."""
+    created = await matching.post("/programs", json={"name": name}, headers=admin)
+    program_id: str = created.raise_for_status().json()["id"]
+    path = f"/programs/{program_id}/eligibility"
+    (await matching.put(path, json=ELIGIBILITY, headers=admin)).raise_for_status()
+    return program_id
+
+
 _LEVEL: dict[Role, str] = {"learner": "L8", "mentor": "L2"}
 _TENURE_YEARS: dict[Role, int] = {"learner": 20, "mentor": 1}
 # What mentors know and learners want to learn: every learner fits every mentor, so each joining
