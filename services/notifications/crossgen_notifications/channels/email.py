@@ -101,18 +101,20 @@ class EmailChannel:
         parts = [_text(message.text, "plain")]
         if message.html is not None:
             parts.append(_text(message.html, "html"))
+        methods = [_method(invite) for invite in message.calendars]  # each parsed once
         if len(message.calendars) == 1:
             # Outlook acts on the text/calendar alternative; others on the attached file.
-            [invite] = message.calendars
-            parts.append(_text(invite, "calendar"))
-            parts[-1].set_param("method", _method(invite))
+            parts.append(_text(message.calendars[0], "calendar"))
+            parts[-1].set_param("method", methods[0])
         mail = parts[0] if len(parts) == 1 else MIMEMultipart("alternative", _subparts=parts)
         if message.calendars:
             attachments = []
-            for number, invite in enumerate(message.calendars, start=1):
+            for number, (invite, method) in enumerate(
+                zip(message.calendars, methods, strict=True), start=1
+            ):
                 name = "invite.ics" if len(message.calendars) == 1 else f"invite-{number}.ics"
                 attachment = MIMEApplication(invite.encode(), "ics")
-                attachment.set_param("method", _method(invite))
+                attachment.set_param("method", method)
                 attachment.add_header("Content-Disposition", "attachment", filename=name)
                 attachments.append(attachment)
             mail = MIMEMultipart("mixed", _subparts=[mail, *attachments])
