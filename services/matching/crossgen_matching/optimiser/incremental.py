@@ -33,6 +33,7 @@ from .model import (
 )
 from .program import why_unmatched
 from .scoring import Rules, org_of
+from .waiting import Waiting
 
 SWAP_MENTORS = 3  # how many of a newcomer's best (full) mentors a swap may free a place at
 
@@ -85,7 +86,8 @@ class LiveMatching:
             # A stored proposal does not know it was pinned; the program's pins do.
             pinned = p.pinned or self.pins.get(p.learner_id) == p.mentor_id
             self._hold(p.learner_id, self.index.mentor_row[p.mentor_id], p.score, not pinned)
-        self.waiting = {i for i in self.learners if i not in self.holding}
+        waiting = [x for i, x in self.learners.items() if i not in self.holding]
+        self.waiting = Waiting(self.index, waiting)
 
     def mentor_of(self, learner_id: PersonId) -> PersonId | None:
         holding = self.holding.get(learner_id)
@@ -116,8 +118,8 @@ class LiveMatching:
             # Rows are never rewritten in place: a mentor who left comes back with a full run.
             raise ValueError(f"{mentor.id} left this program")
         repair = Repair()
-        for learner_id in sorted(self.waiting):
-            if self.pins.get(learner_id) == mentor.id:
+        for learner_id in sorted(i for i, m in self.pins.items() if m == mentor.id):
+            if learner_id in self.waiting:
                 try:
                     repair += self._pin(self.learners[learner_id])
                 except PinError as unheld:
@@ -157,7 +159,7 @@ class LiveMatching:
         fit = self.index.eligible(learner)
         swap = self._best_swap(fit)
         if swap is None:
-            self.waiting.add(learner.id)
+            self.waiting.add(learner)
             return Repair(unmatched=(why_unmatched(learner, fit),))
         mover, freed, target = swap
         self._release(mover)
@@ -209,18 +211,8 @@ class LiveMatching:
         places = int(self.index.capacity[row] - self.used[row])
         if not places:
             return Repair()
-        fits = [
-            self.learners[i]
-            for i in sorted(self.waiting)
-            if self.rules.broken_rule(self.learners[i], mentor) is None
-        ]
-        if not fits:
-            return Repair()
-        index = self.index
-        people, wants = index.encode_people([x.person for x in fits]), index.encode_wants(fits)
-        scores = index.parts(people, wants, np.full(len(fits), row)).score(index.weights)
-        best = np.argsort(-scores, kind="stable")[:places]
-        return Repair(proposed=tuple(self._pair(fits[i], row) for i in best))
+        best = self.waiting.best_for(mentor, row, places, self.rules)
+        return Repair(proposed=tuple(self._pair(learner, row) for learner in best))
 
     def _room(self) -> BoolArray:
         return self.used < self.index.capacity

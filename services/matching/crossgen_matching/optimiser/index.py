@@ -191,11 +191,15 @@ class ProgramIndex:
 
     def parts(self, people: People, wants: Wants, mentors: IntArray) -> Parts:
         """Score parts of learners (one row per pair, or one row for all) against mentor rows."""
-        mp = self.mentor_people.take(mentors)
         levels = self.teach[mentors[:, None], wants.skill]
+        return self.parts_with(people, (wants.weight * levels).sum(axis=1) / 5.0, mentors)
+
+    def parts_with(self, people: People, skills: FloatArray, mentors: IntArray) -> Parts:
+        """Score parts as ``parts``, with the skill part (0..1) already worked out."""
+        mp = self.mentor_people.take(mentors)
         hours = hours_overlap(people.start, people.length, mp.start, mp.length)
         return Parts(
-            skills=(wants.weight * levels).sum(axis=1) / 5.0,
+            skills=skills,
             cross_department=people.department != mp.department,
             generation=generation_gap(
                 self.weights, people.tenure, mp.tenure, people.level, mp.level
