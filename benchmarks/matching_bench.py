@@ -6,7 +6,8 @@ Each size runs in a fresh process, so that its max RSS is its own. For every siz
 phases of a full run (index, candidates, solve, finish), traces their peak Python/numpy memory in
 a second pass, compares the total score with a greedy pass over the same candidates and, up to
 --exact-up-to learners, with the exact optimum (min-cost flow over every allowed pair); then it
-joins --joins newcomers one at a time and reports the latency of each repair. --sweep adds the
+joins --joins newcomers one at a time and reports the latency of each repair, and as many mentors
+into the same program short of mentors (everyone waiting). --sweep adds the
 candidate sample / top-K tuning table at 10k. Results: a table on stdout and
 benchmarks/results/matching.json.
 """
@@ -103,6 +104,7 @@ def run(size: int, joins: int) -> dict[str, Any]:
     }
     if joins:
         out["joins"] = _joins(program, result, newcomers)
+        out["mentor_joins"] = _mentor_joins(program, joins)
     out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
@@ -115,16 +117,42 @@ def _joins(program: Any, result: Any, newcomers: Any) -> dict[str, Any]:
         latencies.append(seconds * 1000)
         kind = "swap" if repair.withdrawn else "free_mentor" if repair.proposed else "unmatched"
         outcomes[kind] += 1
-    ms = np.array(latencies)
     return {
         "count": len(latencies),
         "index_build_s": t_build,
-        "latency_ms": {
-            "p50": float(np.percentile(ms, 50)),
-            "p99": float(np.percentile(ms, 99)),
-            "max": float(ms.max()),
-        },
+        "latency_ms": _latency(latencies),
         "outcomes": outcomes,
+    }
+
+
+def _mentor_joins(program: Any, joins: int) -> dict[str, Any]:
+    """A program short of mentors: one in a hundred has joined, nobody is matched yet, and
+    ``joins`` more mentors join one at a time, each looking among everyone waiting."""
+    present = len(program.mentors) // 100
+    live, t_build = timed(
+        lambda: LiveMatching(dataclasses.replace(program, mentors=program.mentors[:present]))
+    )
+    waiting, latencies, proposed = len(live.waiting), [], 0
+    for mentor in program.mentors[present : present + joins]:
+        repair, seconds = timed(partial(live.join_mentor, mentor))
+        latencies.append(seconds * 1000)
+        proposed += len(repair.proposed)
+    return {
+        "count": len(latencies),
+        "index_build_s": t_build,
+        "waiting_before": waiting,
+        "waiting_after": len(live.waiting),
+        "proposed": proposed,
+        "latency_ms": _latency(latencies),
+    }
+
+
+def _latency(milliseconds: list[float]) -> dict[str, float]:
+    ms = np.array(milliseconds)
+    return {
+        "p50": float(np.percentile(ms, 50)),
+        "p99": float(np.percentile(ms, 99)),
+        "max": float(ms.max()),
     }
 
 
@@ -239,7 +267,7 @@ def table(results: dict[str, Any]) -> str:
         f"{'learners':>8} {'mentors':>7} {'arcs':>10} {'index':>6} {'cand':>6} {'solve':>6} "
         f"{'finish':>6} {'all-in':>7} {'CPU s':>6} {'candMB':>7} {'solvMB':>7} {'RSS MB':>7} "
         f"{'matched':>8} "
-        f"{'/optimum':>8} {'/greedy':>7} {'join p50':>8} {'join p99':>8}"
+        f"{'/optimum':>8} {'/greedy':>7} {'join p50':>8} {'join p99':>8} {'mentor p99':>10}"
     )
     lines = [head, "-" * len(head)]
     for size in results["sizes"]:
@@ -249,12 +277,15 @@ def table(results: dict[str, Any]) -> str:
         joins = r.get("joins", {}).get("latency_ms")
         p50 = f"{joins['p50']:.1f}ms" if joins else "-"
         p99 = f"{joins['p99']:.1f}ms" if joins else "-"
+        mentors = r.get("mentor_joins", {}).get("latency_ms")
+        mentor_p99 = f"{mentors['p99']:.1f}ms" if mentors else "-"
         lines.append(
             f"{r['learners']:>8} {r['mentors']:>7} {r['candidate_arcs']:>10} {s['index']:>6.1f} "
             f"{s['candidates']:>6.1f} {s['solve']:>6.1f} {s['finish']:>6.1f} {s['all_in']:>7.1f} "
             f"{r['cpu_seconds']['all_in']:>6.1f} "
             f"{mb['candidates']:>7.0f} {mb['solve']:>7.0f} {r['max_rss_mb']:>7.0f} "
-            f"{r['matched']:>8} {ratio:>8} {r['ratio_to_greedy']:>7.3f} {p50:>8} {p99:>8}"
+            f"{r['matched']:>8} {ratio:>8} {r['ratio_to_greedy']:>7.3f} {p50:>8} {p99:>8} "
+            f"{mentor_p99:>10}"
         )
     return "\n".join(lines)
 
