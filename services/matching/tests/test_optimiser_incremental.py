@@ -300,6 +300,11 @@ def test_a_forbidden_pair_is_never_proposed_at_join() -> None:
     assert pairing.mentor_id == "other"
     waiting = replace(program, learners=(learner("new", {"ai": 5}),), mentors=())
     assert LiveMatching(waiting).join_mentor(mentor("best", {"ai": 5})).proposed == ()
+    # The mentor joins before the learner: the index learns the pair with the mentor.
+    later = LiveMatching(replace(program, mentors=(mentor("other", {"ai": 1}),)))
+    later.join_mentor(mentor("best", {"ai": 5}))
+    [pairing] = later.join_learner(learner("new", {"ai": 5})).proposed
+    assert pairing.mentor_id == "other"
 
 
 def test_a_mentor_who_joins_takes_the_learners_pinned_to_them_first() -> None:

@@ -111,7 +111,8 @@ class ProgramIndex:
         self.capacity = np.array([m.capacity for m in self.mentors], dtype=np.int64)
         self.present = np.ones(len(self.mentors), dtype=bool)  # False once a mentor leaves
         # Column-major: "who teaches these skills" reads whole columns, 8x faster at 50k mentors.
-        self.teach = np.asfortranarray(self._levels([m.teaches for m in self.mentors]))
+        # Rows past the mentors' are room for those who join (``teach`` leaves them out).
+        self._teach = np.asfortranarray(self._levels([m.teaches for m in self.mentors]))
         self.mentor_people = self.encode_people([m.person for m in self.mentors])
         self.mentors_by = _postings(
             (m.teaches, m.person.languages, self.skill_column) for m in self.mentors
@@ -121,9 +122,16 @@ class ProgramIndex:
             self.speakers[language] = np.array(
                 [language in m.person.languages for m in self.mentors], dtype=bool
             )
-        self.banned_pairs = (program.forbidden, program.ended)  # kept for mentors who join later
         self.forbidden = self._by_learner(program.forbidden)
         self.ended = self._by_learner(program.ended)
+        # The banned pairs of mentors yet to join, by mentor: each join finds its own at once.
+        self.banned_later: dict[PersonId, list[tuple[dict[PersonId, IntArray], PersonId]]] = (
+            defaultdict(list)
+        )
+        for pairs, by_learner in ((program.forbidden, self.forbidden), (program.ended, self.ended)):
+            for pair in pairs:
+                if pair.mentor_id not in self.mentor_row:
+                    self.banned_later[pair.mentor_id].append((by_learner, pair.learner_id))
         self.banned_keys = np.sort(
             np.array(
                 [
@@ -136,6 +144,11 @@ class ProgramIndex:
                 dtype=np.int64,
             )
         )
+
+    @property
+    def teach(self) -> npt.NDArray[np.uint8]:
+        """Each mentor's level (0 for none) in each skill column."""
+        return self._teach[: len(self.mentors)]
 
     def _by_learner(self, pairs: Iterable[Pair]) -> dict[PersonId, IntArray]:
         rows: dict[PersonId, list[int]] = defaultdict(list)
@@ -277,7 +290,7 @@ class ProgramIndex:
             self.supply[skill] = 0  # counted below with their other skills
             self.rarity[skill] = skill_idf(1, self.supply_mentors)
             self.idf = np.append(self.idf, self.rarity[skill])
-            self.teach = np.hstack([self.teach, np.zeros((len(self.mentors), 1), np.uint8)])
+            self._teach = _resized(self._teach, len(self._teach), len(self.skills))
         for skill in mentor.teaches:
             self.supply[skill] += 1
         self.supply_mentors += 1
@@ -286,15 +299,15 @@ class ProgramIndex:
         self.mentor_row[mentor.id] = row
         self.capacity = np.append(self.capacity, mentor.capacity)
         self.present = np.append(self.present, True)
-        self.teach = np.asfortranarray(np.vstack([self.teach, self._levels([mentor.teaches])]))
+        if row == len(self._teach):  # doubled, so that a join copies the matrix rarely
+            self._teach = _resized(self._teach, 2 * row + 16, len(self.skills))
+        self._teach[row] = self._levels([mentor.teaches])[0]
         self.mentor_people = self.mentor_people.extend(self.encode_people([mentor.person]))
         for key in _postings([(mentor.teaches, mentor.person.languages, self.skill_column)]):
             self.mentors_by[key] = np.append(self.mentors_by.get(key, []), row).astype(np.int64)
-        for pairs, by_learner in zip(self.banned_pairs, (self.forbidden, self.ended), strict=True):
-            for pair in pairs:
-                if pair.mentor_id == mentor.id:
-                    rows = np.append(by_learner.get(pair.learner_id, []), row)
-                    by_learner[pair.learner_id] = rows.astype(np.int64)
+        for by_learner, learner_id in self.banned_later.pop(mentor.id, ()):
+            rows = np.append(by_learner.get(learner_id, []), row)
+            by_learner[learner_id] = rows.astype(np.int64)
         for language in mentor.person.languages - self.speakers.keys():
             self.speakers[language] = np.zeros(row, dtype=bool)
         for language, speakers in self.speakers.items():
@@ -308,6 +321,13 @@ class ProgramIndex:
             s: skill_idf(self.supply.get(s, 0), self.supply_mentors) for s in self.skills
         }
         self.idf = np.array([self.rarity[s] for s in self.skills])
+
+
+def _resized(levels: npt.NDArray[np.uint8], rows: int, columns: int) -> npt.NDArray[np.uint8]:
+    """``levels`` copied into a zeroed column-major matrix of at least its own size."""
+    bigger = np.zeros((rows, columns), dtype=np.uint8, order="F")
+    bigger[: len(levels), : levels.shape[1]] = levels
+    return bigger
 
 
 def _postings(
