@@ -9,7 +9,7 @@ fixed when the index is built: a mentor who joins later does not change anyone's
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,38 @@ from .scoring import (
 BoolArray = npt.NDArray[np.bool_]
 Column = npt.NDArray[Any]
 KEY_SHIFT = 32  # a pair's key is learner row << 32 | mentor row
+
+
+class Growing:
+    """A numpy array that grows at its end, in amortised O(1) per row: its rows past ``size``
+    are room. Two-dimensional ones may be column-major and gain columns."""
+
+    def __init__(
+        self, dtype: type, width: int | None = None, order: Literal["C", "F"] = "C"
+    ) -> None:
+        self.size = 0
+        self.order = order
+        shape = (16,) if width is None else (16, width)
+        self.data: npt.NDArray[Any] = np.zeros(shape, dtype, order=order)
+
+    def extend(self, values: npt.ArrayLike) -> None:
+        values = np.asarray(values, dtype=self.data.dtype)
+        end = self.size + len(values)
+        if end > len(self.data):
+            self._resize(max(end, 2 * len(self.data)), *self.data.shape[1:])
+        self.data[self.size : end] = values
+        self.size = end
+
+    def widen(self, width: int) -> None:
+        self._resize(len(self.data), width)
+
+    def view(self) -> npt.NDArray[Any]:
+        return self.data[: self.size]
+
+    def _resize(self, *shape: int) -> None:
+        bigger = np.zeros(shape, self.data.dtype, order=self.order)
+        bigger[tuple(slice(0, n) for n in self.data.shape)] = self.data
+        self.data = bigger
 
 
 @dataclass(frozen=True)
@@ -111,8 +143,8 @@ class ProgramIndex:
         self.capacity = np.array([m.capacity for m in self.mentors], dtype=np.int64)
         self.present = np.ones(len(self.mentors), dtype=bool)  # False once a mentor leaves
         # Column-major: "who teaches these skills" reads whole columns, 8x faster at 50k mentors.
-        # Rows past the mentors' are room for those who join (``teach`` leaves them out).
-        self._teach = np.asfortranarray(self._levels([m.teaches for m in self.mentors]))
+        self._teach = Growing(np.uint8, len(self.skills), order="F")
+        self._teach.extend(self._levels([m.teaches for m in self.mentors]))
         self.mentor_people = self.encode_people([m.person for m in self.mentors])
         self.mentors_by = _postings(
             (m.teaches, m.person.languages, self.skill_column) for m in self.mentors
@@ -148,7 +180,7 @@ class ProgramIndex:
     @property
     def teach(self) -> npt.NDArray[np.uint8]:
         """Each mentor's level (0 for none) in each skill column."""
-        return self._teach[: len(self.mentors)]
+        return self._teach.view()
 
     def _by_learner(self, pairs: Iterable[Pair]) -> dict[PersonId, IntArray]:
         rows: dict[PersonId, list[int]] = defaultdict(list)
@@ -290,7 +322,7 @@ class ProgramIndex:
             self.supply[skill] = 0  # counted below with their other skills
             self.rarity[skill] = skill_idf(1, self.supply_mentors)
             self.idf = np.append(self.idf, self.rarity[skill])
-            self._teach = _resized(self._teach, len(self._teach), len(self.skills))
+            self._teach.widen(len(self.skills))
         for skill in mentor.teaches:
             self.supply[skill] += 1
         self.supply_mentors += 1
@@ -299,9 +331,7 @@ class ProgramIndex:
         self.mentor_row[mentor.id] = row
         self.capacity = np.append(self.capacity, mentor.capacity)
         self.present = np.append(self.present, True)
-        if row == len(self._teach):  # doubled, so that a join copies the matrix rarely
-            self._teach = _resized(self._teach, 2 * row + 16, len(self.skills))
-        self._teach[row] = self._levels([mentor.teaches])[0]
+        self._teach.extend(self._levels([mentor.teaches]))  # copies the matrix rarely
         self.mentor_people = self.mentor_people.extend(self.encode_people([mentor.person]))
         for key in _postings([(mentor.teaches, mentor.person.languages, self.skill_column)]):
             self.mentors_by[key] = np.append(self.mentors_by.get(key, []), row).astype(np.int64)
@@ -321,13 +351,6 @@ class ProgramIndex:
             s: skill_idf(self.supply.get(s, 0), self.supply_mentors) for s in self.skills
         }
         self.idf = np.array([self.rarity[s] for s in self.skills])
-
-
-def _resized(levels: npt.NDArray[np.uint8], rows: int, columns: int) -> npt.NDArray[np.uint8]:
-    """``levels`` copied into a zeroed column-major matrix of at least its own size."""
-    bigger = np.zeros((rows, columns), dtype=np.uint8, order="F")
-    bigger[: len(levels), : levels.shape[1]] = levels
-    return bigger
 
 
 def _postings(

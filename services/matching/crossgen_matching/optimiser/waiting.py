@@ -10,35 +10,12 @@ checked against every hard rule one pair at a time, in score order.
 from collections import defaultdict
 from collections.abc import Iterator, Set
 from dataclasses import fields
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from .index import People, ProgramIndex
+from .index import Growing, People, ProgramIndex
 from .model import Learner, Mentor, PersonId
 from .scoring import FloatArray, IntArray, Rules, in_chain
-
-
-class _Growing:
-    """A numpy array that grows at its end, in amortised O(1) per element."""
-
-    def __init__(self, dtype: type, width: int = 0) -> None:
-        self.size = 0
-        self.data: npt.NDArray[Any] = np.zeros((16, width) if width else 16, dtype=dtype)
-
-    def extend(self, values: npt.ArrayLike) -> None:
-        values = np.asarray(values, dtype=self.data.dtype)
-        end = self.size + len(values)
-        if end > len(self.data):
-            bigger = np.zeros((max(end, 2 * len(self.data)), *self.data.shape[1:]), self.data.dtype)
-            bigger[: self.size] = self.data[: self.size]
-            self.data = bigger
-        self.data[self.size : end] = values
-        self.size = end
-
-    def view(self) -> npt.NDArray[Any]:
-        return self.data[: self.size]
 
 
 class Waiting(Set[PersonId]):
@@ -52,13 +29,13 @@ class Waiting(Set[PersonId]):
         self.index = index
         self.learners: list[Learner] = []  # by row
         self.row_of: dict[PersonId, int] = {}
-        self.present = _Growing(np.bool_)
-        self.people = _Growing(np.float64, len(fields(People)))
+        self.present = Growing(np.bool_)
+        self.people = Growing(np.float64, len(fields(People)))
         # Posting lists: rows of the learners who want a skill (with their want level), and of
         # those who speak a language.
-        self.wanting: dict[str, tuple[_Growing, _Growing]] = {}
-        self.speaking: dict[str, _Growing] = {}
-        self.total = _Growing(np.float64)  # sum of rarity x want level over skills taught
+        self.wanting: dict[str, tuple[Growing, Growing]] = {}
+        self.speaking: dict[str, Growing] = {}
+        self.total = Growing(np.float64)  # sum of rarity x want level over skills taught
         self.idf = index.idf  # the rarity ``total`` was summed at
         self._extend(learners)
 
@@ -87,11 +64,11 @@ class Waiting(Set[PersonId]):
                 speaking[language].append(row)
         self.learners += learners
         for skill, postings in wanting.items():
-            rows, levels = self.wanting.setdefault(skill, (_Growing(np.int64), _Growing(float)))
+            rows, levels = self.wanting.setdefault(skill, (Growing(np.int64), Growing(float)))
             rows.extend([row for row, _ in postings])
             levels.extend([level for _, level in postings])
         for language, rows_of_speakers in speaking.items():
-            self.speaking.setdefault(language, _Growing(np.int64)).extend(rows_of_speakers)
+            self.speaking.setdefault(language, Growing(np.int64)).extend(rows_of_speakers)
         self.present.extend(np.ones(len(learners), dtype=bool))
         people = self.index.encode_people([learner.person for learner in learners])
         self.people.extend(np.column_stack(people.columns()).reshape(-1, len(fields(People))))
