@@ -359,23 +359,27 @@ def table(results: dict[str, Any]) -> str:
 
 
 def verdicts(results: dict[str, Any]) -> list[str]:
+    """Each target, met or not; the latency target is judged only at its rate (a run at a lower
+    --rate says what it measured, and that it does not judge the target)."""
     share = results["throughput"]["share_of_ceiling"]
     latency = results["latency"]
     p99 = latency["emails"]["latency_s"]
-    at = latency["offered_per_s"]
-    checks = [
-        (
-            share >= TARGETS["share_of_ceiling"],
-            f"pipeline >= {TARGETS['share_of_ceiling']:.0%} of the raw ceiling: {share:.1%}",
-        ),
-        (
-            p99 is not None and p99["p99"] <= TARGETS["email_latency_p99_s"],
-            f"HRIS record -> email p99 <= {TARGETS['email_latency_p99_s']:g} s at"
-            f" {TARGETS['at_rate']:g} records/s: "
-            + (f"{p99['p99']:.3f} s at {at:.0f}/s" if p99 else "not measured"),
-        ),
-    ]
-    return [f"{'met    ' if ok else 'NOT met'}  {what}" for ok, what in checks]
+    at, target = latency["offered_per_s"], TARGETS["at_rate"]
+    bound = TARGETS["email_latency_p99_s"]
+    what = f"HRIS record -> email p99 <= {bound:g} s at {target:g} records/s: "
+    if p99 is None:
+        latency_verdict = f"NOT met  {what}not measured"
+    elif at < 0.95 * target:
+        latency_verdict = (
+            f"not run  {what}this run offered {at:.0f}/s (p99 {p99['p99']:.3f} s);"
+            f" --rate {target:g} judges it"
+        )
+    else:
+        met = "met    " if p99["p99"] <= bound else "NOT met"
+        latency_verdict = f"{met}  {what}{p99['p99']:.3f} s at {at:.0f}/s"
+    met = "met    " if share >= TARGETS["share_of_ceiling"] else "NOT met"
+    ceiling = f"pipeline >= {TARGETS['share_of_ceiling']:.0%} of the raw ceiling: {share:.1%}"
+    return [f"{met}  {ceiling}", latency_verdict]
 
 
 def main() -> None:
