@@ -112,7 +112,9 @@ async def add_rule(
         await _withdraw_proposal(uow, program_id, learner_id, mentor_id)
     if kind == "pinned":
         try:
-            optimiser.match_program((await roster.load(uow.session, program_id)).program)
+            # A run fixes its pins first, in ``prepare``, and refuses one that cannot hold: the
+            # rest of a run (candidates, solve), 90 % of it at 100k learners, is not needed.
+            optimiser.prepare((await roster.load(uow.session, program_id)).program)
         except optimiser.PinError as exc:
             rule = f" ({exc.rule.name.lower()})" if exc.rule else ""
             raise Unprocessable(f"cannot pin{rule}: {exc}") from exc

@@ -21,7 +21,7 @@ from .model import (
     Unmatched,
     Weights,
 )
-from .program import Tuning, match_program
+from .program import Tuning, match_program, prepare
 
 __all__ = [
     "Cause",
@@ -41,4 +41,5 @@ __all__ = [
     "Unmatched",
     "Weights",
     "match_program",
+    "prepare",
 ]
