@@ -1,6 +1,7 @@
 """Random small programs: the hard rules always hold and the optimisation is really optimal."""
 
 from collections import Counter
+from dataclasses import replace
 from functools import cache
 
 import pytest
@@ -62,6 +63,31 @@ def programs(draw: st.DrawFn, max_learners: int = 9, max_mentors: int = 7) -> Pr
         forbidden=frozenset(draw(some_pairs)),
         ended=frozenset(draw(some_pairs)),
     )
+
+
+@st.composite
+def programs_with_decisions(draw: st.DrawFn) -> Program:
+    """A program whose owner pinned some allowed pairs and whose pairs accepted some others,
+    each learner in one at most and no mentor beyond capacity: every decision can hold."""
+    program = draw(programs())
+    rules = Rules(program)
+    allowed = [
+        Pair(x.id, m.id)
+        for x in program.learners
+        for m in program.mentors
+        if rules.broken_rule(x, m) is None
+    ]
+    capacity = {m.id: m.capacity for m in program.mentors}
+    load: Counter[str] = Counter()
+    accepted: set[Pair] = set()
+    pinned: set[Pair] = set()
+    taken: set[str] = set()
+    for pair in draw(st.lists(st.sampled_from(allowed), max_size=5)) if allowed else ():
+        if pair.learner_id not in taken and load[pair.mentor_id] < capacity[pair.mentor_id]:
+            taken.add(pair.learner_id)
+            load[pair.mentor_id] += 1
+            (accepted if draw(st.booleans()) else pinned).add(pair)
+    return replace(program, accepted=frozenset(accepted), pinned=frozenset(pinned))
 
 
 def check_hard_rules(program: Program, result: MatchResult) -> None:
@@ -154,3 +180,22 @@ def test_the_vector_rules_agree_with_the_one_pair_rules(program: Program) -> Non
         if rules.broken_rule(x, m) is None
     }
     assert vector == one_by_one
+
+
+@PROPERTIES
+@given(programs_with_decisions())
+def test_pins_and_accepted_pairings_hold_and_so_does_every_rule(program: Program) -> None:
+    result = match_program(program)
+    made = {Pair(p.learner_id, p.mentor_id): p for p in result.pairings}
+    assert all(made[pin].pinned for pin in program.pinned)
+    rules = Rules(program)
+    learners = {x.id: x for x in program.learners}
+    mentors = {m.id: m for m in program.mentors}
+    for pair in made:
+        assert rules.broken_rule(learners[pair.learner_id], mentors[pair.mentor_id]) is None
+    # Accepted pairings are kept as they are: not made again, and their capacity is used.
+    kept = {pair.learner_id for pair in program.accepted}
+    placed = [p.learner_id for p in result.pairings] + [u.learner_id for u in result.unmatched]
+    assert sorted(placed) == sorted(learners.keys() - kept)
+    load = Counter(p.mentor_id for p in [*made, *program.accepted])
+    assert all(result.free_capacity[m.id] == m.capacity - load[m.id] >= 0 for m in mentors.values())
