@@ -352,6 +352,7 @@ def service_schema(service: str) -> Schema:
         "migrations": obj(job({"enabled": BOOLEAN})),
     }
     if service == "notifications":
+        properties["publicUrl"] = string(pattern="^(https?://[^/?#\\s]+[^?#\\s]*)?$")
         properties["smtp"] = obj(
             {
                 "host": string(),

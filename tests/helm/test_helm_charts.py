@@ -49,7 +49,10 @@ SERVICE_MINIMAL: dict[str, Any] = {
     "kafka": {"bootstrapServers": "kafka:9092"},
     "jwt": {"issuer": "https://login.example.com/", "jwksUrl": "https://login.example.com/jwks"},
 }
-SMTP = {"smtp": {"host": "smtp.example.com", "sender": "no-reply@example.com"}}
+SMTP = {
+    "publicUrl": "https://crossgen.example.com/notifications",
+    "smtp": {"host": "smtp.example.com", "sender": "no-reply@example.com"},
+}
 
 Manifest = dict[str, Any]
 
@@ -370,6 +373,7 @@ def test_minimal_renders_each_service(minimal: list[Manifest]) -> None:
 
 def test_notifications_gets_its_smtp_settings(minimal: list[Manifest]) -> None:
     env = env_of(container(one(minimal, "Deployment", "crossgen-notifications")))
+    assert env["NOTIFICATIONS_PUBLIC_URL"]["value"] == "https://crossgen.example.com/notifications"
     assert env["NOTIFICATIONS_SMTP_HOST"]["value"] == "smtp.example.com"
     assert env["NOTIFICATIONS_SMTP_SENDER"]["value"] == "Crossgen <no-reply@example.com>"
     assert "NOTIFICATIONS_SMTP_PASSWORD" not in env  # an open relay: no credentials given
@@ -816,6 +820,20 @@ MINIMAL = CI_VALUES / "minimal.yaml"
             {"notifications": {"smtp": {"host": ""}}},
             ["smtp.host"],
             id="missing-smtp-host",
+        ),
+        pytest.param(
+            "crossgen",
+            MINIMAL,
+            {"notifications": {"publicUrl": ""}},
+            ["publicUrl is required", "unsubscribe link"],
+            id="missing-public-url",
+        ),
+        pytest.param(
+            "crossgen",
+            MINIMAL,
+            {"notifications": {"publicUrl": "crossgen.example.com"}},
+            ["publicUrl", "does not match"],
+            id="public-url-without-scheme",
         ),
         pytest.param(
             "crossgen",

@@ -53,6 +53,9 @@ so all three services render from the same templates and differ only in values.
 {{- fail (printf "terminationGracePeriodSeconds (%d) must be above settings.shutdownTimeout + lifecycle.preStopSleepSeconds (%d), or the pod is killed mid-drain" $grace $drain) -}}
 {{- end -}}
 {{- if .smtp -}}
+{{- if not $v.publicUrl -}}
+{{- fail "publicUrl is required: the address people reach notifications at, the base of every unsubscribe link (e.g. https://crossgen.example.com/notifications)" -}}
+{{- end -}}
 {{- if not $v.smtp.host -}}
 {{- fail "smtp.host is required: the SMTP relay notifications are sent through" -}}
 {{- end -}}
@@ -123,6 +126,8 @@ valueFrom.secretKeyRef: the database URL, Kafka credentials and CA, the JWT publ
   value: {{ $value | toString | quote }}
 {{- end }}
 {{- if .smtp }}
+- name: {{ $p }}_PUBLIC_URL
+  value: {{ $v.publicUrl | quote }}
 - name: {{ $p }}_SMTP_HOST
   value: {{ $v.smtp.host | quote }}
 - name: {{ $p }}_SMTP_PORT
