@@ -26,18 +26,21 @@ async def publish_event(
 
 async def outbox(sessions: async_sessionmaker[AsyncSession]) -> list[Envelope]:
     """Every event a service has emitted so far, in order."""
-    async with sessions() as session:
-        rows = (await session.scalars(select(OutboxRecord).order_by(OutboxRecord.seq))).all()
     return [
         decode({k: v.encode() for k, v in row.headers.items()}, row.key, row.value)
-        for row in rows
-        if not topics.is_dead_letter(row.topic)
+        for row in await _outbox_rows(sessions, dead_letters=False)
     ]
 
 
 async def parked(sessions: async_sessionmaker[AsyncSession]) -> list[OutboxRecord]:
     """Every record a service's consumers have dead-lettered so far (its outbox's rows for the
     dead-letter topic), in order."""
+    return await _outbox_rows(sessions, dead_letters=True)
+
+
+async def _outbox_rows(
+    sessions: async_sessionmaker[AsyncSession], *, dead_letters: bool
+) -> list[OutboxRecord]:
     async with sessions() as session:
         rows = await session.scalars(select(OutboxRecord).order_by(OutboxRecord.seq))
-        return [row for row in rows if topics.is_dead_letter(row.topic)]
+        return [row for row in rows if topics.is_dead_letter(row.topic) == dead_letters]
