@@ -3,6 +3,7 @@ the others commit and only that one is parked, once. Over a real PostgreSQL."""
 
 import dataclasses
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -147,3 +148,42 @@ async def test_a_record_to_retry_holds_back_its_partition_only(service: Service)
         READY.clear()
     assert await counts(service) == (5, 5)
     assert await letters(service) == []
+
+
+class NotesBatches:
+    """A handler that takes a batch's events in turn: notes the events of each batch it was given,
+    once the batch's work is done, and handles each as ``leave_unless_bad`` does."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.within: UnitOfWork | None = None
+
+    async def __call__(self, event: ParticipantJoined, envelope: Envelope, uow: UnitOfWork) -> None:
+        assert self.within is uow  # called in turn, inside its batch
+        await leave_unless_bad(event, envelope, uow)
+
+    @asynccontextmanager
+    async def batch(self, uow: UnitOfWork, events: list[ParticipantJoined]) -> AsyncIterator[None]:
+        self.within = uow
+        yield
+        self.within = None
+        self.batches.append([event.display_name for event in events])
+
+
+async def test_a_handler_in_turn_is_given_the_batch_s_fresh_events_first(service: Service) -> None:
+    handler = NotesBatches()
+    in_turn = Consumer(
+        service.name, topics.PARTICIPANTS, {ParticipantJoined: handler}, service.unit_of_work
+    )
+    batch = [record(0, "A"), record(1, "B", event_id="same"), record(2, "C", event_id="same")]
+    await in_turn.handle(batch)
+    assert handler.batches == [["A", "B"]] and await counts(service) == (2, 2)
+
+    await in_turn.handle(batch)  # redelivered: nothing fresh, no batch
+    assert handler.batches == [["A", "B"]] and await counts(service) == (2, 2)
+
+    # A bad record fails the batch before its end, which is not run; one at a time, each is a
+    # batch of its own.
+    await in_turn.handle([record(3, "D"), record(4, "bad"), record(5, "E")])
+    assert handler.batches == [["A", "B"], ["D"], ["E"]]
+    assert await letters(service) == [("4", "this one is bad")]

@@ -4,7 +4,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from crossgen_matching import erasure, expiry, resolve, service, views
+from crossgen_matching import erasure, expiry, joins, resolve, views
 from crossgen_matching.directory import intake, scim
 from crossgen_matching.settings import MatchingSettings
 from crossgen_shared import topics
@@ -14,7 +14,7 @@ from crossgen_shared.service import Service
 
 def build(settings: MatchingSettings) -> Service:
     matching = Service("matching", settings)
-    matching.consume(topics.PARTICIPANTS, {ParticipantJoined: service.on_participant_joined})
+    matching.consume(topics.PARTICIPANTS, {ParticipantJoined: joins.Joins()})
     intake.register(matching)
     matching.workers.append(
         partial(

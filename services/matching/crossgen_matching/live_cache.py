@@ -95,22 +95,29 @@ async def checkout(
     lock, ``now``): the kept one if the program is still at its ``revision``, else read afresh.
     The caller holds the program's lock."""
     kept = _kept.pop(newcomer.program_id, None)
-    if kept is None or kept.revision != revision or kept.day != now.date():
-        return await load(session, newcomer)
-    if not _takes_in(kept.live, read.person):
-        return await load(session, newcomer)
+    taken = take_in(kept, read, now) if kept is not None and kept.revision == revision else None
+    return taken or await load(session, newcomer)
+
+
+def take_in(kept: Matching, read: roster.Newcomer, now: datetime) -> Matching | None:
+    """``kept``, with the program unchanged since, for the newcomer ``read`` (as of ``now``);
+    None if it cannot take them in as a fresh load would."""
+    if kept.day != now.date() or not _takes_in(kept.live, read.person):
+        return None
     kept.members[read.member.person_id] = read.member
     return replace(kept, newcomer=read.member, person=read.person, revision=None)
 
 
-async def keep(
-    uow: UnitOfWork, matching: Matching, proposed: Mapping[optimiser.Pair, UUID]
-) -> None:
-    """Keep ``matching``, its join done and ``proposed``, for the program's next newcomer."""
+def settle(matching: Matching, proposed: Mapping[optimiser.Pair, UUID]) -> None:
+    """Bring ``matching``, its join done and ``proposed``, up to date for the next newcomer."""
     if matching.newcomer.role == "mentor":
         matching.live.index.count_rarity()
     matching.proposals.update(proposed)
-    await uow.session.flush()  # the join's own writes move the revision first
+
+
+async def keep(uow: UnitOfWork, matching: Matching) -> None:
+    """Keep ``matching``, settled after its last join, for the program's next newcomer."""
+    await uow.session.flush()  # the joins' own writes move the revision first
     # Kept at a revision of this transaction's own, even when the join wrote nothing: should it
     # roll back (a savepoint too), the entry names a state that never was and is never taken.
     revision = await uow.session.scalar(_NEXT_REVISION, {"program_id": matching.program_id})

@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, SQLColumnExpression, bindparam, func, select
+from sqlalchemy import Select, SQLColumnExpression, Uuid, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crossgen_matching import optimiser
@@ -190,8 +191,15 @@ class Newcomer(NamedTuple):
 
 
 async def newcomer(session: AsyncSession, participant_id: UUID, now: datetime) -> Newcomer:
-    found = (await session.execute(_NEWCOMER, {"participant_id": participant_id})).one()
-    return Newcomer(*_member(found[:-1], now), open_pairings=found[-1])
+    return (await newcomers(session, [participant_id], now))[participant_id]
+
+
+async def newcomers(
+    session: AsyncSession, participant_ids: Collection[UUID], now: datetime
+) -> dict[UUID, Newcomer]:
+    """Each participant of ``participant_ids``, by id, with their open pairings."""
+    found = await session.execute(_NEWCOMERS, {"participant_ids": list(participant_ids)})
+    return {row.id: Newcomer(*_member(row[:-1], now), open_pairings=row[-1]) for row in found}
 
 
 def open_pairings_of(participant_id: SQLColumnExpression[UUID] | UUID) -> Select[int]:
@@ -203,9 +211,9 @@ def open_pairings_of(participant_id: SQLColumnExpression[UUID] | UUID) -> Select
 
 
 # Built once: every join reads it, under the program's lock.
-_NEWCOMER = _MEMBERS.add_columns(
+_NEWCOMERS = _MEMBERS.add_columns(
     open_pairings_of(Participant.id).correlate(Participant).scalar_subquery()
-).where(Participant.id == bindparam("participant_id"))
+).where(Participant.id == any_(bindparam("participant_ids", type_=ARRAY(Uuid))))
 
 
 def _member(row: Sequence[Any], now: datetime) -> tuple[Member, optimiser.Person]:

@@ -3,7 +3,7 @@
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
@@ -226,18 +226,30 @@ async def match_newcomer(
         matching = await live_cache.checkout(session, newcomer, revision, read, now)
     else:
         matching = await live_cache.load(session, newcomer, ruled_out)
-    repair = matching.join(room)
-    for pair in repair.withdrawn:
-        await withdraw(uow, await matching.withdrawing(session, pair), None, "re-matched")
+    made, _ = await repair(uow, matching, room)
+    if whole:
+        live_cache.settle(matching, {pair: p.id for pair, p in made.items()})
+        await live_cache.keep(uow, matching)
+    return next((p for p in made.values() if newcomer.id in (p.learner_id, p.mentor_id)), None)
+
+
+async def repair(
+    uow: UnitOfWork, matching: live_cache.Matching, room: int
+) -> tuple[dict[optimiser.Pair, Pairing], list[Pairing]]:
+    """Take the newcomer of ``matching`` in with ``room`` places: the pairings it proposes, and
+    the proposals it withdraws to make way."""
+    repaired = matching.join(room)
+    withdrawn = []
+    for pair in repaired.withdrawn:
+        withdrawn.append(await matching.withdrawing(uow.session, pair))
+        await withdraw(uow, withdrawn[-1], None, "re-matched")
     made = {
         optimiser.Pair(proposal.learner_id, proposal.mentor_id): await propose(
-            uow, newcomer.program_id, matching.members, proposal
+            uow, matching.program_id, matching.members, proposal
         )
-        for proposal in repair.proposed
+        for proposal in repaired.proposed
     }
-    if whole:
-        await live_cache.keep(uow, matching, {pair: p.id for pair, p in made.items()})
-    return next((p for p in made.values() if newcomer.id in (p.learner_id, p.mentor_id)), None)
+    return made, withdrawn
 
 
 async def propose(
@@ -249,6 +261,7 @@ async def propose(
     """Propose the optimiser's ``proposal`` between two of the program's ``members``."""
     learner, mentor = members[proposal.learner_id], members[proposal.mentor_id]
     pairing = Pairing(
+        id=uuid4(),  # known now: written with the transaction's next flush, with its neighbours
         program_id=program_id,
         learner_id=learner.id,
         mentor_id=mentor.id,
@@ -257,7 +270,6 @@ async def propose(
         proposed_at=datetime.now(UTC),
     )
     uow.session.add(pairing)
-    await uow.session.flush()
     await uow.emit(
         MatchProposed(
             pairing_id=pairing.id,
@@ -380,7 +392,3 @@ async def pairings_in(uow: UnitOfWork, program_id: UUID) -> list[Pairing]:
         select(Pairing).where(Pairing.program_id == program_id).order_by(Pairing.proposed_at)
     )
     return list(rows)
-
-
-async def on_participant_joined(event: ParticipantJoined, _: object, uow: UnitOfWork) -> None:
-    await match_newcomer(uow, event.participant_id)
