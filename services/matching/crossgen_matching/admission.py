@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crossgen_matching import catalogue, service
-from crossgen_matching.directory import lookup
+from crossgen_matching.directory import lookup, read_ahead
 from crossgen_matching.directory.models import Employee
 from crossgen_matching.eligibility import ProgramRules, shortfalls
 from crossgen_matching.models import MIDDLE_LEVEL, Participant, Program
@@ -108,7 +108,7 @@ async def enrol_automatically(uow: UnitOfWork, employee: Employee) -> None:
         role = rules_of(candidate).automatic_role(employee, today)
         if role is None:
             continue
-        if not await _is_active(uow.session, candidate.id, employee.employee_number):
+        if not await _is_active(uow, candidate.id, employee.employee_number):
             await _enrol(uow, candidate, employee, role)
 
 
@@ -140,8 +140,11 @@ _ACTIVE = select(Participant.id).where(  # built once: asked for every HRIS reco
 )
 
 
-async def _is_active(session: AsyncSession, program_id: UUID, person_id: str) -> bool:
-    found = await session.scalar(_ACTIVE, {"program_id": program_id, "person_id": person_id})
+async def _is_active(uow: UnitOfWork, program_id: UUID, person_id: str) -> bool:
+    ahead = read_ahead.of(uow)
+    if ahead is not None and person_id in ahead.current:
+        return (program_id, person_id) in ahead.active
+    found = await uow.session.scalar(_ACTIVE, {"program_id": program_id, "person_id": person_id})
     return found is not None
 
 

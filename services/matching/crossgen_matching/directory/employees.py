@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from crossgen_matching import admission
-from crossgen_matching.directory import lookup, program_effects
+from crossgen_matching.directory import lookup, program_effects, read_ahead
 from crossgen_matching.directory.freshness import Outcome, Stored, judge
 from crossgen_matching.directory.models import Employee
 from crossgen_matching.directory.record import (
@@ -52,7 +52,11 @@ async def record(uow: UnitOfWork, incoming: EmployeeRecord) -> Change:
     """
     session = uow.session
     number = incoming.employee_number or await _known_as(uow, incoming)
-    employee = await session.scalar(_LOCKED, {"employee_number": number})
+    ahead = read_ahead.of(uow)
+    if ahead is not None and number in ahead.employees:
+        employee = ahead.employees[number]
+    else:
+        employee = await session.scalar(_LOCKED, {"employee_number": number})
     verdict = judge(_stored(employee) if employee else None, incoming)
     if not verdict.applies:
         return Change(verdict.outcome, employee)
@@ -66,7 +70,11 @@ async def record(uow: UnitOfWork, incoming: EmployeeRecord) -> Change:
     if employee is None:
         employee = Employee(employee_number=number, active=True, **{f: [] for f in LIST_FIELDS})
         session.add(employee)
+        if ahead is not None:
+            ahead.employees[number] = employee
     _write(employee, changes)
+    if ahead is not None and "manager_employee_number" in changes:
+        ahead.forget(changes["manager_employee_number"])  # they have a report now
     employee.source = incoming.source
     employee.source_timestamp = incoming.source_timestamp
     employee.last_vendor_event_id = incoming.vendor_event_id
@@ -85,6 +93,8 @@ async def record(uow: UnitOfWork, incoming: EmployeeRecord) -> Change:
             if {"display_name", "email"} & changes.keys():
                 await program_effects.details_changed(uow, employee, changes.keys())
         await admission.enrol_automatically(uow, employee)
+    if ahead is not None:
+        ahead.forget(number)  # their programs may have changed
     return Change(verdict.outcome, employee)
 
 
@@ -121,9 +131,14 @@ def _write(employee: Employee, changes: dict[str, Any]) -> None:
 
 
 async def _check_user_name(uow: UnitOfWork, employee: Employee) -> None:
+    ahead = read_ahead.of(uow)
     if employee.user_name and employee.removed_at is None:
-        with uow.session.no_autoflush:  # ask before the database refuses the write
-            owner = await lookup.owner_of_user_name(uow.session, employee.user_name)
+        name = employee.user_name.lower()
+        if ahead is not None and name in ahead.owners:
+            owner = ahead.owners[name]
+        else:
+            with uow.session.no_autoflush:  # ask before the database refuses the write
+                owner = await lookup.owner_of_user_name(uow.session, name)
         if owner not in (None, employee.employee_number):
             raise Conflict(f"userName {employee.user_name!r} belongs to employee {owner}")
     try:
@@ -133,10 +148,14 @@ async def _check_user_name(uow: UnitOfWork, employee: Employee) -> None:
             f"employee {employee.employee_number} or userName {employee.user_name!r} was"
             " written at the same moment by another request; retry"
         ) from exc
+    if ahead is not None:
+        ahead.moved(employee)
 
 
 async def _adopt_reports(uow: UnitOfWork, manager: Employee) -> None:
     """Link the reports that named this manager by the source's id before they were known."""
+    if (ahead := read_ahead.of(uow)) is not None:
+        ahead.forget(manager.employee_number)
     await uow.session.execute(
         update(Employee)
         .where(

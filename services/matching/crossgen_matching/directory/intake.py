@@ -11,12 +11,14 @@ reason, and the feed goes on.
 import hashlib
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from crossgen_matching.directory import employees, vendors
+from crossgen_matching.directory import employees, read_ahead, vendors
 from crossgen_matching.directory.record import EmployeeRecord
 from crossgen_shared import topics
 from crossgen_shared.consumer import Consumer, Received
@@ -50,7 +52,18 @@ class HrisIntake(Consumer):
                     raise InvalidEvent(str(exc)) from exc
                 log.info("%s: %s %s", self.name, change.outcome, incoming.employee_number)
 
-        return Received(record, record_id(record), f"hris:{format_name}", work)
+        return Received(record, record_id(record), f"hris:{format_name}", work, (self, found))
+
+    @asynccontextmanager
+    async def batch(
+        self, uow: UnitOfWork, items: list[list[EmployeeRecord]]
+    ) -> AsyncIterator[None]:
+        """Read what the batch's records will ask of the directory at once (read_ahead.py)."""
+        await read_ahead.read(uow, (incoming for found in items for incoming in found))
+        try:
+            yield
+        finally:
+            read_ahead.done(uow)
 
 
 def register(service: Service) -> None:

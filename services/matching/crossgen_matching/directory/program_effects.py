@@ -19,7 +19,7 @@ from sqlalchemy import Select, bindparam, exists, or_, select
 from sqlalchemy.orm import aliased
 
 from crossgen_matching import service
-from crossgen_matching.directory import lookup
+from crossgen_matching.directory import lookup, read_ahead
 from crossgen_matching.directory.models import Employee
 from crossgen_matching.models import Pairing, Participant
 from crossgen_matching.roster import OPEN_PAIRING
@@ -35,6 +35,9 @@ from crossgen_shared.unit_of_work import UnitOfWork
 async def concerns_programs(uow: UnitOfWork, person_id: str) -> bool:
     """Whether a change of the person's details or place can matter to a program: they are
     active in one, or someone reports to them (their change moves the chain above others)."""
+    ahead = read_ahead.of(uow)
+    if ahead is not None and person_id in ahead.current:
+        return person_id in ahead.concerned
     return bool(await uow.session.scalar(_CONCERNS_PROGRAMS, {"person_id": person_id}))
 
 

@@ -1,0 +1,101 @@
+"""What a batch of HRIS records will ask of the directory, read at once when the batch begins.
+
+The Kafka intake applies up to a hundred records in one transaction, and each record asked the
+database the same four things: the employee's row (locked), who holds their userName, whether a
+change of theirs can matter to a program, and whether they are already in each automatic
+program. Read for the whole batch at its start, that is four statements a batch, not a record.
+
+An answer holds until the batch itself changes what it says. A person's row is the session's own
+object, which the batch's writes keep current; a userName moves as the records move it. What a
+person's programs and reports are is forgotten once a record of theirs is applied, or once a
+record names them as manager: the next question about them asks the database, as every question
+does outside a batch.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import String, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from crossgen_matching.directory.models import Employee
+from crossgen_matching.directory.record import EmployeeRecord
+from crossgen_matching.models import Participant
+from crossgen_shared.unit_of_work import UnitOfWork
+
+_KEY = "directory read-ahead"
+
+
+@dataclass
+class ReadAhead:
+    employees: dict[str, Employee | None]  # by number, locked; None: not in the directory
+    owners: dict[str, str | None]  # the number holding each userName asked about (lower case)
+    current: set[str]  # numbers whose answers below still hold
+    concerned: set[str]  # of those: active in a program, or someone's manager
+    active: set[tuple[UUID, str]]  # their active participations: (program id, number)
+
+    def forget(self, number: str | None) -> None:
+        """What the programs and reports of ``number`` are: the batch may have changed it."""
+        self.current.discard(number or "")
+
+    def moved(self, employee: Employee) -> None:
+        """``employee`` was written: the userName they hold now is theirs, no other is."""
+        number = employee.employee_number
+        for name in [name for name, owner in self.owners.items() if owner == number]:
+            self.owners[name] = None
+        if employee.user_name and employee.removed_at is None:
+            self.owners[employee.user_name.lower()] = number
+
+
+def of(uow: UnitOfWork) -> ReadAhead | None:
+    """The batch's read-ahead, if the unit of work is a batch's."""
+    found: ReadAhead | None = uow.memo.get(_KEY)
+    return found
+
+
+async def read(uow: UnitOfWork, records: Iterable[EmployeeRecord]) -> None:
+    """Read what ``records`` will ask, for the rest of the unit of work."""
+    records = list(records)
+    numbers = sorted({r.employee_number for r in records if r.employee_number})
+    names = sorted({r.user_name.lower() for r in records if r.user_name})
+    session = uow.session
+    # Locked in one order, whichever order the records come in: no deadlock between batches.
+    rows = await session.scalars(_ROWS, {"numbers": numbers})
+    employees: dict[str, Employee | None] = dict.fromkeys(numbers)
+    employees.update((row.employee_number, row) for row in rows)
+    owners: dict[str, str | None] = dict.fromkeys(names)
+    owners.update(
+        (name, number) for name, number in await session.execute(_OWNERS, {"names": names})
+    )
+    active = {(p, n) for p, n in await session.execute(_ACTIVE, {"numbers": numbers})}
+    managers = {m for m in await session.scalars(_MANAGERS, {"numbers": numbers}) if m}
+    concerned = {number for _, number in active} | managers
+    uow.memo[_KEY] = ReadAhead(employees, owners, set(numbers), concerned, active)
+
+
+def done(uow: UnitOfWork) -> None:
+    uow.memo.pop(_KEY, None)
+
+
+_NUMBERS = bindparam("numbers", type_=ARRAY(String))
+# Built once each, as every batch asks them.
+_ROWS = (
+    select(Employee)
+    .where(Employee.employee_number == any_(_NUMBERS))
+    .order_by(Employee.employee_number)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_OWNERS = select(func.lower(Employee.user_name), Employee.employee_number).where(
+    func.lower(Employee.user_name) == any_(bindparam("names", type_=ARRAY(String))),
+    Employee.removed_at.is_(None),
+)
+_ACTIVE = select(Participant.program_id, Participant.person_id).where(
+    Participant.person_id == any_(_NUMBERS), Participant.status == "active"
+)
+_MANAGERS = (
+    select(Employee.manager_employee_number)
+    .where(Employee.manager_employee_number == any_(_NUMBERS))
+    .distinct()
+)

@@ -1,0 +1,130 @@
+"""HRIS records applied as a batch (read_ahead.py): what the batch's own earlier records changed
+is seen by its later ones, as if each had been applied alone, and the batch is not failed and
+redone one record at a time for it."""
+
+import logging
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from aiokafka.structs import ConsumerRecord
+
+from crossgen_local.tokens import TokenIssuer
+from crossgen_matching import service
+from crossgen_shared import topics
+from crossgen_shared.events import (
+    MatchDeclined,
+    MatchProposed,
+    ParticipantJoined,
+    ParticipantUpdated,
+)
+from crossgen_shared.service import Service
+from crossgen_shared.testing import parked
+
+from .test_directory_enrolment import ENTERPRISE, automatic_program, scim_user
+from .test_directory_intake import employees
+from .test_matching_admin import events
+from .test_matching_flow import enrol, program
+
+ONE_AT_A_TIME = "one at a time"  # what the consumer logs when a batch failed and is redone
+
+
+def hris(offset: int, value: bytes) -> ConsumerRecord[Any, Any]:
+    headers = [("hris-format", b"scim"), ("hris-event-id", f"r{offset}".encode())]
+    return ConsumerRecord(
+        topic=topics.HRIS,
+        partition=0,
+        offset=offset,
+        timestamp=1_700_000_000_000,
+        timestamp_type=0,
+        key=b"hr",
+        value=value,
+        checksum=None,
+        serialized_key_size=2,
+        serialized_value_size=len(value),
+        headers=headers,
+    )
+
+
+class Feed:
+    """The HRIS topic's consumer, fed batches of SCIM users directly, offsets counted on."""
+
+    def __init__(self, matching: Service) -> None:
+        self.intake = next(c for c in matching.consumers if c.topic == topics.HRIS)
+        self.offset = 0
+
+    async def batch(self, *users: bytes) -> None:
+        records = [hris(self.offset + i, user) for i, user in enumerate(users)]
+        self.offset += len(users)
+        await self.intake.handle(records)
+
+
+def person(number: str, version: int, user_name: str | None = None, manager: str = "") -> bytes:
+    enterprise = {"employeeNumber": number, "department": "Marketing"}
+    enterprise |= {"manager": {"value": manager}} if manager else {}
+    core = {"userName": user_name} if user_name else {}
+    return scim_user(number, version, level="L8", **{ENTERPRISE: enterprise} | core)
+
+
+async def test_a_hire_and_their_next_record_in_one_batch_join_once_and_update(
+    api: httpx.AsyncClient,
+    matching: Service,
+    tokens: TokenIssuer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await automatic_program(api, tokens)
+    caplog.set_level(logging.INFO)
+    feed = Feed(matching)
+    await feed.batch(
+        scim_user("E-7", 1, level="L2"),
+        scim_user("E-7", 2, level="L2", displayName="Kim Park"),
+    )
+    [joined] = await events(matching, ParticipantJoined)  # the second found them enrolled
+    [updated] = await events(matching, ParticipantUpdated)  # and in a program
+    assert (joined.display_name, updated.display_name) == ("Person E-7", "Kim Park")
+    assert ONE_AT_A_TIME not in caplog.text
+
+
+async def test_a_user_name_freed_earlier_in_the_batch_may_be_taken(
+    matching: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    feed = Feed(matching)
+    await feed.batch(person("A", 1, "kim@acme.example"), person("B", 1))
+    await feed.batch(person("A", 2, "ann@acme.example"), person("B", 2, "kim@acme.example"))
+    found = await employees(matching)
+    assert (found["A"].user_name, found["B"].user_name) == ("ann@acme.example", "kim@acme.example")
+    assert ONE_AT_A_TIME not in caplog.text and not await parked(matching.sessions)
+
+    # Taken before it is freed: refused, as one record at a time would refuse it.
+    await feed.batch(person("C", 1, "ann@acme.example"), person("A", 3))
+    [letter] = await parked(matching.sessions)
+    assert letter.headers["dlq_reason"] == "userName 'ann@acme.example' belongs to employee A"
+    assert (await employees(matching))["A"].user_name == "a@acme.example"
+
+
+async def test_a_new_report_earlier_in_the_batch_makes_their_manager_s_move_matter(
+    api: httpx.AsyncClient,
+    matching: Service,
+    tokens: TokenIssuer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """X learns from Y. In one batch X comes to report to M, who nobody reported to, and M comes
+    to report to Y: Y is now above X, and the pairing must go."""
+    feed = Feed(matching)
+    await feed.batch(person("X", 1), person("M", 1), person("Y", 1))
+    pid = await program(api, tokens)
+    await enrol(api, tokens, pid, "Y", role="mentor")
+    learner = await enrol(api, tokens, pid, "X", role="learner")
+    async with matching.unit_of_work() as uow:
+        assert await service.match_newcomer(uow, UUID(learner["id"])) is not None
+        await uow.commit()
+    [proposed] = await events(matching, MatchProposed)
+
+    caplog.set_level(logging.INFO)
+    await feed.batch(person("X", 2, manager="M"), person("M", 2, manager="Y"))
+    [declined] = await events(matching, MatchDeclined)
+    assert declined.pairing_id == proposed.pairing_id
+    assert declined.reason == "the mentor is now in the learner's management chain"
+    assert ONE_AT_A_TIME not in caplog.text
