@@ -38,10 +38,13 @@ class NotificationsSettings(ServiceSettings):
     digest_hour: int = Field(default=8, ge=0, le=23)  # in each person's own timezone
 
     delivery_poll_interval: float = Field(default=0.5, gt=0)
-    delivery_concurrency: int = Field(default=4, ge=1)
+    delivery_concurrency: int = Field(default=2, ge=1)
     # Due messages one loop claims in one transaction and sends at once: fewer transactions per
-    # message, and as many in flight (so "maybe sent" after a crash) as a claim holds.
-    delivery_batch: int = Field(default=4, ge=1)
+    # message (two a claim: a claim of 4 cost twice the CPU per email of one of 16), and as many
+    # in flight (so "maybe sent" after a crash) as the loops' claims hold.
+    delivery_batch: int = Field(default=16, ge=1)
+    # SMTP connections one replica keeps open at most; the claims' emails take turns on them.
+    smtp_connections: int = Field(default=8, ge=1)
     delivery_max_attempts: int = Field(default=8, ge=1)
     # A transient failure is retried after this delay, doubled on each attempt up to the maximum,
     # with jitter so that many messages failing together do not come back together.
@@ -54,7 +57,12 @@ class NotificationsSettings(ServiceSettings):
     def _consistent(self) -> "NotificationsSettings":
         if self.smtp_starttls and self.smtp_implicit_tls:
             raise ValueError("choose SMTP STARTTLS or implicit TLS, not both")
-        if self.sending_timeout <= max(self.smtp_timeout, self.webhook_timeout):
+        # The emails in flight may wait for each other's connections, each for its timeout.
+        turns = -(-self.delivery_concurrency * self.delivery_batch // self.smtp_connections)
+        if self.sending_timeout <= max(self.smtp_timeout * turns, self.webhook_timeout):
             # Shorter, and a send still in progress would be declared "maybe sent".
-            raise ValueError("sending_timeout must exceed the SMTP and webhook timeouts")
+            raise ValueError(
+                "sending_timeout must exceed the webhook timeout, and the SMTP timeout times"
+                f" the turns the emails in flight take on the SMTP connections ({turns})"
+            )
         return self

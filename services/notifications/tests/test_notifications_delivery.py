@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
+import aiosmtplib
 import pytest
 from aiosmtpd.controller import Controller
 from faststream.kafka import KafkaBroker, TestKafkaBroker
@@ -124,6 +125,22 @@ async def test_one_claim_sends_its_messages_at_once_and_records_each_outcome(
     assert [m.message["Message-ID"] for m in smtp.messages] == [f"<{sent.id}@crossgen>"]
     events = await emitted(notifications)
     assert sorted(type(e).__name__ for e in events) == ["NotificationFailed", "NotificationSent"]
+
+
+async def test_a_claim_s_emails_take_turns_on_the_smtp_connections(
+    delivery: MakeDelivery, smtp: SmtpSink, proposed: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[aiosmtplib.SMTP] = []
+    connect = aiosmtplib.SMTP.connect
+
+    async def counted(client: aiosmtplib.SMTP, *args: Any, **kwargs: Any) -> Any:
+        opened.append(client)
+        return await connect(client, *args, **kwargs)
+
+    monkeypatch.setattr(aiosmtplib.SMTP, "connect", counted)
+    assert await delivery(delivery_batch=2, smtp_connections=1).deliver_next() == 2
+    assert len(smtp.messages) == 2 and len(opened) == 1  # the second waited for the first's
+    assert await delivery(delivery_batch=2, smtp_connections=2).deliver_next() == 0
 
 
 async def test_a_refused_recipient_fails_for_good(

@@ -105,6 +105,7 @@ class Delivery:
             .with_for_update(skip_locked=True, of=Notification)
         )
         self._wake = asyncio.Event()
+        self._smtp_turns = asyncio.Semaphore(settings.smtp_connections)
 
     async def run(self) -> None:
         """Deliver until cancelled, with ``delivery_concurrency`` loops sharing the work."""
@@ -302,8 +303,10 @@ class Delivery:
             if message.channel == "email"
             else self._settings.webhook_timeout
         )
+        # An email waits for a free SMTP connection before its timeout starts.
+        turn = self._smtp_turns if message.channel == "email" else contextlib.nullcontext()
         try:
-            async with asyncio.timeout(timeout):
+            async with turn, asyncio.timeout(timeout):
                 await self._channels[message.channel].send(message)
         except DeliveryError as exc:
             return exc
