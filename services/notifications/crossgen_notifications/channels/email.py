@@ -10,6 +10,7 @@ from email.message import Message
 from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
+from typing import Any
 
 import aiosmtplib
 from icalendar import Calendar
@@ -26,9 +27,28 @@ REUSE_WITHIN = 10.0
 # made composing the costliest step of sending a message.
 UTF8 = Charset("utf-8")
 UTF8.body_encoding = QP
-# CRLF for SMTP; headers are folded here (the Subject's encoded words at 76) and a long URL in
-# List-Unsubscribe stays on its line rather than being pushed onto a continuation line.
-WIRE = email.policy.compat32.clone(linesep="\r\n", max_line_length=998)
+
+
+class _Wire(email.policy.Compat32):
+    """compat32 for SMTP: CRLF, and lines up to 998, so a long URL in List-Unsubscribe stays on
+    its line rather than being pushed onto a continuation line. Headers are folded here (the
+    Subject's encoded words at 76); one that needs no folding or encoding is written as it is.
+    compat32 runs every value through ``Header``, which returns such a value unchanged; with the
+    boundaries ``compose`` sets, writing a message out takes half the time it took."""
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        if (
+            isinstance(value, str)
+            and value.isascii()
+            and "\r" not in value
+            and "\n" not in value
+            and len(name) + len(value) + 2 <= (self.max_line_length or 78)
+        ):
+            return f"{name}: {value}{self.linesep}".encode()
+        return super().fold_binary(name, value)
+
+
+WIRE = _Wire(linesep="\r\n", max_line_length=998)
 
 
 def message_id(message: Outgoing) -> str:
@@ -106,7 +126,14 @@ class EmailChannel:
             # Outlook acts on the text/calendar alternative; others on the attached file.
             parts.append(_text(message.calendars[0], "calendar"))
             parts[-1].set_param("method", methods[0])
-        mail = parts[0] if len(parts) == 1 else MIMEMultipart("alternative", _subparts=parts)
+        # Boundaries of our own: "=_" never occurs in a quoted-printable or base64 body, so
+        # there is no need to make one at random and search every part for it.
+        boundary = f"=_{message.notification_id.hex}"
+        mail = (
+            parts[0]
+            if len(parts) == 1
+            else MIMEMultipart("alternative", boundary=f"{boundary}_a", _subparts=parts)
+        )
         if message.calendars:
             attachments = []
             for number, (invite, method) in enumerate(
@@ -117,7 +144,7 @@ class EmailChannel:
                 attachment.set_param("method", method)
                 attachment.add_header("Content-Disposition", "attachment", filename=name)
                 attachments.append(attachment)
-            mail = MIMEMultipart("mixed", _subparts=[mail, *attachments])
+            mail = MIMEMultipart("mixed", boundary=f"{boundary}_m", _subparts=[mail, *attachments])
         mail["From"] = self._from
         mail["To"] = _address(message.to_address)
         # Encoded (RFC 2047) only if it must be, in encoded words of at most 75 characters.
