@@ -1,5 +1,8 @@
 """Helpers for handler tests: publish an event into a (test) broker, read the outbox."""
 
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,6 +25,26 @@ async def publish_event(
         headers={k: v.decode() for k, v in record.headers.items()},
     )
     return record.headers["ce_id"].decode()
+
+
+def consumer_record(
+    event: Event, offset: int, *, event_id: str | None = None, partition: int = 0
+) -> ConsumerRecord[Any, Any]:
+    """``event`` as a consumer reads it from its topic, for feeding a batch to ``handle``."""
+    wire = encode(event, source="/test", event_id=event_id)
+    return ConsumerRecord(
+        topic=event.topic,
+        partition=partition,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=wire.key,
+        value=wire.value,
+        checksum=None,
+        serialized_key_size=len(wire.key),
+        serialized_value_size=len(wire.value),
+        headers=list(wire.headers.items()),
+    )
 
 
 async def outbox(sessions: async_sessionmaker[AsyncSession]) -> list[Envelope]:

@@ -16,10 +16,10 @@ from crossgen_local.tokens import TokenIssuer
 from crossgen_shared import topics
 from crossgen_shared.consumer import Consumer, Handler, HeldBack, NotReady
 from crossgen_shared.db import InboxRecord
-from crossgen_shared.envelope import Envelope, InvalidEvent, encode
+from crossgen_shared.envelope import Envelope, InvalidEvent
 from crossgen_shared.events import Event, ParticipantJoined
 from crossgen_shared.service import Service
-from crossgen_shared.testing import outbox, parked
+from crossgen_shared.testing import consumer_record, outbox, parked
 from crossgen_shared.unit_of_work import UnitOfWork
 
 from .messaging import fresh_settings, messaging_service
@@ -41,20 +41,7 @@ def record(
     offset: int, name: str = "Lea", event_id: str | None = None, partition: int = 0
 ) -> ConsumerRecord[Any, Any]:
     event = joined().model_copy(update={"display_name": name})
-    wire = encode(event, source="/test", event_id=event_id)
-    return ConsumerRecord(
-        topic=topics.PARTICIPANTS,
-        partition=partition,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=wire.key,
-        value=wire.value,
-        checksum=None,
-        serialized_key_size=len(wire.key),
-        serialized_value_size=len(wire.value),
-        headers=list(wire.headers.items()),
-    )
+    return consumer_record(event, offset, event_id=event_id, partition=partition)
 
 
 @pytest.fixture

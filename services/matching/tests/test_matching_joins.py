@@ -10,29 +10,11 @@ from aiokafka.structs import ConsumerRecord
 
 from crossgen_matching import service
 from crossgen_shared import topics
-from crossgen_shared.envelope import encode
 from crossgen_shared.events import ParticipantJoined, Role
 from crossgen_shared.service import Service
-from crossgen_shared.testing import outbox
+from crossgen_shared.testing import consumer_record, outbox
 
 from .test_matching_live_cache import SKILLS, directory, enrol, join, new_program, proposals
-
-
-def as_record(offset: int, event: ParticipantJoined, event_id: str) -> ConsumerRecord[Any, Any]:
-    wire = encode(event, source="/matching", event_id=event_id)
-    return ConsumerRecord(
-        topic=topics.PARTICIPANTS,
-        partition=0,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=wire.key,
-        value=wire.value,
-        checksum=None,
-        serialized_key_size=len(wire.key),
-        serialized_value_size=len(wire.value),
-        headers=list(wire.headers.items()),
-    )
 
 
 async def joined_records(matching: Service, ids: list[UUID]) -> list[ConsumerRecord[Any, Any]]:
@@ -42,7 +24,9 @@ async def joined_records(matching: Service, ids: list[UUID]) -> list[ConsumerRec
         for envelope in await outbox(matching.sessions)
         if isinstance(envelope.event, ParticipantJoined)
     }
-    return [as_record(offset, *found[i]) for offset, i in enumerate(ids)]
+    return [
+        consumer_record(found[i][0], offset, event_id=found[i][1]) for offset, i in enumerate(ids)
+    ]
 
 
 async def enrol_people(

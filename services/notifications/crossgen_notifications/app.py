@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 
 from crossgen_notifications import people, views
-from crossgen_notifications.handlers import Notifier
+from crossgen_notifications.handlers import Notifier, PairingEvents
 from crossgen_notifications.preferences import views as preference_views
 from crossgen_notifications.scheduling.delivery import Delivery
 from crossgen_notifications.scheduling.timing import Clock, system_clock
@@ -11,11 +11,7 @@ from crossgen_notifications.settings import NotificationsSettings
 from crossgen_shared import topics
 from crossgen_shared.events import (
     FeedbackSubmitted,
-    MatchAccepted,
-    MatchDeclined,
-    MatchProposed,
     PairingAtRisk,
-    PairingEnded,
     ParticipantErased,
     ParticipantJoined,
     ParticipantLeft,
@@ -42,15 +38,7 @@ def build(settings: NotificationsSettings, clock: Clock = system_clock) -> Servi
             ParticipantErased: lambda e, _, uow: people.erase_person(uow, e.person_id, e.erased_at),
         },
     )
-    notifications.consume(
-        topics.PAIRINGS,
-        {
-            MatchProposed: notifier.on_match_proposed,
-            MatchAccepted: notifier.on_match_accepted,
-            MatchDeclined: notifier.on_match_declined,
-            PairingEnded: notifier.on_pairing_ended,
-        },
-    )
+    notifications.consume(topics.PAIRINGS, PairingEvents(notifier).events)
     notifications.consume(
         topics.SESSIONS,
         {

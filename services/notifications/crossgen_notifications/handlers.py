@@ -5,12 +5,14 @@ partners, a reschedule's old time and an invite's sequence are facts no single e
 """
 
 import functools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Uuid, any_, bindparam, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from crossgen_notifications import invites
 from crossgen_notifications.messages import Messages, Recipient
@@ -19,6 +21,7 @@ from crossgen_notifications.scheduling.timing import Clock, system_clock
 from crossgen_notifications.settings import NotificationsSettings
 from crossgen_shared.envelope import Envelope
 from crossgen_shared.events import (
+    Event,
     FeedbackSubmitted,
     MatchAccepted,
     MatchDeclined,
@@ -35,6 +38,7 @@ from crossgen_shared.unit_of_work import UnitOfWork
 REMINDER = "session-reminder"
 FEEDBACK_REQUEST = "feedback-request"
 OPEN = ("proposed", "accepted")
+PairingEvent = MatchProposed | MatchAccepted | MatchDeclined | PairingEnded
 
 
 class Notifier:
@@ -239,16 +243,32 @@ class Notifier:
         self, uow: UnitOfWork, pairing_id: UUID, learner_id: UUID, mentor_id: UUID, status: str
     ) -> str | None:
         """Record the pairing's new status; returns the one it had."""
-        pairing = await uow.session.get(Pairing, pairing_id, with_for_update=True)
+        ahead: dict[UUID, Pairing | None] | None = uow.memo.get(_PAIRINGS_AHEAD)
+        if ahead is not None and pairing_id in ahead:
+            pairing = ahead[pairing_id]
+        else:
+            pairing = await uow.session.get(Pairing, pairing_id, with_for_update=True)
         if pairing is None:
-            uow.session.add(
-                Pairing(
-                    pairing_id=pairing_id, learner_id=learner_id, mentor_id=mentor_id, status=status
-                )
+            pairing = Pairing(
+                pairing_id=pairing_id, learner_id=learner_id, mentor_id=mentor_id, status=status
             )
+            uow.session.add(pairing)
+            if ahead is not None:
+                ahead[pairing_id] = pairing
             return None
         before, pairing.status = pairing.status, status
         return before
+
+    async def read_pairs(self, uow: UnitOfWork, events: list[PairingEvent]) -> None:
+        """Read the pairings and recipients a batch of pairing events will ask for, at once:
+        the pairings locked (in one order), held for the unit of work with those it adds."""
+        ids = sorted({event.pairing_id for event in events})
+        found = await uow.session.scalars(_LOCKED_PAIRINGS, {"pairing_ids": ids})
+        ahead: dict[UUID, Pairing | None] = dict.fromkeys(ids)
+        ahead.update((pairing.pairing_id, pairing) for pairing in found)
+        uow.memo[_PAIRINGS_AHEAD] = ahead
+        people = {side for event in events for side in (event.learner_id, event.mentor_id)}
+        await self.messages.read_recipients(uow, people)
 
     async def _withdraw(
         self,
@@ -283,6 +303,43 @@ class Notifier:
             ],
             stamp=self._clock(),
         )
+
+
+_PAIRINGS_AHEAD = "pairings read ahead"
+# The pairings a batch names, locked in one order; built once.
+_LOCKED_PAIRINGS = (
+    select(Pairing)
+    .where(Pairing.pairing_id == any_(bindparam("pairing_ids", type_=ARRAY(Uuid))))
+    .order_by(Pairing.pairing_id)
+    .with_for_update()
+)
+
+
+class PairingEvents:
+    """The handler of the pairings topic: a batch's pairings and the people in them are read
+    at once (``Notifier.read_pairs``), then each event is handled by the notifier in turn."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self._notifier = notifier
+        self._handlers: dict[type, Callable[[Any, Envelope, UnitOfWork], Awaitable[None]]] = {
+            MatchProposed: notifier.on_match_proposed,
+            MatchAccepted: notifier.on_match_accepted,
+            MatchDeclined: notifier.on_match_declined,
+            PairingEnded: notifier.on_pairing_ended,
+        }
+
+    @property
+    def events(self) -> dict[type[Event], "PairingEvents"]:
+        """What to register: each of its event types, to this handler."""
+        return dict.fromkeys(self._handlers, self)
+
+    async def __call__(self, event: PairingEvent, envelope: Envelope, uow: UnitOfWork) -> None:
+        await self._handlers[type(event)](event, envelope, uow)
+
+    @asynccontextmanager
+    async def batch(self, uow: UnitOfWork, events: list[PairingEvent]) -> AsyncIterator[None]:
+        await self._notifier.read_pairs(uow, events)
+        yield
 
 
 def _both(learner: Recipient, mentor: Recipient) -> tuple[tuple[Recipient, Recipient, str], ...]:

@@ -5,14 +5,14 @@ notification with the reason instead of stalling the consumer. Each (event, mess
 channel) is one row, whatever the redeliveries: the unique key is the last guard.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID, uuid4
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Uuid, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from crossgen_notifications.channels import ChannelName
 from crossgen_notifications.models import Contact, Notification, Preferences, Status
@@ -47,11 +47,14 @@ class Recipient:
 # Built once (a message per recipient and channel runs it); the row's keys give its columns.
 _INSERT_ONCE = insert(Notification).on_conflict_do_nothing(constraint="uq_notifications_once")
 # A participant's contact with their preferences, if they set any; built once.
-_RECIPIENT = (
-    select(Contact, Preferences)
-    .outerjoin(Preferences, Preferences.person_id == Contact.person_id)
-    .where(Contact.participant_id == bindparam("participant_id"))
+_WITH_PREFERENCES = select(Contact, Preferences).outerjoin(
+    Preferences, Preferences.person_id == Contact.person_id
 )
+_RECIPIENT = _WITH_PREFERENCES.where(Contact.participant_id == bindparam("participant_id"))
+_RECIPIENTS = _WITH_PREFERENCES.where(
+    Contact.participant_id == any_(bindparam("participant_ids", type_=ARRAY(Uuid)))
+)
+_READ_AHEAD = "recipients read ahead"
 
 
 class Messages:
@@ -66,8 +69,19 @@ class Messages:
         self._on_queued = on_queued  # told once a message due now is committed
         self._signing_key: bytes | None = None  # made once by a migration, never changed
 
+    async def read_recipients(self, uow: UnitOfWork, participant_ids: Collection[UUID]) -> None:
+        """Read the recipients a batch of events will ask for, at once: ``recipient`` finds them
+        for the rest of the unit of work (nothing in a batch of pairing events changes them)."""
+        rows = await uow.session.execute(_RECIPIENTS, {"participant_ids": list(participant_ids)})
+        uow.memo[_READ_AHEAD] = {
+            contact.participant_id: Recipient(contact, reach(contact, preferences))
+            for contact, preferences in rows
+        }
+
     async def recipient(self, uow: UnitOfWork, participant_id: UUID) -> Recipient:
         """Who a participant is and how to reach them; NotReady if not known yet."""
+        if (known := uow.memo.get(_READ_AHEAD, {}).get(participant_id)) is not None:
+            return cast(Recipient, known)
         found = (await uow.session.execute(_RECIPIENT, {"participant_id": participant_id})).first()
         if found is None:
             # Events come on several topics: the participant's own may simply not be here yet.

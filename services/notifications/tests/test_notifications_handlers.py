@@ -3,6 +3,7 @@
 FastStream's test broker runs the real consumers (inbox, unit of work) over a real PostgreSQL.
 """
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -10,11 +11,13 @@ from uuid import uuid4
 import pytest
 from faststream.kafka import KafkaBroker
 from icalendar import Calendar
+from sqlalchemy import select
 
 from crossgen_notifications import handlers, messages, people
-from crossgen_notifications.models import Contact, Notification
+from crossgen_notifications.models import Contact, Notification, Pairing
 from crossgen_notifications.settings import NotificationsSettings
 from crossgen_notifications.testing import START, Clock, emitted, notifications_of
+from crossgen_shared import topics
 from crossgen_shared.consumer import NotReady
 from crossgen_shared.envelope import Envelope
 from crossgen_shared.events import (
@@ -35,7 +38,7 @@ from crossgen_shared.events import (
     SessionScheduled,
 )
 from crossgen_shared.service import Service
-from crossgen_shared.testing import publish_event
+from crossgen_shared.testing import consumer_record, publish_event
 
 NEXT_WEEK = START + timedelta(days=7)
 
@@ -160,6 +163,41 @@ async def test_accepted_and_at_risk_pairings_notify_both(
         ("pairing-at-risk", "max@example.com", "Is your pairing with Linda still on track?"),
     ]
     assert all("no session for 6 weeks" in n.body for n in rows if n.template == "pairing-at-risk")
+
+
+async def test_a_batch_of_pairing_events_reads_its_pairs_at_once_and_tells_each_as_alone(
+    notifications: Service,
+    both_known: None,
+    proposal: MatchProposed,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One batch: a proposal, its acceptance, a second proposal of the same two, declined."""
+    caplog.set_level(logging.INFO)
+    again = proposal.model_copy(update={"pairing_id": uuid4()})
+    batch = [
+        proposal,
+        MatchAccepted(**pair_of(proposal), accepted_at=START),
+        again,
+        MatchDeclined(
+            **pair_of(again), declined_by=again.learner_id, reason="busy", declined_at=START
+        ),
+    ]
+    pairings = next(c for c in notifications.consumers if c.topic == topics.PAIRINGS)
+    await pairings.handle([consumer_record(event, i) for i, event in enumerate(batch)])
+
+    assert sorted(summary(await notifications_of(notifications))) == [
+        ("match-accepted", "linda@example.com", "pending"),
+        ("match-accepted", "max@example.com", "pending"),
+        ("match-declined", "max@example.com", "pending"),
+        ("match-proposed", "linda@example.com", "pending"),
+        ("match-proposed", "linda@example.com", "pending"),
+        ("match-proposed", "max@example.com", "pending"),
+        ("match-proposed", "max@example.com", "pending"),
+    ]
+    async with notifications.sessions() as session:
+        statuses = dict((await session.execute(select(Pairing.pairing_id, Pairing.status))).all())
+    assert statuses == {proposal.pairing_id: "accepted", again.pairing_id: "declined"}
+    assert "one at a time" not in caplog.text  # the batch was applied as one
 
 
 async def test_a_declined_match_tells_only_the_other_side(
