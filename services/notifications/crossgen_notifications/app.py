@@ -12,10 +12,6 @@ from crossgen_shared import topics
 from crossgen_shared.events import (
     FeedbackSubmitted,
     PairingAtRisk,
-    ParticipantErased,
-    ParticipantJoined,
-    ParticipantLeft,
-    ParticipantUpdated,
     SessionCancelled,
     SessionCompleted,
     SessionScheduled,
@@ -30,13 +26,7 @@ def build(settings: NotificationsSettings, clock: Clock = system_clock) -> Servi
     # A message due now is sent at once, not at the delivery loops' next look.
     notifier = Notifier(settings, clock, on_queued=delivery.wake)
     notifications.consume(
-        topics.PARTICIPANTS,
-        {
-            ParticipantJoined: people.on_participant_joined,
-            ParticipantUpdated: people.on_participant_updated,
-            ParticipantLeft: notifier.on_participant_left,
-            ParticipantErased: lambda e, _, uow: people.erase_person(uow, e.person_id, e.erased_at),
-        },
+        topics.PARTICIPANTS, people.ParticipantEvents(notifier.on_participant_left).events
     )
     notifications.consume(topics.PAIRINGS, PairingEvents(notifier).events)
     notifications.consume(

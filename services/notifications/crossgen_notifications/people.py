@@ -1,14 +1,24 @@
 """Contact data: kept from the participants topic; erased with everything that names a person."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
+from uuid import UUID
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from crossgen_notifications.models import Contact, Notification, Preferences, SessionInvite, Status
-from crossgen_shared.consumer import NotReady
+from crossgen_shared.consumer import Handler, NotReady
 from crossgen_shared.envelope import Envelope
-from crossgen_shared.events import ParticipantJoined, ParticipantUpdated
+from crossgen_shared.events import (
+    Event,
+    ParticipantErased,
+    ParticipantJoined,
+    ParticipantLeft,
+    ParticipantUpdated,
+)
 from crossgen_shared.unit_of_work import UnitOfWork
 
 ERASED = "erased"
@@ -25,17 +35,69 @@ _UPSERT_CONTACT = _insert_contact.on_conflict_do_update(
 
 
 async def on_participant_joined(event: ParticipantJoined, _: Envelope, uow: UnitOfWork) -> None:
-    await uow.session.execute(
-        _UPSERT_CONTACT,
-        {
-            "participant_id": event.participant_id,
-            "person_id": event.person_id,
-            "program_id": event.program_id,
-            "display_name": event.display_name,
-            "email": event.email,
-            "updated_at": event.joined_at,
-        },
-    )
+    await uow.session.execute(_UPSERT_CONTACT, _contact(event))
+
+
+def _contact(event: ParticipantJoined) -> dict[str, Any]:
+    return {
+        "participant_id": event.participant_id,
+        "person_id": event.person_id,
+        "program_id": event.program_id,
+        "display_name": event.display_name,
+        "email": event.email,
+        "updated_at": event.joined_at,
+    }
+
+
+class ParticipantEvents:
+    """The handler of the participants topic. In a batch, the contacts of those who joined are
+    written together, in one statement: before any other event of the batch is handled, and at its
+    end. An update, a leave or an erasure reads them as if each had been written alone."""
+
+    def __init__(self, on_left: Handler) -> None:
+        self._handlers: dict[type[Event], Handler] = {
+            ParticipantJoined: on_participant_joined,
+            ParticipantUpdated: on_participant_updated,
+            ParticipantLeft: on_left,
+            ParticipantErased: lambda e, _, uow: erase_person(uow, e.person_id, e.erased_at),
+        }
+
+    @property
+    def events(self) -> dict[type[Event], "ParticipantEvents"]:
+        """What to register: each of its event types, to this handler."""
+        return dict.fromkeys(self._handlers, self)
+
+    async def __call__(self, event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        joined: list[ParticipantJoined] | None = uow.memo.get(_JOINED)
+        if joined is not None and isinstance(event, ParticipantJoined):
+            joined.append(event)
+            return
+        await _write_joined(uow)
+        await self._handlers[type(event)](event, envelope, uow)
+
+    @asynccontextmanager
+    async def batch(self, uow: UnitOfWork, events: list[Event]) -> AsyncIterator[None]:
+        uow.memo[_JOINED] = []
+        yield
+        await _write_joined(uow)
+
+
+_JOINED = "participants joined, to write"
+
+
+async def _write_joined(uow: UnitOfWork) -> None:
+    """Write the contacts of the batch's joins so far, the latest event of each participant's
+    (the last of equals): what writing them one by one in order would leave."""
+    joined: list[ParticipantJoined] = uow.memo.get(_JOINED) or []
+    if not joined:
+        return
+    latest: dict[UUID, ParticipantJoined] = {}
+    for event in joined:
+        held = latest.get(event.participant_id)
+        if held is None or held.joined_at <= event.joined_at:
+            latest[event.participant_id] = event
+    joined.clear()
+    await uow.session.execute(_UPSERT_CONTACT, [_contact(event) for event in latest.values()])
 
 
 async def on_participant_updated(event: ParticipantUpdated, _: Envelope, uow: UnitOfWork) -> None:

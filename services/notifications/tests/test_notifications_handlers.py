@@ -104,6 +104,40 @@ async def test_participant_events_keep_the_contact_up_to_date(
     )
 
 
+async def test_a_batch_of_participant_events_keeps_the_contacts_as_one_by_one(
+    notifications: Service,
+    learner: ParticipantJoined,
+    mentor: ParticipantJoined,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The joins of a batch are written together; an update in the batch still finds its
+    contact, and a join replayed after it, older, still does not undo it."""
+    caplog.set_level(logging.INFO)
+    later = learner.joined_at + timedelta(days=1)
+    update = ParticipantUpdated(
+        participant_id=learner.participant_id,
+        program_id=learner.program_id,
+        display_name="Linda L.",
+        email="linda.l@example.com",
+        skills=learner.skills,
+        updated_at=later,
+    )
+    renamed = mentor.model_copy(update={"display_name": "Max M.", "joined_at": later})
+    batch = [learner, mentor, update, learner, mentor, renamed, mentor]
+    participants = next(c for c in notifications.consumers if c.topic == topics.PARTICIPANTS)
+    await participants.handle(
+        [consumer_record(event, i, event_id=f"e-{i}") for i, event in enumerate(batch)]
+    )
+
+    async with notifications.sessions() as session:
+        contacts = {c.participant_id: c for c in (await session.scalars(select(Contact))).all()}
+    assert {(c.display_name, c.email) for c in contacts.values()} == {
+        ("Linda L.", "linda.l@example.com"),
+        ("Max M.", "max@example.com"),
+    }
+    assert "one at a time" not in caplog.text  # the batch was applied as one
+
+
 async def test_a_proposed_match_queues_one_email_to_each_side_once(
     broker: KafkaBroker, notifications: Service, both_known: None, proposal: MatchProposed
 ) -> None:
