@@ -72,19 +72,23 @@ def summary(rows: list[Notification]) -> list[tuple[str, str, str]]:
     return [(n.template, n.to_address, n.status) for n in rows]
 
 
-async def test_participant_events_keep_the_contact_up_to_date(
-    broker: KafkaBroker, notifications: Service, learner: ParticipantJoined
-) -> None:
-    await publish_event(broker, learner)
-    later = learner.joined_at + timedelta(days=1)
-    update = ParticipantUpdated(
+def renamed(learner: ParticipantJoined) -> ParticipantUpdated:
+    """Linda's new name and email, a day after she joined."""
+    return ParticipantUpdated(
         participant_id=learner.participant_id,
         program_id=learner.program_id,
         display_name="Linda L.",
         email="linda.l@example.com",
         skills=learner.skills,
-        updated_at=later,
+        updated_at=learner.joined_at + timedelta(days=1),
     )
+
+
+async def test_participant_events_keep_the_contact_up_to_date(
+    broker: KafkaBroker, notifications: Service, learner: ParticipantJoined
+) -> None:
+    await publish_event(broker, learner)
+    update = renamed(learner)
     await publish_event(broker, update)
     # An older fact arriving late (a replay) does not overwrite a newer one.
     await publish_event(
@@ -113,17 +117,11 @@ async def test_a_batch_of_participant_events_keeps_the_contacts_as_one_by_one(
     """The joins of a batch are written together; an update in the batch still finds its
     contact, and a join replayed after it, older, still does not undo it."""
     caplog.set_level(logging.INFO)
-    later = learner.joined_at + timedelta(days=1)
-    update = ParticipantUpdated(
-        participant_id=learner.participant_id,
-        program_id=learner.program_id,
-        display_name="Linda L.",
-        email="linda.l@example.com",
-        skills=learner.skills,
-        updated_at=later,
+    update = renamed(learner)
+    max_renamed = mentor.model_copy(
+        update={"display_name": "Max M.", "joined_at": update.updated_at}
     )
-    renamed = mentor.model_copy(update={"display_name": "Max M.", "joined_at": later})
-    batch = [learner, mentor, update, learner, mentor, renamed, mentor]
+    batch = [learner, mentor, update, learner, mentor, max_renamed, mentor]
     participants = next(c for c in notifications.consumers if c.topic == topics.PARTICIPANTS)
     await participants.handle(
         [consumer_record(event, i, event_id=f"e-{i}") for i, event in enumerate(batch)]
