@@ -20,9 +20,9 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream import AckPolicy
@@ -65,15 +65,11 @@ class HeldBack(Exception):
         self.delay = delay  # seconds to wait before trying again
 
 
-@runtime_checkable
-class InTurn(Protocol):
-    """Work on a batch's records that costs less knowing them all (one lock, one read for them
-    all): ``batch(uow, items)``, given what each fresh record of the batch carries, wraps the
-    records' work, still done in turn, each coming out as it would alone. What ``batch`` does
-    after its ``yield`` belongs to the batch's transaction; it runs only when all the work
-    succeeded. A handler with a ``batch`` method is one, its items the events."""
-
-    def batch(self, uow: UnitOfWork, items: list[Any]) -> AbstractAsyncContextManager[None]: ...
+# Work on a batch's records that costs less knowing them all (one lock, one read for them all):
+# given what each fresh record carries (its event), it wraps the records' work, still done in
+# turn, each coming out as it would alone. What it does after its ``yield`` belongs to the
+# batch's transaction and runs only when all the work succeeded.
+InTurn = Callable[[UnitOfWork, list[Any]], AbstractAsyncContextManager[None]]
 
 
 @dataclass(frozen=True)
@@ -84,7 +80,7 @@ class Received:
     event_id: str
     label: str  # its type, for the metrics
     work: Work
-    in_turn: tuple[InTurn, Any] | None = None  # what takes the batch in turn; the record's item
+    item: Any = None  # what the consumer's ``in_turn`` is given of it: its event, say
 
 
 @dataclass
@@ -99,6 +95,7 @@ class Consumer:
     # Records handled in one transaction at most: a larger batch saves more commits but holds
     # its locks longer, and a batch with a bad record is handled again one record at a time.
     batch_size: int = 100
+    in_turn: InTurn | None = None
     attempts: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -189,8 +186,7 @@ class Consumer:
         async def work(uow: UnitOfWork) -> None:
             await handler(envelope.event, envelope, uow)
 
-        in_turn = (handler, envelope.event) if isinstance(handler, InTurn) else None
-        return Received(record, envelope.id, envelope.type, work, in_turn)
+        return Received(record, envelope.id, envelope.type, work, envelope.event)
 
     async def _apply(self, uow: UnitOfWork, batch: Sequence[Received]) -> list[tuple[str, str]]:
         """Claim the batch's ids in the inbox and run the work of those not handled before, in
@@ -204,9 +200,8 @@ class Consumer:
             fresh.discard(one.event_id)  # the same id twice in one batch: once
             todo.append(one)
             outcomes.append((one.label, "handled"))
-        async with AsyncExitStack() as batches:
-            for taker, items in _in_turn(todo):
-                await batches.enter_async_context(taker.batch(uow, items))
+        in_turn = self.in_turn(uow, [one.item for one in todo]) if self.in_turn and todo else None
+        async with in_turn or nullcontext():
             for one in todo:
                 with _continuing_trace(one.record):
                     await one.work(uow)
@@ -304,16 +299,6 @@ class Consumer:
                 record.offset,
                 reason,
             )
-
-
-def _in_turn(batch: Sequence[Received]) -> list[tuple[InTurn, list[Any]]]:
-    """Each taker in turn with its items, in the batch's order."""
-    takers: dict[int, tuple[InTurn, list[Any]]] = {}  # by identity: a taker may be unhashable
-    for one in batch:
-        if one.in_turn is not None:
-            taker, item = one.in_turn
-            takers.setdefault(id(taker), (taker, []))[1].append(item)
-    return list(takers.values())
 
 
 def _resume(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:

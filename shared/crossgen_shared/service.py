@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from crossgen_shared import asyncapi, observability, topics
 from crossgen_shared.auth import TokenVerifier
-from crossgen_shared.consumer import Consumer, Handler
+from crossgen_shared.consumer import Consumer, Handler, InTurn
 from crossgen_shared.db import create_engine, refused_data, session_factory
 from crossgen_shared.errors import InputErrors, Refusal, RequestError
 from crossgen_shared.events import Event
@@ -76,8 +76,10 @@ class Service:
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.sessions, self.source, on_commit=self.relay.wake)
 
-    def consume(self, topic: str, handlers: Mapping[type[Event], Handler]) -> None:
-        consumer = Consumer(self.name, topic, handlers, self.unit_of_work)
+    def consume(
+        self, topic: str, handlers: Mapping[type[Event], Handler], in_turn: InTurn | None = None
+    ) -> None:
+        consumer = Consumer(self.name, topic, handlers, self.unit_of_work, in_turn=in_turn)
         consumer.register(self.broker)
         self.consumers.append(consumer)
 

@@ -138,8 +138,9 @@ async def test_a_record_to_retry_holds_back_its_partition_only(service: Service)
 
 
 class NotesBatches:
-    """A handler that takes a batch's events in turn: notes the events of each batch it was given,
-    once the batch's work is done, and handles each as ``leave_unless_bad`` does."""
+    """A handler, and the consumer's batch around it (``in_turn``): notes the events of each
+    batch it was given, once the batch's work is done, and handles each as ``leave_unless_bad``
+    does."""
 
     def __init__(self) -> None:
         self.batches: list[list[str]] = []
@@ -157,10 +158,14 @@ class NotesBatches:
         self.batches.append([event.display_name for event in events])
 
 
-async def test_a_handler_in_turn_is_given_the_batch_s_fresh_events_first(service: Service) -> None:
+async def test_a_consumer_s_batch_in_turn_is_given_its_fresh_events_first(service: Service) -> None:
     handler = NotesBatches()
     in_turn = Consumer(
-        service.name, topics.PARTICIPANTS, {ParticipantJoined: handler}, service.unit_of_work
+        service.name,
+        topics.PARTICIPANTS,
+        {ParticipantJoined: handler},
+        service.unit_of_work,
+        in_turn=handler.batch,
     )
     batch = [record(0, "A"), record(1, "B", event_id="same"), record(2, "C", event_id="same")]
     await in_turn.handle(batch)

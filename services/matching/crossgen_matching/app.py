@@ -14,7 +14,11 @@ from crossgen_shared.service import Service
 
 def build(settings: MatchingSettings) -> Service:
     matching = Service("matching", settings)
-    matching.consume(topics.PARTICIPANTS, {ParticipantJoined: joins.Joins()})
+    matching.consume(
+        topics.PARTICIPANTS,
+        {ParticipantJoined: joins.on_participant_joined},
+        in_turn=joins.in_turn,
+    )
     intake.register(matching)
     matching.workers.append(
         partial(

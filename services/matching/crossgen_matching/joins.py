@@ -43,30 +43,27 @@ class _Batch:
     programs: dict[UUID, _InHand] = field(default_factory=dict)
 
 
-class Joins:
-    """The handler of participant-joined: called alone, or in turn within ``batch``."""
+async def on_participant_joined(event: ParticipantJoined, _: object, uow: UnitOfWork) -> None:
+    batch: _Batch | None = uow.memo.get(_BATCH)
+    if batch is None:
+        await service.match_newcomer(uow, event.participant_id)
+    else:
+        await _join(uow, batch, event.participant_id)
 
-    def __init__(self) -> None:
-        self._batches: dict[UnitOfWork, _Batch] = {}
 
-    async def __call__(self, event: ParticipantJoined, _: object, uow: UnitOfWork) -> None:
-        batch = self._batches.get(uow)
-        if batch is None:
-            await service.match_newcomer(uow, event.participant_id)
-        else:
-            await _join(uow, batch, event.participant_id)
+@asynccontextmanager
+async def in_turn(uow: UnitOfWork, events: list[ParticipantJoined]) -> AsyncIterator[None]:
+    """The participant-joined consumer's batch: its newcomers read at once, and each program's
+    live matching kept (and its revision moved) once, at the end."""
+    ids = [event.participant_id for event in events]
+    found = await uow.session.scalars(select(Participant).where(Participant.id.in_(ids)))
+    uow.memo[_BATCH] = batch = _Batch({p.id: p for p in found})
+    yield
+    for hand in batch.programs.values():
+        await _finish(uow, hand)
 
-    @asynccontextmanager
-    async def batch(self, uow: UnitOfWork, events: list[ParticipantJoined]) -> AsyncIterator[None]:
-        ids = [event.participant_id for event in events]
-        found = await uow.session.scalars(select(Participant).where(Participant.id.in_(ids)))
-        self._batches[uow] = batch = _Batch({p.id: p for p in found})
-        try:
-            yield
-            for hand in batch.programs.values():
-                await _finish(uow, hand)
-        finally:
-            del self._batches[uow]
+
+_BATCH = "joins in turn"
 
 
 async def _join(uow: UnitOfWork, batch: _Batch, participant_id: UUID) -> None:

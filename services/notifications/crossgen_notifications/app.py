@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 
 from crossgen_notifications import people, views
-from crossgen_notifications.handlers import Notifier, PairingEvents
+from crossgen_notifications.handlers import Notifier
 from crossgen_notifications.preferences import views as preference_views
 from crossgen_notifications.scheduling.delivery import Delivery
 from crossgen_notifications.scheduling.timing import Clock, system_clock
@@ -11,7 +11,15 @@ from crossgen_notifications.settings import NotificationsSettings
 from crossgen_shared import topics
 from crossgen_shared.events import (
     FeedbackSubmitted,
+    MatchAccepted,
+    MatchDeclined,
+    MatchProposed,
     PairingAtRisk,
+    PairingEnded,
+    ParticipantErased,
+    ParticipantJoined,
+    ParticipantLeft,
+    ParticipantUpdated,
     SessionCancelled,
     SessionCompleted,
     SessionScheduled,
@@ -26,9 +34,27 @@ def build(settings: NotificationsSettings, clock: Clock = system_clock) -> Servi
     # A message due now is sent at once, not at the delivery loops' next look.
     notifier = Notifier(settings, clock, on_queued=delivery.wake)
     notifications.consume(
-        topics.PARTICIPANTS, people.ParticipantEvents(notifier.on_participant_left).events
+        topics.PARTICIPANTS,
+        {
+            ParticipantJoined: people.on_participant_joined,
+            ParticipantUpdated: people.after_joins(people.on_participant_updated),
+            ParticipantLeft: people.after_joins(notifier.on_participant_left),
+            ParticipantErased: people.after_joins(
+                lambda e, _, uow: people.erase_person(uow, e.person_id, e.erased_at)
+            ),
+        },
+        in_turn=people.joins_together,
     )
-    notifications.consume(topics.PAIRINGS, PairingEvents(notifier).events)
+    notifications.consume(
+        topics.PAIRINGS,
+        {
+            MatchProposed: notifier.on_match_proposed,
+            MatchAccepted: notifier.on_match_accepted,
+            MatchDeclined: notifier.on_match_declined,
+            PairingEnded: notifier.on_pairing_ended,
+        },
+        in_turn=notifier.pairs_in_turn,
+    )
     notifications.consume(
         topics.SESSIONS,
         {

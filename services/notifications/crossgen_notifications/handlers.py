@@ -5,7 +5,7 @@ partners, a reschedule's old time and an invite's sequence are facts no single e
 """
 
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -21,7 +21,6 @@ from crossgen_notifications.scheduling.timing import Clock, system_clock
 from crossgen_notifications.settings import NotificationsSettings
 from crossgen_shared.envelope import Envelope
 from crossgen_shared.events import (
-    Event,
     FeedbackSubmitted,
     MatchAccepted,
     MatchDeclined,
@@ -259,9 +258,13 @@ class Notifier:
         before, pairing.status = pairing.status, status
         return before
 
-    async def read_pairs(self, uow: UnitOfWork, events: list[PairingEvent]) -> None:
-        """Read the pairings and recipients a batch of pairing events will ask for, at once:
-        the pairings locked (in one order), held for the unit of work with those it adds."""
+    @asynccontextmanager
+    async def pairs_in_turn(
+        self, uow: UnitOfWork, events: list[PairingEvent]
+    ) -> AsyncIterator[None]:
+        """The pairings topic's batch: the pairings and recipients its events will ask for, read
+        at once; the pairings locked (in one order), held for the unit of work with those it
+        adds."""
         ids = sorted({event.pairing_id for event in events})
         found = await uow.session.scalars(_LOCKED_PAIRINGS, {"pairing_ids": ids})
         ahead: dict[UUID, Pairing | None] = dict.fromkeys(ids)
@@ -269,6 +272,7 @@ class Notifier:
         uow.memo[_PAIRINGS_AHEAD] = ahead
         people = {side for event in events for side in (event.learner_id, event.mentor_id)}
         await self.messages.read_recipients(uow, people)
+        yield
 
     async def _withdraw(
         self,
@@ -313,33 +317,6 @@ _LOCKED_PAIRINGS = (
     .order_by(Pairing.pairing_id)
     .with_for_update()
 )
-
-
-class PairingEvents:
-    """The handler of the pairings topic: a batch's pairings and the people in them are read
-    at once (``Notifier.read_pairs``), then each event is handled by the notifier in turn."""
-
-    def __init__(self, notifier: Notifier) -> None:
-        self._notifier = notifier
-        self._handlers: dict[type, Callable[[Any, Envelope, UnitOfWork], Awaitable[None]]] = {
-            MatchProposed: notifier.on_match_proposed,
-            MatchAccepted: notifier.on_match_accepted,
-            MatchDeclined: notifier.on_match_declined,
-            PairingEnded: notifier.on_pairing_ended,
-        }
-
-    @property
-    def events(self) -> dict[type[Event], "PairingEvents"]:
-        """What to register: each of its event types, to this handler."""
-        return dict.fromkeys(self._handlers, self)
-
-    async def __call__(self, event: PairingEvent, envelope: Envelope, uow: UnitOfWork) -> None:
-        await self._handlers[type(event)](event, envelope, uow)
-
-    @asynccontextmanager
-    async def batch(self, uow: UnitOfWork, events: list[PairingEvent]) -> AsyncIterator[None]:
-        await self._notifier.read_pairs(uow, events)
-        yield
 
 
 def _both(learner: Recipient, mentor: Recipient) -> tuple[tuple[Recipient, Recipient, str], ...]:

@@ -12,13 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from crossgen_notifications.models import Contact, Notification, Preferences, SessionInvite, Status
 from crossgen_shared.consumer import Handler, NotReady
 from crossgen_shared.envelope import Envelope
-from crossgen_shared.events import (
-    Event,
-    ParticipantErased,
-    ParticipantJoined,
-    ParticipantLeft,
-    ParticipantUpdated,
-)
+from crossgen_shared.events import Event, ParticipantJoined, ParticipantUpdated
 from crossgen_shared.unit_of_work import UnitOfWork
 
 ERASED = "erased"
@@ -35,7 +29,34 @@ _UPSERT_CONTACT = _insert_contact.on_conflict_do_update(
 
 
 async def on_participant_joined(event: ParticipantJoined, _: Envelope, uow: UnitOfWork) -> None:
-    await uow.session.execute(_UPSERT_CONTACT, _contact(event))
+    joined: list[ParticipantJoined] | None = uow.memo.get(_JOINED)
+    if joined is None:
+        await uow.session.execute(_UPSERT_CONTACT, _contact(event))
+    else:
+        joined.append(event)  # written with the batch's other joins (joins_together)
+
+
+@asynccontextmanager
+async def joins_together(uow: UnitOfWork, _: list[Event]) -> AsyncIterator[None]:
+    """The participants topic's batch: the contacts of those who joined are written together, in
+    one statement, before any other event of the batch is handled (``after_joins``) and at its
+    end. An update, a leave or an erasure reads them as if each had been written alone."""
+    uow.memo[_JOINED] = []
+    yield
+    await _write_joined(uow)
+
+
+def after_joins(handler: Handler) -> Handler:
+    """``handler``, run once the batch's joins so far are written."""
+
+    async def after(event: Any, envelope: Envelope, uow: UnitOfWork) -> None:
+        await _write_joined(uow)
+        await handler(event, envelope, uow)
+
+    return after
+
+
+_JOINED = "participants joined, to write"
 
 
 def _contact(event: ParticipantJoined) -> dict[str, Any]:
@@ -47,42 +68,6 @@ def _contact(event: ParticipantJoined) -> dict[str, Any]:
         "email": event.email,
         "updated_at": event.joined_at,
     }
-
-
-class ParticipantEvents:
-    """The handler of the participants topic. In a batch, the contacts of those who joined are
-    written together, in one statement: before any other event of the batch is handled, and at its
-    end. An update, a leave or an erasure reads them as if each had been written alone."""
-
-    def __init__(self, on_left: Handler) -> None:
-        self._handlers: dict[type[Event], Handler] = {
-            ParticipantJoined: on_participant_joined,
-            ParticipantUpdated: on_participant_updated,
-            ParticipantLeft: on_left,
-            ParticipantErased: lambda e, _, uow: erase_person(uow, e.person_id, e.erased_at),
-        }
-
-    @property
-    def events(self) -> dict[type[Event], "ParticipantEvents"]:
-        """What to register: each of its event types, to this handler."""
-        return dict.fromkeys(self._handlers, self)
-
-    async def __call__(self, event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
-        joined: list[ParticipantJoined] | None = uow.memo.get(_JOINED)
-        if joined is not None and isinstance(event, ParticipantJoined):
-            joined.append(event)
-            return
-        await _write_joined(uow)
-        await self._handlers[type(event)](event, envelope, uow)
-
-    @asynccontextmanager
-    async def batch(self, uow: UnitOfWork, events: list[Event]) -> AsyncIterator[None]:
-        uow.memo[_JOINED] = []
-        yield
-        await _write_joined(uow)
-
-
-_JOINED = "participants joined, to write"
 
 
 async def _write_joined(uow: UnitOfWork) -> None:

@@ -52,22 +52,18 @@ class HrisIntake(Consumer):
                     raise InvalidEvent(str(exc)) from exc
                 log.info("%s: %s %s", self.name, change.outcome, incoming.employee_number)
 
-        return Received(record, record_id(record), f"hris:{format_name}", work, (self, found))
+        return Received(record, record_id(record), f"hris:{format_name}", work, found)
 
-    @asynccontextmanager
-    async def batch(
-        self, uow: UnitOfWork, items: list[list[EmployeeRecord]]
-    ) -> AsyncIterator[None]:
-        """Read what the batch's records will ask of the directory at once (read_ahead.py)."""
-        await read_ahead.read(uow, (incoming for found in items for incoming in found))
-        try:
-            yield
-        finally:
-            read_ahead.done(uow)
+
+@asynccontextmanager
+async def _read_ahead(uow: UnitOfWork, items: list[list[EmployeeRecord]]) -> AsyncIterator[None]:
+    """Read what the batch's records will ask of the directory at once (read_ahead.py)."""
+    await read_ahead.read(uow, (incoming for found in items for incoming in found))
+    yield
 
 
 def register(service: Service) -> None:
-    intake = HrisIntake(service.name, topics.HRIS, {}, service.unit_of_work)
+    intake = HrisIntake(service.name, topics.HRIS, {}, service.unit_of_work, in_turn=_read_ahead)
     intake.register(service.broker)
     service.consumers.append(intake)
 

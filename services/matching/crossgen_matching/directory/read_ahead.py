@@ -74,10 +74,6 @@ async def read(uow: UnitOfWork, records: Iterable[EmployeeRecord]) -> None:
     uow.memo[_KEY] = ReadAhead(employees, owners, set(numbers), concerned, active)
 
 
-def done(uow: UnitOfWork) -> None:
-    uow.memo.pop(_KEY, None)
-
-
 _NUMBERS = bindparam("numbers", type_=ARRAY(String))
 # Built once each, as every batch asks them.
 _ROWS = (
