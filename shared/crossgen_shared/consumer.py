@@ -29,10 +29,9 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from crossgen_shared import dead_letters, observability, topics
-from crossgen_shared.db import refused_data
+from crossgen_shared.db import refused_data, unavailable
 from crossgen_shared.envelope import Envelope, InvalidEvent, decode
 from crossgen_shared.events import Event
 from crossgen_shared.unit_of_work import UnitOfWork
@@ -153,7 +152,7 @@ class Consumer:
             try:
                 await self.apply_once(one)
             except Exception as exc:
-                if _is_transient(exc):
+                if unavailable(exc):
                     raise  # the database: the other records would fail alike
                 held[where] = one.record.offset
                 errors.append(exc)
@@ -266,7 +265,7 @@ class Consumer:
     async def _waited_out(self, exc: Exception, then: str) -> bool:
         """Whether ``exc`` is the database's trouble, after a pause if so: the caller raises it,
         and the batch comes again a second later rather than at once."""
-        if not _is_transient(exc):
+        if not unavailable(exc):
             return False
         log.warning("%s: database unavailable; %s", self.name, then)
         await asyncio.sleep(1.0)
@@ -324,19 +323,3 @@ def _continuing_trace(record: Any) -> Iterator[None]:
     headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
     with observability.continuing(headers, f"{record.topic} process"):
         yield
-
-
-# SQLSTATE classes worth a retry: a server that cannot serve now (connection exception,
-# insufficient resources, operator intervention: starting up, shutting down, too many clients),
-# and a transaction the server rolled back to let another through (deadlock, serialization
-# failure). asyncpg's errors for them reach us as plain DBAPIErrors, not OperationalErrors.
-_UNAVAILABLE = ("08", "53", "57P", "40")
-
-
-def _is_transient(exc: Exception) -> bool:
-    if isinstance(exc, OperationalError | InterfaceError | OSError):
-        return True
-    if not isinstance(exc, DBAPIError):
-        return False
-    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-    return exc.connection_invalidated or sqlstate.startswith(_UNAVAILABLE)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Index, LargeBinary, String, func, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -58,7 +58,10 @@ MESSAGING_TABLES = (Base.metadata.tables["outbox"], Base.metadata.tables["inbox"
 
 
 def create_engine(url: str) -> AsyncEngine:
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # No pre-ping: it cost every transaction three more round trips (BEGIN, ping, ROLLBACK). A
+    # connection a server restart broke fails its first use instead; SQLAlchemy then renews the
+    # whole pool, and what failed is done again (see ``unavailable``).
+    return create_async_engine(url, pool_size=10, max_overflow=10)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -73,3 +76,21 @@ def refused_data(exc: BaseException) -> bool:
     sqlstate = getattr(exc.orig, "sqlstate", None) or ""
     # asyncpg's own DataError (say an int beyond int4) is an InterfaceError and a ValueError.
     return sqlstate.startswith("22") or isinstance(exc.orig.__cause__, ValueError)
+
+
+# SQLSTATE classes worth a retry: a server that cannot serve now (connection exception,
+# insufficient resources, operator intervention: starting up, shutting down, too many clients),
+# and a transaction the server rolled back to let another through (deadlock, serialization
+# failure). asyncpg's errors for them reach us as plain DBAPIErrors, not OperationalErrors.
+_UNAVAILABLE = ("08", "53", "57P", "40")
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database's passing trouble (down, restarted, a broken connection,
+    a deadlock), not the work's: the same work may succeed if done again."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    return exc.connection_invalidated or sqlstate.startswith(_UNAVAILABLE)

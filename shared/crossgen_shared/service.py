@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from crossgen_shared import asyncapi, observability, topics
 from crossgen_shared.auth import TokenVerifier
 from crossgen_shared.consumer import Consumer, Handler, InTurn
-from crossgen_shared.db import create_engine, refused_data, session_factory
+from crossgen_shared.db import create_engine, refused_data, session_factory, unavailable
 from crossgen_shared.errors import InputErrors, Refusal, RequestError
 from crossgen_shared.events import Event
 from crossgen_shared.outbox import OutboxRelay
@@ -171,10 +171,16 @@ class Service:
 
         @app.exception_handler(DBAPIError)
         async def database_error(_: Request, exc: DBAPIError) -> JSONResponse:
-            if not refused_data(exc):
-                raise exc
-            # The unit of work has rolled back: nothing of the request was written.
-            return JSONResponse({"detail": f"data refused: {exc.orig}"}, status_code=422)
+            # Either way the unit of work has rolled back: nothing of the request was written.
+            if refused_data(exc):
+                return JSONResponse({"detail": f"data refused: {exc.orig}"}, status_code=422)
+            if unavailable(exc):
+                return JSONResponse(
+                    {"detail": "the database is unavailable for a moment; try again"},
+                    status_code=503,
+                    headers={"Retry-After": "1"},
+                )
+            raise exc
 
         app.mount("/metrics", make_asgi_app())
         # The event contract (docs/asyncapi), public like /openapi.json: it holds no data.

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from sqlalchemy.exc import DBAPIError
 
-from crossgen_shared.consumer import _is_transient
+from crossgen_shared.db import unavailable
 
 DBAPI = AsyncAdapt_asyncpg_dbapi(asyncpg)
 
@@ -34,9 +34,9 @@ def as_sqlalchemy_raises_it(error: Exception) -> DBAPIError:
     ],
 )
 def test_a_database_that_cannot_serve_now_is_retried(error: Exception) -> None:
-    assert _is_transient(as_sqlalchemy_raises_it(error))
+    assert unavailable(as_sqlalchemy_raises_it(error))
 
 
 def test_a_record_the_database_refuses_is_not_retried_as_an_outage() -> None:
     duplicate = asyncpg.exceptions.UniqueViolationError("duplicate key value")
-    assert not _is_transient(as_sqlalchemy_raises_it(duplicate))
+    assert not unavailable(as_sqlalchemy_raises_it(duplicate))

@@ -1,0 +1,58 @@
+"""Connections are not pinged before each use: after PostgreSQL stops or restarts, an HTTP request
+is told to try again in a moment (503, Retry-After), and the next one works on fresh connections."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import APIRouter, Depends
+from sqlalchemy import func, select
+
+from crossgen_local.postgres import LocalPostgres
+from crossgen_local.tokens import TokenIssuer
+from crossgen_shared.db import InboxRecord
+from crossgen_shared.service import unit_of_work
+from crossgen_shared.unit_of_work import UnitOfWork
+
+from .messaging import fresh_settings, messaging_service
+
+
+@pytest.fixture
+def own_postgres() -> AsyncIterator[LocalPostgres]:
+    """A server of this test's own: stopping it must not disturb the other tests."""
+    with LocalPostgres([]) as server:
+        yield server
+
+
+async def test_a_request_after_a_restart_is_told_to_retry_then_works(
+    own_postgres: LocalPostgres, tokens: TokenIssuer
+) -> None:
+    service = await messaging_service("matching", fresh_settings(own_postgres, tokens))
+    router = APIRouter()
+
+    @router.get("/handled")
+    async def handled(uow: UnitOfWork = Depends(unit_of_work)) -> int:
+        async with uow:
+            return await uow.session.scalar(select(func.count()).select_from(InboxRecord)) or 0
+
+    app = service.http_app([router])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        # Connections in the pool, more than one: each of them is broken by the restart.
+        assert [r.status_code for r in await asyncio.gather(*[client.get("/handled")] * 3)] == [
+            200
+        ] * 3
+
+        await asyncio.to_thread(own_postgres.stop)
+        down = await client.get("/handled")
+        assert (down.status_code, down.headers["Retry-After"]) == (503, "1")
+        assert "try again" in down.json()["detail"]
+
+        await asyncio.to_thread(own_postgres.start)
+        after = [await client.get("/handled") for _ in range(3)]
+        # At most the first finds its connection broken; that renews the whole pool.
+        assert [r.status_code for r in after[1:]] == [200, 200]
+        assert after[0].status_code in (200, 503)
+    await service.engine.dispose()
