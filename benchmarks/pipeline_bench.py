@@ -312,8 +312,10 @@ def _s(values: Mapping[str, float] | None, key: str) -> str:
 
 
 def table(results: dict[str, Any]) -> str:
-    ceiling = results["ceiling"]
+    ceiling, machine = results["ceiling"], results["machine"]
     lines = [
+        f"machine: {machine['cpus_usable']} x {machine['cpu_model']}, fixed Python work in"
+        f" {machine['python_work_ms']} ms (compare runs only where this is alike)",
         f"raw ceiling (aiokafka, same broker): {ceiling['messages']} messages of"
         f" {ceiling['bytes_each']} B in {ceiling['seconds']:.2f} s ="
         f" {ceiling['messages_per_s']:.0f} messages/s",
