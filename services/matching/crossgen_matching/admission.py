@@ -118,14 +118,14 @@ async def _automatic_programs(uow: UnitOfWork) -> list[Program]:
     are not. Read once a transaction: the shares hold until it ends, so a batch of records asks
     once."""
     if _AUTOMATIC not in uow.memo:
-        uow.memo[_AUTOMATIC] = list(
-            await uow.session.scalars(
+        with uow.session.no_autoflush:  # a batch's new rows wait for its end (read_ahead.py)
+            found = await uow.session.scalars(
                 select(Program)
                 .where(Program.enrolment == "automatic")
                 .order_by(Program.created_at)
                 .with_for_update(read=True, key_share=True)
             )
-        )
+        uow.memo[_AUTOMATIC] = list(found)
     programs: list[Program] = uow.memo[_AUTOMATIC]
     return programs
 
@@ -168,6 +168,7 @@ async def _enrol(uow: UnitOfWork, chosen: Program, employee: Employee, role: Rol
     # SCIM's preferredLanguage is a tag like "en-GB"; people enrol with "en", and only the same
     # code counts as a shared language.
     languages = sorted({tag.strip().split("-")[0].lower() for tag in employee.languages})
+    ahead = read_ahead.of(uow)
     await service.enrol(
         uow,
         program_id=chosen.id,
@@ -178,4 +179,6 @@ async def _enrol(uow: UnitOfWork, chosen: Program, employee: Employee, role: Rol
         skills=dict.fromkeys(names, MIDDLE_LEVEL),
         capacity=1,
         profile=service.Profile(languages=languages or ["en"], timezone=employee.timezone or "UTC"),
+        employee=employee,
+        write_now=ahead is None or not ahead.together,
     )

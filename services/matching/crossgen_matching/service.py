@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from crossgen_matching import catalogue, live_cache, optimiser, roster
 from crossgen_matching.directory import lookup
+from crossgen_matching.directory.models import Employee
 from crossgen_matching.models import Pairing, Participant, Program
 from crossgen_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from crossgen_shared.events import (
@@ -52,13 +53,21 @@ async def enrol(
     skills: Mapping[str, int],
     capacity: int,
     profile: Profile | None = None,
+    employee: Employee | None = None,
+    write_now: bool = True,
 ) -> Participant:
+    """Enrol a person; ``employee`` is their directory row when the caller holds it.
+
+    ``write_now=False`` leaves the participant's row to be written with the caller's other new
+    rows (a batch's, at its end): a conflict then fails the whole batch, not this call.
+    """
     program = await uow.session.get(Program, program_id)
     if program is None:
         raise NotFound(f"program {program_id} does not exist")
     _check_skills(program, skills)
-    await lookup.check_may_enrol(uow.session, person_id)
+    await lookup.check_may_enrol(uow.session, person_id, employee)
     participant = Participant(
+        id=uuid4(),  # known before the row is written: the event carries it
         program_id=program_id,
         person_id=person_id,
         role=role,
@@ -70,10 +79,11 @@ async def enrol(
         joined_at=datetime.now(UTC),
     )
     uow.session.add(participant)
-    try:
-        await uow.session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"{person_id} is already enrolled in program {program_id}") from exc
+    if write_now:
+        try:
+            await uow.session.flush()
+        except IntegrityError as exc:
+            raise Conflict(f"{person_id} is already enrolled in program {program_id}") from exc
     await uow.emit(
         ParticipantJoined(
             participant_id=participant.id,

@@ -9,9 +9,12 @@ from uuid import UUID
 import httpx
 import pytest
 from aiokafka.structs import ConsumerRecord
+from sqlalchemy import event
 
 from crossgen_local.tokens import TokenIssuer
 from crossgen_matching import service
+from crossgen_matching.directory import intake, read_ahead
+from crossgen_matching.directory.employees import record
 from crossgen_shared import topics
 from crossgen_shared.events import (
     MatchDeclined,
@@ -128,3 +131,52 @@ async def test_a_new_report_earlier_in_the_batch_makes_their_manager_s_move_matt
     assert declined.pairing_id == proposed.pairing_id
     assert declined.reason == "the mentor is now in the learner's management chain"
     assert ONE_AT_A_TIME not in caplog.text
+
+
+async def test_a_batch_writes_its_new_rows_together(
+    api: httpx.AsyncClient,
+    matching: Service,
+    tokens: TokenIssuer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await automatic_program(api, tokens)
+    caplog.set_level(logging.INFO)
+    inserts: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO"):
+            inserts.append(statement.split()[2])
+
+    event.listen(matching.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await Feed(matching).batch(*(scim_user(f"E-{n}", 1, level="L2") for n in range(6)))
+    finally:
+        event.remove(matching.engine.sync_engine, "before_cursor_execute", seen)
+    assert len(await events(matching, ParticipantJoined)) == 6
+    assert (inserts.count("employees"), inserts.count("participants")) == (1, 1)
+    assert ONE_AT_A_TIME not in caplog.text
+
+
+async def test_a_conflict_met_at_the_batch_s_end_is_told_as_one_record_at_a_time_would(
+    matching: Service, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer takes B's new userName after the batch read who holds it: the batch's
+    rows, written together at its end, conflict; the batch is redone one record at a time, and
+    only B's record is refused, with the reason it would have had alone."""
+    caplog.set_level(logging.INFO)
+    read = read_ahead.read
+
+    async def read_then_lose_the_race(uow: Any, records: Any, *, together: bool) -> None:
+        await read(uow, records, together=together)
+        monkeypatch.setattr(read_ahead, "read", read)  # once
+        _, [z] = intake.read(hris(99, person("Z", 1, "kim@acme.example")))
+        async with matching.unit_of_work() as other:
+            await record(other, z)
+            await other.commit()
+
+    monkeypatch.setattr(read_ahead, "read", read_then_lose_the_race)
+    await Feed(matching).batch(person("A", 1), person("B", 1, "kim@acme.example"), person("C", 1))
+    assert ONE_AT_A_TIME in caplog.text
+    [letter] = await parked(matching.sessions)
+    assert letter.headers["dlq_reason"] == "userName 'kim@acme.example' belongs to employee Z"
+    assert {"A", "C", "Z"} <= (await employees(matching)).keys()

@@ -141,13 +141,14 @@ async def _check_user_name(uow: UnitOfWork, employee: Employee) -> None:
                 owner = await lookup.owner_of_user_name(uow.session, name)
         if owner not in (None, employee.employee_number):
             raise Conflict(f"userName {employee.user_name!r} belongs to employee {owner}")
-    try:
-        await uow.session.flush()
-    except IntegrityError as exc:  # another writer took the number or userName meanwhile
-        raise Conflict(
-            f"employee {employee.employee_number} or userName {employee.user_name!r} was"
-            " written at the same moment by another request; retry"
-        ) from exc
+    if ahead is None or not ahead.together:
+        try:
+            await uow.session.flush()
+        except IntegrityError as exc:  # another writer took the number or userName meanwhile
+            raise Conflict(
+                f"employee {employee.employee_number} or userName {employee.user_name!r} was"
+                " written at the same moment by another request; retry"
+            ) from exc
     if ahead is not None:
         ahead.moved(employee)
 

@@ -58,7 +58,10 @@ class HrisIntake(Consumer):
 @asynccontextmanager
 async def _read_ahead(uow: UnitOfWork, items: list[list[EmployeeRecord]]) -> AsyncIterator[None]:
     """Read what the batch's records will ask of the directory at once (read_ahead.py)."""
-    await read_ahead.read(uow, (incoming for found in items for incoming in found))
+    found = [incoming for records in items for incoming in records]
+    # One source record alone (a batch redone one at a time) writes each row at once, so that
+    # a conflict is told of the record that caused it.
+    await read_ahead.read(uow, found, together=len(items) > 1)
     yield
 
 

@@ -18,9 +18,12 @@ def is_present(employee: Employee) -> bool:
 PRESENT = (Employee.active.is_(True), Employee.removed_at.is_(None))
 
 
-async def check_may_enrol(session: AsyncSession, person_id: str) -> None:
-    """Refuse a person the directory knows to have left; a person it does not know may enrol."""
-    known = await session.get(Employee, person_id)
+async def check_may_enrol(
+    session: AsyncSession, person_id: str, known: Employee | None = None
+) -> None:
+    """Refuse a person the directory knows to have left; a person it does not know may enrol.
+    ``known``: their row, when the caller holds it (it may not be written yet)."""
+    known = known or await session.get(Employee, person_id)
     if known is not None and not is_present(known):
         raise Conflict(f"{person_id} is not an active employee in the company directory")
 

@@ -5,6 +5,11 @@ database the same four things: the employee's row (locked), who holds their user
 change of theirs can matter to a program, and whether they are already in each automatic
 program. Read for the whole batch at its start, that is four statements a batch, not a record.
 
+A batch of more than one source record also writes its new rows together: they go to the database
+at its end (or at the first query that needs them), not one flush a record. A conflict there fails
+the batch, which is then redone one record at a time, where each row is written at once and a
+conflict is named.
+
 An answer holds until the batch itself changes what it says. A person's row is the session's own
 object, which the batch's writes keep current; a userName moves as the records move it. What a
 person's programs and reports are is forgotten once a record of theirs is applied, or once a
@@ -34,6 +39,7 @@ class ReadAhead:
     current: set[str]  # numbers whose answers below still hold
     concerned: set[str]  # of those: active in a program, or someone's manager
     active: set[tuple[UUID, str]]  # their active participations: (program id, number)
+    together: bool = False  # new rows are written at the batch's end, not one by one
 
     def forget(self, number: str | None) -> None:
         """What the programs and reports of ``number`` are: the batch may have changed it."""
@@ -54,8 +60,9 @@ def of(uow: UnitOfWork) -> ReadAhead | None:
     return found
 
 
-async def read(uow: UnitOfWork, records: Iterable[EmployeeRecord]) -> None:
-    """Read what ``records`` will ask, for the rest of the unit of work."""
+async def read(uow: UnitOfWork, records: Iterable[EmployeeRecord], *, together: bool) -> None:
+    """Read what ``records`` will ask, for the rest of the unit of work; ``together``: they
+    come from more than one source record, and their new rows are written together."""
     records = list(records)
     numbers = sorted({r.employee_number for r in records if r.employee_number})
     names = sorted({r.user_name.lower() for r in records if r.user_name})
@@ -71,7 +78,7 @@ async def read(uow: UnitOfWork, records: Iterable[EmployeeRecord]) -> None:
     active = {(p, n) for p, n in await session.execute(_ACTIVE, {"numbers": numbers})}
     managers = {m for m in await session.scalars(_MANAGERS, {"numbers": numbers}) if m}
     concerned = {number for _, number in active} | managers
-    uow.memo[_KEY] = ReadAhead(employees, owners, set(numbers), concerned, active)
+    uow.memo[_KEY] = ReadAhead(employees, owners, set(numbers), concerned, active, together)
 
 
 _NUMBERS = bindparam("numbers", type_=ARRAY(String))
