@@ -70,14 +70,18 @@ def person(number: str, version: int, user_name: str | None = None, manager: str
     return scim_user(number, version, level="L8", **{ENTERPRISE: enterprise} | core)
 
 
-async def test_a_hire_and_their_next_record_in_one_batch_join_once_and_update(
-    api: httpx.AsyncClient,
-    matching: Service,
-    tokens: TokenIssuer,
-    caplog: pytest.LogCaptureFixture,
+@pytest.fixture
+async def hires_enrolled(
+    api: httpx.AsyncClient, tokens: TokenIssuer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A program every hire at level L2 joins, and the consumer's log kept from here on."""
     await automatic_program(api, tokens)
     caplog.set_level(logging.INFO)
+
+
+async def test_a_hire_and_their_next_record_in_one_batch_join_once_and_update(
+    hires_enrolled: None, matching: Service, caplog: pytest.LogCaptureFixture
+) -> None:
     feed = Feed(matching)
     await feed.batch(
         scim_user("E-7", 1, level="L2"),
@@ -134,13 +138,8 @@ async def test_a_new_report_earlier_in_the_batch_makes_their_manager_s_move_matt
 
 
 async def test_a_batch_writes_its_new_rows_together(
-    api: httpx.AsyncClient,
-    matching: Service,
-    tokens: TokenIssuer,
-    caplog: pytest.LogCaptureFixture,
+    hires_enrolled: None, matching: Service, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await automatic_program(api, tokens)
-    caplog.set_level(logging.INFO)
     inserts: list[str] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
