@@ -276,6 +276,32 @@ async def test_a_message_its_sender_died_sending_is_marked_unconfirmed_not_sent_
     assert ids[f"<{claimed.id}@crossgen>"] == 2
 
 
+async def test_a_send_that_ends_after_an_admin_resent_its_message_leaves_it_to_them(
+    notifications: Service,
+    settings: NotificationsSettings,
+    delivery: MakeDelivery,
+    clock: Clock,
+    proposed: str,
+) -> None:
+    """A send slower than ``sending_timeout``: the message is declared unconfirmed and an admin
+    resends it before the first send's 250 comes. That late success is not recorded over the
+    admin's decision: the message stays queued for its resend, and no sent event is told."""
+    with SlowSmtp(free_port(), delay=1.0) as slow:
+        slow_settings = {"smtp_port": slow.port, "delivery_batch": 1}
+        sending = asyncio.create_task(delivery(**slow_settings).deliver_next())
+        await asyncio.to_thread(slow.storing.wait, 10)
+        [claimed] = await notifications_of(notifications, status="sending")
+        clock.advance(seconds=settings.sending_timeout + 1)
+        assert await delivery().expire_unconfirmed() == 1
+        async with notifications.unit_of_work() as uow:
+            await delivery_log.resend(uow, claimed.id)
+            await uow.commit()
+        assert await sending == 1
+    [resent] = [n for n in await notifications_of(notifications) if n.id == claimed.id]
+    assert (resent.status, resent.attempt_id) == ("pending", None)
+    assert not any(e.notification_id == claimed.id for e in await emitted(notifications))
+
+
 async def test_shutdown_waits_for_the_message_in_flight_and_records_it(
     settings: NotificationsSettings, notifications: Service, clock: Clock, proposed: str
 ) -> None:

@@ -23,11 +23,11 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 from uuid import UUID, uuid4
 
 from prometheus_client import Counter
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from crossgen_notifications.channels import Channel, ChannelName, DeliveryError, Outgoing
@@ -318,17 +318,39 @@ class Delivery:
 
     async def _record(self, outcomes: list[tuple[Claim, DeliveryError | None]]) -> None:
         """Record how each claim's send went, in one transaction."""
+        arrived = [c for c, error in outcomes if error is None and c.message.template != DIGEST]
+        others = [(c, error) for c, error in outcomes if c not in arrived]
         async with self._unit_of_work() as uow:
-            rows = await uow.session.scalars(
-                _ATTEMPTED, {"attempt_ids": [claim.attempt_id for claim, _ in outcomes]}
-            )
-            attempts: dict[UUID, list[Notification]] = {}
-            for row in rows:
-                assert row.attempt_id is not None  # selected by it
-                attempts.setdefault(row.attempt_id, []).append(row)
-            for claim, error in outcomes:
-                await self._record_one(uow, claim, error, attempts.get(claim.attempt_id, []))
+            if arrived:
+                await self._record_arrived(uow, arrived)
+            if others:
+                rows = await uow.session.scalars(
+                    _ATTEMPTED, {"attempt_ids": [claim.attempt_id for claim, _ in others]}
+                )
+                attempts: dict[UUID, list[Notification]] = {}
+                for row in rows:
+                    assert row.attempt_id is not None  # selected by it
+                    attempts.setdefault(row.attempt_id, []).append(row)
+                for claim, error in others:
+                    await self._record_one(uow, claim, error, attempts.get(claim.attempt_id, []))
             await uow.commit()
+
+    async def _record_arrived(self, uow: UnitOfWork, claims: list[Claim]) -> None:
+        """Single messages that went out, the common case: marked sent in one statement, without
+        reading their rows. A row whose attempt an admin reset meanwhile is left as they left it."""
+        now = self._clock()
+        sent = await uow.session.execute(
+            update(Notification)
+            .where(Notification.attempt_id.in_([claim.attempt_id for claim in claims]))
+            .values(status=Status.SENT, sent_at=now, last_error=None)
+            .returning(*_SENT_FIELDS, Notification.attempt_id),
+            execution_options={"synchronize_session": False},
+        )
+        by_attempt = {row.attempt_id: row for row in sent}
+        for claim in claims:  # the events in the order the messages were claimed
+            if (row := by_attempt.get(claim.attempt_id)) is not None:
+                await uow.emit(_sent(row, now))
+                DELIVERIES.labels(row.channel, "sent").inc()
 
     async def _record_one(
         self,
@@ -387,7 +409,17 @@ def _settle(row: Notification, items: list[Notification], status: Status, reason
         settled.status, settled.last_error = status, reason
 
 
-def _sent(row: Notification, at: datetime) -> NotificationSent:
+# What a notification-sent event says of its message.
+_SENT_FIELDS = (
+    Notification.id,
+    Notification.recipient_id,
+    Notification.channel,
+    Notification.template,
+    Notification.source_event_id,
+)
+
+
+def _sent(row: Notification | Row[*tuple[Any, ...]], at: datetime) -> NotificationSent:
     return NotificationSent(
         notification_id=row.id,
         recipient_id=row.recipient_id,
