@@ -2,7 +2,7 @@
 is told to try again in a moment (503, Retry-After), and the next one works on fresh connections."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -19,7 +19,7 @@ from .messaging import fresh_settings, messaging_service
 
 
 @pytest.fixture
-def own_postgres() -> AsyncIterator[LocalPostgres]:
+def own_postgres() -> Iterator[LocalPostgres]:
     """A server of this test's own: stopping it must not disturb the other tests."""
     with LocalPostgres([]) as server:
         yield server

@@ -318,8 +318,13 @@ class Delivery:
 
     async def _record(self, outcomes: list[tuple[Claim, DeliveryError | None]]) -> None:
         """Record how each claim's send went, in one transaction."""
-        arrived = [c for c, error in outcomes if error is None and c.message.template != DIGEST]
-        others = [(c, error) for c, error in outcomes if c not in arrived]
+        arrived: list[Claim] = []  # single messages that went out: the common case
+        others: list[tuple[Claim, DeliveryError | None]] = []
+        for claim, error in outcomes:
+            if error is None and claim.message.template != DIGEST:
+                arrived.append(claim)
+            else:
+                others.append((claim, error))
         async with self._unit_of_work() as uow:
             if arrived:
                 await self._record_arrived(uow, arrived)
