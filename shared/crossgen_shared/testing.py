@@ -32,18 +32,33 @@ def consumer_record(
 ) -> ConsumerRecord[Any, Any]:
     """``event`` as a consumer reads it from its topic, for feeding a batch to ``handle``."""
     wire = encode(event, source="/test", event_id=event_id)
+    headers = list(wire.headers.items())
+    return kafka_record(event.topic, wire.key, wire.value, headers, offset, partition=partition)
+
+
+def kafka_record(
+    topic: str,
+    key: bytes,
+    value: bytes,
+    headers: list[tuple[str, bytes]],
+    offset: int,
+    *,
+    partition: int = 0,
+    timestamp: int = 0,
+) -> ConsumerRecord[Any, Any]:
+    """Any record as a consumer reads it (an event's: ``consumer_record``)."""
     return ConsumerRecord(
-        topic=event.topic,
+        topic=topic,
         partition=partition,
         offset=offset,
-        timestamp=0,
+        timestamp=timestamp,
         timestamp_type=0,
-        key=wire.key,
-        value=wire.value,
+        key=key,
+        value=value,
         checksum=None,
-        serialized_key_size=len(wire.key),
-        serialized_value_size=len(wire.value),
-        headers=list(wire.headers.items()),
+        serialized_key_size=len(key),
+        serialized_value_size=len(value),
+        headers=headers,
     )
 
 

@@ -23,7 +23,7 @@ from crossgen_shared.events import (
     ParticipantUpdated,
 )
 from crossgen_shared.service import Service
-from crossgen_shared.testing import parked
+from crossgen_shared.testing import kafka_record, parked
 
 from .test_directory_enrolment import ENTERPRISE, automatic_program, scim_user
 from .test_directory_intake import employees
@@ -35,19 +35,7 @@ ONE_AT_A_TIME = "one at a time"  # what the consumer logs when a batch failed an
 
 def hris(offset: int, value: bytes) -> ConsumerRecord[Any, Any]:
     headers = [("hris-format", b"scim"), ("hris-event-id", f"r{offset}".encode())]
-    return ConsumerRecord(
-        topic=topics.HRIS,
-        partition=0,
-        offset=offset,
-        timestamp=1_700_000_000_000,
-        timestamp_type=0,
-        key=b"hr",
-        value=value,
-        checksum=None,
-        serialized_key_size=2,
-        serialized_value_size=len(value),
-        headers=headers,
-    )
+    return kafka_record(topics.HRIS, b"hr", value, headers, offset, timestamp=1_700_000_000_000)
 
 
 class Feed:
