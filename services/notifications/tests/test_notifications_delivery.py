@@ -374,6 +374,36 @@ async def test_a_message_due_now_wakes_the_idle_delivery_loops_once_committed(
     assert len(mails) == 2
 
 
+async def test_a_loop_looks_again_at_once_only_after_a_full_claim(
+    settings: NotificationsSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Idle loops would next look in 60 s: a look within the test comes at once, or by a wake-up.
+    monkeypatch.setattr(delivery_module, "IDLE_BACKOFF_START", 60.0)
+    changed = {"delivery_batch": 2, "delivery_concurrency": 1, "delivery_poll_interval": 60.0}
+    delivery = Delivery(
+        lambda: pytest.fail("no database here"), settings.model_copy(update=changed)
+    )
+    claims = iter([2, 1])  # a full claim, then one that took all that was due
+    looks = 0
+
+    async def deliver_next() -> int:
+        nonlocal looks
+        looks += 1
+        return next(claims, 0)
+
+    monkeypatch.setattr(delivery, "deliver_next", deliver_next)
+    running = asyncio.create_task(delivery.run())
+    try:
+        await asyncio.sleep(0.3)
+        assert looks == 2, "after a full claim at once; after a partial one, no empty look"
+        delivery.wake()  # a message was queued
+        await asyncio.sleep(0.3)
+        assert looks == 3
+    finally:
+        running.cancel()
+        await asyncio.wait([running], timeout=5)
+
+
 async def test_an_address_beyond_ascii_is_sent_with_smtputf8_and_written_as_utf8(
     settings: NotificationsSettings, smtp: SmtpSink
 ) -> None:

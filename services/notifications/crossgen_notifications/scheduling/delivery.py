@@ -137,11 +137,16 @@ class Delivery:
                 await asyncio.sleep(min(0.2 * 2**failures, 5.0))
                 continue
             failures = 0
-            # Messages come in bursts: right after one, look again soon (a loop that just missed
-            # one to another loop would otherwise leave the next waiting a whole interval), then
-            # less and less often, down to the poll interval, unless woken by a message queued
-            # here (a replica's, or one due later, is found by looking).
-            idle = 0 if delivered else min(idle + 1, 16)
+            # A full claim may have left more due: look again at once. Anything else took all
+            # that was due when it looked, and what was queued here since has woken the loops:
+            # so look again soon (a loop that just missed one to another loop would otherwise
+            # leave the next waiting a whole interval), then less and less often, down to the
+            # poll interval, unless woken (a replica's message, or one due later, is found by
+            # looking). At a low rate that saves an empty claim after each message sent.
+            if delivered >= self._settings.delivery_batch:
+                idle = 0
+            else:
+                idle = 1 if delivered else min(idle + 1, 16)
             if idle:
                 delay = IDLE_BACKOFF_START * 2 ** (idle - 1)
                 with contextlib.suppress(TimeoutError):
