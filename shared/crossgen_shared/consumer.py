@@ -113,7 +113,13 @@ class Consumer:
             description=self.description,
         )
 
-        async def consume(message: KafkaMessage) -> None:
+        context = broker.context
+
+        # The message is taken from the context, not asked for as a parameter: FastStream
+        # resolves such a parameter in a worker thread, a thread hop for every batch. The body
+        # is the records' values, which ``handle`` reads from the records themselves.
+        async def consume(body: Any) -> None:
+            message: KafkaMessage = context.get_local("message")
             records = message.raw_message  # a tuple (a list under TestKafkaBroker)
             batch = records if isinstance(records, tuple | list) else (records,)
             try:

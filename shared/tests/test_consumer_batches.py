@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
+from faststream.kafka import TestKafkaBroker
 from sqlalchemy import func, select
 
 from crossgen_local.postgres import LocalPostgres
@@ -19,7 +21,7 @@ from crossgen_shared.db import InboxRecord
 from crossgen_shared.envelope import Envelope, InvalidEvent
 from crossgen_shared.events import Event, ParticipantJoined
 from crossgen_shared.service import Service
-from crossgen_shared.testing import consumer_record, outbox, parked
+from crossgen_shared.testing import consumer_record, outbox, parked, publish_event
 from crossgen_shared.unit_of_work import UnitOfWork
 
 from .messaging import fresh_settings, messaging_service
@@ -80,6 +82,24 @@ async def test_a_batch_is_applied_once_even_when_it_comes_again(service: Service
     await parking.handle(batch)  # redelivered, e.g. after a crash before the ack
     assert await counts(service) == (3, 3)
     assert await letters(service) == []
+
+
+async def test_a_batch_reaches_its_handler_without_a_thread_hop(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops: list[Any] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(func)
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    service.consume(topics.PARTICIPANTS, {ParticipantJoined: leave_unless_bad})
+    async with TestKafkaBroker(service.broker) as broker:
+        await publish_event(broker, joined())
+    assert await counts(service) == (1, 1)
+    assert hops == [], "a worker thread for every batch costs a thread hop each time"
 
 
 async def test_a_bad_record_is_parked_and_the_rest_of_its_batch_is_applied(
