@@ -404,6 +404,39 @@ async def test_a_loop_looks_again_at_once_only_after_a_full_claim(
         await asyncio.wait([running], timeout=5)
 
 
+async def test_a_message_queued_wakes_one_idle_loop_not_all(
+    settings: NotificationsSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Idle loops would next look in 60 s: a look within the test comes by a wake-up.
+    monkeypatch.setattr(delivery_module, "IDLE_BACKOFF_START", 60.0)
+    changed = {"delivery_concurrency": 2, "delivery_poll_interval": 60.0}
+    delivery = Delivery(
+        lambda: pytest.fail("no database here"), settings.model_copy(update=changed)
+    )
+    looks = 0
+
+    async def deliver_next() -> int:
+        nonlocal looks
+        looks += 1
+        return 0
+
+    monkeypatch.setattr(delivery, "deliver_next", deliver_next)
+    running = asyncio.create_task(delivery.run())
+    try:
+        await asyncio.sleep(0.3)
+        assert looks == 2  # each loop looked once at its start, and waits
+        delivery.wake()
+        await asyncio.sleep(0.3)
+        assert looks == 3, "the second loop would only find the message taken"
+        delivery.wake()
+        delivery.wake()  # twice before any loop looked: one look covers both
+        await asyncio.sleep(0.3)
+        assert looks == 4
+    finally:
+        running.cancel()
+        await asyncio.wait([running], timeout=5)
+
+
 async def test_an_address_beyond_ascii_is_sent_with_smtputf8_and_written_as_utf8(
     settings: NotificationsSettings, smtp: SmtpSink
 ) -> None:

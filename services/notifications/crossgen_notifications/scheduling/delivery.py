@@ -104,7 +104,9 @@ class Delivery:
             .limit(settings.delivery_batch)
             .with_for_update(skip_locked=True, of=Notification)
         )
-        self._wake = asyncio.Event()
+        # A wake-up for one loop, kept until a loop takes it: one message wakes one loop, not
+        # all of them to find it taken by the first.
+        self._woken: asyncio.Queue[None] = asyncio.Queue(maxsize=1)
         self._smtp_turns = asyncio.Semaphore(settings.smtp_connections)
 
     async def run(self) -> None:
@@ -120,8 +122,9 @@ class Delivery:
     async def _loop(self) -> None:
         failures = idle = 0
         while True:
-            # Cleared before looking: a message committed after this look wakes the wait below.
-            self._wake.clear()
+            # Taken before looking: a message committed after this look wakes a wait below.
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._woken.get_nowait()
             cycle = asyncio.ensure_future(self.deliver_next())
             try:
                 delivered = await asyncio.shield(cycle)
@@ -138,7 +141,7 @@ class Delivery:
                 continue
             failures = 0
             # A full claim may have left more due: look again at once. Anything else took all
-            # that was due when it looked, and what was queued here since has woken the loops:
+            # that was due when it looked, and what was queued here since has woken a loop:
             # so look again soon (a loop that just missed one to another loop would otherwise
             # leave the next waiting a whole interval), then less and less often, down to the
             # poll interval, unless woken (a replica's message, or one due later, is found by
@@ -151,12 +154,13 @@ class Delivery:
                 delay = IDLE_BACKOFF_START * 2 ** (idle - 1)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
-                        self._wake.wait(), min(delay, self._settings.delivery_poll_interval)
+                        self._woken.get(), min(delay, self._settings.delivery_poll_interval)
                     )
 
     def wake(self) -> None:
-        """A message due now was committed: the loops look at once."""
-        self._wake.set()
+        """A message due now was committed: a loop looks at once (one that is busy, once done)."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self._woken.put_nowait(None)
 
     async def deliver_next(self) -> int:
         """Handle the due messages one claim takes; how many (0: nothing was due)."""
