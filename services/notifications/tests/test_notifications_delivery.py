@@ -3,7 +3,8 @@ and a sender that dies mid-send never sending the message a second time by itsel
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
@@ -374,67 +375,64 @@ async def test_a_message_due_now_wakes_the_idle_delivery_loops_once_committed(
     assert len(mails) == 2
 
 
-async def test_a_loop_looks_again_at_once_only_after_a_full_claim(
-    settings: NotificationsSettings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Idle loops would next look in 60 s: a look within the test comes at once, or by a wake-up.
+@asynccontextmanager
+async def loops_looking(
+    settings: NotificationsSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    claims: Iterable[int] = (),
+    **changed: Any,
+) -> AsyncIterator[tuple[Delivery, list[int]]]:
+    """Running delivery loops without a database: each look takes the next of ``claims`` (then
+    nothing) and is listed. Idle loops would next look in 60 s, so a look within a test comes at
+    once or by a wake-up."""
     monkeypatch.setattr(delivery_module, "IDLE_BACKOFF_START", 60.0)
-    changed = {"delivery_batch": 2, "delivery_concurrency": 1, "delivery_poll_interval": 60.0}
+    changed = {"delivery_poll_interval": 60.0, **changed}
     delivery = Delivery(
         lambda: pytest.fail("no database here"), settings.model_copy(update=changed)
     )
-    claims = iter([2, 1])  # a full claim, then one that took all that was due
-    looks = 0
+    taken = iter(claims)
+    looks: list[int] = []
 
     async def deliver_next() -> int:
-        nonlocal looks
-        looks += 1
-        return next(claims, 0)
+        looks.append(next(taken, 0))
+        return looks[-1]
 
     monkeypatch.setattr(delivery, "deliver_next", deliver_next)
     running = asyncio.create_task(delivery.run())
     try:
-        await asyncio.sleep(0.3)
-        assert looks == 2, "after a full claim at once; after a partial one, no empty look"
-        delivery.wake()  # a message was queued
-        await asyncio.sleep(0.3)
-        assert looks == 3
+        yield delivery, looks
     finally:
         running.cancel()
         await asyncio.wait([running], timeout=5)
+
+
+async def test_a_loop_looks_again_at_once_only_after_a_full_claim(
+    settings: NotificationsSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full claim, then one that took all that was due.
+    one_loop = {"delivery_batch": 2, "delivery_concurrency": 1}
+    async with loops_looking(settings, monkeypatch, [2, 1], **one_loop) as (delivery, looks):
+        await asyncio.sleep(0.3)
+        assert looks == [2, 1], "after a full claim at once; after a partial one, no empty look"
+        delivery.wake()  # a message was queued
+        await asyncio.sleep(0.3)
+        assert looks == [2, 1, 0]
 
 
 async def test_a_message_queued_wakes_one_idle_loop_not_all(
     settings: NotificationsSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Idle loops would next look in 60 s: a look within the test comes by a wake-up.
-    monkeypatch.setattr(delivery_module, "IDLE_BACKOFF_START", 60.0)
-    changed = {"delivery_concurrency": 2, "delivery_poll_interval": 60.0}
-    delivery = Delivery(
-        lambda: pytest.fail("no database here"), settings.model_copy(update=changed)
-    )
-    looks = 0
-
-    async def deliver_next() -> int:
-        nonlocal looks
-        looks += 1
-        return 0
-
-    monkeypatch.setattr(delivery, "deliver_next", deliver_next)
-    running = asyncio.create_task(delivery.run())
-    try:
+    two_loops = {"delivery_concurrency": 2}
+    async with loops_looking(settings, monkeypatch, **two_loops) as (delivery, looks):
         await asyncio.sleep(0.3)
-        assert looks == 2  # each loop looked once at its start, and waits
+        assert len(looks) == 2  # each loop looked once at its start, and waits
         delivery.wake()
         await asyncio.sleep(0.3)
-        assert looks == 3, "the second loop would only find the message taken"
+        assert len(looks) == 3, "the second loop would only find the message taken"
         delivery.wake()
         delivery.wake()  # twice before any loop looked: one look covers both
         await asyncio.sleep(0.3)
-        assert looks == 4
-    finally:
-        running.cancel()
-        await asyncio.wait([running], timeout=5)
+        assert len(looks) == 4
 
 
 async def test_an_address_beyond_ascii_is_sent_with_smtputf8_and_written_as_utf8(
