@@ -144,6 +144,37 @@ async def test_a_batch_writes_its_new_rows_together(
     assert ONE_AT_A_TIME not in caplog.text
 
 
+async def test_the_read_ahead_asks_in_two_statements(
+    hires_enrolled: None, matching: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows, locked, then who holds each userName, who is active where and who manages whom,
+    in one statement: not one statement a question."""
+    asked: list[str] = []
+    reading = False
+    read = read_ahead.read
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if reading:
+            asked.append(statement)
+
+    async def read_counted(uow: Any, records: Any, *, together: bool) -> None:
+        nonlocal reading
+        reading = True
+        try:
+            await read(uow, records, together=together)
+        finally:
+            reading = False
+
+    monkeypatch.setattr(read_ahead, "read", read_counted)
+    event.listen(matching.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await Feed(matching).batch(*(scim_user(f"E-{n}", 1, level="L2") for n in range(6)))
+    finally:
+        event.remove(matching.engine.sync_engine, "before_cursor_execute", seen)
+    assert len(await events(matching, ParticipantJoined)) == 6
+    assert len(asked) == 2
+
+
 async def test_a_conflict_met_at_the_batch_s_end_is_told_as_one_record_at_a_time_would(
     matching: Service, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,7 +3,8 @@
 The Kafka intake applies up to a hundred records in one transaction, and each record asked the
 database the same four things: the employee's row (locked), who holds their userName, whether a
 change of theirs can matter to a program, and whether they are already in each automatic
-program. Read for the whole batch at its start, that is four statements a batch, not a record.
+program. Read for the whole batch at its start, that is two statements a batch, not four a
+record: the rows, which the ORM loads and locks, and the three other answers in one.
 
 A batch of more than one source record also writes its new rows together: they go to the database
 at its end (or at the first query that needs them), not one flush a record. A conflict there fails
@@ -21,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import String, any_, bindparam, func, select
+from sqlalchemy import String, any_, bindparam, cast, func, literal, select, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from crossgen_matching.directory.models import Employee
@@ -72,11 +73,15 @@ async def read(uow: UnitOfWork, records: Iterable[EmployeeRecord], *, together: 
     employees: dict[str, Employee | None] = dict.fromkeys(numbers)
     employees.update((row.employee_number, row) for row in rows)
     owners: dict[str, str | None] = dict.fromkeys(names)
-    owners.update(
-        (name, number) for name, number in await session.execute(_OWNERS, {"names": names})
-    )
-    active = {(p, n) for p, n in await session.execute(_ACTIVE, {"numbers": numbers})}
-    managers = {m for m in await session.scalars(_MANAGERS, {"numbers": numbers}) if m}
+    active: set[tuple[UUID, str]] = set()
+    managers: set[str] = set()
+    for kind, key, number in await session.execute(_ANSWERS, {"numbers": numbers, "names": names}):
+        if kind == _OWNER:
+            owners[key] = number
+        elif kind == _ACTIVE:
+            active.add((UUID(key), number))
+        else:
+            managers.add(number)
     concerned = {number for _, number in active} | managers
     uow.memo[_KEY] = ReadAhead(employees, owners, set(numbers), concerned, active, together)
 
@@ -90,15 +95,18 @@ _ROWS = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
-_OWNERS = select(func.lower(Employee.user_name), Employee.employee_number).where(
-    func.lower(Employee.user_name) == any_(bindparam("names", type_=ARRAY(String))),
-    Employee.removed_at.is_(None),
-)
-_ACTIVE = select(Participant.program_id, Participant.person_id).where(
-    Participant.person_id == any_(_NUMBERS), Participant.status == "active"
-)
-_MANAGERS = (
-    select(Employee.manager_employee_number)
+# One statement for the three other answers, each row tagged with the answer it belongs to:
+# (owner, userName, number), (active, program id, number), (manager, -, number).
+_OWNER, _ACTIVE, _MANAGER = "owner", "active", "manager"
+_ANSWERS = union_all(
+    select(literal(_OWNER), func.lower(Employee.user_name), Employee.employee_number).where(
+        func.lower(Employee.user_name) == any_(bindparam("names", type_=ARRAY(String))),
+        Employee.removed_at.is_(None),
+    ),
+    select(literal(_ACTIVE), cast(Participant.program_id, String), Participant.person_id).where(
+        Participant.person_id == any_(_NUMBERS), Participant.status == "active"
+    ),
+    select(literal(_MANAGER), literal(""), Employee.manager_employee_number)
     .where(Employee.manager_employee_number == any_(_NUMBERS))
-    .distinct()
+    .distinct(),
 )
