@@ -9,9 +9,10 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from crossgen_shared import topics
+from crossgen_shared.addresses import EmailAddress
 
 TYPE_PREFIX = "com.crossgen."
 LATEST_YEAR = 9000
@@ -90,7 +91,7 @@ class ParticipantJoined(_ParticipantEvent):
     person_id: str = Field(description="The person's id in the company directory")
     role: Role
     display_name: str
-    email: EmailStr
+    email: EmailAddress
     skills: tuple[str, ...] = Field(description="Skills to learn (learner) or to teach (mentor)")
     joined_at: datetime
 
@@ -99,7 +100,7 @@ class ParticipantUpdated(_ParticipantEvent):
     name: ClassVar[str] = "participant-updated"
 
     display_name: str
-    email: EmailStr
+    email: EmailAddress
     skills: tuple[str, ...]
     updated_at: datetime
 

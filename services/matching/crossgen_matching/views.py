@@ -10,7 +10,6 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    EmailStr,
     Field,
     field_validator,
 )
@@ -18,6 +17,7 @@ from pydantic import (
 from crossgen_matching import admission, program_admin_views, service
 from crossgen_matching.catalogue import SkillName
 from crossgen_matching.models import MIDDLE_LEVEL
+from crossgen_shared.addresses import EmailAddress
 from crossgen_shared.auth import Principal, require
 from crossgen_shared.events import Role
 from crossgen_shared.service import unit_of_work
@@ -98,7 +98,7 @@ class ProfileIn(BaseModel):
 class EnrolmentIn(ProfileIn):
     role: Role
     display_name: str = Field(min_length=1, max_length=200)
-    email: EmailStr
+    email: EmailAddress
 
 
 class SkillOut(BaseModel):

@@ -12,13 +12,13 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     field_validator,
     model_validator,
 )
 
 from crossgen_matching.models import skill_name
+from crossgen_shared.addresses import EmailAddress
 
 Text = str | None
 # Skill names, from an HR system's skills or learning interests (Workday Skills Cloud,
@@ -67,7 +67,7 @@ class EmployeeRecord(BaseModel):
     external_id: Text = Field(default=None, max_length=255)
     user_name: Text = Field(default=None, max_length=320)
     display_name: Text = Field(default=None, max_length=200)
-    email: EmailStr | None = None
+    email: EmailAddress | None = None
     active: bool | None = None
     department: Text = Field(default=None, max_length=200)
     division: Text = Field(default=None, max_length=200)
