@@ -3,7 +3,6 @@
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, status
 from pydantic import (
@@ -17,6 +16,7 @@ from pydantic import (
 from crossgen_matching import admission, program_admin_views, service
 from crossgen_matching.catalogue import SkillName
 from crossgen_matching.models import MIDDLE_LEVEL
+from crossgen_shared import time_zones
 from crossgen_shared.addresses import EmailAddress
 from crossgen_shared.auth import Principal, require
 from crossgen_shared.events import Role
@@ -67,11 +67,7 @@ class ProfileIn(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA timezone {name!r}") from exc
-        return name
+        return time_zones.known(name)
 
     @field_validator("languages")
     @classmethod

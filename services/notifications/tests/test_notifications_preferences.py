@@ -113,7 +113,7 @@ async def test_preferences_need_a_participant_token(
             "chat.url: the URL must use https",
         ),
         ({"webhook": {"url": "https://127.0.0.1/hook"}}, "127.0.0.1 is a private, loopback"),
-        ({"timezone": "Mars/Olympus"}, "unknown timezone"),
+        ({"timezone": "Mars/Olympus"}, "is not an IANA time zone"),
         ({"locale": "klingon"}, "unknown locale"),
         ({"quiet_hours": {"start": "22:00", "end": "22:00"}}, "different times"),
         (

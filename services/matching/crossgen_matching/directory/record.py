@@ -6,7 +6,6 @@ carries the changed fields only), a field set to None clears it (a SCIM replace 
 
 from datetime import date
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AwareDatetime,
@@ -18,6 +17,7 @@ from pydantic import (
 )
 
 from crossgen_matching.models import skill_name
+from crossgen_shared import time_zones
 from crossgen_shared.addresses import EmailAddress
 
 Text = str | None
@@ -93,12 +93,7 @@ class EmployeeRecord(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(f"{value!r} is not an IANA time zone") from exc
-        return value
+        return None if value is None else time_zones.known(value)
 
     @field_validator("skills", "interests")
     @classmethod

@@ -2,7 +2,6 @@
 
 from datetime import time
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -15,6 +14,7 @@ from pydantic import (
 )
 
 from crossgen_notifications.rendering import known_locale
+from crossgen_shared import time_zones
 
 
 class _Strict(BaseModel):
@@ -97,11 +97,7 @@ class PreferencesIn(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {value!r}") from exc
-        return value
+        return time_zones.known(value)
 
 
 class PreferencesOut(PreferencesIn):
