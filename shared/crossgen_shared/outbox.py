@@ -11,7 +11,8 @@ import logging
 
 from faststream.kafka import KafkaBroker
 from prometheus_client import Counter
-from sqlalchemy import func, select, update
+from sqlalchemy import BigInteger, any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crossgen_shared.db import OutboxRecord
@@ -22,6 +23,12 @@ PUBLISHED = Counter(
     "crossgen_outbox_published_total", "Events published from the outbox", ["topic"]
 )
 _RELAY_LOCK = 0x0C05_06E0  # advisory lock id: any constant shared by the replicas of a service
+# The batch's rows as one array: one statement for any batch size, prepared once a connection.
+_PUBLISHED = (
+    update(OutboxRecord)
+    .where(OutboxRecord.seq == any_(bindparam("seqs", type_=ARRAY(BigInteger))))
+    .values(published_at=func.now())
+)
 
 
 class OutboxRelay:
@@ -97,11 +104,7 @@ class OutboxRelay:
                 for row in rows
             ]
             await asyncio.gather(*pending)
-            await session.execute(
-                update(OutboxRecord)
-                .where(OutboxRecord.seq.in_([row.seq for row in rows]))
-                .values(published_at=func.now())
-            )
+            await session.execute(_PUBLISHED, {"seqs": [row.seq for row in rows]})
             for row in rows:
                 PUBLISHED.labels(row.topic).inc()
             return len(rows)

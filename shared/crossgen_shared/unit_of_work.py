@@ -5,7 +5,8 @@ from types import TracebackType
 from typing import Any, Self
 from uuid import uuid4
 
-from sqlalchemy import event, insert
+from sqlalchemy import String, bindparam, event, func, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
@@ -14,6 +15,21 @@ from crossgen_shared import observability
 from crossgen_shared.db import INBOX, OUTBOX
 from crossgen_shared.envelope import encode
 from crossgen_shared.events import Event
+
+# One statement whatever the number of ids (they come as an array), so each connection prepares
+# it once: a VALUES row per id made a new statement, prepared anew, for most batch sizes.
+_CLAIM = (
+    pg_insert(INBOX)
+    .from_select(
+        ["consumer", "event_id"],
+        select(
+            bindparam("consumer", type_=String),
+            func.unnest(bindparam("ids", type_=ARRAY(String))),
+        ),
+    )
+    .on_conflict_do_nothing()
+    .returning(INBOX.c.event_id)
+)
 
 
 class UnitOfWork:
@@ -103,12 +119,7 @@ class UnitOfWork:
     async def claim_all(self, consumer: str, event_ids: Sequence[str]) -> set[str]:
         """Record that ``consumer`` handles ``event_ids``; returns those it had not handled
         before (the others are redeliveries)."""
-        result = await self.session.execute(
-            pg_insert(INBOX)
-            .values([{"consumer": consumer, "event_id": event_id} for event_id in event_ids])
-            .on_conflict_do_nothing()
-            .returning(INBOX.c.event_id)
-        )
+        result = await self.session.execute(_CLAIM, {"consumer": consumer, "ids": list(event_ids)})
         return set(result.scalars())
 
     def after_commit(self, callback: Callable[[], None]) -> None:

@@ -5,7 +5,7 @@ back."""
 from uuid import uuid4
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from crossgen_local.postgres import LocalPostgres
@@ -68,3 +68,26 @@ async def test_events_reach_the_outbox_in_order_less_a_rolled_back_savepoints(
         rows = await session.scalars(select(OutboxRecord.event_id).order_by(OutboxRecord.seq))
         assert list(rows) == emitted
     await engine.dispose()
+
+
+async def test_the_inbox_claims_any_number_of_ids_with_one_statement(
+    postgres: LocalPostgres,
+) -> None:
+    """asyncpg prepares each distinct statement once a connection: a statement per batch size
+    was prepared anew for most batches. Claimed once each, the repeated one too."""
+    database = f"test_{uuid4().hex[:12]}"
+    postgres.create_database(database)
+    engine = create_async_engine(postgres.url(database))
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    statements: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    sessions = async_sessionmaker(engine)
+    claimed = []
+    for ids in (["a"], ["b", "c", "b"], ["a", "c", "d", "e"]):
+        async with UnitOfWork(sessions, "test") as uow:
+            claimed.append(await uow.claim_all("consumer", ids))
+            await uow.commit()
+    await engine.dispose()
+    assert claimed == [{"a"}, {"b", "c"}, {"d", "e"}]
+    assert len(set(statements)) == 1

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import Uuid, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from crossgen_matching import live_cache, roster, service
 from crossgen_matching.models import Participant
@@ -56,7 +57,7 @@ async def in_turn(uow: UnitOfWork, events: list[ParticipantJoined]) -> AsyncIter
     """The participant-joined consumer's batch: its newcomers read at once, and each program's
     live matching kept (and its revision moved) once, at the end."""
     ids = [event.participant_id for event in events]
-    found = await uow.session.scalars(select(Participant).where(Participant.id.in_(ids)))
+    found = await uow.session.scalars(_NEWCOMERS, {"ids": ids})
     uow.memo[_BATCH] = batch = _Batch({p.id: p for p in found})
     yield
     for hand in batch.programs.values():
@@ -64,6 +65,8 @@ async def in_turn(uow: UnitOfWork, events: list[ParticipantJoined]) -> AsyncIter
 
 
 _BATCH = "joins in turn"
+# The ids as one array: one statement for any batch size, prepared once a connection.
+_NEWCOMERS = select(Participant).where(Participant.id == any_(bindparam("ids", type_=ARRAY(Uuid))))
 
 
 async def _join(uow: UnitOfWork, batch: _Batch, participant_id: UUID) -> None:

@@ -27,7 +27,8 @@ from typing import Any, cast
 from uuid import UUID, uuid4
 
 from prometheus_client import Counter
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import DateTime, Row, Uuid, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from crossgen_notifications.channels import Channel, ChannelName, DeliveryError, Outgoing
@@ -354,10 +355,8 @@ class Delivery:
         reading their rows. A row whose attempt an admin reset meanwhile is left as they left it."""
         now = self._clock()
         sent = await uow.session.execute(
-            update(Notification)
-            .where(Notification.attempt_id.in_([claim.attempt_id for claim in claims]))
-            .values(status=Status.SENT, sent_at=now, last_error=None)
-            .returning(*_SENT_FIELDS, Notification.attempt_id),
+            _ARRIVED,
+            {"attempt_ids": [claim.attempt_id for claim in claims], "now": now},
             execution_options={"synchronize_session": False},
         )
         by_attempt = {row.attempt_id: row for row in sent}
@@ -430,6 +429,16 @@ _SENT_FIELDS = (
     Notification.channel,
     Notification.template,
     Notification.source_event_id,
+)
+# Single messages that went out, by their attempts' ids as one array: one statement for any
+# number of them, prepared once a connection.
+_ARRIVED = (
+    update(Notification)
+    .where(Notification.attempt_id == any_(bindparam("attempt_ids", type_=ARRAY(Uuid))))
+    .values(
+        status=Status.SENT, sent_at=bindparam("now", type_=DateTime(timezone=True)), last_error=None
+    )
+    .returning(*_SENT_FIELDS, Notification.attempt_id)
 )
 
 
