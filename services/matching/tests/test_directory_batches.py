@@ -3,6 +3,7 @@ is seen by its later ones, as if each had been applied alone, and the batch is n
 redone one record at a time for it."""
 
 import logging
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -125,14 +126,13 @@ async def test_a_new_report_earlier_in_the_batch_makes_their_manager_s_move_matt
     assert ONE_AT_A_TIME not in caplog.text
 
 
-async def test_a_batch_writes_its_new_rows_together(
-    hires_enrolled: None, matching: Service, caplog: pytest.LogCaptureFixture
-) -> None:
-    inserts: list[str] = []
+async def hires_batch_statements(matching: Service, wanted: Callable[[str], bool]) -> list[str]:
+    """The statements ``wanted`` keeps, of one batch of six new hires the program enrols."""
+    statements: list[str] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.startswith("INSERT INTO"):
-            inserts.append(statement.split()[2])
+        if wanted(statement):
+            statements.append(statement)
 
     event.listen(matching.engine.sync_engine, "before_cursor_execute", seen)
     try:
@@ -140,6 +140,18 @@ async def test_a_batch_writes_its_new_rows_together(
     finally:
         event.remove(matching.engine.sync_engine, "before_cursor_execute", seen)
     assert len(await events(matching, ParticipantJoined)) == 6
+    return statements
+
+
+async def test_a_batch_writes_its_new_rows_together(
+    hires_enrolled: None, matching: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    inserts = [
+        statement.split()[2]
+        for statement in await hires_batch_statements(
+            matching, lambda statement: statement.startswith("INSERT INTO")
+        )
+    ]
     assert (inserts.count("employees"), inserts.count("participants")) == (1, 1)
     assert ONE_AT_A_TIME not in caplog.text
 
@@ -149,13 +161,8 @@ async def test_the_read_ahead_asks_in_two_statements(
 ) -> None:
     """The rows, locked, then who holds each userName, who is active where and who manages whom,
     in one statement: not one statement a question."""
-    asked: list[str] = []
     reading = False
     read = read_ahead.read
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if reading:
-            asked.append(statement)
 
     async def read_counted(uow: Any, records: Any, *, together: bool) -> None:
         nonlocal reading
@@ -166,13 +173,7 @@ async def test_the_read_ahead_asks_in_two_statements(
             reading = False
 
     monkeypatch.setattr(read_ahead, "read", read_counted)
-    event.listen(matching.engine.sync_engine, "before_cursor_execute", seen)
-    try:
-        await Feed(matching).batch(*(scim_user(f"E-{n}", 1, level="L2") for n in range(6)))
-    finally:
-        event.remove(matching.engine.sync_engine, "before_cursor_execute", seen)
-    assert len(await events(matching, ParticipantJoined)) == 6
-    assert len(asked) == 2
+    assert len(await hires_batch_statements(matching, lambda _: reading)) == 2
 
 
 async def test_a_conflict_met_at_the_batch_s_end_is_told_as_one_record_at_a_time_would(
