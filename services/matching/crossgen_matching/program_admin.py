@@ -3,8 +3,14 @@ forbid pairs.
 
 A run keeps accepted pairings as they are and treats open proposals as free to move: publishing
 withdraws the proposals the run changed and proposes the new ones.
+
+The run itself (up to half a minute of CPU for 100,000 learners) happens in a worker thread, one
+run at a time per process: on the event loop it would stop everything else the service does
+meanwhile, its Kafka consumers' heartbeats too (the group would evict them after 10 s), its
+health checks and every other request. One at a time, as a large run holds gigabytes.
 """
 
+import asyncio
 from collections import Counter
 from dataclasses import asdict, dataclass
 from uuid import UUID
@@ -19,6 +25,7 @@ from crossgen_shared.events import Role
 from crossgen_shared.unit_of_work import UnitOfWork
 
 PAIR_RULES = ("pinned", "forbidden")
+_RUNS = asyncio.Semaphore(1)  # whole-program runs of this process, one at a time
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,7 @@ async def preview(uow: UnitOfWork, program_id: UUID) -> Run:
     program = await admission.program(uow, program_id)
     current = await roster.load(uow.session, program_id)
     await _check_both_roles(uow, program, current)
-    return _run(current)
+    return await _run_aside(current)
 
 
 async def publish(uow: UnitOfWork, program_id: UUID) -> Run:
@@ -60,7 +67,7 @@ async def publish(uow: UnitOfWork, program_id: UUID) -> Run:
     await service.lock_matching(uow, program_id)
     current = await roster.load(uow.session, program_id)
     await _check_both_roles(uow, program, current)
-    run = _run(current)
+    run = await _run_aside(current)
     if run.problem:
         raise Unprocessable(run.problem)
     for pair in sorted(run.withdrawn):
@@ -174,6 +181,12 @@ async def _check_both_roles(uow: UnitOfWork, program: Program, current: roster.R
                 f" ({rules.of(role).describe()})"
             )
         raise Unprocessable(why)
+
+
+async def _run_aside(current: roster.Roster) -> Run:
+    """``_run`` in a worker thread, the event loop going on meanwhile (see the module's doc)."""
+    async with _RUNS:
+        return await asyncio.to_thread(_run, current)
 
 
 def _run(current: roster.Roster) -> Run:

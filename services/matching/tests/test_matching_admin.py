@@ -1,13 +1,17 @@
 """A program owner's whole-program runs, pins and forbidden pairs; a participant's decline."""
 
+import asyncio
+import time
 from typing import Any
 from uuid import UUID
 
 import httpx
+import pytest
 from faststream.kafka import TestKafkaBroker
 from sqlalchemy import func, select
 
 from crossgen_local.tokens import TokenIssuer
+from crossgen_matching import optimiser
 from crossgen_matching.program_admin import run_lock_key
 from crossgen_shared.events import MatchDeclined, MatchProposed, ParticipantJoined
 from crossgen_shared.service import Service
@@ -59,6 +63,28 @@ async def test_preview_is_a_dry_run_with_reasons_for_the_unmatched(
     assert run["free_capacity"] == {ids["M1"]: 0, ids["M2"]: 1} and run["problem"] is None
     assert not await events(matching, MatchProposed)
     assert (await admin(api, tokens, "GET", f"/programs/{pid}/pairings")).json() == []
+
+
+async def test_a_whole_program_run_leaves_the_service_answering_meanwhile(
+    api: httpx.AsyncClient, tokens: TokenIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large program's run takes many seconds of CPU: the event loop goes on meanwhile, so
+    Kafka heartbeats, health checks and other requests are not held up by it."""
+    pid, _ = await cohort(api, tokens)
+    match_program = optimiser.match_program
+
+    def slow(program: Any) -> Any:
+        time.sleep(1.0)  # the CPU a large program takes, without its size
+        return match_program(program)
+
+    monkeypatch.setattr(optimiser, "match_program", slow)
+    run = asyncio.create_task(admin(api, tokens, "POST", f"/programs/{pid}/matching/preview"))
+    ticks = 0
+    while not run.done():
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert (await run).status_code == 200
+    assert ticks >= 20
 
 
 async def test_publish_proposes_once_and_re_matches_what_changed(
