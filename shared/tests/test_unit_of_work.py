@@ -9,9 +9,11 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from crossgen_local.postgres import LocalPostgres
+from crossgen_local.tokens import TokenIssuer
 from crossgen_shared.db import Base, OutboxRecord
 from crossgen_shared.unit_of_work import UnitOfWork
 
+from .messaging import fresh_settings, messaging_service
 from .test_observability import joined
 
 # Nothing is executed, so the session never connects: no server is needed.
@@ -71,23 +73,20 @@ async def test_events_reach_the_outbox_in_order_less_a_rolled_back_savepoints(
 
 
 async def test_the_inbox_claims_any_number_of_ids_with_one_statement(
-    postgres: LocalPostgres,
+    postgres: LocalPostgres, tokens: TokenIssuer
 ) -> None:
     """asyncpg prepares each distinct statement once a connection: a statement per batch size
     was prepared anew for most batches. Claimed once each, the repeated one too."""
-    database = f"test_{uuid4().hex[:12]}"
-    postgres.create_database(database)
-    engine = create_async_engine(postgres.url(database))
-    async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
+    service = await messaging_service("test", fresh_settings(postgres, tokens))
     statements: list[str] = []
-    event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
-    sessions = async_sessionmaker(engine)
+    event.listen(
+        service.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2])
+    )
     claimed = []
     for ids in (["a"], ["b", "c", "b"], ["a", "c", "d", "e"]):
-        async with UnitOfWork(sessions, "test") as uow:
+        async with service.unit_of_work() as uow:
             claimed.append(await uow.claim_all("consumer", ids))
             await uow.commit()
-    await engine.dispose()
+    await service.engine.dispose()
     assert claimed == [{"a"}, {"b", "c"}, {"d", "e"}]
     assert len(set(statements)) == 1
