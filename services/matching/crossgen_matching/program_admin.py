@@ -4,14 +4,16 @@ forbid pairs.
 A run keeps accepted pairings as they are and treats open proposals as free to move: publishing
 withdraws the proposals the run changed and proposes the new ones.
 
-The run itself (up to half a minute of CPU for 100,000 learners) happens in a worker thread, one
-run at a time per process: on the event loop it would stop everything else the service does
+The run itself (up to half a minute of CPU for 100,000 learners) happens in a thread of its own,
+one run at a time per process: on the event loop it would stop everything else the service does
 meanwhile, its Kafka consumers' heartbeats too (the group would evict them after 10 s), its
-health checks and every other request. One at a time, as a large run holds gigabytes.
+health checks and every other request. One at a time, as a large run holds gigabytes: a run
+whose request was cancelled still holds the thread until it ends.
 """
 
 import asyncio
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from uuid import UUID
 
@@ -25,7 +27,7 @@ from crossgen_shared.events import Role
 from crossgen_shared.unit_of_work import UnitOfWork
 
 PAIR_RULES = ("pinned", "forbidden")
-_RUNS = asyncio.Semaphore(1)  # whole-program runs of this process, one at a time
+_RUNNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whole-program-run")
 
 
 @dataclass(frozen=True)
@@ -184,9 +186,8 @@ async def _check_both_roles(uow: UnitOfWork, program: Program, current: roster.R
 
 
 async def _run_aside(current: roster.Roster) -> Run:
-    """``_run`` in a worker thread, the event loop going on meanwhile (see the module's doc)."""
-    async with _RUNS:
-        return await asyncio.to_thread(_run, current)
+    """``_run`` in the runs' thread, the event loop going on meanwhile (see the module's doc)."""
+    return await asyncio.get_running_loop().run_in_executor(_RUNNER, _run, current)
 
 
 def _run(current: roster.Roster) -> Run:
