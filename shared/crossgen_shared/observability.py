@@ -2,8 +2,10 @@
 
 FastAPI makes each request's server span. The trace context then travels with the events:
 ``UnitOfWork.emit`` stores the active span's ``traceparent`` / ``tracestate`` in the outbox row's
-headers, the relay publishes them as Kafka headers, and FastStream's telemetry middleware makes
-them the parent of the consumer's span, so what a handler emits carries the same trace id.
+headers, the relay publishes them as Kafka headers, and the consumer's span for the record
+(``continuing``) takes them as its parent, so what a handler emits carries the same trace id.
+FastStream's telemetry middleware is left out: its producer span alone cost 0.1 ms of CPU per
+event published, more than twice the publishing, and its batch spans add nothing to that chain.
 Spans are exported over OTLP/HTTP only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
 ``..._TRACES_ENDPOINT``) is set; the SDK reads the other ``OTEL_*`` variables itself.
 """
@@ -11,15 +13,12 @@ Spans are exported over OTLP/HTTP only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
 from fastapi.telemetry import TelemetryConfig
-from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
-from faststream.kafka.response import KafkaPublishCommand
-from faststream.middlewares import BaseMiddleware
-from opentelemetry import context, trace
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -104,31 +103,6 @@ def continuing(headers: Mapping[str, str], name: str) -> Iterator[None]:
     parent = _PROPAGATOR.extract(headers)
     with _TRACER.start_as_current_span(name, context=parent, kind=trace.SpanKind.CONSUMER):
         yield
-
-
-class _ContinueTrace(BaseMiddleware[KafkaPublishCommand, Any]):
-    """Publishes a record under the trace its headers already carry.
-
-    The relay publishes outbox rows long after, and outside of, the request or handler that wrote
-    them. Without this the telemetry middleware would start a new trace and overwrite the row's
-    ``traceparent``; with it, the producer span joins the trace the row was written in.
-    """
-
-    async def publish_scope(
-        self,
-        call_next: Callable[[KafkaPublishCommand], Awaitable[Any]],
-        cmd: KafkaPublishCommand,
-    ) -> Any:
-        token = context.attach(_PROPAGATOR.extract(cmd.headers, context.get_current()))
-        try:
-            return await call_next(cmd)
-        finally:
-            context.detach(token)
-
-
-def kafka_middlewares() -> tuple[Any, ...]:
-    """The broker's middlewares, outermost first."""
-    return (_ContinueTrace, KafkaTelemetryMiddleware())
 
 
 def http_telemetry() -> TelemetryConfig:

@@ -57,7 +57,6 @@ class Service:
             acks="all",
             graceful_timeout=settings.shutdown_timeout,
             security=settings.kafka_security().for_broker(),
-            middlewares=observability.kafka_middlewares(),
             # A plain logger, so FastStream's lines come out in the service's log format.
             logger=logging.getLogger("faststream.kafka"),
         )

@@ -13,6 +13,9 @@ import pytest
 from fastapi import APIRouter, Depends
 from faststream.kafka import TestKafkaBroker
 from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import select
 
 from crossgen_local.postgres import LocalPostgres
@@ -110,6 +113,41 @@ async def test_an_event_carries_the_trace_it_was_emitted_in_through_kafka_to_the
     caused = (await outbox_headers(service))[1]
     assert caused["ce_type"] == ParticipantLeft.event_type()
     assert trace_id(caused["traceparent"]) == trace.format_trace_id(request.trace_id)
+
+
+@pytest.fixture
+def finished_spans(tracer: trace.Tracer) -> Iterator[InMemorySpanExporter]:
+    """The spans ended while the test runs (the provider keeps its processors: this one stops
+    keeping spans afterwards)."""
+    exporter = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.shutdown()
+
+
+async def test_a_records_span_is_a_child_of_the_span_its_event_was_emitted_in(
+    service: Service, tracer: trace.Tracer, finished_spans: InMemorySpanExporter
+) -> None:
+    """Publishing adds no span between them: the relay's publishing is not the record's story,
+    and FastStream's producer span cost more than the publishing itself."""
+    with tracer.start_as_current_span("request") as span:
+        async with service.unit_of_work() as uow:
+            await uow.emit(joined())
+            await uow.commit()
+    [emitted] = await outbox_headers(service)
+    async with TestKafkaBroker(service.broker) as broker:
+        await broker.publish(
+            encode(joined(), source="/test").value, topics.PARTICIPANTS, key=b"k", headers=emitted
+        )
+
+    spans: tuple[ReadableSpan, ...] = finished_spans.get_finished_spans()
+    [consumed] = [s for s in spans if s.kind == trace.SpanKind.CONSUMER]
+    assert consumed.name == f"{topics.PARTICIPANTS} process"
+    assert consumed.parent is not None
+    assert consumed.parent.span_id == span.get_span_context().span_id
+    assert not [s for s in spans if s.kind == trace.SpanKind.PRODUCER]
 
 
 async def test_a_consumer_continues_the_trace_of_a_record_from_another_producer(
