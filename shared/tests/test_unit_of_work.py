@@ -5,12 +5,12 @@ back."""
 from uuid import uuid4
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
-from crossgen_shared.db import Base, OutboxRecord
+from crossgen_shared.db import INBOX, Base, OutboxRecord
 from crossgen_shared.unit_of_work import UnitOfWork
 
 from .messaging import fresh_settings, messaging_service
@@ -90,3 +90,34 @@ async def test_the_inbox_claims_any_number_of_ids_with_one_statement(
     await service.engine.dispose()
     assert claimed == [{"a"}, {"b", "c"}, {"d", "e"}]
     assert len(set(statements)) == 1
+
+
+async def test_held_rows_are_inserted_at_the_commit_with_one_statement_for_each_kind(
+    postgres: LocalPostgres, tokens: TokenIssuer
+) -> None:
+    """Each kind in one executemany, in the order held; none inside a savepoint, which could
+    take rows held before it along when it rolls back."""
+    service = await messaging_service("test", fresh_settings(postgres, tokens))
+    executed: list[tuple[str, bool]] = []
+    event.listen(
+        service.engine.sync_engine,
+        "before_cursor_execute",
+        lambda *a: executed.append((a[2].split()[2], a[5])),  # table, executemany
+    )
+    claim = insert(INBOX)
+    async with service.unit_of_work() as uow:
+        for n in range(3):
+            uow.insert_at_commit(claim, {"consumer": "held", "event_id": f"e-{n}"})
+            await uow.emit(joined())
+        assert executed == []
+        savepoint = await uow.session.begin_nested()
+        with pytest.raises(RuntimeError):
+            await uow.write_held()
+        await savepoint.rollback()
+        executed.clear()
+        await uow.commit()
+        assert sorted(executed) == [("inbox", True), ("outbox", True)]
+    async with service.sessions() as session:
+        held = await session.scalars(select(INBOX.c.event_id).where(INBOX.c.consumer == "held"))
+        assert sorted(held) == ["e-0", "e-1", "e-2"]
+    await service.engine.dispose()

@@ -283,6 +283,7 @@ class Notifier:
         recipient_id: UUID | None = None,
     ) -> None:
         """Cancel a session's messages that have not gone out yet."""
+        await uow.write_held()  # messages queued earlier in this transaction are among them
         query = update(Notification).where(
             Notification.session_id == session_id,
             Notification.template.in_(templates),

@@ -105,6 +105,7 @@ async def erase_person(uow: UnitOfWork, person_id: str, erased_at: datetime) -> 
     record) but lose calendar invites, which list the person's address. Ids stay, so the
     delivery log still counts what happened.
     """
+    await uow.write_held()  # messages queued earlier in this transaction are theirs too
     participants = list(
         await uow.session.scalars(
             select(Contact.participant_id).where(Contact.person_id == person_id)

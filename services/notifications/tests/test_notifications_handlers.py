@@ -390,6 +390,35 @@ async def test_a_cancelled_session_withdraws_its_reminders_and_cancels_the_invit
     assert (calendar["METHOD"], event["STATUS"], event["SEQUENCE"]) == ("CANCEL", "CANCELLED", 1)
 
 
+async def test_a_session_scheduled_and_cancelled_in_one_batch_leaves_no_reminder_to_send(
+    notifications: Service,
+    both_known: None,
+    proposal: MatchProposed,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The messages a batch queues are inserted at its commit: the cancellation writes those
+    queued before it first, so it finds and cancels them."""
+    caplog.set_level(logging.INFO)
+    session = scheduled(proposal)
+    cancelled = SessionCancelled(
+        **session.model_dump(exclude={"starts_at", "duration_minutes"}),
+        cancelled_by=proposal.mentor_id,
+        reason="travelling",
+        cancelled_at=START,
+    )
+    sessions = next(c for c in notifications.consumers if c.topic == topics.SESSIONS)
+    await sessions.handle([consumer_record(session, 0), consumer_record(cancelled, 1)])
+    assert "one at a time" not in caplog.text  # the batch was applied as one
+
+    rows = await notifications_of(notifications, to_address="linda@example.com")
+    assert [(n.template, n.status) for n in rows] == [
+        ("feedback-request", "cancelled"),
+        ("session-cancelled", "pending"),
+        ("session-reminder", "cancelled"),
+        ("session-scheduled", "pending"),
+    ]
+
+
 async def test_completion_withdraws_the_reminder_and_feedback_the_request_of_whoever_gave_it(
     broker: KafkaBroker, notifications: Service, both_known: None, proposal: MatchProposed
 ) -> None:
