@@ -50,7 +50,9 @@ class HrisIntake(Consumer):
                     change = await employees.record(uow, incoming)
                 except RequestError as exc:
                     raise InvalidEvent(str(exc)) from exc
-                log.info("%s: %s %s", self.name, change.outcome, incoming.employee_number)
+                # At DEBUG: a full sync would log a line per employee (crossgen_events_consumed
+                # counts the records), and at 200 records/s the lines took 1.5 % of the CPU.
+                log.debug("%s: %s %s", self.name, change.outcome, incoming.employee_number)
 
         return Received(record, record_id(record), f"hris:{format_name}", work, found)
 
