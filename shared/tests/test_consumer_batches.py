@@ -4,7 +4,9 @@ the others commit and only that one is parked, once. Over a real PostgreSQL."""
 import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 import anyio.to_thread
 import pytest
@@ -19,7 +21,7 @@ from crossgen_shared import topics
 from crossgen_shared.consumer import Consumer, Handler, HeldBack, NotReady
 from crossgen_shared.db import InboxRecord
 from crossgen_shared.envelope import Envelope, InvalidEvent
-from crossgen_shared.events import Event, ParticipantJoined
+from crossgen_shared.events import Event, ParticipantJoined, ParticipantLeft
 from crossgen_shared.service import Service
 from crossgen_shared.testing import consumer_record, outbox, parked, publish_event
 from crossgen_shared.unit_of_work import UnitOfWork
@@ -115,6 +117,29 @@ async def test_a_bad_record_is_parked_and_the_rest_of_its_batch_is_applied(
     [letter, _] = await parked(service.sessions)
     assert letter.topic == topics.dead_letter("batches") and letter.value == garbled.value
     assert letter.key == garbled.key and letter.headers["dlq_consumer"] == parking.name
+
+
+async def test_an_event_without_a_handler_is_passed_by_unread(service: Service) -> None:
+    """Its consumers that handle it check it: here it is neither read nor parked, even broken.
+    An unknown type is still parked: no consumer could use it."""
+    left = consumer_record(
+        ParticipantLeft(
+            participant_id=uuid4(), program_id=uuid4(), reason="moved", left_at=datetime.now(UTC)
+        ),
+        1,
+    )
+    broken = dataclasses.replace(left, offset=2, value=b"not json")
+    unknown = dataclasses.replace(
+        left,
+        offset=3,
+        headers=[
+            (k, b"crossgen.someone-left.v1" if k == "ce_type" else v) for k, v in left.headers
+        ],
+    )
+    await consumer(service).handle([record(0), left, broken, unknown])
+
+    assert await counts(service) == (1, 1)  # record 0's, alone
+    assert await letters(service) == [("3", "unknown event type 'crossgen.someone-left.v1'")]
 
 
 async def test_a_record_is_parked_once_however_often_its_batch_comes(service: Service) -> None:
