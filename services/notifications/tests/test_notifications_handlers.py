@@ -6,7 +6,7 @@ FastStream's test broker runs the real consumers (inbox, unit of work) over a re
 import logging
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from faststream.kafka import KafkaBroker
@@ -66,6 +66,24 @@ def scheduled(proposal: MatchProposed, starts_at: datetime = NEXT_WEEK) -> Sessi
         starts_at=starts_at,
         duration_minutes=45,
     )
+
+
+def cancellation(session: SessionScheduled, by: UUID) -> SessionCancelled:
+    return SessionCancelled(
+        **session.model_dump(exclude={"starts_at", "duration_minutes"}),
+        cancelled_by=by,
+        reason="travelling",
+        cancelled_at=START,
+    )
+
+
+# A learner's messages, by template and status, once a session of theirs was cancelled.
+AFTER_CANCELLATION = [
+    ("feedback-request", "cancelled"),
+    ("session-cancelled", "pending"),
+    ("session-reminder", "cancelled"),
+    ("session-scheduled", "pending"),
+]
 
 
 def summary(rows: list[Notification]) -> list[tuple[str, str, str]]:
@@ -364,23 +382,10 @@ async def test_a_cancelled_session_withdraws_its_reminders_and_cancels_the_invit
 ) -> None:
     session = scheduled(proposal)
     await publish_event(broker, session)
-    await publish_event(
-        broker,
-        SessionCancelled(
-            **session.model_dump(exclude={"starts_at", "duration_minutes"}),
-            cancelled_by=proposal.mentor_id,
-            reason="travelling",
-            cancelled_at=START,
-        ),
-    )
+    await publish_event(broker, cancellation(session, proposal.mentor_id))
 
     rows = await notifications_of(notifications, to_address="linda@example.com")
-    assert [(n.template, n.status) for n in rows] == [
-        ("feedback-request", "cancelled"),
-        ("session-cancelled", "pending"),
-        ("session-reminder", "cancelled"),
-        ("session-scheduled", "pending"),
-    ]
+    assert [(n.template, n.status) for n in rows] == AFTER_CANCELLATION
     cancelled = rows[1]
     assert cancelled.subject == "Cancelled: session with Max on Monday, March 8, 2027"
     assert "travelling" in cancelled.body
@@ -400,23 +405,13 @@ async def test_a_session_scheduled_and_cancelled_in_one_batch_leaves_no_reminder
     queued before it first, so it finds and cancels them."""
     caplog.set_level(logging.INFO)
     session = scheduled(proposal)
-    cancelled = SessionCancelled(
-        **session.model_dump(exclude={"starts_at", "duration_minutes"}),
-        cancelled_by=proposal.mentor_id,
-        reason="travelling",
-        cancelled_at=START,
-    )
+    cancelled = cancellation(session, proposal.mentor_id)
     sessions = next(c for c in notifications.consumers if c.topic == topics.SESSIONS)
     await sessions.handle([consumer_record(session, 0), consumer_record(cancelled, 1)])
     assert "one at a time" not in caplog.text  # the batch was applied as one
 
     rows = await notifications_of(notifications, to_address="linda@example.com")
-    assert [(n.template, n.status) for n in rows] == [
-        ("feedback-request", "cancelled"),
-        ("session-cancelled", "pending"),
-        ("session-reminder", "cancelled"),
-        ("session-scheduled", "pending"),
-    ]
+    assert [(n.template, n.status) for n in rows] == AFTER_CANCELLATION
 
 
 async def test_completion_withdraws_the_reminder_and_feedback_the_request_of_whoever_gave_it(
