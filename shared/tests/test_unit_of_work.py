@@ -1,6 +1,6 @@
 """A unit of work runs its after-commit callbacks once it has committed, never after a rollback;
 it writes the events emitted to the outbox in their order, less those of a savepoint that rolled
-back."""
+back, and the other rows held for the commit with one statement for each kind."""
 
 from uuid import uuid4
 
@@ -95,8 +95,8 @@ async def test_the_inbox_claims_any_number_of_ids_with_one_statement(
 async def test_held_rows_are_inserted_at_the_commit_with_one_statement_for_each_kind(
     postgres: LocalPostgres, tokens: TokenIssuer
 ) -> None:
-    """Each kind in one executemany, in the order held; none inside a savepoint, which could
-    take rows held before it along when it rolls back."""
+    """Each kind in one executemany (the outbox's order is the test above's); none inside a
+    savepoint, which could take rows held before it along when it rolls back."""
     service = await messaging_service("test", fresh_settings(postgres, tokens))
     executed: list[tuple[str, bool]] = []
     event.listen(
