@@ -18,8 +18,9 @@ a program that enrols everyone the HRIS feed brings (hris_feed.create_program) a
 
 Meanwhile it samples each service's RSS (its process and children) for the peak, and the CPU
 seconds of each service, the broker, PostgreSQL and this process (the feed and the SMTP sink): on
-a machine the run saturates, CPU per record is what says where the time goes. Results: a table on
-stdout and benchmarks/results/pipeline.json.
+a machine the run saturates, CPU per record is what says where the time goes. While the latency
+phase's records are offered, it also takes how many cores each process kept busy. Results: a
+table on stdout and benchmarks/results/pipeline.json.
 """
 
 import argparse
@@ -102,20 +103,30 @@ class Usage:
             self._sample(relist=samples % self._relist == 0)
             samples += 1
 
+    def cpu_now(self) -> dict[str, float]:
+        """CPU seconds each tree has used so far (its processes as last listed), read now."""
+        return {name: _usage(processes)[1] for name, processes in self._listed.items()}
+
     def _sample(self, relist: bool) -> None:
         for name, (pid, children) in self._trees.items():
             if relist or name not in self._listed:
                 self._listed[name] = _tree(pid, children)
-            rss, cpu = 0, 0.0
-            for process in self._listed[name]:
-                # A process may end between the listing and the reading.
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    times = process.cpu_times()
-                    rss += process.memory_info().rss
-                    cpu += times.user + times.system
+            rss, cpu = _usage(self._listed[name])
             self.peaks_mb[name] = max(self.peaks_mb[name], rss / 2**20)
             before = self._cpu_before.setdefault(name, cpu)
             self.cpu_s[name] = max(self.cpu_s[name], cpu - before)
+
+
+def _usage(processes: list[psutil.Process]) -> tuple[int, float]:
+    """RSS bytes and CPU seconds (user + system) of ``processes`` together."""
+    rss, cpu = 0, 0.0
+    for process in processes:
+        # A process may end between the listing and the reading.
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            rss += process.memory_info().rss
+            cpu += times.user + times.system
+    return rss, cpu
 
 
 def _tree(pid: int, children: bool) -> list[psutil.Process]:
@@ -195,10 +206,13 @@ async def messages_in_kafka(bootstrap: str) -> int:
 
 
 class Bench:
-    def __init__(self, infra: LocalInfra, stack: CrossgenStack, args: argparse.Namespace) -> None:
+    def __init__(
+        self, infra: LocalInfra, stack: CrossgenStack, args: argparse.Namespace, usage: Usage
+    ) -> None:
         self.infra = infra
         self.stack = stack
         self.args = args
+        self.usage = usage
         self.matching_url = infra.postgres.url("matching")
         self.notifications_url = infra.postgres.url("notifications")
 
@@ -234,9 +248,11 @@ class Bench:
         print(f"... offering {label}", file=sys.stderr, flush=True)
         mails_before = len(self.infra.smtp.messages)
         kafka_before = await messages_in_kafka(self.infra.kafka.bootstrap_servers)
+        cpu_before = self.usage.cpu_now()
         offered = time.time()
         await feed.offer(((employee, 1) for employee in employees), rate)
         offered_s = time.time() - offered
+        cpu_after = self.usage.cpu_now()
         # A proposal per learner, told to the learner and to the mentor.
         learners = sum(employee.role == "learner" for employee in employees)
         expected = 2 * learners
@@ -252,6 +268,13 @@ class Bench:
             "records": len(employees),
             "offered_per_s": len(employees) / offered_s,
             "complete": complete,
+            # While the records were offered: at a steady rate, how much of the machine each
+            # process kept busy (a burst is offered in a moment, too short to say).
+            "cores_busy": {
+                name: (cpu_after[name] - cpu_before[name]) / offered_s for name in cpu_after
+            }
+            if math.isfinite(rate)
+            else None,
             "directory": {
                 "stored": len(in_directory),
                 "records_per_s": len(in_directory) / max(last_stored - first, 1e-9),
@@ -369,7 +392,18 @@ def table(results: dict[str, Any]) -> str:
         f"{name} {s:.1f} ({1000 * s / records:.1f})" for name, s in results["cpu_s"].items()
     )
     lines += [f"CPU s over the run (ms per record): {cpu}"]
+    if busy := results["latency"]["cores_busy"]:
+        each = "  ".join(f"{name} {cores:.2f}" for name, cores in busy.items())
+        lines += [
+            f"cores busy while offering {results['latency']['offered_per_s']:.0f} records/s:"
+            f" {each}; {sum(busy.values()):.2f} of {_cpus(results)}"
+        ]
     return "\n".join(lines)
+
+
+def _cpus(results: dict[str, Any]) -> int:
+    machine = results["machine"]
+    return int(machine["cpus_usable"] or machine["cpu_count"])
 
 
 def verdicts(results: dict[str, Any]) -> list[str]:
@@ -393,6 +427,7 @@ def verdicts(results: dict[str, Any]) -> list[str]:
         met = "met    " if p99["p99"] <= bound else "NOT met"
         latency_verdict = f"{met}  {what}{p99['p99']:.3f} s at {at:.0f}/s"
         kept = latency["records_per_s"]
+        busy = sum((latency["cores_busy"] or {}).values())
         if kept < 0.9 * at:
             # On a slow machine the queue, not the pipeline's path, makes the tail: say so.
             burst = results["throughput"]["records_per_s"]
@@ -400,6 +435,13 @@ def verdicts(results: dict[str, Any]) -> list[str]:
                 f"\n         the pipeline fell behind: {kept:.0f} of {at:.0f} records/s done"
                 f" (the burst reached {burst:.0f}/s on this machine), so this p99 is mostly"
                 " time in a growing queue; a lower --rate finds the rate this machine holds"
+            )
+        elif busy >= 0.9 * _cpus(results):
+            # Kept up, on a machine with no core to spare: the tail is waiting for one.
+            latency_verdict += (
+                f"\n         the machine had no core to spare ({busy:.2f} of {_cpus(results)} busy"
+                " while the records came): the tail is mostly time waiting for a core,"
+                "\n         and moves from run to run; compare several runs"
             )
     met = "met    " if share >= TARGETS["share_of_ceiling"] else "NOT met"
     ceiling = f"pipeline >= {TARGETS['share_of_ceiling']:.0%} of the raw ceiling: {share:.1%}"
@@ -427,7 +469,7 @@ def main() -> None:
         trees["benchmark"] = (os.getpid(), False)
         before = psutil.cpu_times()
         with Usage(trees) as usage:
-            results |= uvloop.run(Bench(infra, stack, args).run())
+            results |= uvloop.run(Bench(infra, stack, args, usage).run())
         # The host may slow down or speed up during a run: measured again at its end.
         results["machine"] |= {
             "steal_share": host.stolen(before, psutil.cpu_times()),
