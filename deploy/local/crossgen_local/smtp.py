@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from functools import cached_property
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from uvicorn.loops.auto import auto_loop_factory
 
 from ._common import Managed, free_port, say
-
-new_event_loop: Callable[[], asyncio.AbstractEventLoop]
-try:  # the services' event loop: on it the sink spends about a sixth less CPU a mail
-    from uvloop import new_event_loop
-except ImportError:  # not built for Windows
-    from asyncio import new_event_loop
 
 
 @dataclass(frozen=True)
@@ -69,7 +62,9 @@ class SmtpSink(Managed):
         t0 = time.monotonic()
         self._controller = Controller(
             _Handler(self),
-            loop=new_event_loop(),
+            # The services' loop, as uvicorn picks it (uvloop where installed): on uvloop the
+            # sink spends about a sixth less CPU a mail.
+            loop=auto_loop_factory()(),
             hostname=self._host,
             port=self._port,
             server_hostname="crossgen-smtp-sink",  # skips a possibly slow getfqdn()
