@@ -23,16 +23,19 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from crossgen_shared import topics
+from crossgen_shared.asyncapi import placeholder_service
+
 REPO = Path(__file__).resolve().parents[2]
 HELM_DIR = REPO / "deploy" / "helm"
 CI_VALUES = HELM_DIR / "ci-values"
 KUBE_VERSION = "1.30"
 # Dependencies first: `helm dependency build` packs a chart together with its own charts/.
 CHARTS = ("crossgen-matching", "crossgen-sessions", "crossgen-notifications", "crossgen")
+# The topics each service's consumers read, from the code (its KEDA lag triggers must name them).
 CONSUMES = {
-    "matching": ["crossgen.participants.v1"],
-    "sessions": ["crossgen.pairings.v1"],
-    "notifications": ["crossgen.participants.v1", "crossgen.pairings.v1", "crossgen.sessions.v1"],
+    name: sorted(consumer.topic for consumer in placeholder_service(name).consumers)
+    for name in ("matching", "sessions", "notifications")
 }
 CRD_GROUPS = ("keda.sh/", "monitoring.coreos.com/")
 SECRET_ENV_SUFFIXES = (
@@ -409,14 +412,8 @@ def test_topics_are_created_by_a_hook_job(minimal: list[Manifest]) -> None:
         job["metadata"]["annotations"]["helm.sh/hook-weight"]
     )
     spec = {t["name"]: t for t in json.loads(config["data"]["topics.json"])}
-    assert set(spec) == {
-        "crossgen.participants.v1",
-        "crossgen.pairings.v1",
-        "crossgen.sessions.v1",
-        "crossgen.notifications.v1",
-        "crossgen.hris.v1",
-        *(f"crossgen.{s}.deadletter.v1" for s in CONSUMES),
-    }
+    # Every topic the code names: the chart creates what the services read and write.
+    assert set(spec) == {*topics.ALL, *(topics.dead_letter(s) for s in CONSUMES)}
     assert spec["crossgen.pairings.v1"] == {
         "name": "crossgen.pairings.v1",
         "partitions": 6,
@@ -445,7 +442,7 @@ def test_network_policy_admits_only_the_http_port(minimal: list[Manifest]) -> No
 
 def test_production_scales_each_service_on_consumer_lag(production: list[Manifest]) -> None:
     assert not find(production, "HorizontalPodAutoscaler"), "KEDA owns the HPA"
-    for service, topics in CONSUMES.items():
+    for service, consumed in CONSUMES.items():
         name = f"crossgen-{service}"
         assert "replicas" not in one(production, "Deployment", name)["spec"]
         scaled = one(production, "ScaledObject", name)
@@ -459,7 +456,7 @@ def test_production_scales_each_service_on_consumer_lag(production: list[Manifes
         assert spec["minReplicaCount"] >= 1
         assert spec["maxReplicaCount"] >= spec["minReplicaCount"]
         kafka = [t for t in spec["triggers"] if t["type"] == "kafka"]
-        assert [t["metadata"]["topic"] for t in kafka] == topics
+        assert sorted(t["metadata"]["topic"] for t in kafka) == consumed
         for trigger in kafka:
             meta = trigger["metadata"]
             assert meta["consumerGroup"] == name
@@ -581,6 +578,22 @@ def test_a_service_chart_installs_and_scales_alone(matching_alone: list[Manifest
     ]
     env = env_of(container(deployment))
     assert env["MATCHING_CREATE_TOPICS"]["value"] == "false"
+
+
+def test_keda_can_scale_on_lag_alone(helm_render: Renderer) -> None:
+    """Without a CPU target only the lag decides: a consumer's CPU rises faster than its load."""
+    autoscaling = {
+        "enabled": True,
+        "targetCPUUtilizationPercentage": None,
+        "keda": {"enabled": True},
+    }
+    manifests = helm_render.render(
+        "crossgen-matching", overrides=SERVICE_MINIMAL | {"autoscaling": autoscaling}
+    )
+    triggers = one(manifests, "ScaledObject", "crossgen-matching")["spec"]["triggers"]
+    assert sorted((t["type"], t["metadata"]["topic"]) for t in triggers) == [
+        ("kafka", topic) for topic in CONSUMES["matching"]
+    ]
 
 
 def test_one_service_scales_without_touching_the_others(helm_render: Renderer) -> None:
