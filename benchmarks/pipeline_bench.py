@@ -215,6 +215,7 @@ class Bench:
         self.usage = usage
         self.matching_url = infra.postgres.url("matching")
         self.notifications_url = infra.postgres.url("notifications")
+        self.databases = [infra.postgres.url(service) for service in SERVICES]
 
     async def run(self) -> dict[str, Any]:
         bootstrap = self.infra.kafka.bootstrap_servers
@@ -273,6 +274,10 @@ class Bench:
             "cores_busy": {
                 name: (cpu_after[name] - cpu_before[name]) / offered_s for name in cpu_after
             }
+            if math.isfinite(rate)
+            else None,
+            # And how the consumers took the records meanwhile: a batch has a fixed cost.
+            "batches": await pipeline_trace.batches(self.databases, offered, offered + offered_s)
             if math.isfinite(rate)
             else None,
             "directory": {
@@ -398,6 +403,13 @@ def table(results: dict[str, Any]) -> str:
             f"cores busy while offering {results['latency']['offered_per_s']:.0f} records/s:"
             f" {each}; {sum(busy.values()):.2f} of {_cpus(results)}"
         ]
+    if batches := results["latency"].get("batches"):
+        each = "  ".join(
+            f"{consumer.replace('crossgen.', '').removesuffix('.v1')} {taken['transactions']}"
+            f" x {taken['records_p50']:g}"
+            for consumer, taken in batches.items()
+        )
+        lines += [f"batches meanwhile (transactions x records, p50): {each}"]
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ two records (the record that completed the pair); waiting for a partner is not t
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from statistics import quantiles
+from statistics import median, quantiles
 from typing import Any
 
 from sqlalchemy import Row, text
@@ -123,6 +123,28 @@ async def emails(
         }
         traced.append(Email(_number(row.to_address), sent_at[completing], arrived, passed))
     return traced
+
+
+async def batches(urls: Iterable[str], since: float, until: float) -> dict[str, dict[str, float]]:
+    """How each consumer took its records between two moments (epoch seconds): its transactions,
+    and the records one took (median), from the inbox rows a transaction wrote at its start. A
+    consumer takes what is ready and a batch has a fixed cost: the less busy, the smaller."""
+    taken: dict[str, list[int]] = {}
+    for url in urls:
+        rows = await _fetch(
+            url,
+            """SELECT consumer, count(*) AS records FROM inbox
+               WHERE handled_at BETWEEN to_timestamp(:since) AND to_timestamp(:until)
+               GROUP BY consumer, handled_at""",
+            since=since,
+            until=until,
+        )
+        for row in rows:
+            taken.setdefault(row.consumer, []).append(row.records)
+    return {
+        consumer: {"transactions": len(sizes), "records_p50": median(sizes)}
+        for consumer, sizes in sorted(taken.items())
+    }
 
 
 def hops(traced: Iterable[Email]) -> dict[str, dict[str, float] | None]:
