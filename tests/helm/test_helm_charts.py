@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from crossgen_shared import topics
-from crossgen_shared.asyncapi import placeholder_service
+from crossgen_shared.asyncapi import PUBLISHES, placeholder_service
 
 REPO = Path(__file__).resolve().parents[2]
 HELM_DIR = REPO / "deploy" / "helm"
@@ -35,7 +35,7 @@ CHARTS = ("crossgen-matching", "crossgen-sessions", "crossgen-notifications", "c
 # The topics each service's consumers read, from the code (its KEDA lag triggers must name them).
 CONSUMES = {
     name: sorted(consumer.topic for consumer in placeholder_service(name).consumers)
-    for name in ("matching", "sessions", "notifications")
+    for name in PUBLISHES  # every service, by the name its chart carries
 }
 CRD_GROUPS = ("keda.sh/", "monitoring.coreos.com/")
 SECRET_ENV_SUFFIXES = (
