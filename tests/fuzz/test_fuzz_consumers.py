@@ -37,6 +37,7 @@ from crossgen_notifications.settings import NotificationsSettings
 from crossgen_sessions.app import build as build_sessions
 from crossgen_sessions.settings import SessionsSettings
 from crossgen_shared import topics
+from crossgen_shared.asyncapi import placeholder_service
 from crossgen_shared.consumer import Consumer, NotReady
 from crossgen_shared.db import OutboxRecord
 from crossgen_shared.envelope import decode, encode
@@ -53,14 +54,9 @@ SERVICES: dict[str, tuple[Callable[..., Service], type, Path]] = {
         Path(crossgen_notifications.__file__).parent,
     ),
 }
+# Every consumer of every service, from the code: one added later is fuzzed too.
 CONSUMED = [
-    ("matching", topics.PARTICIPANTS),
-    ("matching", topics.HRIS),
-    ("sessions", topics.PAIRINGS),
-    ("sessions", topics.PARTICIPANTS),
-    ("notifications", topics.PARTICIPANTS),
-    ("notifications", topics.PAIRINGS),
-    ("notifications", topics.SESSIONS),
+    (name, consumer.topic) for name in SERVICES for consumer in placeholder_service(name).consumers
 ]
 FUZZ = settings(
     max_examples=50,
