@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PACKAGES := shared/crossgen_shared services/matching/crossgen_matching \
 	services/sessions/crossgen_sessions services/notifications/crossgen_notifications \
-	deploy/local/crossgen_local
+	deploy/local/crossgen_local benchmarks
 
 .PHONY: bootstrap demo test lint schemas bench-matching
 
