@@ -1,0 +1,86 @@
+"""The pipeline benchmark's verdicts and its summary of several runs, on results made up here:
+a verdict must judge the latency target only at its rate, and say why a tail is long."""
+
+import copy
+from typing import Any
+
+import pipeline_bench
+
+
+def result(
+    p99: float, *, rate: float = 200.0, done: float = 198.0, busy: float = 1.5
+) -> dict[str, Any]:
+    """A run's results, as the benchmark writes them, with the numbers a verdict reads."""
+    latency = {"p50": p99 / 2, "p95": p99 * 0.9, "p99": p99, "max": p99}
+    hops = {"directory": latency, "smtp": latency}
+    phase = {
+        "records": 6000,
+        "offered_per_s": rate,
+        "complete": True,
+        "cores_busy": {"matching": busy / 2, "notifications": busy / 2},
+        "batches": {"matching:crossgen.hris.v1": {"transactions": 100, "records_p50": 30}},
+        "directory": {"stored": 6000, "records_per_s": rate, "latency_s": latency},
+        "emails": {"expected": 6000, "arrived": 6000, "latency_s": latency, "hops_s": hops},
+        "records_per_s": done,
+        "kafka": {"messages": 21000, "per_record": 3.5, "messages_per_s": 700.0},
+    }
+    burst = copy.deepcopy(phase) | {"offered_per_s": 9000.0, "cores_busy": None}
+    burst |= {"batches": None, "records_per_s": 230.0, "share_of_ceiling": 0.03}
+    burst["kafka"]["share_of_ceiling"] = 0.1
+    return {
+        "machine": {
+            "cpu_count": 2,
+            "cpus_usable": 2,
+            "cpu_model": "test",
+            "python_work_ms": 27.0,
+            "python_work_ms_after": 28.0,
+            "steal_share": 0.0,
+        },
+        "ceiling": {"messages": 2000, "bytes_each": 747, "seconds": 0.25, "messages_per_s": 8000},
+        "latency": phase,
+        "throughput": burst,
+        "peak_rss_mb": {"matching": 180.0},
+        "cpu_s": {"matching": 27.0},
+    }
+
+
+def latency_verdict(results: dict[str, Any]) -> str:
+    return pipeline_bench.verdicts(results)[1]
+
+
+def test_the_latency_target_is_judged_at_its_rate() -> None:
+    assert latency_verdict(result(0.9)).startswith("met ")
+    assert latency_verdict(result(1.2)).startswith("NOT met")
+    # At half the rate a p99 says nothing of the target, met or not.
+    assert latency_verdict(result(0.5, rate=100, done=99)).startswith("not run")
+    # Above the rate, only a met bound says something of the rate below.
+    assert latency_verdict(result(0.8, rate=250, done=248)).startswith("met ")
+    assert latency_verdict(result(1.5, rate=250, done=248)).startswith("not run")
+
+
+def test_a_long_tail_is_explained() -> None:
+    assert "fell behind: 170 of 200" in latency_verdict(result(4.0, done=170))
+    saturated = latency_verdict(result(2.0, busy=1.95))
+    assert "no core to spare" in saturated and "--runs 3" in saturated
+    assert "\n" not in latency_verdict(result(2.0, busy=1.2))
+
+
+def test_the_runs_are_summed_up_side_by_side() -> None:
+    runs = [result(0.9), result(3.1), result(4.8), result(0.4, rate=100, done=99)]
+    summed = pipeline_bench.summary(runs)
+    assert summed["latency_target"] == {"met": 1, "judged": 3}
+    assert summed["p99_s"] == {"min": 0.4, "median": 2.0, "max": 4.8}
+    assert [row["latency_target"] for row in summed["runs"]] == [
+        "met",
+        "NOT met",
+        "NOT met",
+        "not run",
+    ]
+    shown = pipeline_bench.summary_table(summed)
+    assert "latency target met in 1 of 3 runs that judge it" in shown
+    assert len(shown.splitlines()) == 2 + len(runs) + 1  # head, rule, the runs, the verdict
+
+
+def test_a_run_prints_as_a_table() -> None:
+    shown = pipeline_bench.table(result(0.9))
+    assert "latency" in shown and "throughput" in shown and "0.900" in shown
