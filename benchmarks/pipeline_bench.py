@@ -422,7 +422,8 @@ def _cpus(results: dict[str, Any]) -> int:
 
 
 def latency_status(results: dict[str, Any]) -> str:
-    """ "met", "NOT met", or "not run" when the run's rate cannot judge the latency target."""
+    """The run against the latency target: "met", "NOT met", or "not run" when its rate cannot
+    judge it."""
     latency = results["latency"]
     p99 = latency["emails"]["latency_s"]
     at, target = latency["offered_per_s"], TARGETS["at_rate"]
@@ -575,18 +576,17 @@ def main() -> None:
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     runs = []
     for number in range(1, args.runs + 1):
         if args.runs > 1:
             print(f"\n=== run {number} of {args.runs}", file=sys.stderr, flush=True)
         runs.append(measure(args))
-    written: dict[str, Any] = runs[0]
+        # Written after every run: one that fails or is interrupted keeps the runs before it.
+        written = {"summary": summary(runs), "runs": runs} if args.runs > 1 else runs[0]
+        args.out.write_text(json.dumps(written, indent=2) + "\n")
     if args.runs > 1:
-        summed = summary(runs)
-        print(f"\n{args.runs} runs:\n{summary_table(summed)}")
-        written = {"summary": summed, "runs": runs}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(written, indent=2) + "\n")
+        print(f"\n{args.runs} runs:\n{summary_table(summary(runs))}")
     print(f"\nwritten to {args.out}")
 
 
