@@ -507,50 +507,41 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Runs side by side: on a machine with no core to spare one run's p99 says little."""
-    rows = [
-        {
-            "python_work_ms": [
-                run["machine"]["python_work_ms"],
-                run["machine"]["python_work_ms_after"],
-            ],
-            "done_per_s": run["latency"]["records_per_s"],
-            "latency_s": run["latency"]["emails"]["latency_s"],
-            "cores_busy": sum((run["latency"]["cores_busy"] or {}).values()),
-            "burst_per_s": run["throughput"]["records_per_s"],
-            "share_of_ceiling": run["throughput"]["share_of_ceiling"],
-            "latency_target": latency_status(run),
-        }
+    """Each run against the latency target, how many met it, and the spread of their p99: on a
+    machine with no core to spare one run's p99 says little."""
+    each = [latency_status(run) for run in runs]
+    judged = [status for status in each if status != "not run"]
+    p99s = sorted(
+        run["latency"]["emails"]["latency_s"]["p99"]
         for run in runs
-    ]
-    judged = [row for row in rows if row["latency_target"] != "not run"]
-    p99s = sorted(row["latency_s"]["p99"] for row in rows if row["latency_s"])
+        if run["latency"]["emails"]["latency_s"]
+    )
     return {
-        "runs": rows,
-        "latency_target": {
-            "met": sum(row["latency_target"] == "met" for row in judged),
-            "judged": len(judged),
-        },
+        "latency_target": {"each": each, "met": judged.count("met"), "judged": len(judged)},
         "p99_s": {"min": p99s[0], "median": statistics.median(p99s), "max": p99s[-1]}
         if p99s
         else None,
     }
 
 
-def summary_table(summed: dict[str, Any]) -> str:
+def summary_table(runs: Sequence[dict[str, Any]]) -> str:
+    """The runs side by side, and their summary."""
+    summed = summary(runs)
+    target = summed["latency_target"]
     head = (
         f"{'run':>3} {'fixed work ms':>13} {'done/s':>7} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7}"
         f" {'cores':>5} {'burst/s':>7} {'/ceiling':>8} {'latency target':>14}"
     )
     lines = [head, "-" * len(head)]
-    for number, row in enumerate(summed["runs"], start=1):
-        work = "{:.0f} / {:.0f}".format(*row["python_work_ms"])
-        latency = row["latency_s"]
+    for number, (run, status) in enumerate(zip(runs, target["each"], strict=True), start=1):
+        machine, latency, burst = run["machine"], run["latency"], run["throughput"]
+        work = f"{machine['python_work_ms']:.0f} / {machine['python_work_ms_after']:.0f}"
+        spent = latency["emails"]["latency_s"]
+        busy = sum((latency["cores_busy"] or {}).values())
         lines.append(
-            f"{number:>3} {work:>13} {row['done_per_s']:>7.1f} {_s(latency, 'p50'):>7}"
-            f" {_s(latency, 'p95'):>7} {_s(latency, 'p99'):>7} {row['cores_busy']:>5.2f}"
-            f" {row['burst_per_s']:>7.1f} {row['share_of_ceiling']:>8.1%}"
-            f" {row['latency_target']:>14}"
+            f"{number:>3} {work:>13} {latency['records_per_s']:>7.1f} {_s(spent, 'p50'):>7}"
+            f" {_s(spent, 'p95'):>7} {_s(spent, 'p99'):>7} {busy:>5.2f}"
+            f" {burst['records_per_s']:>7.1f} {burst['share_of_ceiling']:>8.1%} {status:>14}"
         )
     p99 = summed["p99_s"]
     spread = (
@@ -558,7 +549,6 @@ def summary_table(summed: dict[str, Any]) -> str:
         if p99
         else ""
     )
-    target = summed["latency_target"]
     lines.append(
         f"latency target met in {target['met']} of {target['judged']} runs that judge it{spread}"
     )
@@ -586,7 +576,7 @@ def main() -> None:
         written = {"summary": summary(runs), "runs": runs} if args.runs > 1 else runs[0]
         args.out.write_text(json.dumps(written, indent=2) + "\n")
     if args.runs > 1:
-        print(f"\n{args.runs} runs:\n{summary_table(summary(runs))}")
+        print(f"\n{args.runs} runs:\n{summary_table(runs)}")
     print(f"\nwritten to {args.out}")
 
 
