@@ -19,7 +19,8 @@ a program that enrols everyone the HRIS feed brings (hris_feed.create_program) a
 Meanwhile it samples each service's RSS (its process and children) for the peak, and the CPU
 seconds of each service, the broker, PostgreSQL and this process (the feed and the SMTP sink): on
 a machine the run saturates, CPU per record is what says where the time goes. While the latency
-phase's records are offered, it also takes how many cores each process kept busy. Results: a
+phase's records are offered, it also takes how many cores each process kept busy, and times a
+fixed piece of Python every few seconds (host.WorkTimings): how fast the host ran. Results: a
 table on stdout and benchmarks/results/pipeline.json. With --runs N it runs N times, each on a
 fresh stack, then shows the runs side by side (the JSON holds them all and that summary): where
 the machine has no core to spare, one run's p99 says little.
@@ -254,7 +255,8 @@ class Bench:
         kafka_before = await messages_in_kafka(self.infra.kafka.bootstrap_servers)
         cpu_before = self.usage.cpu_now()
         offered = time.time()
-        await feed.offer(((employee, 1) for employee in employees), rate)
+        with host.WorkTimings() as work:
+            await feed.offer(((employee, 1) for employee in employees), rate)
         offered_s = time.time() - offered
         cpu_after = self.usage.cpu_now()
         # A proposal per learner, told to the learner and to the mentor.
@@ -279,6 +281,8 @@ class Bench:
             }
             if math.isfinite(rate)
             else None,
+            # And how fast the host ran meanwhile, to compare runs by.
+            "python_work_ms": work.summary() if math.isfinite(rate) else None,
             # And how the consumers took the records meanwhile: a batch has a fixed cost.
             "batches": await pipeline_trace.batches(self.databases, offered, offered + offered_s)
             if math.isfinite(rate)
@@ -406,6 +410,11 @@ def table(results: dict[str, Any]) -> str:
             f"cores busy while offering {results['latency']['offered_per_s']:.0f} records/s:"
             f" {each}; {sum(busy.values()):.2f} of {_cpus(results)}"
         ]
+    if work := results["latency"].get("python_work_ms"):
+        lines += [
+            f"fixed Python work meanwhile, in its thread's CPU time: {work['median']:.1f} ms"
+            f" (median), {work['max']:.1f} ms at most, timed {work['timings']} times"
+        ]
     if batches := results["latency"].get("batches"):
         each = "  ".join(
             f"{consumer.replace('crossgen.', '').removesuffix('.v1')} {taken['transactions']}"
@@ -529,17 +538,19 @@ def summary_table(runs: Sequence[dict[str, Any]]) -> str:
     summed = summary(runs)
     target = summed["latency_target"]
     head = (
-        f"{'run':>3} {'fixed work ms':>13} {'done/s':>7} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7}"
+        f"{'run':>3} {'fixed work ms':>16} {'done/s':>7} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7}"
         f" {'cores':>5} {'burst/s':>7} {'/ceiling':>8} {'latency target':>14}"
     )
     lines = [head, "-" * len(head)]
     for number, (run, status) in enumerate(zip(runs, target["each"], strict=True), start=1):
         machine, latency, burst = run["machine"], run["latency"], run["throughput"]
-        work = f"{machine['python_work_ms']:.0f} / {machine['python_work_ms_after']:.0f}"
+        meanwhile = latency.get("python_work_ms")
+        during = f"{meanwhile['median']:.0f}" if meanwhile else "-"
+        work = f"{machine['python_work_ms']:.0f} / {during} / {machine['python_work_ms_after']:.0f}"
         spent = latency["emails"]["latency_s"]
         busy = sum((latency["cores_busy"] or {}).values())
         lines.append(
-            f"{number:>3} {work:>13} {latency['records_per_s']:>7.1f} {_s(spent, 'p50'):>7}"
+            f"{number:>3} {work:>16} {latency['records_per_s']:>7.1f} {_s(spent, 'p50'):>7}"
             f" {_s(spent, 'p95'):>7} {_s(spent, 'p99'):>7} {busy:>5.2f}"
             f" {burst['records_per_s']:>7.1f} {burst['share_of_ceiling']:>8.1%} {status:>14}"
         )
@@ -549,9 +560,10 @@ def summary_table(runs: Sequence[dict[str, Any]]) -> str:
         if p99
         else ""
     )
-    lines.append(
-        f"latency target met in {target['met']} of {target['judged']} runs that judge it{spread}"
-    )
+    lines += [
+        "fixed work ms: before the run / while offering (median, CPU time) / after",
+        f"latency target met in {target['met']} of {target['judged']} runs that judge it{spread}",
+    ]
     return "\n".join(lines)
 
 

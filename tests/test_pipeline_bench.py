@@ -2,8 +2,10 @@
 a verdict must judge the latency target only at its rate, and say why a tail is long."""
 
 import copy
+import time
 from typing import Any
 
+import host
 import pipeline_bench
 
 
@@ -18,14 +20,16 @@ def result(
         "offered_per_s": rate,
         "complete": True,
         "cores_busy": {"matching": busy / 2, "notifications": busy / 2},
+        "python_work_ms": {"median": 30.4, "max": 41.0, "timings": 10},
         "batches": {"matching:crossgen.hris.v1": {"transactions": 100, "records_p50": 30}},
         "directory": {"stored": 6000, "records_per_s": rate, "latency_s": latency},
         "emails": {"expected": 6000, "arrived": 6000, "latency_s": latency, "hops_s": hops},
         "records_per_s": done,
         "kafka": {"messages": 21000, "per_record": 3.5, "messages_per_s": 700.0},
     }
-    burst = copy.deepcopy(phase) | {"offered_per_s": 9000.0, "cores_busy": None}
-    burst |= {"batches": None, "records_per_s": 230.0, "share_of_ceiling": 0.03}
+    burst: dict[str, Any] = copy.deepcopy(phase) | {"offered_per_s": 9000.0, "cores_busy": None}
+    burst |= {"python_work_ms": None, "batches": None, "records_per_s": 230.0}
+    burst |= {"share_of_ceiling": 0.03}
     burst["kafka"]["share_of_ceiling"] = 0.1
     return {
         "machine": {
@@ -79,9 +83,20 @@ def test_the_runs_are_summed_up_side_by_side() -> None:
     ]
     shown = pipeline_bench.summary_table(runs)
     assert "latency target met in 1 of 3 runs that judge it" in shown
-    assert len(shown.splitlines()) == 2 + len(runs) + 1  # head, rule, the runs, the verdict
+    assert "27 / 30 / 28" in shown  # fixed work before, while offering, after
+    assert len(shown.splitlines()) == 2 + len(runs) + 2  # head, rule, runs, legend, verdict
 
 
 def test_a_run_prints_as_a_table() -> None:
     shown = pipeline_bench.table(result(0.9))
     assert "latency" in shown and "throughput" in shown and "0.900" in shown
+    assert "fixed Python work meanwhile, in its thread's CPU time: 30.4 ms (median)" in shown
+
+
+def test_the_host_is_timed_while_it_is_loaded() -> None:
+    with host.WorkTimings(every=0.01) as work:
+        time.sleep(0.2)
+    summed = work.summary()
+    assert summed is not None and summed["timings"] >= 1
+    assert 0 < summed["median"] <= summed["max"]
+    assert host.WorkTimings().summary() is None  # never timed: nothing to say
