@@ -78,6 +78,21 @@ def test_accepted_pairings_never_move_for_a_newcomer() -> None:
     assert matching.mentor_of("old") == "ai"
 
 
+def test_a_newcomer_to_a_full_program_waits_for_the_next_mentor() -> None:
+    program = Program(
+        learners=(learner("a", {"ai": 5}), learner("b", {"ai": 4})),
+        mentors=(mentor("one", {"ai": 5}), mentor("two", {"ai": 3})),
+    )
+    matching = live(program)
+    repair = matching.join_learner(learner("new", {"ai": 5}))
+    assert repair.proposed == () and repair.withdrawn == ()
+    [unmatched] = repair.unmatched
+    assert unmatched.cause is Cause.MENTORS_FULL
+    assert unmatched.reason == "all 2 mentors who fit are full"
+    [pairing] = matching.join_mentor(mentor("three", {"ai": 4})).proposed
+    assert (pairing.learner_id, pairing.mentor_id) == ("new", "three")
+
+
 def test_a_full_re_solve_keeps_accepted_pairings_and_their_capacity() -> None:
     program = Program(
         learners=(learner("old", {"ai": 1}), learner("new", {"ai": 5})),

@@ -153,11 +153,16 @@ class LiveMatching:
         return self.index.mentors[row].id
 
     def _place(self, learner: Learner) -> Repair:
-        with_room = self.index.eligible(learner, among=self._room())
-        if len(with_room.mentors):
-            return Repair(proposed=(self._pair(learner, int(with_room.mentors[0])),))
+        room = self._room()
+        # A full program is common (each mentor taken as they join): neither a mentor with room
+        # nor a swap, which moves someone to one, is to be found, and looking costs.
+        full = not room.any()
+        if not full:
+            with_room = self.index.eligible(learner, among=room)
+            if len(with_room.mentors):
+                return Repair(proposed=(self._pair(learner, int(with_room.mentors[0])),))
         fit = self.index.eligible(learner)
-        swap = self._best_swap(fit)
+        swap = None if full else self._best_swap(fit, room)
         if swap is None:
             self.waiting.add(learner)
             return Repair(unmatched=(why_unmatched(learner, fit),))
@@ -187,8 +192,9 @@ class LiveMatching:
         made_room = Repair(proposed=(pinned,), withdrawn=(Pair(bumped, pair.mentor_id),))
         return made_room + self._place(self.learners[bumped])
 
-    def _best_swap(self, fit: Eligibility) -> tuple[PersonId, int, int] | None:
-        """(learner to move, mentor row freed for the newcomer, mentor row they move to)."""
+    def _best_swap(self, fit: Eligibility, room: BoolArray) -> tuple[PersonId, int, int] | None:
+        """(learner to move, mentor row freed for the newcomer, mentor row with ``room`` they
+        move to)."""
         best: tuple[float, PersonId, int, int] | None = None
         for mentor, score in zip(
             fit.mentors[:SWAP_MENTORS], fit.scores[:SWAP_MENTORS], strict=True
@@ -197,7 +203,7 @@ class LiveMatching:
                 holding = self.holding[holder]
                 if not holding.movable:
                     continue
-                other = self.index.eligible(self.learners[holder], among=self._room())
+                other = self.index.eligible(self.learners[holder], among=room)
                 if not len(other.mentors):
                     continue
                 gain = float(score) + float(other.scores[0]) - holding.score
