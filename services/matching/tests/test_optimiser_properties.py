@@ -183,6 +183,18 @@ def test_the_vector_rules_agree_with_the_one_pair_rules(program: Program) -> Non
 
 
 @PROPERTIES
+@given(programs())
+def test_unranked_eligibility_counts_what_ranked_eligibility_does(program: Program) -> None:
+    index = prepare(program).index
+    for learner in program.learners:
+        ranked, unranked = index.eligible(learner), index.eligible(learner, ranked=False)
+        assert sorted(unranked.mentors.tolist()) == sorted(ranked.mentors.tolist())
+        assert not len(unranked.scores)
+        counts = ("teaching", "speaking", "in_chain", "forbidden", "ended")
+        assert [getattr(unranked, c) for c in counts] == [getattr(ranked, c) for c in counts]
+
+
+@PROPERTIES
 @given(programs_with_decisions())
 def test_pins_and_accepted_pairings_hold_and_so_does_every_rule(program: Program) -> None:
     result = match_program(program)

@@ -161,7 +161,7 @@ class LiveMatching:
             with_room = self.index.eligible(learner, among=room)
             if len(with_room.mentors):
                 return Repair(proposed=(self._pair(learner, int(with_room.mentors[0])),))
-        fit = self.index.eligible(learner)
+        fit = self.index.eligible(learner, ranked=not full)
         swap = None if full else self._best_swap(fit, room)
         if swap is None:
             self.waiting.add(learner)

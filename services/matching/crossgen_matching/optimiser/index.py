@@ -103,7 +103,8 @@ class Wants:
 @dataclass(frozen=True)
 class Eligibility:
     """One learner against every mentor: who may be paired with them, best first, and how many
-    fell at each hard rule on the way (for "why unmatched")."""
+    fell at each hard rule on the way (for "why unmatched"). Unranked, ``mentors`` are in row
+    order and ``scores`` empty: enough to count them."""
 
     mentors: IntArray
     scores: FloatArray
@@ -271,10 +272,13 @@ class ProgramIndex:
     def pair_key(self, learner_rows: IntArray, mentor_rows: IntArray) -> IntArray:
         return (learner_rows << KEY_SHIFT) | mentor_rows
 
-    def eligible(self, learner: Learner, among: BoolArray | None = None) -> Eligibility:
+    def eligible(
+        self, learner: Learner, among: BoolArray | None = None, *, ranked: bool = True
+    ) -> Eligibility:
         """The mentors ``learner`` may be paired with, best first, out of all mentors or only
         those ``among`` marks (mentors with room, say: far fewer to score). The learner need
-        not be indexed; the counts describe the mentors looked at."""
+        not be indexed; the counts describe the mentors looked at. Not ``ranked``, nobody is
+        scored: what only says why the learner waits needs no more."""
         people = self.encode_people([learner.person])
         wants = self.encode_wants([learner])
         columns = wants.skill[0][wants.weight[0] > 0]
@@ -290,11 +294,14 @@ class ProgramIndex:
         forbidden = self._among(fair, self.forbidden.get(learner.id))
         ended = self._among(fair, self.ended.get(learner.id)) & ~forbidden
         fit = fair[~forbidden & ~ended]
-        scores = self.parts(people, wants, fit).score(self.weights)
-        best_first = np.argsort(-scores, kind="stable")
+        scores = np.empty(0)
+        if ranked:
+            scores = self.parts(people, wants, fit).score(self.weights)
+            best_first = np.argsort(-scores, kind="stable")
+            fit, scores = fit[best_first], scores[best_first]
         return Eligibility(
-            mentors=fit[best_first],
-            scores=scores[best_first],
+            mentors=fit,
+            scores=scores,
             teaching=len(teaching),
             speaking=len(speaking),
             in_chain=int(chain.sum()),

@@ -160,7 +160,7 @@ def finish(prepared: Prepared, arcs: Arcs, chosen: IntArray) -> MatchResult:
             # Left out of the sample's optimum: the best mentor with room among all who fit.
             fit = index.eligible(learner, among=used < index.capacity)
             if not len(fit.mentors):
-                unmatched.append(why_unmatched(learner, index.eligible(learner)))
+                unmatched.append(why_unmatched(learner, index.eligible(learner, ranked=False)))
                 continue
             placed[row] = int(fit.mentors[0])
             used[placed[row]] += 1
