@@ -83,6 +83,9 @@ class Waiting(Set[PersonId]):
     def best_for(self, mentor: Mentor, row: int, places: int, rules: Rules) -> list[Learner]:
         """Up to ``places`` waiting learners who may be paired with the mentor at index row
         ``row``, best score first (ties by learner id, as one at a time would take them)."""
+        if not self.row_of:
+            # Nobody waits, often as a mentor joins; the columns keep everyone who ever waited.
+            return []
         index, size = self.index, len(self.learners)
         if self.idf is not index.idf:  # a skill got its first teacher, or rarity was recounted
             self._recount()
