@@ -7,7 +7,6 @@ import statistics
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 
@@ -50,36 +49,47 @@ def _fixed_work() -> None:
     sorted(counts.items(), key=lambda item: (-item[1], item[0]))
 
 
-class WorkTimings:
-    """The fixed piece of Python timed every ``every`` s on a thread of its own while a run loads
-    the machine, in that thread's CPU time: the waits for a core that a busy machine makes are
-    left out, so what is left says how fast the host ran the work meanwhile. Before and after a
-    run say nothing of the minutes between, and the host's speed moves within minutes."""
+class Periodic:
+    """``tick`` every ``every`` s on a thread of its own, from entering a ``with`` to its end:
+    what a benchmark samples while the system under test runs."""
 
-    def __init__(self, every: float = 3.0) -> None:
-        self.ms: list[float] = []
+    def __init__(self, every: float, name: str) -> None:
         self._every = every
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._time, name="work-timings", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.ticks = 0
+
+    def tick(self) -> None:
+        raise NotImplementedError
 
     def __enter__(self) -> Self:
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
 
-    def _time(self) -> None:
+    def _run(self) -> None:
         while not self._stop.wait(self._every):
-            start = time.thread_time()
-            _fixed_work()
-            self.ms.append(round((time.thread_time() - start) * 1000, 1))
+            self.tick()
+            self.ticks += 1
+
+
+class WorkTimings(Periodic):
+    """The fixed piece of Python timed every ``every`` s while a run loads the machine, in the
+    timing thread's CPU time: the waits for a core that a busy machine makes are left out, so
+    what is left says how fast the host ran the work meanwhile. Before and after a run say
+    nothing of the minutes between, and the host's speed moves within minutes."""
+
+    def __init__(self, every: float = 3.0) -> None:
+        super().__init__(every, "work-timings")
+        self.ms: list[float] = []
+
+    def tick(self) -> None:
+        start = time.thread_time()
+        _fixed_work()
+        self.ms.append(round((time.thread_time() - start) * 1000, 1))
 
     def summary(self) -> dict[str, float | int] | None:
         if not self.ms:

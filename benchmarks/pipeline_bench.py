@@ -37,12 +37,10 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 from uuid import uuid4
 
@@ -65,7 +63,7 @@ CEILING_TOPIC = "crossgen.bench.ceiling."
 TARGETS = {"share_of_ceiling": 0.5, "email_latency_p99_s": 1.0, "at_rate": 200.0}
 
 
-class Usage:
+class Usage(host.Periodic):
     """Per process tree, sampled on a thread: the peak RSS (its process and children summed) and
     the CPU seconds used since the first sample (user + system; starting the stack is left out,
     and a child that ended takes its share along). The trees are listed again only every
@@ -76,36 +74,24 @@ class Usage:
     def __init__(
         self, trees: Mapping[str, tuple[int, bool]], every: float = 1.0, relist: int = 10
     ) -> None:
+        super().__init__(every, "usage")
         self._trees = dict(trees)  # name -> (pid, whether its children count)
-        self._every = every
         self._relist = relist
         self._listed: dict[str, list[psutil.Process]] = {}
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="usage", daemon=True)
         self.peaks_mb: dict[str, float] = dict.fromkeys(self._trees, 0.0)
         self.cpu_s: dict[str, float] = dict.fromkeys(self._trees, 0.0)
         self._cpu_before: dict[str, float] = {}
 
     def __enter__(self) -> Self:
         self._sample(relist=True)
-        self._thread.start()
-        return self
+        return super().__enter__()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._done.set()
-        self._thread.join()
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
         self._sample(relist=True)
 
-    def _run(self) -> None:
-        samples = 0
-        while not self._done.wait(self._every):
-            self._sample(relist=samples % self._relist == 0)
-            samples += 1
+    def tick(self) -> None:
+        self._sample(relist=self.ticks % self._relist == 0)
 
     def cpu_now(self) -> dict[str, float]:
         """CPU seconds each tree has used so far (its processes as last listed), read now."""
