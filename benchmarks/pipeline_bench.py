@@ -256,23 +256,25 @@ class Bench:
         stored = await pipeline_trace.directory_times(self.matching_url)
         in_directory = [stored[i] - sent_at[i.partition(":")[0]] for i in ids if i in stored]
         last_stored = max((stored[i] for i in ids if i in stored), default=first)
+        # While the records were offered at a steady rate (a burst is offered in a moment, too
+        # short to say): how much of the machine each process kept busy, how fast the host ran
+        # (to compare runs by), and how the consumers took the records (a batch has a fixed cost).
+        meanwhile: dict[str, Any] = dict.fromkeys(("cores_busy", "python_work_ms", "batches"))
+        if math.isfinite(rate):
+            meanwhile = {
+                "cores_busy": {
+                    name: (cpu_after[name] - cpu_before[name]) / offered_s for name in cpu_after
+                },
+                "python_work_ms": work.summary(),
+                "batches": await pipeline_trace.batches(
+                    self.databases, offered, offered + offered_s
+                ),
+            }
         result: dict[str, Any] = {
             "records": len(employees),
             "offered_per_s": len(employees) / offered_s,
             "complete": complete,
-            # While the records were offered: at a steady rate, how much of the machine each
-            # process kept busy (a burst is offered in a moment, too short to say).
-            "cores_busy": {
-                name: (cpu_after[name] - cpu_before[name]) / offered_s for name in cpu_after
-            }
-            if math.isfinite(rate)
-            else None,
-            # And how fast the host ran meanwhile, to compare runs by.
-            "python_work_ms": work.summary() if math.isfinite(rate) else None,
-            # And how the consumers took the records meanwhile: a batch has a fixed cost.
-            "batches": await pipeline_trace.batches(self.databases, offered, offered + offered_s)
-            if math.isfinite(rate)
-            else None,
+            **meanwhile,
             "directory": {
                 "stored": len(in_directory),
                 "records_per_s": len(in_directory) / max(last_stored - first, 1e-9),
