@@ -1,6 +1,7 @@
 """The fault suite (issue 8): while HRIS records stream in, crash and restart each service, restart
-the Kafka broker, stop PostgreSQL, and kill one of two replicas of a service; then let the system
-catch up and judge what every service stored and sent against what the feed got accepted.
+the Kafka broker, stop PostgreSQL, stop the SMTP relay, and kill one of two replicas of a service;
+then let the system catch up and judge what every service stored and sent against what the feed got
+accepted.
 
 ``python -m crossgen_local.faults`` runs the short form (as the test does); ``--long`` the long one,
 which writes ``benchmarks/results/faults.json``. Exits 1 unless nothing was lost, duplicated or
@@ -34,6 +35,9 @@ from crossgen_local.stack import SERVICES, CrossgenStack
 from crossgen_local.tokens import TokenIssuer
 from crossgen_shared import topics
 
+# When the pipeline is through again after a fault was repaired (None: not in time).
+Through = Callable[[], Awaitable[float | None]]
+
 RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results" / "faults.json"
 
 
@@ -43,16 +47,16 @@ class Scale:
     employees: int
     rate: float  # HRIS records a second
     pair_rate: float  # pairs enrolling themselves a second
-    postgres_outage: float  # seconds
+    outage: float  # seconds PostgreSQL, then the SMTP relay, is down
     settle: float  # seconds of undisturbed streaming before each fault
     recovery_timeout: float
     drain_timeout: float
     replicated: str = "matching"  # the service run as two replicas, one of them killed
 
 
-SHORT = Scale("short", employees=30, rate=5, pair_rate=0.5, postgres_outage=4, settle=2,
+SHORT = Scale("short", employees=30, rate=5, pair_rate=0.5, outage=4, settle=2,
               recovery_timeout=60, drain_timeout=90)  # fmt: skip
-LONG = Scale("long", employees=200, rate=10, pair_rate=1, postgres_outage=30, settle=10,
+LONG = Scale("long", employees=200, rate=10, pair_rate=1, outage=30, settle=10,
              recovery_timeout=120, drain_timeout=300)  # fmt: skip
 
 
@@ -60,7 +64,8 @@ def fault_names(scale: Scale) -> list[str]:
     return [
         *(f"kill -9 {service}" for service in SERVICES),
         "restart kafka",
-        f"stop postgres {scale.postgres_outage:g}s",
+        f"stop postgres {scale.outage:g}s",
+        f"stop the smtp relay {scale.outage:g}s",
         f"kill -9 one of two {scale.replicated} replicas",
     ]
 
@@ -97,20 +102,22 @@ class FaultRun:
             asyncio.create_task(self.pairs.run(self.scale.pair_rate, lambda: self.streaming)),
         ]
         sampling = asyncio.create_task(self.sample())
-        # Each returns when the fault began and when it was repaired.
-        injections: list[Callable[[], Awaitable[tuple[float, float]]]] = [
-            *(partial(self.kill_and_restart, service) for service in SERVICES),
-            self.restart_kafka,
-            self.stop_postgres,
-            self.kill_a_replica,
+        # Each fault returns when it began and when it was repaired; then the pipeline is through
+        # again when a probe record reaches its end, or, for the relay, the mail it held up is sent.
+        injections: list[tuple[Callable[[], Awaitable[tuple[float, float]]], Through]] = [
+            *((partial(self.kill_and_restart, s), self.probe_through) for s in SERVICES),
+            (self.restart_kafka, self.probe_through),
+            (self.stop_postgres, self.probe_through),
+            (self.stop_smtp, self.mail_through),
+            (self.kill_a_replica, self.probe_through),
         ]
         try:
             await self.enlist_probes()
             if await self.probe_through() is None:
                 raise RuntimeError("the pipeline does not work even without faults; see the logs")
-            for name, inject in zip(fault_names(self.scale), injections, strict=True):
+            for name, (inject, through) in zip(fault_names(self.scale), injections, strict=True):
                 await asyncio.sleep(self.scale.settle)
-                fault = Fault(name, *await inject(), await self.probe_through())
+                fault = Fault(name, *await inject(), await through())
                 say(f"faults: {name}: recovered in {_seconds(fault.recovery)}")
                 self.faults.append(fault)
         finally:
@@ -177,6 +184,20 @@ class FaultRun:
             await asyncio.sleep(0.2)
         return None
 
+    async def mail_through(self) -> float | None:
+        """When no email waits for another attempt after failing, else None."""
+        deferred = (
+            "select count(*) from notifications where channel = 'email' and status = 'pending'"
+            " and last_error is not null"
+        )
+        deadline = time.monotonic() + self.scale.recovery_timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if (await evidence.rows(self.infra, "notifications", deferred))[0][0] == 0:
+                    return time.time()
+            await asyncio.sleep(0.2)
+        return None
+
     async def kill_and_restart(self, service: str) -> tuple[float, float]:
         """Repaired when the process is started again: its boot counts in the recovery."""
         process = self.stack.processes[service]
@@ -196,8 +217,16 @@ class FaultRun:
     async def stop_postgres(self) -> tuple[float, float]:
         injected = time.time()
         await asyncio.to_thread(self.infra.postgres.stop)
-        await asyncio.sleep(self.scale.postgres_outage)
+        await asyncio.sleep(self.scale.outage)
         await asyncio.to_thread(self.infra.postgres.start)
+        return injected, time.time()
+
+    async def stop_smtp(self) -> tuple[float, float]:
+        """The relay goes away, with the connections notifications keeps open to it."""
+        injected = time.time()
+        await asyncio.to_thread(self.infra.smtp.stop)
+        await asyncio.sleep(self.scale.outage)
+        await asyncio.to_thread(self.infra.smtp.start)
         return injected, time.time()
 
     async def kill_a_replica(self) -> tuple[float, float]:
@@ -288,7 +317,9 @@ def _seconds(value: float | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--long", action="store_true", help="bigger stream, 30 s database outage")
+    parser.add_argument(
+        "--long", action="store_true", help="bigger stream, 30 s outages of PostgreSQL and SMTP"
+    )
     args = parser.parse_args()
     # The feed's and the readers' clients log each failed reconnect while the broker is down on
     # purpose; the verdict says whether that mattered.

@@ -45,8 +45,9 @@ class Notification:
 
 @dataclass(frozen=True)
 class Fault:
-    """One injected fault: when it began, when it was repaired, when a probe record sent right
-    after the repair was seen at the end of the pipeline (None: never)."""
+    """One injected fault: when it began, when it was repaired, when the pipeline was through
+    again (None: never): a probe record sent right after the repair seen at its end, or, after
+    the SMTP relay's outage, no email left waiting to be tried again."""
 
     name: str
     injected_at: float

@@ -147,6 +147,24 @@ def test_smtp_sink(infra: LocalInfra) -> None:
         sink.wait_for(2, timeout=0.2)
 
 
+def test_smtp_sink_stop_start_keeps_port_and_mails(infra: LocalInfra) -> None:
+    """The fault suite's relay outage: refused while stopped, back on the same port after."""
+    sink = infra.smtp
+    sink.clear()
+    address = sink.host, sink.port
+    with smtplib.SMTP(*address) as client:
+        client.sendmail("noreply@crossgen.test", ["ann@x.test"], b"Subject: before\r\n\r\nhi")
+        sink.stop()
+        with pytest.raises(smtplib.SMTPServerDisconnected):  # open connections are dropped too
+            client.sendmail("noreply@crossgen.test", ["ann@x.test"], b"Subject: during\r\n\r\n")
+    with pytest.raises(ConnectionRefusedError):
+        smtplib.SMTP(*address)
+    sink.start()
+    with smtplib.SMTP(*address) as client:
+        client.sendmail("noreply@crossgen.test", ["ann@x.test"], b"Subject: after\r\n\r\nhi")
+    assert [m.message["Subject"] for m in sink.wait_for(2, timeout=5)] == ["before", "after"]
+
+
 def test_kafka_restart_keeps_records(infra: LocalInfra) -> None:
     if infra.kafka.mode == "external":
         pytest.skip("cannot restart an external broker")
