@@ -48,6 +48,9 @@ class NotificationsSettings(ServiceSettings):
     # SMTP connections one replica keeps open at most (as many as it needs: one per email in
     # flight); the claims' emails take turns on them. Lower it for a relay that allows fewer.
     smtp_connections: int = Field(default=32, ge=1)
+    # While the relay cannot be reached, emails wait (unclaimed, their attempts not used up) and
+    # one loop asks it this often whether it is back.
+    smtp_probe_interval: float = Field(default=2.0, gt=0)
     delivery_max_attempts: int = Field(default=8, ge=1)
     # A transient failure is retried after this delay, doubled on each attempt up to the maximum,
     # with jitter so that many messages failing together do not come back together.

@@ -2,6 +2,7 @@
 and a sender that dies mid-send never sending the message a second time by itself."""
 
 import asyncio
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ import aiosmtplib
 import pytest
 from aiosmtpd.controller import Controller
 from faststream.kafka import KafkaBroker, TestKafkaBroker
+from prometheus_client import REGISTRY
 
 from crossgen_local.processes import free_port
 from crossgen_local.smtp import SmtpSink
@@ -33,6 +35,10 @@ from crossgen_shared.service import Service
 from crossgen_shared.testing import publish_event
 
 MakeDelivery = Callable[..., Delivery]
+EMAIL_RETRIES = (
+    "crossgen_notifications_deliveries_total",
+    {"channel": "email", "outcome": "retry"},
+)
 
 
 class RefuseEveryRecipient:
@@ -164,7 +170,9 @@ async def test_a_temporary_refusal_is_retried_after_a_backoff_with_jitter(
 ) -> None:
     smtp.fail_next(2, code=451)
     mailer = delivery(delivery_retry_delay=60.0)
+    retries = REGISTRY.get_sample_value(*EMAIL_RETRIES) or 0
     assert await mailer.deliver_due() == 2
+    assert REGISTRY.get_sample_value(*EMAIL_RETRIES) == retries + 2  # counted, for the dashboards
 
     rows = await notifications_of(notifications)
     assert [(n.status, n.attempts) for n in rows] == [("pending", 1)] * 2
@@ -185,17 +193,41 @@ async def test_a_temporary_refusal_is_retried_after_a_backoff_with_jitter(
     ] * 2
 
 
-async def test_an_unreachable_server_is_retried_then_the_email_fails(
-    notifications: Service, delivery: MakeDelivery, proposed: str
+async def test_emails_wait_for_an_unreachable_relay_and_go_once_it_answers(
+    notifications: Service, delivery: MakeDelivery, smtp: SmtpSink, clock: Clock, proposed: str
 ) -> None:
-    mailer = delivery(smtp_port=free_port(), delivery_max_attempts=2, delivery_retry_delay=0.0)
-    assert await mailer.deliver_due() == 4  # two attempts each: no delay between them
+    smtp.stop()
+    mailer = delivery(delivery_max_attempts=1, smtp_probe_interval=5.0)
+    assert await mailer.deliver_due() == 2  # tried, and the relay refused the connections
 
     rows = await notifications_of(notifications)
-    assert [(n.status, n.attempts) for n in rows] == [("failed", 2)] * 2
-    events = await emitted(notifications)
-    assert [type(e) for e in events] == [NotificationFailed] * 2
-    assert all(isinstance(e, NotificationFailed) and "SMTPConnectError" in e.reason for e in events)
+    # Waiting, not failed, although one attempt was all they had: none of them was tried.
+    assert [(n.status, n.attempts) for n in rows] == [("pending", 0)] * 2
+    assert all("SMTPConnectError" in (n.last_error or "") for n in rows)
+    assert REGISTRY.get_sample_value("crossgen_notifications_smtp_relay_up") == 0
+    assert await mailer.deliver_due() == 0  # not claimed again while the relay is down
+
+    smtp.start()
+    assert await mailer.deliver_due() == 0  # the relay is asked again once a probe interval
+    clock.advance(seconds=5)
+    assert await mailer.deliver_due() == 2
+    assert len(smtp.messages) == 2
+    assert REGISTRY.get_sample_value("crossgen_notifications_smtp_relay_up") == 1
+    rows = await notifications_of(notifications)
+    assert [(n.status, n.attempts, n.last_error) for n in rows] == [("sent", 1, None)] * 2
+    assert [type(e) for e in await emitted(notifications)] == [NotificationSent] * 2
+
+
+async def test_a_relay_that_does_not_answer_is_waited_for_like_one_that_refuses(
+    notifications: Service, delivery: MakeDelivery, proposed: str
+) -> None:
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as silent:  # accepts, never greets
+        mailer = delivery(smtp_port=silent.getsockname()[1], smtp_timeout=0.4)
+        assert await mailer.deliver_due() == 2
+
+    rows = await notifications_of(notifications)
+    assert [(n.status, n.attempts) for n in rows] == [("pending", 0)] * 2
+    assert [n.last_error for n in rows] == ["no answer within 0.2 s"] * 2  # half the timeout
 
 
 async def test_two_workers_share_the_due_messages_and_send_each_once(

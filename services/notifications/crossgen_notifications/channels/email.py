@@ -1,5 +1,6 @@
 """Email over SMTP: plain text and HTML alternatives, calendar invites, one-click unsubscribe."""
 
+import asyncio
 import email.policy
 import email.utils
 import ssl
@@ -49,6 +50,14 @@ class _Wire(email.policy.Compat32):
 
 
 WIRE = _Wire(linesep="\r\n", max_line_length=998)
+
+
+class RelayUnavailable(DeliveryError):
+    """No session with the SMTP relay: it is down, does not answer, or refuses us (its greeting,
+    TLS or our login). The message itself was never tried, and no other email can go either."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, permanent=False)
 
 
 def message_id(message: Outgoing) -> str:
@@ -112,10 +121,19 @@ class EmailChannel:
             timeout=settings.smtp_timeout,
         )
         try:
-            await client.connect()
+            # Within half the send's timeout, so a relay that does not answer at all is told
+            # apart from a message that takes too long.
+            async with asyncio.timeout(settings.smtp_timeout / 2):
+                await client.connect()
         except aiosmtplib.SMTPException as exc:
-            raise DeliveryError(_describe(exc), permanent=_permanent(exc)) from exc
+            raise RelayUnavailable(_describe(exc)) from exc
+        except TimeoutError as exc:
+            raise RelayUnavailable(f"no answer within {settings.smtp_timeout / 2:g} s") from exc
         return client
+
+    async def probe(self) -> None:
+        """Open a session with the relay (kept for the next email); RelayUnavailable if none."""
+        self._idle.append((await self._connection(), time.monotonic()))
 
     def compose(self, message: Outgoing) -> Message:
         parts = [_text(message.text, "plain")]
@@ -181,8 +199,8 @@ def _method(invite: str) -> str:
 def _permanent(exc: aiosmtplib.SMTPException) -> bool:
     """A 5xx refusal of the recipient or of the message: sending it again cannot succeed.
 
-    Anything else (4xx, connection refused, timeouts, and 5xx to our own login or sender, which is
-    our misconfiguration) is retried, so fixing the cause loses nothing.
+    Anything else (4xx, timeouts, and 5xx to our sender, which is our misconfiguration) is retried,
+    so fixing the cause loses nothing; a relay that cannot be reached is waited for.
     """
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         return all(refused.code >= 500 for refused in exc.recipients)

@@ -8,7 +8,8 @@ Each message goes through three steps, each its own transaction or none:
 2. send them all at once, holding no lock and no transaction;
 3. record each outcome on the rows carrying its attempt id, all in one transaction: ``sent``,
    ``pending`` again after a backoff with jitter, or ``failed``, with a notification-sent /
-   -failed event in the outbox.
+   -failed event in the outbox. An email the SMTP relay could not even be asked to take is
+   ``pending`` again as it was: no email is claimed until the relay answers again.
 
 A process that dies between 1 and 3 leaves ``sending`` rows whose messages may or may not have
 arrived: every message of a claim is in flight from step 2 on, so none is marked so wrongly.
@@ -26,14 +27,14 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 from uuid import UUID, uuid4
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from sqlalchemy import DateTime, Row, Uuid, any_, bindparam, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from crossgen_notifications.channels import Channel, ChannelName, DeliveryError, Outgoing
 from crossgen_notifications.channels.chat import ChatChannel
-from crossgen_notifications.channels.email import EmailChannel
+from crossgen_notifications.channels.email import EmailChannel, RelayUnavailable
 from crossgen_notifications.channels.http import HttpPoster
 from crossgen_notifications.channels.urls import UrlPolicy
 from crossgen_notifications.channels.webhook import WebhookChannel
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 DELIVERIES = Counter(
     "crossgen_notifications_deliveries_total", "Delivery outcomes", ["channel", "outcome"]
 )
+RELAY_UP = Gauge("crossgen_notifications_smtp_relay_up", "1 unless the SMTP relay was found down")
 IDLE_BACKOFF_START = 0.02  # seconds after a first look found nothing due
 UNCONFIRMED_REASON = (
     "the sender stopped before confirming the outcome: maybe delivered, so not resent"
@@ -93,7 +95,12 @@ class Delivery:
             "webhook": WebhookChannel(self._poster),
         }
         self._expired_at: datetime | None = None  # when unconfirmed sends were last looked for
-        # Built once, as every claim runs it: the first due messages, with their preferences.
+        # Since when the relay cannot be reached (None: it can), and when it was last asked.
+        self._relay_down_since: datetime | None = None
+        self._relay_asked_at: datetime | None = None
+        RELAY_UP.set(1)
+        # Built once, as every claim runs it: the first due messages, with their preferences;
+        # and the same without emails, for while the relay is down.
         self._due = (
             select(Notification, Preferences)
             .outerjoin(Preferences, Preferences.person_id == Notification.person_id)
@@ -105,6 +112,7 @@ class Delivery:
             .limit(settings.delivery_batch)
             .with_for_update(skip_locked=True, of=Notification)
         )
+        self._due_but_email = self._due.where(Notification.channel != "email")
         # A wake-up for one loop, kept until a loop takes it: one message wakes one loop, not
         # all of them to find it taken by the first.
         self._woken: asyncio.Queue[None] = asyncio.Queue(maxsize=1)
@@ -165,6 +173,8 @@ class Delivery:
 
     async def deliver_next(self) -> int:
         """Handle the due messages one claim takes; how many (0: nothing was due)."""
+        if self._relay_down_since is not None:
+            await self._ask_relay()
         due, claims = await self._claim()
         if not due:
             # Idle: a good moment to look for sends that died. Not at each idle poll of each
@@ -216,8 +226,9 @@ class Delivery:
         """How many due messages were taken, and the claims to send (the others were settled
         without sending)."""
         now = self._clock()
+        query = self._due if self._relay_down_since is None else self._due_but_email
         async with self._unit_of_work() as uow:
-            due = (await uow.session.execute(self._due, {"now": now})).all()
+            due = (await uow.session.execute(query, {"now": now})).all()
             claims = [
                 claim
                 for row, preferences in due
@@ -384,6 +395,11 @@ class Delivery:
             for told in items or [row]:
                 await uow.emit(_sent(told, now))
             DELIVERIES.labels(message.channel, "sent").inc()
+        elif isinstance(error, RelayUnavailable):
+            # Not this message's fault: it waits for the relay, its attempt not counted.
+            self._relay_lost(now, error.reason)
+            row.attempts -= 1
+            _pending_again(row, items, error.reason, now)
         elif error.permanent or row.attempts >= self._settings.delivery_max_attempts:
             log.warning("%s %s failed for good: %s", message.channel, row.id, error.reason)
             await self._fail(uow, row, items, error.reason)
@@ -395,10 +411,37 @@ class Delivery:
                 row.attempts,
                 error.reason,
             )
-            row.status, row.last_error = Status.PENDING, error.reason
-            row.next_attempt_at = now + timedelta(seconds=self._backoff(row.attempts))
-            for item in items:
-                item.status = Status.COLLECTED
+            due = now + timedelta(seconds=self._backoff(row.attempts))
+            _pending_again(row, items, error.reason, due)
+            DELIVERIES.labels(message.channel, "retry").inc()
+
+    def _relay_lost(self, now: datetime, reason: str) -> None:
+        if self._relay_down_since is None:
+            log.warning(
+                "the SMTP relay cannot be reached (%s): emails wait, asking it again every %g s",
+                reason,
+                self._settings.smtp_probe_interval,
+            )
+            self._relay_down_since = self._relay_asked_at = now
+            RELAY_UP.set(0)
+
+    async def _ask_relay(self) -> None:
+        """Once a probe interval, open a session with the relay; if it opens, emails go again."""
+        now = self._clock()
+        assert self._relay_down_since is not None and self._relay_asked_at is not None
+        if now - self._relay_asked_at < timedelta(seconds=self._settings.smtp_probe_interval):
+            return
+        self._relay_asked_at = now
+        try:
+            async with self._smtp_turns:
+                await self._email.probe()
+        except RelayUnavailable:
+            return
+        log.warning(
+            "the SMTP relay answers again after %s: emails go out", now - self._relay_down_since
+        )
+        self._relay_down_since = None
+        RELAY_UP.set(1)
 
     async def _fail(
         self, uow: UnitOfWork, row: Notification, items: list[Notification], reason: str
@@ -415,6 +458,15 @@ class Delivery:
             self._settings.delivery_retry_max_delay,
         )
         return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _pending_again(
+    row: Notification, items: list[Notification], reason: str, due: datetime
+) -> None:
+    """Due again at ``due``; a digest's items back in it."""
+    row.status, row.last_error, row.next_attempt_at = Status.PENDING, reason, due
+    for item in items:
+        item.status = Status.COLLECTED
 
 
 def _settle(row: Notification, items: list[Notification], status: Status, reason: str) -> None:
