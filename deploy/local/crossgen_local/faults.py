@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from crossgen_local import evidence
-from crossgen_local._common import say
+from crossgen_local._common import Managed, say
 from crossgen_local.hris_feed import Employee, HrisFeed, create_program, seq_of, workforce
 from crossgen_local.infra import LocalInfra
 from crossgen_local.oracle import Fault, Verdict, judge
@@ -107,8 +107,8 @@ class FaultRun:
         injections: list[tuple[Callable[[], Awaitable[tuple[float, float]]], Through]] = [
             *((partial(self.kill_and_restart, s), self.probe_through) for s in SERVICES),
             (self.restart_kafka, self.probe_through),
-            (self.stop_postgres, self.probe_through),
-            (self.stop_smtp, self.mail_through),
+            (partial(self.outage, self.infra.postgres), self.probe_through),
+            (partial(self.outage, self.infra.smtp), self.mail_through),
             (self.kill_a_replica, self.probe_through),
         ]
         try:
@@ -214,19 +214,13 @@ class FaultRun:
         await asyncio.to_thread(self.infra.kafka.restart)
         return injected, time.time()
 
-    async def stop_postgres(self) -> tuple[float, float]:
+    async def outage(self, component: Managed) -> tuple[float, float]:
+        """Stopped for the outage's length and started again, the same server with the same data
+        (PostgreSQL) or the same port and mails (the SMTP relay, whose open sessions drop too)."""
         injected = time.time()
-        await asyncio.to_thread(self.infra.postgres.stop)
+        await asyncio.to_thread(component.stop)
         await asyncio.sleep(self.scale.outage)
-        await asyncio.to_thread(self.infra.postgres.start)
-        return injected, time.time()
-
-    async def stop_smtp(self) -> tuple[float, float]:
-        """The relay goes away, with the connections notifications keeps open to it."""
-        injected = time.time()
-        await asyncio.to_thread(self.infra.smtp.stop)
-        await asyncio.sleep(self.scale.outage)
-        await asyncio.to_thread(self.infra.smtp.start)
+        await asyncio.to_thread(component.start)
         return injected, time.time()
 
     async def kill_a_replica(self) -> tuple[float, float]:
