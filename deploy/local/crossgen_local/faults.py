@@ -1,7 +1,7 @@
 """The fault suite (issue 8): while HRIS records stream in, crash and restart each service, restart
-the Kafka broker, stop PostgreSQL, stop the SMTP relay, and kill one of two replicas of a service;
-then let the system catch up and judge what every service stored and sent against what the feed got
-accepted.
+the Kafka broker and crash it, stop PostgreSQL, stop the SMTP relay, and kill one of two replicas
+of a service; then let the system catch up and judge what every service stored and sent against
+what the feed got accepted.
 
 ``python -m crossgen_local.faults`` runs the short form (as the test does); ``--long`` the long one,
 which writes ``benchmarks/results/faults.json``. Exits 1 unless nothing was lost, duplicated or
@@ -47,7 +47,7 @@ class Scale:
     employees: int
     rate: float  # HRIS records a second
     pair_rate: float  # pairs enrolling themselves a second
-    outage: float  # seconds PostgreSQL, then the SMTP relay, is down
+    outage: float  # seconds the crashed broker, PostgreSQL and the SMTP relay are each down
     settle: float  # seconds of undisturbed streaming before each fault
     recovery_timeout: float
     drain_timeout: float
@@ -64,6 +64,7 @@ def fault_names(scale: Scale) -> list[str]:
     return [
         *(f"kill -9 {service}" for service in SERVICES),
         "restart kafka",
+        f"kill -9 kafka, down {scale.outage:g}s",
         f"stop postgres {scale.outage:g}s",
         f"stop the smtp relay {scale.outage:g}s",
         f"kill -9 one of two {scale.replicated} replicas",
@@ -107,6 +108,7 @@ class FaultRun:
         injections: list[tuple[Callable[[], Awaitable[tuple[float, float]]], Through]] = [
             *((partial(self.kill_and_restart, s), self.probe_through) for s in SERVICES),
             (self.restart_kafka, self.probe_through),
+            (partial(self.restart_kafka, crash=True), self.probe_through),
             (partial(self.outage, self.infra.postgres), self.probe_through),
             (partial(self.outage, self.infra.smtp), self.mail_through),
             (self.kill_a_replica, self.probe_through),
@@ -209,9 +211,11 @@ class FaultRun:
         await asyncio.to_thread(process.wait_ready, ready, 60)
         return injected, repaired
 
-    async def restart_kafka(self) -> tuple[float, float]:
+    async def restart_kafka(self, crash: bool = False) -> tuple[float, float]:
+        """Stopped and started again at once; or killed -9 and left down for the outage's length."""
         injected = time.time()
-        await asyncio.to_thread(self.infra.kafka.restart)
+        down_for = self.scale.outage if crash else 0.0
+        await asyncio.to_thread(partial(self.infra.kafka.restart, crash=crash, down_for=down_for))
         return injected, time.time()
 
     async def outage(self, component: Managed) -> tuple[float, float]:

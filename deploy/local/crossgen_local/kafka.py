@@ -122,19 +122,31 @@ class LocalKafka(Managed):
         self._proc = None
         self._bootstrap = None
 
-    def restart(self) -> None:
-        """Stop the broker cleanly and start it again with the same data dir and port."""
+    def restart(self, *, crash: bool = False, down_for: float = 0.0) -> None:
+        """Stop the broker cleanly (or kill -9 it: ``crash``), leave it down ``down_for`` seconds,
+        and start it again with the same data dir and port."""
         t0 = time.monotonic()
         if self.mode == "external":
             raise RuntimeError("cannot restart an external Kafka broker")
         if self.mode == "docker":
-            self._container.get_wrapped_container().restart(timeout=15)
+            container = self._container.get_wrapped_container()
+            if crash:
+                container.kill()
+            else:
+                container.stop(timeout=15)
+            time.sleep(down_for)
+            container.start()
         else:
             assert self._proc is not None and self.data_dir is not None
-            terminate_group(self._proc)
+            if crash:
+                kill_group(self._proc)
+            else:
+                terminate_group(self._proc)
+            time.sleep(down_for)
             self._launch()
         self._wait_ready()
-        say(f"kafka: restarted in {time.monotonic() - t0:.1f}s")
+        how = "killed" if crash else "stopped"
+        say(f"kafka: {how} and started again in {time.monotonic() - t0:.1f}s")
 
     # --- local JVM mode ---------------------------------------------------------------------
 

@@ -165,14 +165,15 @@ def test_smtp_sink_stop_start_keeps_port_and_mails(infra: LocalInfra) -> None:
     assert [m.message["Subject"] for m in sink.wait_for(2, timeout=5)] == ["before", "after"]
 
 
-def test_kafka_restart_keeps_records(infra: LocalInfra) -> None:
+@pytest.mark.parametrize("crash", [False, True], ids=["stopped", "killed"])
+def test_kafka_restart_keeps_records(infra: LocalInfra, crash: bool) -> None:
     if infra.kafka.mode == "external":
         pytest.skip("cannot restart an external broker")
     bootstrap = infra.kafka.bootstrap_servers
     topic = f"restart-{uuid.uuid4().hex[:8]}"
     asyncio.run(produce(bootstrap, topic, b"survives"))
     old_pid = infra.kafka.pid
-    infra.kafka.restart()
+    infra.kafka.restart(crash=crash, down_for=1.0 if crash else 0.0)
     assert infra.kafka.bootstrap_servers == bootstrap
     if infra.kafka.mode == "local":
         assert infra.kafka.pid != old_pid and not alive(old_pid)
