@@ -316,7 +316,7 @@ def _seconds(value: float | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--long", action="store_true", help="bigger stream, 30 s outages of PostgreSQL and SMTP"
+        "--long", action="store_true", help="bigger stream, 30 s outages (broker, database, relay)"
     )
     args = parser.parse_args()
     # The feed's and the readers' clients log each failed reconnect while the broker is down on
