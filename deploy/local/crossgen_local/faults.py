@@ -177,14 +177,12 @@ class FaultRun:
         for probe in self.probes:
             await self.feed.send(probe, self.probe_seq)
         contacts = "select person_id, display_name from contacts"
-        deadline = time.monotonic() + self.scale.recovery_timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(Exception):  # PostgreSQL may still be coming back
-                seen = dict(await evidence.rows(self.infra, "notifications", contacts))
-                if all(seq_of(seen.get(p.number) or "") >= self.probe_seq for p in self.probes):
-                    return time.time()
-            await asyncio.sleep(0.2)
-        return None
+
+        async def seen_all() -> bool:
+            seen = dict(await evidence.rows(self.infra, "notifications", contacts))
+            return all(seq_of(seen.get(p.number) or "") >= self.probe_seq for p in self.probes)
+
+        return await self._when(seen_all)
 
     async def mail_through(self) -> float | None:
         """When no email waits for another attempt after failing, else None."""
@@ -192,10 +190,19 @@ class FaultRun:
             "select count(*) from notifications where channel = 'email' and status = 'pending'"
             " and last_error is not null"
         )
+
+        async def none_deferred() -> bool:
+            return (await evidence.rows(self.infra, "notifications", deferred))[0][0] == 0
+
+        return await self._when(none_deferred)
+
+    async def _when(self, holds: Callable[[], Awaitable[bool]]) -> float | None:
+        """When ``holds()`` is first true, asked every 0.2 s up to the recovery timeout; else
+        None. A failed look counts as not yet: PostgreSQL may still be coming back."""
         deadline = time.monotonic() + self.scale.recovery_timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(Exception):
-                if (await evidence.rows(self.infra, "notifications", deferred))[0][0] == 0:
+                if await holds():
                     return time.time()
             await asyncio.sleep(0.2)
         return None
