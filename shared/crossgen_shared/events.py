@@ -16,6 +16,7 @@ from crossgen_shared.addresses import EmailAddress
 
 TYPE_PREFIX = "com.crossgen."
 LATEST_YEAR = 9000
+EARLIEST_YEAR = 1000
 
 
 class Event(BaseModel):
@@ -31,13 +32,16 @@ class Event(BaseModel):
     @field_validator("*")
     @classmethod
     def _times_can_be_computed_with(cls, value: Any) -> Any:
-        """Handlers compare times with now and add terms to them: a time needs its UTC offset
-        and room before the end of the calendar (year 9999)."""
+        """Handlers compare times with now and add terms to them or take terms off: a time needs
+        its UTC offset and room before the end of the calendar (year 9999) and after its start
+        (year 1)."""
         if isinstance(value, datetime):
             if value.utcoffset() is None:
                 raise ValueError("a time needs its UTC offset")
             if value.year > LATEST_YEAR:
                 raise ValueError(f"a time after the year {LATEST_YEAR}")
+            if value.year < EARLIEST_YEAR:
+                raise ValueError(f"a time before the year {EARLIEST_YEAR}")
         return value
 
     @classmethod

@@ -100,7 +100,11 @@ def test_an_event_id_longer_than_the_inbox_keeps_is_invalid() -> None:
 
 @pytest.mark.parametrize(
     ("joined_at", "reason"),
-    [("2030-01-01T12:00:00", "UTC offset"), ("9999-12-31T23:59:59+00:00", "after the year")],
+    [
+        ("2030-01-01T12:00:00", "UTC offset"),
+        ("9999-12-31T23:59:59+00:00", "after the year"),
+        ("0001-01-01T00:00:00+00:00", "before the year"),  # a reminder's lead taken off: no year 0
+    ],
 )
 def test_a_time_handlers_cannot_compute_with_is_invalid(joined_at: str, reason: str) -> None:
     record = encode(joined(), source="/x")
