@@ -3,6 +3,8 @@
 Each service owns its own database; these two tables exist in each of them.
 """
 
+import os
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,11 +62,30 @@ OUTBOX, INBOX = Base.metadata.tables["outbox"], Base.metadata.tables["inbox"]
 MESSAGING_TABLES = (OUTBOX, INBOX)
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(
+    url: str, service: str | None = None, idle_transaction_timeout: float = 0.0
+) -> AsyncEngine:
+    """The engine of a service's process: its connections say whose they are (``service``), and
+    PostgreSQL ends one whose transaction sits idle longer than ``idle_transaction_timeout``
+    seconds (0: as the server is set), releasing its locks."""
+    settings = {}
+    if service:
+        settings["application_name"] = application_name(service, os.getpid())
+    if idle_transaction_timeout:
+        limit = str(round(idle_transaction_timeout * 1000))  # milliseconds
+        settings["idle_in_transaction_session_timeout"] = limit
     # No pre-ping: it cost every transaction three more round trips (BEGIN, ping, ROLLBACK). A
     # connection a server restart broke fails its first use instead; SQLAlchemy then renews the
     # whole pool, and what failed is done again (see ``unavailable``).
-    return create_async_engine(url, pool_size=10, max_overflow=10)
+    return create_async_engine(
+        url, pool_size=10, max_overflow=10, connect_args={"server_settings": settings}
+    )
+
+
+def application_name(service: str, pid: int) -> str:
+    """What a process's connections are called in ``pg_stat_activity``: the service, the process
+    and its host (PostgreSQL keeps 63 bytes)."""
+    return f"crossgen-{service} pid {pid} on {socket.gethostname()}"[:63]
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

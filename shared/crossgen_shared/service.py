@@ -60,7 +60,9 @@ class Service:
             # A plain logger, so FastStream's lines come out in the service's log format.
             logger=logging.getLogger("faststream.kafka"),
         )
-        self.engine = create_engine(settings.database_url)
+        self.engine = create_engine(
+            settings.database_url, name, settings.database_idle_transaction_timeout
+        )
         self.sessions = session_factory(self.engine)
         self.relay = OutboxRelay(
             self.sessions, self.broker, poll_interval=settings.outbox_poll_interval

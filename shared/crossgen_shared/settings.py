@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
 from crossgen_shared.auth import AuthSettings
@@ -11,6 +11,10 @@ from crossgen_shared.kafka_security import KafkaSecurity
 
 class ServiceSettings(BaseSettings):
     database_url: str
+    # Seconds a transaction may sit idle before PostgreSQL ends its session (0: as the server is
+    # set). A process frozen or hung mid-transaction holds its locks until then, and the replica
+    # that took its partitions over, or wants the outbox relay's lock, waits for them.
+    database_idle_transaction_timeout: float = Field(default=15.0, ge=0)
     kafka_bootstrap_servers: str = "localhost:9092"
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"

@@ -75,7 +75,8 @@ def docker_available() -> bool:
 def terminate_group(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
     """SIGTERM the process group (the child was started in its own session), then SIGKILL."""
     if proc.poll() is None:
-        _signal_group(proc, signal.SIGTERM)
+        signal_group(proc, signal.SIGTERM)
+        signal_group(proc, signal.SIGCONT)  # a frozen group acts on SIGTERM only once woken
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout)
     kill_group(proc)
@@ -83,11 +84,11 @@ def terminate_group(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> Non
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL the whole group, also reaping grandchildren that outlived the leader."""
-    _signal_group(proc, signal.SIGKILL)
+    signal_group(proc, signal.SIGKILL)
     proc.wait()
 
 
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
 

@@ -1,7 +1,7 @@
 """The fault suite (issue 8): while HRIS records stream in, crash and restart each service, restart
-the Kafka broker and crash it, stop PostgreSQL, stop the SMTP relay, and kill one of two replicas
-of a service; then let the system catch up and judge what every service stored and sent against
-what the feed got accepted.
+the Kafka broker and crash it, stop PostgreSQL, stop the SMTP relay, freeze one of two replicas of a
+service and kill one; then let the system catch up and judge what every service stored and sent
+against what the feed got accepted.
 
 ``python -m crossgen_local.faults`` runs the short form (as the test does); ``--long`` the long one,
 which writes ``benchmarks/results/faults.json``. Exits 1 unless nothing was lost, duplicated or
@@ -31,9 +31,11 @@ from crossgen_local.hris_feed import Employee, HrisFeed, create_program, seq_of,
 from crossgen_local.infra import LocalInfra
 from crossgen_local.oracle import Fault, Verdict, judge
 from crossgen_local.pairs import PairStream
+from crossgen_local.processes import ServiceProcess
 from crossgen_local.stack import SERVICES, CrossgenStack
 from crossgen_local.tokens import TokenIssuer
 from crossgen_shared import topics
+from crossgen_shared.db import application_name
 
 # When the pipeline is through again after a fault was repaired (None: not in time).
 Through = Callable[[], Awaitable[float | None]]
@@ -51,7 +53,7 @@ class Scale:
     settle: float  # seconds of undisturbed streaming before each fault
     recovery_timeout: float
     drain_timeout: float
-    replicated: str = "matching"  # the service run as two replicas, one of them killed
+    replicated: str = "matching"  # the service run as two replicas, one frozen, one killed
 
 
 SHORT = Scale("short", employees=30, rate=5, pair_rate=0.5, outage=4, settle=2,
@@ -67,6 +69,7 @@ def fault_names(scale: Scale) -> list[str]:
         f"kill -9 kafka, down {scale.outage:g}s",
         f"stop postgres {scale.outage:g}s",
         f"stop the smtp relay {scale.outage:g}s",
+        f"freeze one of two {scale.replicated} replicas mid-transaction",
         f"kill -9 one of two {scale.replicated} replicas",
     ]
 
@@ -111,6 +114,7 @@ class FaultRun:
             (partial(self.restart_kafka, crash=True), self.probe_through),
             (partial(self.outage, self.infra.postgres), self.probe_through),
             (partial(self.outage, self.infra.smtp), self.mail_through),
+            (self.freeze_a_replica, self.through_while_frozen),
             (self.kill_a_replica, self.probe_through),
         ]
         try:
@@ -234,16 +238,62 @@ class FaultRun:
         await asyncio.to_thread(component.start)
         return injected, time.time()
 
+    async def freeze_a_replica(self) -> tuple[float, float]:
+        """Two processes in one group share the partitions; one is frozen (SIGSTOP) inside a
+        database transaction, as in a long pause of its VM: its connection stays open with the
+        locks it took. Nothing is repaired: the other must take its partitions over and get the
+        pipeline through while it sleeps (``through_while_frozen``)."""
+        replica = await self._second_replica()
+        assert replica.pid is not None  # started
+        query = (
+            "select count(*) from pg_stat_activity"
+            " where application_name = :name and xact_start is not null"
+        )
+        name = application_name(self.scale.replicated, replica.pid)
+
+        async def in_transaction() -> bool:
+            found = await evidence.rows(self.infra, self.scale.replicated, query, name=name)
+            return found[0][0] > 0
+
+        async def frozen_mid_transaction() -> bool:
+            """Look, freeze, look again: the transaction may have ended in between."""
+            if await in_transaction():
+                replica.freeze()
+                if await in_transaction():
+                    return True
+                replica.thaw()
+            return False
+
+        injected = await self._when(frozen_mid_transaction)
+        if injected is None:
+            raise RuntimeError(f"{replica.name} was never seen inside a transaction")
+        return injected, injected
+
+    async def through_while_frozen(self) -> float | None:
+        """The probes through while the frozen replica sleeps; then it is woken, to find its
+        partitions gone and its transaction's work done by the other."""
+        try:
+            return await self.probe_through()
+        finally:
+            for replica in self.stack.replicas.values():
+                replica.thaw()
+
     async def kill_a_replica(self) -> tuple[float, float]:
         """Two processes in one group share the partitions; one dies without a goodbye, and the
         group must hand its partitions (and uncommitted records) to the other."""
-        service = self.scale.replicated
-        await asyncio.to_thread(self.stack.add_replica, service)
-        await asyncio.sleep(self.scale.settle)  # both consume for a while
+        await self._second_replica()
         injected = time.time()
-        await asyncio.to_thread(self.stack.processes[service].kill)
+        await asyncio.to_thread(self.stack.processes[self.scale.replicated].kill)
         # Nothing is restarted: the survivor takes over once the group notices.
         return injected, injected
+
+    async def _second_replica(self) -> ServiceProcess:
+        """The replicated service's second process; started, and given a while to consume
+        alongside the first, when first asked for."""
+        if not self.stack.replicas:
+            await asyncio.to_thread(self.stack.add_replica, self.scale.replicated)
+            await asyncio.sleep(self.scale.settle)
+        return next(iter(self.stack.replicas.values()))
 
     async def drain(self) -> Verdict:
         """Wait until every service caught up and nothing accepted is missing, or time is up."""
@@ -306,10 +356,11 @@ def show(verdict: Verdict) -> None:
     print("\n== fault suite ==")
     for what, count in [*verdict.summary().items(), *verdict.seen.items()]:
         print(f"  {what:<30} {count:>8}")
-    print(f"\n  {'fault':<40} {'down':>8} {'time to recover':>16}")
+    width = max([40, *(len(fault.name) for fault in verdict.faults)])
+    print(f"\n  {'fault':<{width}} {'down':>8} {'time to recover':>16}")
     for fault in verdict.faults:
         down = fault.repaired_at - fault.injected_at
-        print(f"  {fault.name:<40} {_seconds(down):>8} {_seconds(fault.recovery):>16}")
+        print(f"  {fault.name:<{width}} {_seconds(down):>8} {_seconds(fault.recovery):>16}")
     problems = [*verdict.lost, *verdict.duplicates, *verdict.reorders, *verdict.dead_lettered]
     for problem in problems[:20]:
         print(f"  ! {problem}")

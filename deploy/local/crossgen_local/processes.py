@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from ._common import Managed, free_port, kill_group, say, tail, terminate_group
+from ._common import Managed, free_port, kill_group, say, signal_group, tail, terminate_group
 
 __all__ = ["ServiceProcess", "ServiceStartError", "free_port"]
 
@@ -94,6 +95,16 @@ class ServiceProcess(Managed):
         """SIGKILL without warning, for crash tests."""
         if self._proc is not None:
             kill_group(self._proc)
+
+    def freeze(self) -> None:
+        """SIGSTOP: the process keeps what it holds (connections, read records, memory) and does
+        nothing, as in a long pause of its VM, until ``thaw``."""
+        if self._proc is not None:
+            signal_group(self._proc, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._proc is not None:
+            signal_group(self._proc, signal.SIGCONT)
 
     def restart(self, timeout: float = 15.0) -> None:
         self.stop(timeout)

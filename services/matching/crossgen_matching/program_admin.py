@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from uuid import UUID
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from crossgen_matching import admission, optimiser, roster, service
@@ -28,6 +28,8 @@ from crossgen_shared.unit_of_work import UnitOfWork
 
 PAIR_RULES = ("pinned", "forbidden")
 _RUNNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whole-program-run")
+# Half a minute of CPU at 100,000 learners on two cores; ten times that on a slow, busy host.
+_WAITING_FOR_A_RUN = text("SET LOCAL idle_in_transaction_session_timeout = '10min'")
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ async def preview(uow: UnitOfWork, program_id: UUID) -> Run:
     program = await admission.program(uow, program_id)
     current = await roster.load(uow.session, program_id)
     await _check_both_roles(uow, program, current)
-    return await _run_aside(current)
+    return await _run_aside(uow, current)
 
 
 async def publish(uow: UnitOfWork, program_id: UUID) -> Run:
@@ -69,7 +71,7 @@ async def publish(uow: UnitOfWork, program_id: UUID) -> Run:
     await service.lock_matching(uow, program_id)
     current = await roster.load(uow.session, program_id)
     await _check_both_roles(uow, program, current)
-    run = await _run_aside(current)
+    run = await _run_aside(uow, current)
     if run.problem:
         raise Unprocessable(run.problem)
     for pair in sorted(run.withdrawn):
@@ -185,8 +187,11 @@ async def _check_both_roles(uow: UnitOfWork, program: Program, current: roster.R
         raise Unprocessable(why)
 
 
-async def _run_aside(current: roster.Roster) -> Run:
-    """``_run`` in the runs' thread, the event loop going on meanwhile (see the module's doc)."""
+async def _run_aside(uow: UnitOfWork, current: roster.Roster) -> Run:
+    """``_run`` in the runs' thread, the event loop going on meanwhile (see the module's doc).
+    ``uow``'s transaction waits for it without a word to the server, longer than a service lets
+    a transaction sit idle (``*_DATABASE_IDLE_TRANSACTION_TIMEOUT``): it has a limit of its own."""
+    await uow.session.execute(_WAITING_FOR_A_RUN)
     return await asyncio.get_running_loop().run_in_executor(_RUNNER, _run, current)
 
 

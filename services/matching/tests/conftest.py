@@ -1,5 +1,7 @@
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,19 +18,21 @@ from crossgen_shared.service import Service
 MIGRATIONS = Path(crossgen_matching.__file__).parent / "migrations"
 
 
-@pytest.fixture
-def matching(postgres: LocalPostgres, tokens: TokenIssuer) -> Service:
-    settings = MatchingSettings(
-        database_url=migrated_database(postgres, MIGRATIONS),
-        jwt_issuer=tokens.issuer,
-        jwt_audience=tokens.audience,
-        jwt_public_key=tokens.public_key_pem,
+def matching_service(postgres: LocalPostgres, tokens: TokenIssuer, **settings: Any) -> Service:
+    """The matching service on a freshly migrated database of its own."""
+    return build(
+        MatchingSettings(
+            database_url=migrated_database(postgres, MIGRATIONS),
+            jwt_issuer=tokens.issuer,
+            jwt_audience=tokens.audience,
+            jwt_public_key=tokens.public_key_pem,
+            **settings,
+        )
     )
-    return build(settings)
 
 
-@pytest.fixture
-async def api(matching: Service) -> AsyncIterator[httpx.AsyncClient]:
+@asynccontextmanager
+async def http_api(matching: Service) -> AsyncIterator[httpx.AsyncClient]:
     """The HTTP API without its Kafka lifespan: events stay in the outbox for the test to read."""
     app = matching.http_app([views.router])
     async with httpx.AsyncClient(
@@ -36,3 +40,14 @@ async def api(matching: Service) -> AsyncIterator[httpx.AsyncClient]:
     ) as client:
         yield client
     await matching.engine.dispose()
+
+
+@pytest.fixture
+def matching(postgres: LocalPostgres, tokens: TokenIssuer) -> Service:
+    return matching_service(postgres, tokens)
+
+
+@pytest.fixture
+async def api(matching: Service) -> AsyncIterator[httpx.AsyncClient]:
+    async with http_api(matching) as client:
+        yield client

@@ -10,6 +10,7 @@ import pytest
 from faststream.kafka import TestKafkaBroker
 from sqlalchemy import func, select
 
+from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
 from crossgen_matching import optimiser
 from crossgen_matching.program_admin import run_lock_key
@@ -17,6 +18,7 @@ from crossgen_shared.events import MatchDeclined, MatchProposed, ParticipantJoin
 from crossgen_shared.service import Service
 from crossgen_shared.testing import outbox, publish_event
 
+from .conftest import http_api, matching_service
 from .test_matching_flow import enrol, program
 
 
@@ -85,6 +87,31 @@ async def test_a_whole_program_run_leaves_the_service_answering_meanwhile(
         ticks += 1
     assert (await run).status_code == 200
     assert ticks >= 20
+
+
+@pytest.fixture
+def impatient(postgres: LocalPostgres, tokens: TokenIssuer) -> Service:
+    """A matching service whose transactions may sit idle for 0.3 s at most."""
+    return matching_service(postgres, tokens, database_idle_transaction_timeout=0.3)
+
+
+async def test_a_run_outlasting_the_idle_transaction_limit_still_publishes(
+    impatient: Service, tokens: TokenIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The services' transactions may sit idle only briefly (a hung process would hold its
+    locks); a publish waits for its run inside one, on purpose, under a limit of its own."""
+    match_program = optimiser.match_program
+
+    def slow(program: Any) -> Any:
+        time.sleep(1.0)
+        return match_program(program)
+
+    monkeypatch.setattr(optimiser, "match_program", slow)
+    async with http_api(impatient) as api:
+        pid, _ = await cohort(api, tokens)
+        published = await admin(api, tokens, "POST", f"/programs/{pid}/matching/publish")
+        assert published.status_code == 200, published.text
+        assert len(published.json()["proposed"]) == 1
 
 
 async def test_publish_proposes_once_and_re_matches_what_changed(
