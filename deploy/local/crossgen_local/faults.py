@@ -240,33 +240,35 @@ class FaultRun:
 
     async def freeze_a_replica(self) -> tuple[float, float]:
         """Two processes in one group share the partitions; one is frozen (SIGSTOP) inside a
-        database transaction, as in a long pause of its VM: its connection stays open with the
-        locks it took. Nothing is repaired: the other must take its partitions over and get the
+        database transaction that holds locks, as in a long pause of its VM: its connection stays
+        open with them. Nothing is repaired: the other must take its partitions over and get the
         pipeline through while it sleeps (``through_while_frozen``)."""
         replica = await self._second_replica()
         assert replica.pid is not None  # started
+        # A transaction that wrote (it holds its id's lock) or holds the outbox relay's lock.
         query = (
-            "select count(*) from pg_stat_activity"
-            " where application_name = :name and xact_start is not null"
+            "select count(*) from pg_locks join pg_stat_activity using (pid)"
+            " where application_name = :name and granted"
+            " and locktype in ('transactionid', 'advisory')"
         )
         name = application_name(self.scale.replicated, replica.pid)
 
-        async def in_transaction() -> bool:
+        async def holding_locks() -> bool:
             found = await evidence.rows(self.infra, self.scale.replicated, query, name=name)
             return found[0][0] > 0
 
         async def frozen_mid_transaction() -> bool:
             """Look, freeze, look again: the transaction may have ended in between."""
-            if await in_transaction():
+            if await holding_locks():
                 replica.freeze()
-                if await in_transaction():
+                if await holding_locks():
                     return True
                 replica.thaw()
             return False
 
         injected = await self._when(frozen_mid_transaction)
         if injected is None:
-            raise RuntimeError(f"{replica.name} was never seen inside a transaction")
+            raise RuntimeError(f"{replica.name} was never seen holding locks")
         return injected, injected
 
     async def through_while_frozen(self) -> float | None:
