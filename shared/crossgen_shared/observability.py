@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
+from aiokafka.errors import CommitFailedError
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -44,6 +45,7 @@ def configure(service_name: str, settings: ServiceSettings) -> None:
 def configure_logging(service_name: str, settings: ServiceSettings) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(_add_trace_ids)
+    handler.addFilter(_commit_refused_after_rebalance)
     if settings.log_format == "json":
         handler.setFormatter(
             JsonFormatter(
@@ -73,6 +75,24 @@ def _add_trace_ids(record: logging.LogRecord) -> bool:
         record.trace_id = trace.format_trace_id(span.trace_id)
         record.span_id = trace.format_span_id(span.span_id)
     return True
+
+
+def _commit_refused_after_rebalance(record: logging.LogRecord) -> bool:
+    """FastStream logs a refused offset commit as CRITICAL, with aiokafka's advice to poll more
+    often. Here it follows a pause past the group's session timeout (a frozen or starved process):
+    the group has given the partitions to another member, which gets those records again, and the
+    inbox makes them no-ops there. Nothing to wake anyone for: one WARNING line that says so."""
+    if record.exc_info and isinstance(record.exc_info[1], CommitFailedError):
+        record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        record.msg, record.args = _COMMIT_REFUSED, ()
+        record.exc_info = record.exc_text = None
+    return True
+
+
+_COMMIT_REFUSED = (
+    "offsets not committed: the group gave this consumer's partitions to another member while it"
+    " was not heard from; that member gets the records again, and the inbox skips those handled"
+)
 
 
 def configure_tracing(service_name: str) -> None:

@@ -10,6 +10,7 @@ from uuid import uuid4
 
 import httpx
 import pytest
+from aiokafka.errors import CommitFailedError
 from fastapi import APIRouter, Depends
 from faststream.kafka import TestKafkaBroker
 from opentelemetry import trace
@@ -195,6 +196,20 @@ def restore_logging() -> Iterator[None]:
         lg.handlers[:] = handlers
         lg.setLevel(level)
         lg.propagate = propagate
+
+
+def test_a_commit_refused_after_a_rebalance_is_one_warning(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """FastStream says CRITICAL, with a traceback and advice that does not apply after a pause."""
+    settings = ServiceSettings(
+        database_url="postgresql+asyncpg://unused/db", jwt_issuer="idp", jwt_public_key="unused"
+    )
+    observability.configure_logging("matching", settings)
+    refused = CommitFailedError("the group has already rebalanced")
+    logging.getLogger("faststream.kafka").log(logging.CRITICAL, repr(refused), exc_info=refused)
+    [line] = capsys.readouterr().out.splitlines()
+    assert " WARNING faststream.kafka offsets not committed: the group gave" in line
 
 
 def test_json_logs_are_one_object_a_line_with_the_active_trace(
