@@ -245,7 +245,8 @@ class FaultRun:
         pipeline through while it sleeps (``through_while_frozen``)."""
         replica = await self._second_replica()
         assert replica.pid is not None  # started
-        # A transaction that wrote (it holds its id's lock) or holds the outbox relay's lock.
+        # A transaction that wrote or locked rows (it holds its id's lock), or holds an advisory
+        # lock (the outbox relay's).
         query = (
             "select count(*) from pg_locks join pg_stat_activity using (pid)"
             " where application_name = :name and granted"
