@@ -110,6 +110,10 @@ class Consumer:
             ack_policy=AckPolicy.NACK_ON_ERROR,
             batch=True,
             max_records=self.batch_size,
+            # A rebalance waits for every member's next heartbeat, and a service's consumers join
+            # one after another at its start: at the default 3 s, a restart took 3 s more for
+            # each of them.
+            heartbeat_interval_ms=1000,
             title=f"{self.service} <- {self.topic}",
             description=self.description,
         )
