@@ -22,6 +22,16 @@ def fresh_settings(postgres: LocalPostgres, tokens: TokenIssuer, **extra: Any) -
     )
 
 
+def offline_settings(**extra: Any) -> ServiceSettings:
+    """Settings for code that reads them but reaches no database nor identity provider."""
+    return ServiceSettings(
+        database_url="postgresql+asyncpg://unused/db",
+        jwt_issuer="idp",
+        jwt_public_key="unused",
+        **extra,
+    )
+
+
 async def messaging_service(name: str, settings: ServiceSettings) -> Service:
     """A service named ``name`` whose database has the outbox and inbox, nothing else."""
     service = Service(name, settings)

@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from crossgen_shared import cli
 from crossgen_shared.settings import ServiceSettings
 
+from .messaging import offline_settings
+
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
@@ -36,9 +38,7 @@ def test_serve_freezes_what_start_up_made_before_serving(
         served.append((app, gc.get_freeze_count()))
 
     monkeypatch.setattr(cli.uvicorn, "run", run)
-    settings = ServiceSettings(
-        database_url="postgresql+asyncpg://unused/db", jwt_issuer="idp", jwt_public_key="unused"
-    )
+    settings = offline_settings()
     cli.main("matching", lambda: settings, app_factory, Path("."), argv=["serve"])
 
     [(app, frozen)] = served

@@ -29,7 +29,7 @@ from crossgen_shared.service import Service, unit_of_work
 from crossgen_shared.settings import ServiceSettings
 from crossgen_shared.unit_of_work import UnitOfWork
 
-from .messaging import fresh_settings, messaging_service
+from .messaging import fresh_settings, messaging_service, offline_settings
 
 FOREIGN_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 FOREIGN_PARENT = f"00-{FOREIGN_TRACE}-00f067aa0ba902b7-01"
@@ -202,10 +202,7 @@ def test_a_commit_refused_after_a_rebalance_is_one_warning(
     restore_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """FastStream says CRITICAL, with a traceback and advice that does not apply after a pause."""
-    settings = ServiceSettings(
-        database_url="postgresql+asyncpg://unused/db", jwt_issuer="idp", jwt_public_key="unused"
-    )
-    observability.configure_logging("matching", settings)
+    observability.configure_logging("matching", offline_settings())
     refused = CommitFailedError("the group has already rebalanced")
     logging.getLogger("faststream.kafka").log(logging.CRITICAL, repr(refused), exc_info=refused)
     [line] = capsys.readouterr().out.splitlines()
@@ -215,14 +212,9 @@ def test_a_commit_refused_after_a_rebalance_is_one_warning(
 def test_json_logs_are_one_object_a_line_with_the_active_trace(
     tracer: trace.Tracer, restore_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = ServiceSettings(
-        database_url="postgresql+asyncpg://unused/db",
-        jwt_issuer="idp",
-        jwt_public_key="unused",
-        log_format="json",
-        log_level="DEBUG",
+    observability.configure_logging(
+        "matching", offline_settings(log_format="json", log_level="DEBUG")
     )
-    observability.configure_logging("matching", settings)
     with tracer.start_as_current_span("work") as span:
         logging.getLogger("crossgen_matching.service").info("matched %d pairs", 3)
     logging.getLogger("uvicorn.access").info(

@@ -278,8 +278,7 @@ class FaultRun:
         try:
             return await self.probe_through()
         finally:
-            for replica in self.stack.replicas.values():
-                replica.thaw()
+            (await self._second_replica()).thaw()
 
     async def kill_a_replica(self) -> tuple[float, float]:
         """Two processes in one group share the partitions; one dies without a goodbye, and the
