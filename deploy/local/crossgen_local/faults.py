@@ -1,7 +1,7 @@
-"""The fault suite (issue 8): while HRIS records stream in, crash and restart each service, restart
-the Kafka broker and crash it, stop PostgreSQL, stop the SMTP relay, freeze one of two replicas of a
-service and kill one; then let the system catch up and judge what every service stored and sent
-against what the feed got accepted.
+"""The fault suite (issue 8): while HRIS records stream in, crash and restart each service; restart
+the Kafka broker, crash it and freeze it; stop PostgreSQL and freeze it; stop the SMTP relay; freeze
+one of two replicas of a service and kill one. Then let the system catch up and judge what every
+service stored and sent against what the feed got accepted.
 
 ``python -m crossgen_local.faults`` runs the short form (as the test does); ``--long`` the long one,
 which writes ``benchmarks/results/faults.json``. Exits 1 unless nothing was lost, duplicated or
@@ -29,8 +29,10 @@ from crossgen_local import evidence
 from crossgen_local._common import Managed, say
 from crossgen_local.hris_feed import Employee, HrisFeed, create_program, seq_of, workforce
 from crossgen_local.infra import LocalInfra
+from crossgen_local.kafka import LocalKafka
 from crossgen_local.oracle import Fault, Verdict, judge
 from crossgen_local.pairs import PairStream
+from crossgen_local.postgres import LocalPostgres
 from crossgen_local.processes import ServiceProcess
 from crossgen_local.stack import SERVICES, CrossgenStack
 from crossgen_local.tokens import TokenIssuer
@@ -49,7 +51,7 @@ class Scale:
     employees: int
     rate: float  # HRIS records a second
     pair_rate: float  # pairs enrolling themselves a second
-    outage: float  # seconds the crashed broker, PostgreSQL and the SMTP relay are each down
+    outage: float  # seconds the broker (crashed, frozen), PostgreSQL and the relay are each down
     settle: float  # seconds of undisturbed streaming before each fault
     recovery_timeout: float
     drain_timeout: float
@@ -67,7 +69,9 @@ def fault_names(scale: Scale) -> list[str]:
         *(f"kill -9 {service}" for service in SERVICES),
         "restart kafka",
         f"kill -9 kafka, down {scale.outage:g}s",
+        f"freeze kafka {scale.outage:g}s",
         f"stop postgres {scale.outage:g}s",
+        f"freeze postgres {scale.outage:g}s",
         f"stop the smtp relay {scale.outage:g}s",
         f"freeze one of two {scale.replicated} replicas mid-transaction",
         f"kill -9 one of two {scale.replicated} replicas",
@@ -112,7 +116,9 @@ class FaultRun:
             *((partial(self.kill_and_restart, s), self.probe_through) for s in SERVICES),
             (self.restart_kafka, self.probe_through),
             (partial(self.restart_kafka, crash=True), self.probe_through),
+            (partial(self.freeze, self.infra.kafka), self.probe_through),
             (partial(self.outage, self.infra.postgres), self.probe_through),
+            (partial(self.freeze, self.infra.postgres), self.probe_through),
             (partial(self.outage, self.infra.smtp), self.mail_through),
             (self.freeze_a_replica, self.through_while_frozen),
             (self.kill_a_replica, self.probe_through),
@@ -227,6 +233,13 @@ class FaultRun:
         injected = time.time()
         down_for = self.scale.outage if crash else 0.0
         await asyncio.to_thread(partial(self.infra.kafka.restart, crash=crash, down_for=down_for))
+        return injected, time.time()
+
+    async def freeze(self, component: LocalKafka | LocalPostgres) -> tuple[float, float]:
+        """The component stops answering for the outage's length, its connections open (a long
+        pause of its VM): clients wait on their requests' timeouts, not on a refused connection."""
+        injected = time.time()
+        await asyncio.to_thread(component.freeze, self.scale.outage)
         return injected, time.time()
 
     async def outage(self, component: Managed) -> tuple[float, float]:

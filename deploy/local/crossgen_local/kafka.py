@@ -8,6 +8,7 @@ import hashlib
 import importlib.resources
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -26,6 +27,7 @@ from ._common import (
     free_ports,
     kill_group,
     say,
+    signal_group,
     tail,
     terminate_group,
 )
@@ -147,6 +149,27 @@ class LocalKafka(Managed):
         self._wait_ready()
         how = "killed" if crash else "stopped"
         say(f"kafka: {how} and started again in {time.monotonic() - t0:.1f}s")
+
+    def freeze(self, seconds: float) -> None:
+        """Freeze the broker for ``seconds`` (SIGSTOP; Docker's pause), then wake it: its clients'
+        connections stay open and unanswered, as in a long pause of its VM."""
+        if self.mode == "external":
+            raise RuntimeError("cannot freeze an external Kafka broker")
+        if self.mode == "docker":
+            container = self._container.get_wrapped_container()
+            container.pause()
+            try:
+                time.sleep(seconds)
+            finally:
+                container.unpause()
+        else:
+            assert self._proc is not None
+            signal_group(self._proc, signal.SIGSTOP)
+            try:
+                time.sleep(seconds)
+            finally:
+                signal_group(self._proc, signal.SIGCONT)
+        say(f"kafka: frozen for {seconds:g}s and woken")
 
     # --- local JVM mode ---------------------------------------------------------------------
 

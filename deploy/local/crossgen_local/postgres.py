@@ -118,6 +118,37 @@ class LocalPostgres(Managed):
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
         say("postgres: stopped")
 
+    def freeze(self, seconds: float) -> None:
+        """Freeze the server for ``seconds`` (SIGSTOP to the postmaster and its backends; Docker's
+        pause), then wake it: connections stay open and unanswered, as in a long pause of its VM
+        or a hung disk."""
+        if self.mode == "external":
+            raise RuntimeError("cannot freeze an external PostgreSQL server")
+        if self.mode == "docker":
+            container = self._container.get_wrapped_container()
+            container.pause()
+            try:
+                time.sleep(seconds)
+            finally:
+                container.unpause()
+        else:
+            assert self.pid is not None
+            postmaster = psutil.Process(self.pid)
+            # The postmaster first: frozen, it forks no backend that the list would miss.
+            processes = [postmaster]
+            postmaster.suspend()
+            try:
+                processes += postmaster.children(recursive=True)
+                for process in processes[1:]:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        process.suspend()
+                time.sleep(seconds)
+            finally:
+                for process in processes:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        process.resume()
+        say(f"postgres: frozen for {seconds:g}s and woken")
+
     def close(self) -> None:
         """Stop and delete everything this object started; idempotent."""
         container, self._container = self._container, None

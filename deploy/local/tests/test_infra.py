@@ -126,6 +126,30 @@ def test_postgres_stop_start_keeps_data(infra: LocalInfra) -> None:
     assert asyncio.run(read()) == [42]
 
 
+def test_a_frozen_postgres_answers_once_woken(infra: LocalInfra) -> None:
+    if infra.postgres.mode == "external":
+        pytest.skip("cannot freeze an external server")
+    old_pid = infra.postgres.pid
+
+    async def query_while_frozen() -> float:
+        engine = create_async_engine(infra.postgres.url("alpha"))
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("select 1"))  # connected before the freeze
+                frozen = asyncio.create_task(asyncio.to_thread(infra.postgres.freeze, 2.0))
+                await asyncio.sleep(0.5)
+                started = time.monotonic()
+                assert (await conn.execute(text("select 2"))).scalar() == 2
+                await frozen
+                return time.monotonic() - started
+        finally:
+            await engine.dispose()
+
+    # The same server, the connection kept: the query sent meanwhile is answered once it wakes.
+    assert asyncio.run(query_while_frozen()) >= 1.0
+    assert infra.postgres.pid == old_pid
+
+
 def test_smtp_sink(infra: LocalInfra) -> None:
     sink = infra.smtp
     sink.clear()
@@ -178,6 +202,32 @@ def test_kafka_restart_keeps_records(infra: LocalInfra, crash: bool) -> None:
     if infra.kafka.mode == "local":
         assert infra.kafka.pid != old_pid and not alive(old_pid)
     assert asyncio.run(consume_one(bootstrap, topic)) == b"survives"
+
+
+def test_a_frozen_kafka_answers_once_woken(infra: LocalInfra) -> None:
+    if infra.kafka.mode == "external":
+        pytest.skip("cannot freeze an external broker")
+    topic = f"freeze-{uuid.uuid4().hex[:8]}"
+    old_pid = infra.kafka.pid
+
+    async def send_while_frozen() -> float:
+        producer = AIOKafkaProducer(bootstrap_servers=infra.kafka.bootstrap_servers)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, b"before", key=b"k")
+            frozen = asyncio.create_task(asyncio.to_thread(infra.kafka.freeze, 2.0))
+            await asyncio.sleep(0.5)
+            started = time.monotonic()
+            await producer.send_and_wait(topic, b"during", key=b"k")
+            await frozen
+            return time.monotonic() - started
+        finally:
+            await producer.stop()
+
+    # The same broker, its connection kept: the record sent meanwhile is acknowledged once it wakes.
+    assert asyncio.run(send_while_frozen()) >= 1.0
+    assert infra.kafka.pid == old_pid
+    assert asyncio.run(consume_one(infra.kafka.bootstrap_servers, topic)) == b"before"
 
 
 def test_service_process(tmp_path: Path) -> None:
