@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Index, LargeBinary, String, func, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -63,11 +64,18 @@ MESSAGING_TABLES = (OUTBOX, INBOX)
 
 
 def create_engine(
-    url: str, service: str | None = None, idle_transaction_timeout: float = 0.0
+    url: str,
+    service: str | None = None,
+    idle_transaction_timeout: float = 0.0,
+    *,
+    pool_size: int = 10,
+    pool_timeout: float = 30.0,
 ) -> AsyncEngine:
     """The engine of a service's process: its connections say whose they are (``service``), and
     PostgreSQL ends one whose transaction sits idle longer than ``idle_transaction_timeout``
-    seconds (0: as the server is set), releasing its locks."""
+    seconds (0: as the server is set), releasing its locks. It keeps ``pool_size`` connections,
+    opens as many more while all are busy, and waits ``pool_timeout`` seconds for one to be free
+    beyond that."""
     settings = {}
     if service:
         settings["application_name"] = application_name(service, os.getpid())
@@ -78,7 +86,11 @@ def create_engine(
     # connection a server restart broke fails its first use instead; SQLAlchemy then renews the
     # whole pool, and what failed is done again (see ``unavailable``).
     return create_async_engine(
-        url, pool_size=10, max_overflow=10, connect_args={"server_settings": settings}
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=pool_timeout,
+        connect_args={"server_settings": settings},
     )
 
 
@@ -111,8 +123,9 @@ _UNAVAILABLE = ("08", "53", "57P", "40")
 
 def unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` is the database's passing trouble (down, restarted, a broken connection,
-    a deadlock), not the work's: the same work may succeed if done again."""
-    if isinstance(exc, OperationalError | InterfaceError | OSError):
+    a deadlock, every pooled connection busy for too long), not the work's: the same work may
+    succeed if done again."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError | PoolTimeout):
         return True
     if not isinstance(exc, DBAPIError):
         return False

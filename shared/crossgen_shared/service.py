@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import make_asgi_app
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 
 from crossgen_shared import asyncapi, observability, topics
 from crossgen_shared.auth import TokenVerifier
@@ -61,7 +61,11 @@ class Service:
             logger=logging.getLogger("faststream.kafka"),
         )
         self.engine = create_engine(
-            settings.database_url, name, settings.database_idle_transaction_timeout
+            settings.database_url,
+            name,
+            settings.database_idle_transaction_timeout,
+            pool_size=settings.database_pool_size,
+            pool_timeout=settings.database_pool_timeout,
         )
         self.sessions = session_factory(self.engine)
         self.relay = OutboxRelay(
@@ -170,11 +174,13 @@ class Service:
         async def request_error(_: Request, exc: RequestError) -> JSONResponse:
             return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
 
-        @app.exception_handler(DBAPIError)
-        async def database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        @app.exception_handler(SQLAlchemyError)
+        async def database_error(_: Request, exc: SQLAlchemyError) -> JSONResponse:
             # Either way the unit of work has rolled back: nothing of the request was written.
             if refused_data(exc):
-                return JSONResponse({"detail": f"data refused: {exc.orig}"}, status_code=422)
+                return JSONResponse(
+                    {"detail": f"data refused: {getattr(exc, 'orig', exc)}"}, status_code=422
+                )
             if unavailable(exc):
                 return JSONResponse(
                     {"detail": "the database is unavailable for a moment; try again"},

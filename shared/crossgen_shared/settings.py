@@ -15,6 +15,11 @@ class ServiceSettings(BaseSettings):
     # set). A process frozen or hung mid-transaction holds its locks until then, and the replica
     # that took its partitions over, or wants the outbox relay's lock, waits for them.
     database_idle_transaction_timeout: float = Field(default=15.0, ge=0)
+    # Connections a process keeps open; as many more are opened while all of them are busy.
+    database_pool_size: int = Field(default=10, ge=1)
+    # Seconds a unit of work waits for a free connection when every one is busy (a hung or
+    # overloaded server): then the database counts as unavailable, like a refused connection.
+    database_pool_timeout: float = Field(default=30.0, gt=0)
     kafka_bootstrap_servers: str = "localhost:9092"
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"

@@ -15,6 +15,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import REGISTRY
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from crossgen_local.processes import free_port
 from crossgen_local.smtp import SmtpSink
@@ -132,6 +134,37 @@ async def test_one_claim_sends_its_messages_at_once_and_records_each_outcome(
     assert [m.message["Message-ID"] for m in smtp.messages] == [f"<{sent.id}@crossgen>"]
     events = await emitted(notifications)
     assert sorted(type(e).__name__ for e in events) == ["NotificationFailed", "NotificationSent"]
+
+
+class AdminShutdown(Exception):
+    sqlstate = "57P01"  # what asyncpg raises when PostgreSQL is stopped under a connection
+
+
+async def test_outcomes_the_database_cannot_take_yet_are_recorded_once_it_can(
+    notifications: Service,
+    delivery: MakeDelivery,
+    smtp: SmtpSink,
+    proposed: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mailer = delivery(delivery_batch=2)
+    record = mailer._record
+    troubles = iter(
+        [PoolTimeout("every connection busy"), DBAPIError("update", {}, AdminShutdown())]
+    )
+
+    async def after_troubles(outcomes: Any) -> None:
+        if (trouble := next(troubles, None)) is not None:
+            raise trouble
+        await record(outcomes)
+
+    monkeypatch.setattr(mailer, "_record", after_troubles)
+    assert await mailer.deliver_next() == 2
+    # Sent once, and recorded as sent: not left "sending", which would make them unconfirmed.
+    assert len(smtp.messages) == 2
+    assert [(n.status, n.attempts) for n in await notifications_of(notifications)] == [
+        ("sent", 1)
+    ] * 2
 
 
 async def test_a_claim_s_emails_take_turns_on_the_smtp_connections(

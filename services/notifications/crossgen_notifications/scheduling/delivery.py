@@ -30,7 +30,6 @@ from uuid import UUID, uuid4
 from prometheus_client import Counter, Gauge
 from sqlalchemy import DateTime, Row, Uuid, any_, bindparam, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from crossgen_notifications.channels import Channel, ChannelName, DeliveryError, Outgoing
 from crossgen_notifications.channels.chat import ChatChannel
@@ -43,6 +42,7 @@ from crossgen_notifications.models import Notification, Preferences, Status
 from crossgen_notifications.preferences.store import enabled
 from crossgen_notifications.scheduling.timing import Clock, system_clock
 from crossgen_notifications.settings import NotificationsSettings
+from crossgen_shared.db import unavailable
 from crossgen_shared.events import NotificationFailed, NotificationSent
 from crossgen_shared.unit_of_work import UnitOfWork
 
@@ -192,7 +192,9 @@ class Delivery:
                 try:
                     await self._record(list(zip(claims, outcomes, strict=True)))
                     break
-                except (OperationalError, InterfaceError, OSError):
+                except Exception as exc:
+                    if not unavailable(exc):
+                        raise
                     failures += 1
                     log.warning("cannot record a delivery yet; retrying", exc_info=True)
                     await asyncio.sleep(min(0.2 * 2**failures, 5.0))
