@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, KafkaError
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -27,6 +27,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
+from crossgen_shared.db import unavailable
 from crossgen_shared.settings import ServiceSettings
 
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -46,6 +47,7 @@ def configure_logging(service_name: str, settings: ServiceSettings) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(_add_trace_ids)
     handler.addFilter(_commit_refused_after_rebalance)
+    handler.addFilter(_batch_back_for_passing_trouble)
     if settings.log_format == "json":
         handler.setFormatter(
             JsonFormatter(
@@ -93,6 +95,35 @@ _COMMIT_REFUSED = (
     "offsets not committed: the group gave this consumer's partitions to another member while it"
     " was not heard from; that member gets the records again, and the inbox skips those handled"
 )
+
+
+def passing_trouble(exc: BaseException) -> bool:
+    """Trouble that passes by itself and is retried: the database's (``db.unavailable``: down,
+    restarted, hung) or the Kafka broker's."""
+    return unavailable(exc) or isinstance(exc, KafkaError)
+
+
+def log_failure(log: logging.Logger, what: str, exc: Exception, then: str) -> None:
+    """A background step's failure: one WARNING line when it is passing trouble, which an outage
+    makes by the hundred; an ERROR with its traceback otherwise, for somebody to look at."""
+    if passing_trouble(exc):
+        log.warning("%s: %s; %s", what, briefly(exc), then)
+    else:
+        log.error("%s failed; %s", what, then, exc_info=exc)
+
+
+def briefly(exc: BaseException) -> str:
+    """The error's kind and message, without SQLAlchemy's statement and parameters."""
+    cause = getattr(exc, "orig", None) or exc
+    return f"{type(cause).__name__}: {cause}"
+
+
+def _batch_back_for_passing_trouble(record: logging.LogRecord) -> bool:
+    """FastStream logs a batch its handler failed as ERROR, with the traceback. The consumer raises
+    passing trouble on purpose, so that the batch comes again, and has said so in a WARNING line:
+    that line is enough."""
+    failed = record.exc_info[1] if record.exc_info else None
+    return not (record.name.startswith("faststream") and failed and passing_trouble(failed))
 
 
 def configure_tracing(service_name: str) -> None:

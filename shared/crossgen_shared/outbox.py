@@ -9,14 +9,14 @@ import asyncio
 import contextlib
 import logging
 
-from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from prometheus_client import Counter
 from sqlalchemy import BigInteger, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crossgen_shared.db import OutboxRecord, unavailable
+from crossgen_shared.db import OutboxRecord
+from crossgen_shared.observability import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +76,10 @@ class OutboxRelay:
             except Exception as exc:
                 failures += 1
                 delay = min(0.2 * 2**failures, 5.0)
-                if unavailable(exc) or isinstance(exc, KafkaError):
-                    # Passing trouble, with nothing to mend: the database or the broker is down,
-                    # or the database ended a session that waited too long for the broker's acks
-                    # (its idle-transaction limit). The batch goes out again; consumers skip the
-                    # copies of what had reached them.
-                    log.warning("outbox relay: %s; retrying in %.1f s", _briefly(exc), delay)
-                else:
-                    log.exception("outbox relay failed; retrying")
+                # Passing trouble includes a session the database ended while it waited for the
+                # broker's acks (its idle-transaction limit): the batch goes out again, and
+                # consumers skip the copies of what had reached them.
+                log_failure(log, "outbox relay", exc, f"retrying in {delay:.1f} s")
                 await asyncio.sleep(delay)
                 continue
             if published < self._batch_size:
@@ -117,9 +113,3 @@ class OutboxRelay:
             for row in rows:
                 PUBLISHED.labels(row.topic).inc()
             return len(rows)
-
-
-def _briefly(exc: Exception) -> str:
-    """The error's kind and message, without SQLAlchemy's statement and parameters."""
-    cause = getattr(exc, "orig", None) or exc
-    return f"{type(cause).__name__}: {cause}"

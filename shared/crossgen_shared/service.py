@@ -174,8 +174,11 @@ class Service:
         async def request_error(_: Request, exc: RequestError) -> JSONResponse:
             return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
 
+        # OSError too: a connection that cannot be made at all (the server down, its socket
+        # gone) reaches us from the driver as it is, not wrapped by SQLAlchemy.
+        @app.exception_handler(OSError)
         @app.exception_handler(SQLAlchemyError)
-        async def database_error(_: Request, exc: SQLAlchemyError) -> JSONResponse:
+        async def database_error(_: Request, exc: Exception) -> JSONResponse:
             # Either way the unit of work has rolled back: nothing of the request was written.
             if refused_data(exc):
                 return JSONResponse(

@@ -209,6 +209,20 @@ def test_a_commit_refused_after_a_rebalance_is_one_warning(
     assert " WARNING faststream.kafka offsets not committed: the group gave" in line
 
 
+def test_a_batch_back_for_the_database_s_trouble_is_not_logged_again(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The consumer has said so in a WARNING line; FastStream's ERROR with the traceback goes.
+    A batch that failed for any other reason is still logged whole."""
+    observability.configure_logging("matching", offline_settings())
+    faststream = logging.getLogger("faststream.kafka")
+    for failed in (FileNotFoundError(2, "No such file or directory"), ValueError("a bug")):
+        faststream.error(repr(failed), exc_info=failed)
+    out = capsys.readouterr().out
+    assert "FileNotFoundError" not in out
+    assert " ERROR faststream.kafka ValueError('a bug')\nValueError: a bug" in out
+
+
 def test_json_logs_are_one_object_a_line_with_the_active_trace(
     tracer: trace.Tracer, restore_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:

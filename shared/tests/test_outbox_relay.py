@@ -52,7 +52,7 @@ CLOSED = InterfaceError("update outbox ...", {}, Exception("the underlying conne
     [
         (CLOSED, WARNING, "Exception: the underlying connection is closed; retrying in 0.4 s"),
         (KafkaTimeoutError(), WARNING, "KafkaTimeoutError: KafkaTimeoutError; retrying in 0.4 s"),
-        (ValueError("a bug"), ERROR, "failed; retrying"),
+        (ValueError("a bug"), ERROR, "failed; retrying in 0.4 s"),
     ],
     ids=["database", "kafka", "bug"],
 )

@@ -23,6 +23,7 @@ from sqlalchemy import and_, or_, select
 from crossgen_matching.directory.models import Employee
 from crossgen_matching.models import Participant
 from crossgen_shared.events import ParticipantErased
+from crossgen_shared.observability import log_failure
 from crossgen_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,6 @@ async def watch(unit_of_work: Callable[[], UnitOfWork], grace: timedelta, interv
                     log.info("erased %d person(s) whose grace period ended", erased)
                 if erased < BATCH:
                     break
-        except Exception:
-            log.exception("erasure failed; the next run retries")
+        except Exception as exc:
+            log_failure(log, "erasure", exc, "the next run retries")
         await asyncio.sleep(interval)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from crossgen_matching import service
 from crossgen_matching.models import Pairing, Program
+from crossgen_shared.observability import log_failure
 from crossgen_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,6 @@ async def watch(
                 await uow.commit()
             if expired:
                 log.info("expired %d unanswered proposal(s)", expired)
-        except Exception:
-            log.exception("expiring proposals failed; the next run retries")
+        except Exception as exc:
+            log_failure(log, "expiring proposals", exc, "the next run retries")
         await asyncio.sleep(interval)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from crossgen_matching import program_admin
 from crossgen_matching.models import Program
 from crossgen_shared.errors import Conflict, Unprocessable
+from crossgen_shared.observability import log_failure
 from crossgen_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -43,5 +44,5 @@ async def watch(unit_of_work: Callable[[], UnitOfWork], interval: float) -> None
         await asyncio.sleep(interval)
         try:
             await resolve_all(unit_of_work)
-        except Exception:
-            log.exception("re-solving the programs failed; the next run retries")
+        except Exception as exc:
+            log_failure(log, "re-solving the programs", exc, "the next run retries")

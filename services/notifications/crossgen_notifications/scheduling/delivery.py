@@ -44,6 +44,7 @@ from crossgen_notifications.scheduling.timing import Clock, system_clock
 from crossgen_notifications.settings import NotificationsSettings
 from crossgen_shared.db import unavailable
 from crossgen_shared.events import NotificationFailed, NotificationSent
+from crossgen_shared.observability import log_failure
 from crossgen_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -143,10 +144,11 @@ class Delivery:
                 with contextlib.suppress(Exception):
                     await cycle
                 raise
-            except Exception:  # a database outage pauses delivery, it does not end it
+            except Exception as exc:  # a database outage pauses delivery, it does not end it
                 failures += 1
-                log.exception("delivery failed; retrying")
-                await asyncio.sleep(min(0.2 * 2**failures, 5.0))
+                delay = min(0.2 * 2**failures, 5.0)
+                log_failure(log, "delivery", exc, f"retrying in {delay:.1f} s")
+                await asyncio.sleep(delay)
                 continue
             failures = 0
             # A full claim may have left more due: look again at once. Anything else took all

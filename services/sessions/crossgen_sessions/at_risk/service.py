@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from crossgen_sessions.at_risk.rules import History, Outcome, Policy, Risk, risks
 from crossgen_sessions.models import AtRiskMark, Pairing, Session
 from crossgen_shared.events import PairingAtRisk
+from crossgen_shared.observability import log_failure
 from crossgen_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,8 @@ async def watch(unit_of_work: Callable[[], UnitOfWork], policy: Policy, interval
         try:
             if announced := await check(unit_of_work, policy, datetime.now(UTC)):
                 log.info("%d pairing(s) newly at risk", announced)
-        except Exception:
-            log.exception("at-risk check failed; the next one retries")
+        except Exception as exc:
+            log_failure(log, "at-risk check", exc, "the next one retries")
         await asyncio.sleep(interval)
 
 
