@@ -107,12 +107,12 @@ def log_failure(log: logging.Logger, what: str, exc: Exception, then: str) -> No
     """A background step's failure: one WARNING line when it is passing trouble, which an outage
     makes by the hundred; an ERROR with its traceback otherwise, for somebody to look at."""
     if passing_trouble(exc):
-        log.warning("%s: %s; %s", what, briefly(exc), then)
+        log.warning("%s: %s; %s", what, _briefly(exc), then)
     else:
         log.error("%s failed; %s", what, then, exc_info=exc)
 
 
-def briefly(exc: BaseException) -> str:
+def _briefly(exc: BaseException) -> str:
     """The error's kind and message, without SQLAlchemy's statement and parameters."""
     cause = getattr(exc, "orig", None) or exc
     return f"{type(cause).__name__}: {cause}"
@@ -120,10 +120,17 @@ def briefly(exc: BaseException) -> str:
 
 def _batch_back_for_passing_trouble(record: logging.LogRecord) -> bool:
     """FastStream logs a batch its handler failed as ERROR, with the traceback. The consumer raises
-    passing trouble on purpose, so that the batch comes again, and has said so in a WARNING line:
-    that line is enough."""
+    the database's trouble on purpose, so that the batch comes again, and has said so in a WARNING
+    line: that line is enough. The broker's trouble becomes one WARNING line."""
     failed = record.exc_info[1] if record.exc_info else None
-    return not (record.name.startswith("faststream") and failed and passing_trouble(failed))
+    if not (record.name.startswith("faststream") and failed and passing_trouble(failed)):
+        return True
+    if unavailable(failed):
+        return False
+    record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+    record.msg, record.args = "%s; the records come again", (_briefly(failed),)
+    record.exc_info = record.exc_text = None
+    return True
 
 
 def configure_tracing(service_name: str) -> None:

@@ -10,7 +10,7 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, KafkaTimeoutError
 from fastapi import APIRouter, Depends
 from faststream.kafka import TestKafkaBroker
 from opentelemetry import trace
@@ -213,13 +213,15 @@ def test_a_batch_back_for_the_database_s_trouble_is_not_logged_again(
     restore_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The consumer has said so in a WARNING line; FastStream's ERROR with the traceback goes.
-    A batch that failed for any other reason is still logged whole."""
+    The broker's trouble is one WARNING line; any other failure is still logged whole."""
     observability.configure_logging("matching", offline_settings())
     faststream = logging.getLogger("faststream.kafka")
-    for failed in (FileNotFoundError(2, "No such file or directory"), ValueError("a bug")):
+    troubles = (FileNotFoundError(2, "gone"), KafkaTimeoutError(), ValueError("a bug"))
+    for failed in troubles:
         faststream.error(repr(failed), exc_info=failed)
     out = capsys.readouterr().out
     assert "FileNotFoundError" not in out
+    assert " WARNING faststream.kafka KafkaTimeoutError: KafkaTimeoutError; the records come" in out
     assert " ERROR faststream.kafka ValueError('a bug')\nValueError: a bug" in out
 
 
