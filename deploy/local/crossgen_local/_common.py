@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -91,6 +92,17 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
 def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
+
+
+@contextlib.contextmanager
+def frozen(stop: Callable[[], object], wake: Callable[[], object]) -> Iterator[None]:
+    """``stop()`` on entry and ``wake()`` on exit, also when the block or ``stop`` itself is
+    interrupted: what is frozen for a fault, even in part, must never stay frozen."""
+    try:
+        stop()
+        yield
+    finally:
+        wake()
 
 
 class Managed:

@@ -8,7 +8,6 @@ import hashlib
 import importlib.resources
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -16,7 +15,9 @@ import tempfile
 import threading
 import time
 import uuid
+from functools import partial
 from pathlib import Path
+from signal import SIGCONT, SIGSTOP
 from typing import Any, Literal
 
 from ._common import (
@@ -25,6 +26,7 @@ from ._common import (
     docker_available,
     free_port,
     free_ports,
+    frozen,
     kill_group,
     say,
     signal_group,
@@ -157,18 +159,13 @@ class LocalKafka(Managed):
             raise RuntimeError("cannot freeze an external Kafka broker")
         if self.mode == "docker":
             container = self._container.get_wrapped_container()
-            container.pause()
-            try:
-                time.sleep(seconds)
-            finally:
-                container.unpause()
+            pause = frozen(container.pause, container.unpause)
         else:
             assert self._proc is not None
-            signal_group(self._proc, signal.SIGSTOP)
-            try:
-                time.sleep(seconds)
-            finally:
-                signal_group(self._proc, signal.SIGCONT)
+            stop, wake = (partial(signal_group, self._proc, s) for s in (SIGSTOP, SIGCONT))
+            pause = frozen(stop, wake)
+        with pause:
+            time.sleep(seconds)
         say(f"kafka: frozen for {seconds:g}s and woken")
 
     # --- local JVM mode ---------------------------------------------------------------------

@@ -12,7 +12,8 @@ import tempfile
 import time
 import urllib.parse
 import warnings
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -22,7 +23,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ._common import Managed, docker_available, free_port, say
+from ._common import Managed, docker_available, free_port, frozen, say
 
 Mode = Literal["external", "docker", "embedded"]
 T = TypeVar("T")
@@ -126,27 +127,21 @@ class LocalPostgres(Managed):
             raise RuntimeError("cannot freeze an external PostgreSQL server")
         if self.mode == "docker":
             container = self._container.get_wrapped_container()
-            container.pause()
-            try:
-                time.sleep(seconds)
-            finally:
-                container.unpause()
+            pause = frozen(container.pause, container.unpause)
         else:
             assert self.pid is not None
             postmaster = psutil.Process(self.pid)
             # The postmaster first: frozen, it forks no backend that the list would miss.
             processes = [postmaster]
-            postmaster.suspend()
-            try:
-                processes += postmaster.children(recursive=True)
-                for process in processes[1:]:
-                    with contextlib.suppress(psutil.NoSuchProcess):
-                        process.suspend()
-                time.sleep(seconds)
-            finally:
-                for process in processes:
-                    with contextlib.suppress(psutil.NoSuchProcess):
-                        process.resume()
+
+            def stop() -> None:
+                postmaster.suspend()
+                processes.extend(postmaster.children(recursive=True))
+                _each(processes[1:], psutil.Process.suspend)
+
+            pause = frozen(stop, partial(_each, processes, psutil.Process.resume))
+        with pause:
+            time.sleep(seconds)
         say(f"postgres: frozen for {seconds:g}s and woken")
 
     def close(self) -> None:
@@ -239,6 +234,12 @@ class LocalPostgres(Managed):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+
+
+def _each(processes: list[psutil.Process], signal: Callable[[psutil.Process], None]) -> None:
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            signal(process)
 
 
 def _render(url: URL, hide_password: bool = False) -> str:
