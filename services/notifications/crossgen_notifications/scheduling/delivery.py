@@ -198,8 +198,9 @@ class Delivery:
                     if not unavailable(exc):
                         raise
                     failures += 1
-                    log.warning("cannot record a delivery yet; retrying", exc_info=True)
-                    await asyncio.sleep(min(0.2 * 2**failures, 5.0))
+                    delay = min(0.2 * 2**failures, 5.0)
+                    log_failure(log, "recording deliveries", exc, f"retrying in {delay:.1f} s")
+                    await asyncio.sleep(delay)
         return due
 
     async def deliver_due(self) -> int:
