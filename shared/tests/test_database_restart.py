@@ -1,9 +1,10 @@
-"""Connections are not pinged before each use: after PostgreSQL stops or restarts, an HTTP request
-is told to try again in a moment (503, Retry-After), also while no connection can be made, and the
-next one works on fresh connections."""
+"""Connections are not pinged before each use: after PostgreSQL stops or restarts, or is killed
+-9 and recovers (its clients told nothing), an HTTP request is told to try again in a moment (503,
+Retry-After), also while no connection can be made, and the next one works on fresh connections."""
 
 import asyncio
 from collections.abc import Iterator
+from functools import partial
 
 import httpx
 import pytest
@@ -26,8 +27,9 @@ def own_postgres() -> Iterator[LocalPostgres]:
         yield server
 
 
+@pytest.mark.parametrize("crash", [False, True], ids=["stopped", "killed"])
 async def test_a_request_after_a_restart_is_told_to_retry_then_works(
-    own_postgres: LocalPostgres, tokens: TokenIssuer
+    own_postgres: LocalPostgres, tokens: TokenIssuer, crash: bool
 ) -> None:
     service = await messaging_service("matching", fresh_settings(own_postgres, tokens))
     router = APIRouter()
@@ -46,7 +48,7 @@ async def test_a_request_after_a_restart_is_told_to_retry_then_works(
             200
         ] * 3
 
-        await asyncio.to_thread(own_postgres.stop)
+        await asyncio.to_thread(partial(own_postgres.stop, crash=crash))
         # The first finds its pooled connection broken; the next cannot connect at all.
         for _ in range(2):
             down = await client.get("/handled")

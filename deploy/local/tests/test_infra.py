@@ -98,7 +98,8 @@ def test_postgres_databases(infra: LocalInfra) -> None:
     pg.drop_database("gamma")
 
 
-def test_postgres_stop_start_keeps_data(infra: LocalInfra) -> None:
+@pytest.mark.parametrize("crash", [False, True], ids=["stopped", "killed"])
+def test_postgres_stop_start_keeps_data(infra: LocalInfra, crash: bool) -> None:
     if infra.postgres.mode == "external":
         pytest.skip("cannot stop an external server")
     url = infra.postgres.url("beta")
@@ -107,6 +108,7 @@ def test_postgres_stop_start_keeps_data(infra: LocalInfra) -> None:
         engine = create_async_engine(url)
         async with engine.begin() as conn:
             await conn.execute(text("create table if not exists kept (v int)"))
+            await conn.execute(text("truncate kept"))
             await conn.execute(text("insert into kept values (42)"))
         await engine.dispose()
 
@@ -118,12 +120,17 @@ def test_postgres_stop_start_keeps_data(infra: LocalInfra) -> None:
         return values
 
     asyncio.run(write())
-    infra.postgres.stop()
+    server = [psutil.Process(infra.postgres.pid)] if infra.postgres.pid else []
+    server += [child for process in server for child in process.children(recursive=True)]
+    infra.postgres.stop(crash=crash)
+    # Nothing of the old server is left: a backend that outlived a killed postmaster would keep
+    # its shared memory and stop the new one from starting.
+    assert psutil.wait_procs(server, timeout=10)[1] == []
     with pytest.raises((OSError, DBAPIError)):
         asyncio.run(read())
     infra.postgres.start()
     assert infra.postgres.url("beta") == url
-    assert asyncio.run(read()) == [42]
+    assert asyncio.run(read()) == [42]  # committed before a crash: recovered from the WAL
 
 
 def test_a_frozen_postgres_answers_once_woken(infra: LocalInfra) -> None:
