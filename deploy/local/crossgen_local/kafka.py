@@ -260,6 +260,10 @@ class LocalKafka(Managed):
             "transaction.state.log.num.partitions": "1",
             "share.coordinator.state.topic.num.partitions": "1",
             "group.initial.rebalance.delay.ms": "0",
+            # After a kill -9 the restarted broker may register only once the controller has
+            # given up on the old one: 9 s at the defaults (a heartbeat every 2 s).
+            "broker.session.timeout.ms": "2000",
+            "broker.heartbeat.interval.ms": "500",
             "num.partitions": "3",
             "auto.create.topics.enable": "true",
         }
