@@ -48,6 +48,7 @@ def configure_logging(service_name: str, settings: ServiceSettings) -> None:
     handler.addFilter(_add_trace_ids)
     handler.addFilter(_commit_refused_after_rebalance)
     handler.addFilter(_batch_back_for_passing_trouble)
+    handler.addFilter(KafkaClientRepeats())
     if settings.log_format == "json":
         handler.setFormatter(
             JsonFormatter(
@@ -131,6 +132,33 @@ def _batch_back_for_passing_trouble(record: logging.LogRecord) -> bool:
     record.msg, record.args = "%s; the records come again", (_briefly(failed),)
     record.exc_info = record.exc_text = None
     return True
+
+
+class KafkaClientRepeats(logging.Filter):
+    """aiokafka logs every failed attempt while the broker is away: each consumer's and the
+    producer's reconnects, metadata requests, fetches, and coordinator lookups, a hundred lines a
+    second in all (thousands over a 30 s restart). A line from the same place in its code is shown
+    once, then at most once every ``every`` seconds, with the count of those left out since."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        super().__init__()
+        self.every = every
+        self._shown: dict[tuple[str, int], tuple[float, int]] = {}  # where: when, left out
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or not record.name.startswith("aiokafka"):
+            return True
+        where = (record.pathname, record.lineno)
+        shown, left_out = self._shown.get(where, (float("-inf"), 0))
+        if record.created - shown < self.every:
+            self._shown[where] = (shown, left_out + 1)
+            return False
+        self._shown[where] = (record.created, 0)
+        if left_out:
+            since = f"{record.created - shown:.0f} s"
+            record.msg = f"{record.getMessage()} (and {left_out} like it in the {since} before)"
+            record.args = ()
+        return True
 
 
 def configure_tracing(service_name: str) -> None:

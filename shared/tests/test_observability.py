@@ -3,6 +3,7 @@ the events a consumer emits, over a real PostgreSQL and FastStream's test broker
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -223,6 +224,39 @@ def test_a_batch_back_for_the_database_s_trouble_is_not_logged_again(
     assert "FileNotFoundError" not in out
     assert " WARNING faststream.kafka KafkaTimeoutError: KafkaTimeoutError; the records come" in out
     assert " ERROR faststream.kafka ValueError('a bug')\nValueError: a bug" in out
+
+
+def test_the_kafka_client_s_repeated_lines_are_left_out_for_a_while(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """aiokafka's line for each reconnect while the broker is away: the first, then one every
+    10 s that counts those left out. Lines from elsewhere, and other loggers', all come through."""
+    observability.configure_logging("matching", offline_settings())
+    started = time.time()
+
+    def log(name: str, lineno: int, second: float) -> None:
+        logger = logging.getLogger(name)
+        msg, args = "Unable connect to node with id %s: %s", (1, "Connection refused")
+        record = logger.makeRecord(name, logging.ERROR, "conn.py", lineno, msg, args, None)
+        record.created = started + second
+        logger.handle(record)
+
+    for second in range(25):  # twice a second for 25 s
+        log("aiokafka", 42, second)
+        log("aiokafka", 42, second + 0.5)
+    log("aiokafka", 7, 25)  # another place in the client
+    log("crossgen_matching", 42, 25)
+    log("crossgen_matching", 42, 25)
+    lines = [line.partition(" ERROR ")[2] for line in capsys.readouterr().out.splitlines()]
+    refused = "Unable connect to node with id 1: Connection refused"
+    assert lines == [
+        f"aiokafka {refused}",
+        f"aiokafka {refused} (and 19 like it in the 10 s before)",
+        f"aiokafka {refused} (and 19 like it in the 10 s before)",
+        f"aiokafka {refused}",
+        f"crossgen_matching {refused}",
+        f"crossgen_matching {refused}",
+    ]
 
 
 def test_json_logs_are_one_object_a_line_with_the_active_trace(
