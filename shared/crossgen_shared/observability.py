@@ -10,6 +10,7 @@ Spans are exported over OTLP/HTTP only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
 ``..._TRACES_ENDPOINT``) is set; the SDK reads the other ``OTEL_*`` variables itself.
 """
 
+import asyncio
 import logging
 import os
 import sys
@@ -111,6 +112,14 @@ def log_failure(log: logging.Logger, what: str, exc: Exception, then: str) -> No
         log.warning("%s: %s; %s", what, _briefly(exc), then)
     else:
         log.error("%s failed; %s", what, then, exc_info=exc)
+
+
+async def wait_to_retry(log: logging.Logger, what: str, exc: Exception, failures: int) -> None:
+    """After a background step's ``failures``-th failure in a row, logged as ``log_failure`` does:
+    wait before the next attempt, 0.4 s, then twice as long each time, up to 5 s."""
+    delay = min(0.2 * 2**failures, 5.0)
+    log_failure(log, what, exc, f"retrying in {delay:.1f} s")
+    await asyncio.sleep(delay)
 
 
 def _briefly(exc: BaseException) -> str:

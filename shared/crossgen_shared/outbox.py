@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crossgen_shared.db import OutboxRecord
-from crossgen_shared.observability import log_failure
+from crossgen_shared.observability import wait_to_retry
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,10 @@ class OutboxRelay:
                 raise
             except Exception as exc:
                 failures += 1
-                delay = min(0.2 * 2**failures, 5.0)
                 # Passing trouble includes a session the database ended while it waited for the
                 # broker's acks (its idle-transaction limit): the batch goes out again, and
                 # consumers skip the copies of what had reached them.
-                log_failure(log, "outbox relay", exc, f"retrying in {delay:.1f} s")
-                await asyncio.sleep(delay)
+                await wait_to_retry(log, "outbox relay", exc, failures)
                 continue
             if published < self._batch_size:
                 with contextlib.suppress(TimeoutError):

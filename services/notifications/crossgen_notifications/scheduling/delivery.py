@@ -44,7 +44,7 @@ from crossgen_notifications.scheduling.timing import Clock, system_clock
 from crossgen_notifications.settings import NotificationsSettings
 from crossgen_shared.db import unavailable
 from crossgen_shared.events import NotificationFailed, NotificationSent
-from crossgen_shared.observability import log_failure
+from crossgen_shared.observability import wait_to_retry
 from crossgen_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -146,9 +146,7 @@ class Delivery:
                 raise
             except Exception as exc:  # a database outage pauses delivery, it does not end it
                 failures += 1
-                delay = min(0.2 * 2**failures, 5.0)
-                log_failure(log, "delivery", exc, f"retrying in {delay:.1f} s")
-                await asyncio.sleep(delay)
+                await wait_to_retry(log, "delivery", exc, failures)
                 continue
             failures = 0
             # A full claim may have left more due: look again at once. Anything else took all
@@ -198,9 +196,7 @@ class Delivery:
                     if not unavailable(exc):
                         raise
                     failures += 1
-                    delay = min(0.2 * 2**failures, 5.0)
-                    log_failure(log, "recording deliveries", exc, f"retrying in {delay:.1f} s")
-                    await asyncio.sleep(delay)
+                    await wait_to_retry(log, "recording deliveries", exc, failures)
         return due
 
     async def deliver_due(self) -> int:
