@@ -1,7 +1,7 @@
 """The fault suite (issue 8): while HRIS records stream in, crash and restart each service; restart
-the Kafka broker, crash it and freeze it; stop PostgreSQL, crash it and freeze it; stop the SMTP
-relay; freeze one of two replicas of a service and kill one. Then let the system catch up and judge
-what every service stored and sent against what the feed got accepted.
+the Kafka broker, crash it and freeze it; stop PostgreSQL, crash it, kill one of its backends and
+freeze it; stop the SMTP relay; freeze one of two replicas of a service and kill one. Then let the
+system catch up and judge what every service stored and sent against what the feed got accepted.
 
 ``python -m crossgen_local.faults`` runs the short form (as the test does); ``--long`` the long one,
 which writes ``benchmarks/results/faults.json``. Exits 1 unless nothing was lost, duplicated or
@@ -72,6 +72,7 @@ def fault_names(scale: Scale) -> list[str]:
         f"freeze kafka {scale.outage:g}s",
         f"stop postgres {scale.outage:g}s",
         f"kill -9 postgres, down {scale.outage:g}s",
+        "kill -9 a postgres backend of matching's",
         f"freeze postgres {scale.outage:g}s",
         f"stop the smtp relay {scale.outage:g}s",
         f"freeze one of two {scale.replicated} replicas mid-transaction",
@@ -122,6 +123,7 @@ class FaultRun:
             (partial(self.freeze, self.infra.kafka), self.probe_through),
             (partial(self.outage, postgres), self.probe_through),
             (partial(self.outage, postgres, crash_postgres), self.probe_through),
+            (self.kill_a_backend, self.probe_through),
             (partial(self.freeze, postgres), self.probe_through),
             (partial(self.outage, self.infra.smtp), self.mail_through),
             (self.freeze_a_replica, self.through_while_frozen),
@@ -256,6 +258,13 @@ class FaultRun:
         await asyncio.to_thread(stop or component.stop)
         await asyncio.sleep(self.scale.outage)
         await asyncio.to_thread(component.start)
+        return injected, time.time()
+
+    async def kill_a_backend(self) -> tuple[float, float]:
+        """One of matching's backends killed -9 (the OOM killer's choice): PostgreSQL ends every
+        session, each service's too, and recovers in place. Repaired when it answers again."""
+        injected = time.time()
+        await asyncio.to_thread(self.infra.postgres.kill_a_backend, "crossgen-matching")
         return injected, time.time()
 
     async def freeze_a_replica(self) -> tuple[float, float]:

@@ -12,7 +12,7 @@ import tempfile
 import time
 import urllib.parse
 import warnings
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -21,11 +21,15 @@ import psutil
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from ._common import Managed, docker_available, free_port, frozen, say
 
 Mode = Literal["external", "docker", "embedded"]
+_OLDEST_BACKEND = (
+    "select pid from pg_stat_activity where application_name like :client"
+    " order by backend_start limit 1"
+)
 T = TypeVar("T")
 
 
@@ -132,6 +136,39 @@ class LocalPostgres(Managed):
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
         say(f"postgres: {'killed' if crash else 'stopped'}")
 
+    def kill_a_backend(self, client: str) -> None:
+        """kill -9 the oldest backend serving a connection whose application name starts with
+        ``client``, as the kernel's OOM killer would. The postmaster stays, but ends every other
+        session too and recovers from the write-ahead log in place: each client finds all its
+        connections broken, and the server answers again within a second or so."""
+        if self.mode == "external":
+            raise RuntimeError("cannot kill a backend of an external PostgreSQL server")
+        pid = _run(self._kill_a_backend(client))
+        self._wait_connectable()
+        say(f"postgres: backend {pid} of {client} killed, and the server recovered")
+
+    async def _kill_a_backend(self, client: str) -> int:
+        # A session of our own, which the server's reset ends too: once it is gone, the recovery
+        # has begun, and whatever answers after that answers from the recovered server.
+        async with self._admin_connection() as watcher:
+            query = text(_OLDEST_BACKEND)
+            pid = (await watcher.execute(query, {"client": f"{client}%"})).scalar()
+            if pid is None:
+                raise RuntimeError(f"no connection of {client!r} to kill the backend of")
+            if self.mode == "docker":
+                self._container.get_wrapped_container().exec_run(["kill", "-9", str(pid)])
+            else:
+                psutil.Process(pid).kill()
+            try:
+                async with asyncio.timeout(10):
+                    while True:
+                        await watcher.execute(text("select 1"))
+                        await asyncio.sleep(0.05)
+            except (DBAPIError, OSError):
+                return int(pid)
+            except TimeoutError:
+                raise RuntimeError(f"PostgreSQL went on as if backend {pid} had not died") from None
+
     def freeze(self, seconds: float) -> None:
         """Freeze the server for ``seconds`` (SIGSTOP to the postmaster and its backends; Docker's
         pause), then wake it: connections stay open and unanswered, as in a long pause of its VM
@@ -189,14 +226,19 @@ class LocalPostgres(Managed):
         _run(self._admin_sql(f"drop database if exists {_ident(name)} with (force)"))
 
     async def _admin_sql(self, sql: str, **params: Any) -> Any:
+        async with self._admin_connection() as conn:
+            result = await conn.execute(text(sql), params)
+            return result.scalar() if result.returns_rows else None
+
+    @contextlib.asynccontextmanager
+    async def _admin_connection(self) -> AsyncIterator[AsyncConnection]:
         # The admin URL's own database: external servers may not have one named `postgres`.
         # AUTOCOMMIT: CREATE/DROP DATABASE refuse to run inside a transaction.
         url = _render(self.admin_url.set(drivername="postgresql+asyncpg"))
         engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
         try:
             async with engine.connect() as conn:
-                result = await conn.execute(text(sql), params)
-                return result.scalar() if result.returns_rows else None
+                yield conn
         finally:
             await engine.dispose()
 

@@ -21,7 +21,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from crossgen_local import LocalInfra, ServiceProcess, ServiceStartError, free_port
 
@@ -131,6 +131,38 @@ def test_postgres_stop_start_keeps_data(infra: LocalInfra, crash: bool) -> None:
     infra.postgres.start()
     assert infra.postgres.url("beta") == url
     assert asyncio.run(read()) == [42]  # committed before a crash: recovered from the WAL
+
+
+def test_postgres_recovers_in_place_from_a_killed_backend(infra: LocalInfra) -> None:
+    if infra.postgres.mode == "external":
+        pytest.skip("cannot kill a backend of an external server")
+    old_pid = infra.postgres.pid
+
+    def engine(name: str) -> AsyncEngine:
+        settings = {"application_name": name}
+        return create_async_engine(
+            infra.postgres.url("alpha"), connect_args={"server_settings": settings}
+        )
+
+    async def kill_one_of_two() -> None:
+        victim, bystander = engine("crossgen-test victim"), engine("crossgen-test bystander")
+        try:
+            async with victim.connect() as one, bystander.connect() as other:
+                await one.execute(text("select 1"))
+                await other.execute(text("select 1"))
+                await asyncio.to_thread(infra.postgres.kill_a_backend, "crossgen-test victim")
+                # The server ended every session, not only the killed one's.
+                for conn in (one, other):
+                    with pytest.raises(DBAPIError):
+                        await conn.execute(text("select 2"))
+            async with bystander.connect() as again:
+                assert (await again.execute(text("select 3"))).scalar() == 3
+        finally:
+            await victim.dispose()
+            await bystander.dispose()
+
+    asyncio.run(kill_one_of_two())
+    assert infra.postgres.pid == old_pid  # recovered in place
 
 
 def test_a_frozen_postgres_answers_once_woken(infra: LocalInfra) -> None:
