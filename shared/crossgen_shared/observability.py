@@ -116,8 +116,9 @@ def log_failure(log: logging.Logger, what: str, exc: Exception, then: str) -> No
 
 async def wait_to_retry(log: logging.Logger, what: str, exc: Exception, failures: int) -> None:
     """After a background step's ``failures``-th failure in a row, logged as ``log_failure`` does:
-    wait before the next attempt, 0.4 s, then twice as long each time, up to 5 s."""
-    delay = min(0.2 * 2**failures, 5.0)
+    wait before the next attempt, 0.4 s, then twice as long each time, up to 2 s: an outage
+    costs a failed connection a try, and work resumes soon after the trouble passes."""
+    delay = min(0.2 * 2**failures, 2.0)
     log_failure(log, what, exc, f"retrying in {delay:.1f} s")
     await asyncio.sleep(delay)
 
