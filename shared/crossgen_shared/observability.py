@@ -87,9 +87,7 @@ def _commit_refused_after_rebalance(record: logging.LogRecord) -> bool:
     the group has given the partitions to another member, which gets those records again, and the
     inbox makes them no-ops there. Nothing to wake anyone for: one WARNING line that says so."""
     if record.exc_info and isinstance(record.exc_info[1], CommitFailedError):
-        record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
-        record.msg, record.args = _COMMIT_REFUSED, ()
-        record.exc_info = record.exc_text = None
+        _one_warning_line(record, _COMMIT_REFUSED)
     return True
 
 
@@ -138,10 +136,15 @@ def _batch_back_for_passing_trouble(record: logging.LogRecord) -> bool:
         return True
     if unavailable(failed):
         return False
-    record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
-    record.msg, record.args = "%s; the records come again", (_briefly(failed),)
-    record.exc_info = record.exc_text = None
+    _one_warning_line(record, f"{_briefly(failed)}; the records come again")
     return True
+
+
+def _one_warning_line(record: logging.LogRecord, message: str) -> None:
+    """Rewrite ``record`` as a WARNING saying ``message``, without the traceback."""
+    record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+    record.msg, record.args = message, ()
+    record.exc_info = record.exc_text = None
 
 
 class KafkaClientRepeats(logging.Filter):
