@@ -9,6 +9,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -20,7 +21,7 @@ from prometheus_client import make_asgi_app
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from crossgen_shared import asyncapi, observability, topics
+from crossgen_shared import asyncapi, observability, retention, topics
 from crossgen_shared.auth import TokenVerifier
 from crossgen_shared.consumer import Consumer, Handler, InTurn
 from crossgen_shared.db import create_engine, refused_data, session_factory, unavailable
@@ -72,7 +73,15 @@ class Service:
             self.sessions, self.broker, poll_interval=settings.outbox_poll_interval
         )
         self.consumers: list[Consumer] = []
-        self.workers: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self.workers: list[Callable[[], Coroutine[Any, Any, None]]] = [
+            partial(
+                retention.watch,
+                self.engine,
+                settings.outbox_retention(),
+                settings.inbox_retention(),
+                settings.retention_check_interval,
+            )
+        ]
 
     @property
     def source(self) -> str:

@@ -1,5 +1,6 @@
 """Settings every service reads from its environment, each under its own prefix (MATCHING_, …)."""
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -36,6 +37,13 @@ class ServiceSettings(BaseSettings):
     topic_partitions: int = 3
     topic_replication_factor: int = 1
     outbox_poll_interval: float = 0.5
+    # Hours an event stays in the outbox once written, to look into what went out; unpublished,
+    # it stays however long. Events name people: keep it shorter than the erasure grace period.
+    outbox_retention_hours: float = Field(default=24.0, gt=0)
+    # Days a handled event's id stays in the inbox, so that a later copy is skipped: longer than
+    # the retention of every topic the service reads (0 keeps them forever). See retention.py.
+    inbox_retention_days: float = Field(default=45.0, ge=0)
+    retention_check_interval: float = Field(default=3600.0, gt=0)  # seconds between sweeps
     shutdown_timeout: float = 20.0
     # json for log shippers (one object a line, with trace ids); text for a person at a terminal.
     log_format: Literal["json", "text"] = "text"
@@ -46,6 +54,12 @@ class ServiceSettings(BaseSettings):
         if not (self.jwt_jwks_url or self.jwt_public_key):
             raise ValueError("set JWT_JWKS_URL or JWT_PUBLIC_KEY (with the service's prefix)")
         return self
+
+    def outbox_retention(self) -> timedelta:
+        return timedelta(hours=self.outbox_retention_hours)
+
+    def inbox_retention(self) -> timedelta | None:
+        return timedelta(days=self.inbox_retention_days) if self.inbox_retention_days else None
 
     def kafka_security(self) -> KafkaSecurity:
         return KafkaSecurity(

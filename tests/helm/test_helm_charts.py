@@ -695,6 +695,25 @@ def test_service_specific_settings_get_the_prefix(helm_render: Renderer) -> None
     assert token["valueFrom"]["secretKeyRef"] == {"name": "hooks", "key": "token"}
 
 
+def test_retention_settings_reach_each_service(helm_render: Renderer) -> None:
+    forever = {"retentionMs": -1}
+    manifests = helm_render.render(
+        "crossgen",
+        CI_VALUES / "minimal.yaml",
+        overrides={
+            "global": {"topics": {"items": {"crossgen.pairings.v1": forever}}},
+            "matching": {"settings": {"outboxRetentionHours": 6}},
+            "sessions": {"settings": {"inboxRetentionDays": 0}},  # pairings kept forever
+            "notifications": {"settings": {"inboxRetentionDays": 0}},
+        },
+    )
+    matching = env_of(container(one(manifests, "Deployment", "crossgen-matching")))
+    assert matching["MATCHING_OUTBOX_RETENTION_HOURS"]["value"] == "6"
+    assert matching["MATCHING_INBOX_RETENTION_DAYS"]["value"] == "45"
+    sessions = env_of(container(one(manifests, "Deployment", "crossgen-sessions")))
+    assert sessions["SESSIONS_INBOX_RETENTION_DAYS"]["value"] == "0"
+
+
 def test_notes_render(charts: Path, helm_render: Renderer, tmp_path: Path) -> None:
     # `helm template` skips NOTES.txt; render it as a template of a scratch copy.
     copy = tmp_path / "crossgen"
@@ -882,6 +901,20 @@ MINIMAL = CI_VALUES / "minimal.yaml"
             {"settings": {"shutdownTimeout": 60}, "terminationGracePeriodSeconds": 30},
             ["terminationGracePeriodSeconds", "settings.shutdownTimeout"],
             id="grace-too-short",
+        ),
+        pytest.param(
+            "crossgen",
+            MINIMAL,
+            {"sessions": {"settings": {"inboxRetentionDays": 20}}},
+            ["settings.inboxRetentionDays (20)", "crossgen.pairings.v1", "handled twice"],
+            id="inbox-forgets-before-the-topic",
+        ),
+        pytest.param(
+            "crossgen",
+            MINIMAL,
+            {"global": {"topics": {"items": {"crossgen.participants.v1": {"retentionMs": -1}}}}},
+            ["crossgen.participants.v1", "set 0 to keep the ids forever"],
+            id="topic-kept-forever-inbox-not",
         ),
     ],
 )

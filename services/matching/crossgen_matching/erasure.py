@@ -13,7 +13,6 @@ person gets one ParticipantErased in the same transaction, so sessions and notif
 them too.
 """
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,7 @@ from sqlalchemy import and_, or_, select
 from crossgen_matching.directory.models import Employee
 from crossgen_matching.models import Participant
 from crossgen_shared.events import ParticipantErased
-from crossgen_shared.observability import log_failure
+from crossgen_shared.periodic import every
 from crossgen_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -96,16 +95,15 @@ def _forget(employee: Employee, now: datetime) -> None:
 
 async def watch(unit_of_work: Callable[[], UnitOfWork], grace: timedelta, interval: float) -> None:
     """The background worker: erase what is due every ``interval`` seconds until cancelled."""
-    while True:
-        try:
-            while True:
-                async with unit_of_work() as uow:
-                    erased = await erase_due(uow, datetime.now(UTC), grace)
-                    await uow.commit()
-                if erased:
-                    log.info("erased %d person(s) whose grace period ended", erased)
-                if erased < BATCH:
-                    break
-        except Exception as exc:
-            log_failure(log, "erasure", exc, "the next run retries")
-        await asyncio.sleep(interval)
+
+    async def run() -> None:
+        while True:
+            async with unit_of_work() as uow:
+                erased = await erase_due(uow, datetime.now(UTC), grace)
+                await uow.commit()
+            if erased:
+                log.info("erased %d person(s) whose grace period ended", erased)
+            if erased < BATCH:
+                return
+
+    await every(interval, "erasure", run, log)

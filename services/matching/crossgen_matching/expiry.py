@@ -1,6 +1,5 @@
 """Proposals nobody answers expire: after ``max_age`` they close and both sides are matched anew."""
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -9,7 +8,7 @@ from sqlalchemy import select
 
 from crossgen_matching import service
 from crossgen_matching.models import Pairing, Program
-from crossgen_shared.observability import log_failure
+from crossgen_shared.periodic import every
 from crossgen_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -54,13 +53,12 @@ async def watch(
     unit_of_work: Callable[[], UnitOfWork], max_age: timedelta, interval: float
 ) -> None:
     """The background worker: expire what is due every ``interval`` seconds until cancelled."""
-    while True:
-        try:
-            async with unit_of_work() as uow:
-                expired = await expire_due(uow, datetime.now(UTC), max_age)
-                await uow.commit()
-            if expired:
-                log.info("expired %d unanswered proposal(s)", expired)
-        except Exception as exc:
-            log_failure(log, "expiring proposals", exc, "the next run retries")
-        await asyncio.sleep(interval)
+
+    async def run() -> None:
+        async with unit_of_work() as uow:
+            expired = await expire_due(uow, datetime.now(UTC), max_age)
+            await uow.commit()
+        if expired:
+            log.info("expired %d unanswered proposal(s)", expired)
+
+    await every(interval, "expiring proposals", run, log)

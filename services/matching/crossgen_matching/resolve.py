@@ -1,6 +1,5 @@
 """The scheduled full re-solve: every program is matched as a whole, as a publish would."""
 
-import asyncio
 import logging
 from collections.abc import Callable
 
@@ -9,7 +8,7 @@ from sqlalchemy import select
 from crossgen_matching import program_admin
 from crossgen_matching.models import Program
 from crossgen_shared.errors import Conflict, Unprocessable
-from crossgen_shared.observability import log_failure
+from crossgen_shared.periodic import every
 from crossgen_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -38,11 +37,10 @@ async def resolve_all(unit_of_work: Callable[[], UnitOfWork]) -> int:
 
 
 async def watch(unit_of_work: Callable[[], UnitOfWork], interval: float) -> None:
-    """The background worker: re-solve every program every ``interval`` seconds until cancelled."""
-    while True:
-        # Sleep first: a restart or a new replica does not set off a re-solve of its own.
-        await asyncio.sleep(interval)
-        try:
-            await resolve_all(unit_of_work)
-        except Exception as exc:
-            log_failure(log, "re-solving the programs", exc, "the next run retries")
+    """The background worker: re-solve every program every ``interval`` seconds until cancelled,
+    first after one interval: a restart or a new replica does not set off a re-solve of its own."""
+
+    async def run() -> None:
+        await resolve_all(unit_of_work)
+
+    await every(interval, "re-solving the programs", run, log, first_after_interval=True)

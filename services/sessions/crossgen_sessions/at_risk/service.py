@@ -7,7 +7,6 @@ transaction as its PairingAtRisk in the outbox: however often and wherever the s
 found again, it is announced once.
 """
 
-import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from crossgen_sessions.at_risk.rules import History, Outcome, Policy, Risk, risks
 from crossgen_sessions.models import AtRiskMark, Pairing, Session
 from crossgen_shared.events import PairingAtRisk
-from crossgen_shared.observability import log_failure
+from crossgen_shared.periodic import every
 from crossgen_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -69,13 +68,12 @@ async def check(
 
 async def watch(unit_of_work: Callable[[], UnitOfWork], policy: Policy, interval: float) -> None:
     """The service's background worker: a check every ``interval`` seconds until cancelled."""
-    while True:
-        try:
-            if announced := await check(unit_of_work, policy, datetime.now(UTC)):
-                log.info("%d pairing(s) newly at risk", announced)
-        except Exception as exc:
-            log_failure(log, "at-risk check", exc, "the next one retries")
-        await asyncio.sleep(interval)
+
+    async def run() -> None:
+        if announced := await check(unit_of_work, policy, datetime.now(UTC)):
+            log.info("%d pairing(s) newly at risk", announced)
+
+    await every(interval, "at-risk check", run, log)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ so all three services render from the same templates and differ only in values.
 {{- if and $v.autoscaling.enabled $v.autoscaling.keda.enabled (not (or $v.autoscaling.keda.topics .consumes)) -}}
 {{- fail "autoscaling.keda.topics is required: this service consumes no topic to measure lag on" -}}
 {{- end -}}
+{{- include "crossgen-common.validateInboxRetention" . -}}
 {{- $grace := include "crossgen-common.terminationGracePeriod" .root | int -}}
 {{- $drain := add (int $v.settings.shutdownTimeout) (int $v.lifecycle.preStopSleepSeconds) | int -}}
 {{- if le $grace $drain -}}
@@ -74,6 +75,25 @@ so all three services render from the same templates and differ only in values.
 {{- add (int .Values.settings.shutdownTimeout) (int .Values.lifecycle.preStopSleepSeconds) 10 -}}
 {{- else -}}
 {{- .Values.terminationGracePeriodSeconds -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The inbox remembers handled ids settings.inboxRetentionDays (0: forever); Kafka can deliver a copy of
+an event as long as its topic keeps it. Checked against the topics the crossgen chart declares.
+*/}}
+{{- define "crossgen-common.validateInboxRetention" -}}
+{{- $days := .root.Values.settings.inboxRetentionDays -}}
+{{- $topics := dig "topics" dict (.root.Values.global | default dict) -}}
+{{- if and $days $topics.enabled -}}
+{{- $defaults := $topics.defaults | default dict -}}
+{{- range .consumes -}}
+{{- $topic := index ($topics.items | default dict) . | default dict -}}
+{{- $ms := ternary $defaults.retentionMs $topic.retentionMs (kindIs "invalid" $topic.retentionMs) -}}
+{{- if and (not (kindIs "invalid" $ms)) (or (lt (float64 $ms) 0.0) (gt (float64 $ms) (mulf $days 86400000))) -}}
+{{- fail (printf "settings.inboxRetentionDays (%v) must outlast the retention of %s, which this service reads (retentionMs %v, -1 is forever): a copy of an event whose id the inbox forgot would be handled twice. Raise it, or set 0 to keep the ids forever" $days . $ms) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -121,6 +141,10 @@ valueFrom.secretKeyRef: the database URL, Kafka credentials and CA, the JWT publ
   value: {{ $v.settings.outboxPollInterval | quote }}
 - name: {{ $p }}_SHUTDOWN_TIMEOUT
   value: {{ $v.settings.shutdownTimeout | quote }}
+- name: {{ $p }}_OUTBOX_RETENTION_HOURS
+  value: {{ $v.settings.outboxRetentionHours | quote }}
+- name: {{ $p }}_INBOX_RETENTION_DAYS
+  value: {{ $v.settings.inboxRetentionDays | quote }}
 {{- range $name, $value := $v.settings.extra }}
 - name: {{ $p }}_{{ $name }}
   value: {{ $value | toString | quote }}

@@ -1,0 +1,20 @@
+"""outbox and inbox: BRIN indexes on their times, to find the rows past their retention
+
+Revision ID: 0012
+Revises: 0011
+"""
+
+from crossgen_shared.migrations import create_retention_indexes, drop_retention_indexes
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_retention_indexes()
+
+
+def downgrade() -> None:
+    drop_retention_indexes()
