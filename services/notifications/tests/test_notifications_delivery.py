@@ -379,7 +379,7 @@ async def test_shutdown_waits_for_the_message_in_flight_and_records_it(
             ),
             clock,
         )
-        [worker] = service.workers
+        _, worker = service.workers  # the retention sweep, the delivery
         task = asyncio.create_task(worker())
         try:
             await asyncio.to_thread(slow.storing.wait, 10)
@@ -400,7 +400,7 @@ async def test_the_service_worker_delivers_in_the_background(
     proposed: str,
 ) -> None:
     service = build(settings.model_copy(update={"smtp_port": smtp.port}), clock)
-    [worker] = service.workers
+    _, worker = service.workers  # the retention sweep, the delivery
     task = asyncio.create_task(worker())
     try:
         mails = await asyncio.to_thread(smtp.wait_for, 2)
@@ -426,7 +426,7 @@ async def test_a_message_due_now_wakes_the_idle_delivery_loops_once_committed(
     monkeypatch.setattr(delivery_module, "IDLE_BACKOFF_START", 60.0)
     changed = {"smtp_port": smtp.port, "delivery_poll_interval": 60.0}
     service = build(settings.model_copy(update=changed), clock)
-    [worker] = service.workers
+    _, worker = service.workers  # the retention sweep, the delivery
     task = asyncio.create_task(worker())
     try:
         await asyncio.sleep(0.5)  # every loop has looked once, found nothing, and waits
