@@ -205,7 +205,7 @@ class Bench:
         self.usage = usage
         self.matching_url = infra.postgres.url("matching")
         self.notifications_url = infra.postgres.url("notifications")
-        self.databases = [infra.postgres.url(service) for service in SERVICES]
+        self.databases = {service: infra.postgres.url(service) for service in SERVICES}
 
     async def run(self) -> dict[str, Any]:
         bootstrap = self.infra.kafka.bootstrap_servers
@@ -217,10 +217,21 @@ class Bench:
         gc.freeze()
         # An even size keeps the next phase starting with a mentor.
         steady = 2 * math.ceil(self.args.rate * self.args.duration / 2)
+        disk_before = await pipeline_trace.footprint(self.databases)
         async with HrisFeed(bootstrap) as feed:
             results["latency"] = await self.phase(feed, cohort(0, steady), self.args.rate)
             burst = cohort(steady, self.args.records)
             results["throughput"] = await self.phase(feed, burst, math.inf)
+        # What the records left on disk, before any retention: the outbox and the inbox keep
+        # theirs for a day and 45 days (shared/crossgen_shared/retention.py), the rest stays.
+        disk_after = await pipeline_trace.footprint(self.databases)
+        records = steady + self.args.records
+        results["disk_bytes_per_record"] = {
+            service: {
+                part: (size - disk_before[service][part]) / records for part, size in sizes.items()
+            }
+            for service, sizes in disk_after.items()
+        }
         throughput, limit = results["throughput"], results["ceiling"]["messages_per_s"]
         throughput["share_of_ceiling"] = throughput["records_per_s"] / limit
         throughput["kafka"]["share_of_ceiling"] = throughput["kafka"]["messages_per_s"] / limit
@@ -267,7 +278,7 @@ class Bench:
                 },
                 "python_work_ms": work.summary(),
                 "batches": await pipeline_trace.batches(
-                    self.databases, offered, offered + offered_s
+                    self.databases.values(), offered, offered + offered_s
                 ),
             }
         result: dict[str, Any] = {
@@ -392,6 +403,12 @@ def table(results: dict[str, Any]) -> str:
         f"{name} {s:.1f} ({1000 * s / records:.1f})" for name, s in results["cpu_s"].items()
     )
     lines += [f"CPU s over the run (ms per record): {cpu}"]
+    if disk := results.get("disk_bytes_per_record"):
+        each = "  ".join(
+            f"{name} {grew['database']:,.0f} ({grew['outbox']:,.0f} + {grew['inbox']:,.0f})"
+            for name, grew in disk.items()
+        )
+        lines += [f"disk per record, bytes (of which outbox + inbox): {each}"]
     if busy := results["latency"]["cores_busy"]:
         each = "  ".join(f"{name} {cores:.2f}" for name, cores in busy.items())
         lines += [

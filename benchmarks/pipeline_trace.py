@@ -147,6 +147,21 @@ async def batches(urls: Iterable[str], since: float, until: float) -> dict[str, 
     }
 
 
+async def footprint(urls: Mapping[str, str]) -> dict[str, dict[str, int]]:
+    """Each service's database on disk, in bytes: the whole of it, and of that its outbox and
+    its inbox (each with its indexes)."""
+    sizes = {}
+    for service, url in urls.items():
+        [row] = await _fetch(
+            url,
+            """SELECT pg_database_size(current_database()) AS database,
+                      pg_total_relation_size('outbox') AS outbox,
+                      pg_total_relation_size('inbox') AS inbox""",
+        )
+        sizes[service] = {"database": row.database, "outbox": row.outbox, "inbox": row.inbox}
+    return sizes
+
+
 def hops(traced: Iterable[Email]) -> dict[str, dict[str, float] | None]:
     """Seconds spent in each hop, as percentiles over the emails that have both ends."""
     spent: dict[str, list[float]] = {hop: [] for hop in HOPS}
