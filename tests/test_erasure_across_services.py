@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from faststream.kafka import TestKafkaBroker
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 import crossgen_matching
 import crossgen_notifications
@@ -29,6 +29,7 @@ from crossgen_sessions.app import build as build_sessions
 from crossgen_sessions.models import Pairing
 from crossgen_sessions.pairings.consumers import ERASED
 from crossgen_sessions.settings import SessionsSettings
+from crossgen_shared import retention
 from crossgen_shared.db import OutboxRecord
 from crossgen_shared.events import MatchAccepted, ParticipantJoined
 from crossgen_shared.service import Service
@@ -75,6 +76,16 @@ async def services(databases: list[str], tokens: TokenIssuer) -> AsyncIterator[l
 async def test_a_leaver_is_forgotten_by_every_service(services: list[Service]) -> None:
     matching, sessions, notifications = services
     program_id, learner_id = uuid.uuid4(), uuid.uuid4()
+    joined = ParticipantJoined(
+        participant_id=learner_id,
+        program_id=program_id,
+        person_id="E-1",
+        role="learner",
+        display_name="Linda",
+        email="linda@example.com",
+        skills=("ai tools",),
+        joined_at=NOW - timedelta(days=100),
+    )
     async with matching.unit_of_work() as uow:
         uow.session.add(Program(id=program_id, name="Pilot"))
         await uow.session.flush()
@@ -101,17 +112,11 @@ async def test_a_leaver_is_forgotten_by_every_service(services: list[Service]) -
                 ),
             ]
         )
+        await uow.emit(joined)  # long since published
         await uow.commit()
-    joined = ParticipantJoined(
-        participant_id=learner_id,
-        program_id=program_id,
-        person_id="E-1",
-        role="learner",
-        display_name="Linda",
-        email="linda@example.com",
-        skills=("ai tools",),
-        joined_at=NOW - timedelta(days=100),
-    )
+    async with matching.engine.begin() as connection:
+        published = NOW - timedelta(days=100)
+        await connection.execute(update(OutboxRecord).values(published_at=published))
     accepted = MatchAccepted(
         pairing_id=uuid.uuid4(),
         program_id=program_id,
@@ -126,7 +131,8 @@ async def test_a_leaver_is_forgotten_by_every_service(services: list[Service]) -
         await erase_due(uow, NOW, timedelta(days=30))
         await uow.commit()
     async with matching.sessions() as db:
-        relayed = list(await db.scalars(select(OutboxRecord).order_by(OutboxRecord.seq)))
+        waiting = select(OutboxRecord).where(OutboxRecord.published_at.is_(None))
+        relayed = list(await db.scalars(waiting.order_by(OutboxRecord.seq)))
     assert len(relayed) == 1
 
     for service, before in ((sessions, accepted), (notifications, joined)):
@@ -144,3 +150,12 @@ async def test_a_leaver_is_forgotten_by_every_service(services: list[Service]) -
     assert pairing is not None and contact is not None
     assert (pairing.learner_person_id, pairing.mentor_person_id) == (ERASED, "E-2")
     assert (contact.person_id, contact.display_name, contact.email) == ("", "", "")
+
+    # The events that named her leave matching's outbox with its retention, long before her
+    # grace period ends; the erasure's own event waits there until it is published.
+    settings = matching.settings
+    await retention.sweep(matching.engine, NOW, settings.outbox_retention(), None)
+    async with matching.sessions() as db:
+        left = list(await db.scalars(select(OutboxRecord)))
+    assert [record.event_id for record in left] == [record.event_id for record in relayed]
+    assert all(b"Linda" not in record.value for record in left)
