@@ -16,6 +16,7 @@ The BRIN indexes on the two times (each service's migrations) find the old rows 
 """
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +30,7 @@ from crossgen_shared.periodic import every
 log = logging.getLogger(__name__)
 
 BATCH = 5000
+PROGRESS_EVERY = 10.0  # seconds between two lines of a long sweep's progress
 DELETED = Counter(
     "crossgen_retention_deleted_total", "Rows deleted once past their retention", ["table"]
 )
@@ -72,13 +74,18 @@ async def sweep(
 
 
 async def _delete_older(engine: AsyncEngine, batch: Delete, cutoff: datetime) -> int:
-    deleted = 0
+    deleted, said = 0, time.monotonic()
     while True:
         async with engine.begin() as connection:
             taken = (await connection.execute(batch, {"cutoff": cutoff})).rowcount
         deleted += taken
         if taken < BATCH:
             return deleted
+        # The first sweep of a database that kept everything may take minutes: say how far.
+        if time.monotonic() - said >= PROGRESS_EVERY:
+            table = batch.table.description
+            log.info("retention: %d row(s) deleted from the %s so far, going on", deleted, table)
+            said = time.monotonic()
 
 
 async def watch(

@@ -3,8 +3,10 @@ event still waiting to be published."""
 
 import asyncio
 import contextlib
+import logging
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 
 from crossgen_local.postgres import LocalPostgres
@@ -63,9 +65,13 @@ async def test_a_sweep_deletes_old_published_events_and_old_ids_and_nothing_else
     await service.engine.dispose()
 
 
-async def test_a_sweep_goes_on_batch_after_batch(
-    postgres: LocalPostgres, tokens: TokenIssuer
+async def test_a_sweep_goes_on_batch_after_batch_and_says_how_far(
+    postgres: LocalPostgres,
+    tokens: TokenIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    monkeypatch.setattr(retention, "PROGRESS_EVERY", 0.0)
     service = await seeded(postgres, tokens)
     async with service.engine.begin() as connection:
         await connection.execute(
@@ -75,8 +81,10 @@ async def test_a_sweep_goes_on_batch_after_batch(
             ),
             {"n": retention.BATCH + 1},
         )
-    swept = await retention.sweep(service.engine, NOW, timedelta(days=1), timedelta(days=45))
+    with caplog.at_level(logging.INFO, logger=retention.__name__):
+        swept = await retention.sweep(service.engine, NOW, timedelta(days=1), timedelta(days=45))
     assert swept == Swept(outbox=1, inbox=retention.BATCH + 2)
+    assert f"{retention.BATCH} row(s) deleted from the inbox so far" in caplog.text
     assert (await left(service))[1] == {"recent"}
     await service.engine.dispose()
 
