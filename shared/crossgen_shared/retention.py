@@ -19,9 +19,21 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import DateTime, Delete, bindparam, delete, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Delete,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crossgen_shared.db import INBOX, OUTBOX
@@ -35,23 +47,19 @@ DELETED = Counter(
     "crossgen_retention_deleted_total", "Rows deleted once past their retention", ["table"]
 )
 _CUTOFF = bindparam("cutoff", type_=DateTime(timezone=True))
-# Built once: the next batch of old rows, each statement prepared once a connection.
-_OLD_PUBLISHED = delete(OUTBOX).where(
-    OUTBOX.c.seq.in_(
-        select(OUTBOX.c.seq)
-        .where(OUTBOX.c.created_at < _CUTOFF, OUTBOX.c.published_at.is_not(None))
-        .limit(BATCH)
-        .with_for_update(skip_locked=True)
-    )
-)
-_OLD_HANDLED = delete(INBOX).where(
-    tuple_(INBOX.c.consumer, INBOX.c.event_id).in_(
-        select(INBOX.c.consumer, INBOX.c.event_id)
-        .where(INBOX.c.handled_at < _CUTOFF)
-        .limit(BATCH)
-        .with_for_update(skip_locked=True)
-    )
-)
+
+
+def _older(table: Table, *old: ColumnElement[bool]) -> Delete:
+    """The next batch of ``table``'s rows that are ``old``, as one statement, prepared once a
+    connection. By where they are, not by key: matched by key, the planner read the whole table
+    for each batch (150 ms a batch at a million rows)."""
+    where: ColumnElement[Any] = literal_column("ctid")  # the row's place in the table
+    batch = select(where).where(*old).limit(BATCH).with_for_update(skip_locked=True)
+    return delete(table).where(where == any_(func.array(batch.scalar_subquery())))
+
+
+_OLD_PUBLISHED = _older(OUTBOX, OUTBOX.c.created_at < _CUTOFF, OUTBOX.c.published_at.is_not(None))
+_OLD_HANDLED = _older(INBOX, INBOX.c.handled_at < _CUTOFF)
 
 
 @dataclass(frozen=True)
