@@ -154,7 +154,7 @@ async def test_a_leaver_is_forgotten_by_every_service(services: list[Service]) -
     # The events that named her leave matching's outbox with its retention, long before her
     # grace period ends; the erasure's own event waits there until it is published.
     settings = matching.settings
-    await retention.sweep(matching.engine, NOW, settings.outbox_retention(), None)
+    await retention.sweep(matching.engine, NOW, settings.outbox_retention, None)
     async with matching.sessions() as db:
         left = list(await db.scalars(select(OutboxRecord)))
     assert [record.event_id for record in left] == [record.event_id for record in relayed]

@@ -77,8 +77,8 @@ class Service:
             partial(
                 retention.watch,
                 self.engine,
-                settings.outbox_retention(),
-                settings.inbox_retention(),
+                settings.outbox_retention,
+                settings.inbox_retention,
                 settings.retention_check_interval,
             )
         ]

@@ -55,9 +55,11 @@ class ServiceSettings(BaseSettings):
             raise ValueError("set JWT_JWKS_URL or JWT_PUBLIC_KEY (with the service's prefix)")
         return self
 
+    @property
     def outbox_retention(self) -> timedelta:
         return timedelta(hours=self.outbox_retention_hours)
 
+    @property
     def inbox_retention(self) -> timedelta | None:
         return timedelta(days=self.inbox_retention_days) if self.inbox_retention_days else None
 
