@@ -61,6 +61,7 @@ HERE = Path(__file__).resolve().parent
 
 CEILING_TOPIC = "crossgen.bench.ceiling."
 TARGETS = {"share_of_ceiling": 0.5, "email_latency_p99_s": 1.0, "at_rate": 200.0}
+WINDOW_S = 30.0  # the latency phase's p99 is also given for each 30 s of it
 
 
 class Usage(host.Periodic):
@@ -308,6 +309,7 @@ class Bench:
             "emails_per_s": len(traced) / max(last_mail - first, 1e-9),
             "latency_s": pipeline_trace.percentiles(email.latency for email in traced),
             "hops_s": pipeline_trace.hops(traced),
+            "latency_by_window_s": pipeline_trace.by_window(traced, first, WINDOW_S),
         }
         # N records are done when their N emails are in (see the module's docstring).
         done = len(employees) * min(len(traced) / max(expected, 1), 1)
@@ -409,6 +411,10 @@ def table(results: dict[str, Any]) -> str:
             for name, grew in disk.items()
         )
         lines += [f"disk per record, bytes (of which outbox + inbox): {each}"]
+    windows = results["latency"]["emails"].get("latency_by_window_s") or []
+    if len(windows) > 1:
+        p99s = " ".join(f"{window['p99']:.2f}" for window in windows if "p99" in window)
+        lines += [f"latency phase, p99 s by {WINDOW_S:g} s of offered records: {p99s}"]
     if busy := results["latency"]["cores_busy"]:
         each = "  ".join(f"{name} {cores:.2f}" for name, cores in busy.items())
         lines += [

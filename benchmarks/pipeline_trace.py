@@ -147,6 +147,18 @@ async def batches(urls: Iterable[str], since: float, until: float) -> dict[str, 
     }
 
 
+def by_window(traced: Iterable[Email], start: float, seconds: float) -> list[dict[str, float]]:
+    """The latency of the emails whose pair was ready in each ``seconds`` from ``start``: over a
+    long run, whether the tail grows with the data or comes and goes with the host."""
+    windows: dict[int, list[float]] = {}
+    for email in traced:
+        windows.setdefault(int((email.pair_ready - start) // seconds), []).append(email.latency)
+    return [
+        {"from_s": index * seconds, "emails": len(latencies), **(percentiles(latencies) or {})}
+        for index, latencies in sorted(windows.items())
+    ]
+
+
 async def footprint(urls: Mapping[str, str]) -> dict[str, dict[str, int]]:
     """Each service's database on disk, in bytes: the whole of it, and of that its outbox and
     its inbox (each with its indexes)."""
