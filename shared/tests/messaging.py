@@ -1,5 +1,7 @@
 """A service of the tests' own on a fresh database holding just the outbox and inbox."""
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import uuid4
 
@@ -38,3 +40,11 @@ async def messaging_service(name: str, settings: ServiceSettings) -> Service:
     async with service.engine.begin() as connection:
         await connection.run_sync(Base.metadata.create_all)
     return service
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30) -> None:
+    """Wait until ``check`` holds; fail the test after ``within`` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.1)

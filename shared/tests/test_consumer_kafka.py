@@ -1,7 +1,6 @@
 """A record that must wait holds back its own partition only, over a real Kafka broker: the
 consumer's other partitions go on, and the offsets it commits never pass the waiting record."""
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
@@ -17,7 +16,7 @@ from crossgen_shared.events import ParticipantJoined
 from crossgen_shared.service import Service
 from crossgen_shared.unit_of_work import UnitOfWork
 
-from .messaging import fresh_settings, messaging_service
+from .messaging import eventually, fresh_settings, messaging_service
 from .test_observability import joined
 
 pytestmark = pytest.mark.integration
@@ -48,13 +47,6 @@ async def service(
     yield service
     READY.clear()
     HANDLED.clear()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.1)
 
 
 def handled(name: str) -> Callable[[], Awaitable[bool]]:

@@ -15,7 +15,7 @@ from crossgen_shared import retention
 from crossgen_shared.retention import Swept
 from crossgen_shared.service import Service
 
-from .messaging import fresh_settings, messaging_service
+from .messaging import eventually, fresh_settings, messaging_service
 
 NOW = datetime.now(UTC)
 # Written (and handled) how long ago, published or not: the rows each test starts with.
@@ -100,10 +100,12 @@ async def test_the_service_sweeps_as_its_settings_say(
         retention_check_interval=0.05,
     )
     [sweeping] = [asyncio.create_task(worker()) for worker in service.workers]
+
+    async def swept() -> bool:
+        return await left(service) == ({"old-waiting"}, set())
+
     try:
-        async with asyncio.timeout(10):
-            while await left(service) != ({"old-waiting"}, set()):  # noqa: ASYNC110 - polls tables
-                await asyncio.sleep(0.05)
+        await eventually(swept, within=10)
     finally:
         sweeping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
