@@ -85,11 +85,19 @@ class WorkTimings(Periodic):
     def __init__(self, every: float = 3.0) -> None:
         super().__init__(every, "work-timings")
         self.ms: list[float] = []
+        self.at: list[float] = []  # when each timing began, epoch seconds
 
     def tick(self) -> None:
+        self.at.append(time.time())
         start = time.thread_time()
         _fixed_work()
         self.ms.append(round((time.thread_time() - start) * 1000, 1))
+
+    def median_between(self, start: float, end: float) -> float | None:
+        """The median timing of those begun from ``start`` to ``end``: how fast the host ran in
+        one part of a long run."""
+        within = [ms for at, ms in zip(self.at, self.ms, strict=True) if start <= at < end]
+        return statistics.median(within) if within else None
 
     def summary(self) -> dict[str, float | int] | None:
         if not self.ms:

@@ -82,6 +82,7 @@ class Usage(host.Periodic):
         self.peaks_mb: dict[str, float] = dict.fromkeys(self._trees, 0.0)
         self.cpu_s: dict[str, float] = dict.fromkeys(self._trees, 0.0)
         self._cpu_before: dict[str, float] = {}
+        self._cpu_seen: list[tuple[float, dict[str, float]]] = []  # (epoch s, CPU s so far)
 
     def __enter__(self) -> Self:
         self._sample(relist=True)
@@ -98,14 +99,27 @@ class Usage(host.Periodic):
         """CPU seconds each tree has used so far (its processes as last listed), read now."""
         return {name: _usage(processes)[1] for name, processes in self._listed.items()}
 
+    def cpu_between(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds each tree used from ``start`` to ``end`` (epoch s), to the nearest samples
+        taken before each."""
+
+        def at(moment: float) -> dict[str, float]:
+            earlier = [seen for when, seen in self._cpu_seen if when <= moment]
+            return earlier[-1] if earlier else self._cpu_seen[0][1]
+
+        first, last = at(start), at(end)
+        return {name: last[name] - first[name] for name in last}
+
     def _sample(self, relist: bool) -> None:
+        seen = {}
         for name, (pid, children) in self._trees.items():
             if relist or name not in self._listed:
                 self._listed[name] = _tree(pid, children)
             rss, cpu = _usage(self._listed[name])
             self.peaks_mb[name] = max(self.peaks_mb[name], rss / 2**20)
             before = self._cpu_before.setdefault(name, cpu)
-            self.cpu_s[name] = max(self.cpu_s[name], cpu - before)
+            self.cpu_s[name] = seen[name] = max(self.cpu_s[name], cpu - before)
+        self._cpu_seen.append((time.time(), seen))
 
 
 def _usage(processes: list[psutil.Process]) -> tuple[int, float]:
@@ -311,6 +325,8 @@ class Bench:
             "hops_s": pipeline_trace.hops(traced),
             "latency_by_window_s": pipeline_trace.by_window(traced, first, WINDOW_S),
         }
+        if math.isfinite(rate):
+            self.window_costs(result["emails"]["latency_by_window_s"], first, sent_at, work)
         # N records are done when their N emails are in (see the module's docstring).
         done = len(employees) * min(len(traced) / max(expected, 1), 1)
         result["records_per_s"] = done / max(last_mail - first, 1e-9)
@@ -322,6 +338,25 @@ class Bench:
             "messages_per_s": moved / max(last_mail - first, 1e-9),
         }
         return result
+
+    def window_costs(
+        self,
+        windows: list[dict[str, Any]],
+        first: float,
+        sent_at: Mapping[str, float],
+        work: host.WorkTimings,
+    ) -> None:
+        """To each window of a steady phase, what its records cost each process (CPU ms per
+        record sent in it) and how fast the host ran meanwhile: a tail that grows with the
+        program costs a service more per record at the same speed; a slower host costs every
+        process more, and the fixed piece of Python too."""
+        for window in windows:
+            start = first + window["from_s"]
+            end = start + WINDOW_S
+            sent = sum(start <= moment < end for moment in sent_at.values())
+            cpu = self.usage.cpu_between(start, end)
+            window["cpu_ms_per_record"] = {name: 1000 * s / max(sent, 1) for name, s in cpu.items()}
+            window["python_work_ms"] = work.median_between(start, end)
 
     async def settle(self, ids: set[str], mails: int) -> bool:
         """Wait until every record is in the directory and ``mails`` mails arrived; False if
@@ -413,8 +448,7 @@ def table(results: dict[str, Any]) -> str:
         lines += [f"disk per record, bytes (of which outbox + inbox): {each}"]
     windows = results["latency"]["emails"].get("latency_by_window_s") or []
     if len(windows) > 1:
-        p99s = " ".join(f"{window['p99']:.2f}" for window in windows if "p99" in window)
-        lines += [f"latency phase, p99 s by {WINDOW_S:g} s of offered records: {p99s}"]
+        lines += ["", *by_window_table(windows)]
     if busy := results["latency"]["cores_busy"]:
         each = "  ".join(f"{name} {cores:.2f}" for name, cores in busy.items())
         lines += [
@@ -434,6 +468,41 @@ def table(results: dict[str, Any]) -> str:
         )
         lines += [f"batches meanwhile (transactions x records, p50): {each}"]
     return "\n".join(lines)
+
+
+def by_window_table(windows: Sequence[dict[str, Any]]) -> list[str]:
+    """The latency phase by WINDOW_S s of offered records: its p99 and its hops' p99, and what
+    those records cost each process, next to how fast the host ran then."""
+    names = list(windows[0].get("cpu_ms_per_record") or {})
+    hops = pipeline_trace.HOPS
+    head = (
+        f"{'from s':>6} {'p99 s':>6} {'work ms':>7}  "
+        + " ".join(f"{name[:8]:>8}" for name in names)
+        + "  "
+        + " ".join(f"{hop[:8]:>8}" for hop in hops)
+    )
+    lines = [
+        f"latency phase by {WINDOW_S:g} s of offered records: p99, the fixed Python work"
+        " (median), CPU ms per record of each process, and each hop's p99 s",
+        head,
+        "-" * len(head),
+    ]
+    for window in windows:
+        cpu = window.get("cpu_ms_per_record") or {}
+        tails = window.get("hops_p99_s") or {}
+        work = window.get("python_work_ms")
+        lines.append(
+            f"{window['from_s']:>6.0f} {window.get('p99', float('nan')):>6.2f}"
+            f" {work if work is not None else float('nan'):>7.1f}  "
+            + " ".join(f"{cpu.get(name, float('nan')):>8.2f}" for name in names)
+            + "  "
+            + " ".join(f"{_or_nan(tails.get(hop)):>8.2f}" for hop in hops)
+        )
+    return lines
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def _cpus(results: dict[str, Any]) -> int:

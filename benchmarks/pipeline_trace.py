@@ -147,15 +147,22 @@ async def batches(urls: Iterable[str], since: float, until: float) -> dict[str, 
     }
 
 
-def by_window(traced: Iterable[Email], start: float, seconds: float) -> list[dict[str, float]]:
+def by_window(traced: Iterable[Email], start: float, seconds: float) -> list[dict[str, Any]]:
     """The latency of the emails whose pair was ready in each ``seconds`` from ``start``: over a
     long run, whether the tail grows with the data or comes and goes with the host."""
-    windows: dict[int, list[float]] = {}
+    windows: dict[int, list[Email]] = {}
     for email in traced:
-        windows.setdefault(int((email.pair_ready - start) // seconds), []).append(email.latency)
+        windows.setdefault(int((email.pair_ready - start) // seconds), []).append(email)
     return [
-        {"from_s": index * seconds, "emails": len(latencies), **(percentiles(latencies) or {})}
-        for index, latencies in sorted(windows.items())
+        {
+            "from_s": index * seconds,
+            "emails": len(emails),
+            **(percentiles(email.latency for email in emails) or {}),
+            "hops_p99_s": {
+                hop: spent["p99"] if spent else None for hop, spent in hops(emails).items()
+            },
+        }
+        for index, emails in sorted(windows.items())
     ]
 
 

@@ -2,6 +2,7 @@
 a verdict must judge the latency target only at its rate, and say why a tail is long."""
 
 import copy
+import statistics
 import time
 from typing import Any
 
@@ -93,10 +94,33 @@ def test_a_run_prints_as_a_table() -> None:
     assert "fixed Python work meanwhile, in its thread's CPU time: 30.4 ms (median)" in shown
 
 
+def test_a_long_run_prints_by_window() -> None:
+    timed = result(0.9)
+    tails = dict.fromkeys(("directory", "join", "proposed", "notifications", "claimed"), 0.1)
+    timed["latency"]["emails"]["latency_by_window_s"] = [
+        {
+            "from_s": 30.0 * i,
+            "emails": 6000,
+            "p99": p99,
+            "hops_p99_s": tails | {"smtp": None},
+            "cpu_ms_per_record": {"matching": ms, "postgres": 1.5},
+            "python_work_ms": work,
+        }
+        for i, (p99, ms, work) in enumerate([(0.8, 2.6, 16.0), (3.2, 4.9, 16.5)])
+    ]
+    rows = pipeline_bench.table(timed).split("by 30 s of offered records")[1].splitlines()[3:5]
+    # The second half of the run cost matching more per record, at the same speed of the host.
+    assert rows[0].split()[:5] == ["0", "0.80", "16.0", "2.60", "1.50"]
+    assert rows[1].split()[:5] == ["30", "3.20", "16.5", "4.90", "1.50"]
+    assert rows[1].split()[-1] == "nan"  # a hop no email of the window has both ends of
+
+
 def test_the_host_is_timed_while_it_is_loaded() -> None:
     with host.WorkTimings(every=0.01) as work:
         time.sleep(0.2)
     summed = work.summary()
     assert summed is not None and summed["timings"] >= 1
     assert 0 < summed["median"] <= summed["max"]
+    assert work.median_between(0, time.time() + 1) == statistics.median(work.ms)
+    assert work.median_between(0, 1) is None
     assert host.WorkTimings().summary() is None  # never timed: nothing to say
