@@ -118,6 +118,7 @@ class Notification(Base):
         Index("ix_notifications_created", "created_at"),
         Index("ix_notifications_session", "session_id"),
         Index("ix_notifications_digest", "digest_id"),
+        Index("ix_notifications_attempt", "attempt_id"),  # a claim's outcome is recorded by it
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

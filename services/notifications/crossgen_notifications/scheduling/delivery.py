@@ -60,10 +60,11 @@ UNCONFIRMED_REASON = (
 )
 
 
-# The rows of some attempts, locked to record their outcome; built once.
+# The rows of some attempts, locked to record their outcome; built once, prepared once a
+# connection (the ids as one array).
 _ATTEMPTED = (
     select(Notification)
-    .where(Notification.attempt_id.in_(bindparam("attempt_ids", expanding=True)))
+    .where(Notification.attempt_id == any_(bindparam("attempt_ids", type_=ARRAY(Uuid))))
     .order_by(Notification.id)  # one order for every locker: no deadlock
     .with_for_update()
 )
