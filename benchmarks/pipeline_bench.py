@@ -350,13 +350,17 @@ class Bench:
         record sent in it) and how fast the host ran meanwhile: a tail that grows with the
         program costs a service more per record at the same speed; a slower host costs every
         process more, and the fixed piece of Python too."""
+        last = max(sent_at.values())
         for window in windows:
             start = first + window["from_s"]
             end = start + WINDOW_S
-            sent = sum(start <= moment < end for moment in sent_at.values())
-            cpu = self.usage.cpu_between(start, end)
-            window["cpu_ms_per_record"] = {name: 1000 * s / max(sent, 1) for name, s in cpu.items()}
             window["python_work_ms"] = work.median_between(start, end)
+            window["cpu_ms_per_record"] = None
+            # A window the offering ended in holds a few records and the draining of the rest.
+            if end <= last + 1:
+                sent = sum(start <= moment < end for moment in sent_at.values())
+                cpu = self.usage.cpu_between(start, end)
+                window["cpu_ms_per_record"] = {name: 1000 * s / sent for name, s in cpu.items()}
 
     async def settle(self, ids: set[str], mails: int) -> bool:
         """Wait until every record is in the directory and ``mails`` mails arrived; False if
@@ -473,7 +477,7 @@ def table(results: dict[str, Any]) -> str:
 def by_window_table(windows: Sequence[dict[str, Any]]) -> list[str]:
     """The latency phase by WINDOW_S s of offered records: its p99 and its hops' p99, and what
     those records cost each process, next to how fast the host ran then."""
-    names = list(windows[0].get("cpu_ms_per_record") or {})
+    names = next((list(w["cpu_ms_per_record"]) for w in windows if w.get("cpu_ms_per_record")), [])
     hops = pipeline_trace.HOPS
     head = (
         f"{'from s':>6} {'p99 s':>6} {'work ms':>7}  "
