@@ -494,11 +494,10 @@ def by_window_table(windows: Sequence[dict[str, Any]]) -> list[str]:
     for window in windows:
         cpu = window.get("cpu_ms_per_record") or {}
         tails = window.get("hops_p99_s") or {}
-        work = window.get("python_work_ms")
         lines.append(
-            f"{window['from_s']:>6.0f} {window.get('p99', float('nan')):>6.2f}"
-            f" {work if work is not None else float('nan'):>7.1f}  "
-            + " ".join(f"{cpu.get(name, float('nan')):>8.2f}" for name in names)
+            f"{window['from_s']:>6.0f} {_or_nan(window.get('p99')):>6.2f}"
+            f" {_or_nan(window.get('python_work_ms')):>7.1f}  "
+            + " ".join(f"{_or_nan(cpu.get(name)):>8.2f}" for name in names)
             + "  "
             + " ".join(f"{_or_nan(tails.get(hop)):>8.2f}" for hop in hops)
         )
