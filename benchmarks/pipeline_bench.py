@@ -80,7 +80,6 @@ class Usage(host.Periodic):
         self._relist = relist
         self._listed: dict[str, list[psutil.Process]] = {}
         self.peaks_mb: dict[str, float] = dict.fromkeys(self._trees, 0.0)
-        self.cpu_s: dict[str, float] = dict.fromkeys(self._trees, 0.0)
         self._cpu_before: dict[str, float] = {}
         self._cpu_seen: list[tuple[float, dict[str, float]]] = []  # (epoch s, CPU s so far)
 
@@ -99,6 +98,11 @@ class Usage(host.Periodic):
         """CPU seconds each tree has used so far (its processes as last listed), read now."""
         return {name: _usage(processes)[1] for name, processes in self._listed.items()}
 
+    @property
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds each tree used from the first sample to the last."""
+        return dict(self._cpu_seen[-1][1]) if self._cpu_seen else dict.fromkeys(self._trees, 0.0)
+
     def cpu_between(self, start: float, end: float) -> dict[str, float]:
         """CPU seconds each tree used from ``start`` to ``end`` (epoch s), to the nearest samples
         taken before each."""
@@ -111,14 +115,14 @@ class Usage(host.Periodic):
         return {name: last[name] - first[name] for name in last}
 
     def _sample(self, relist: bool) -> None:
-        seen = {}
+        so_far, seen = self.cpu_s, {}
         for name, (pid, children) in self._trees.items():
             if relist or name not in self._listed:
                 self._listed[name] = _tree(pid, children)
             rss, cpu = _usage(self._listed[name])
             self.peaks_mb[name] = max(self.peaks_mb[name], rss / 2**20)
             before = self._cpu_before.setdefault(name, cpu)
-            self.cpu_s[name] = seen[name] = max(self.cpu_s[name], cpu - before)
+            seen[name] = max(so_far[name], cpu - before)
         self._cpu_seen.append((time.time(), seen))
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import host
 import pipeline_bench
+import pipeline_trace
 
 
 def result(
@@ -96,13 +97,13 @@ def test_a_run_prints_as_a_table() -> None:
 
 def test_a_long_run_prints_by_window() -> None:
     timed = result(0.9)
-    tails = dict.fromkeys(("directory", "join", "proposed", "notifications", "claimed"), 0.1)
+    tails = dict.fromkeys(pipeline_trace.HOPS, 0.1) | {"smtp": None}
     timed["latency"]["emails"]["latency_by_window_s"] = [
         {
             "from_s": 30.0 * i,
             "emails": 6000,
             "p99": p99,
-            "hops_p99_s": tails | {"smtp": None},
+            "hops_p99_s": tails,
             "cpu_ms_per_record": {"matching": ms, "postgres": 1.5},
             "python_work_ms": work,
         }

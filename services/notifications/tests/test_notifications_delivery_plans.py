@@ -12,18 +12,18 @@ from sqlalchemy import Executable
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import make_url
 
+from crossgen_local.postgres import LocalPostgres
 from crossgen_notifications.scheduling import delivery
 from crossgen_notifications.scheduling.delivery import Delivery
 from crossgen_notifications.settings import NotificationsSettings
 from crossgen_notifications.testing import START as NOW
 
 
-async def plan(url: str, statement: Executable, **params: Any) -> str:
+async def plan(dsn: str, statement: Executable, **params: Any) -> str:
     """``statement``'s plan with sequential scans priced out (the test's log is small), so that
     it reads by an index if one serves it."""
     compiled = statement.compile(dialect=PGDialect_asyncpg())  # as the service's driver runs it
     values = compiled.construct_params(params)
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     connection = await asyncpg.connect(dsn)
     try:
         await connection.execute("SET enable_seqscan = off")
@@ -40,7 +40,7 @@ async def plan(url: str, statement: Executable, **params: Any) -> str:
     ["claim the due messages", "record the sent ones", "lock the others to record them"],
 )
 async def test_the_delivery_reads_the_log_by_index(
-    name: str, notifications_db: str, settings: NotificationsSettings
+    name: str, postgres: LocalPostgres, notifications_db: str, settings: NotificationsSettings
 ) -> None:
     attempts = {"attempt_ids": [uuid4(), uuid4()]}
     statement, params, index = {
@@ -60,6 +60,8 @@ async def test_the_delivery_reads_the_log_by_index(
             "ix_notifications_attempt",
         ),
     }[name]
-    found = await plan(notifications_db, statement, **params)
+    database = make_url(notifications_db).database
+    assert database is not None
+    found = await plan(postgres.dsn(database), statement, **params)
     # By its own index: the primary key's, say, would be read whole, as the table would.
     assert re.search(f"Index Scan (using|on) {index} ", found), found
