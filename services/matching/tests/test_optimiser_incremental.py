@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crossgen_matching.optimiser.incremental import LiveMatching, Repair
+from crossgen_matching.optimiser.index import ProgramIndex
 from crossgen_matching.optimiser.model import (
     Cause,
     Learner,
@@ -143,6 +144,45 @@ def test_mentors_who_join_count_in_skill_rarity_as_in_a_fresh_build() -> None:
     assert matching.index.supply == fresh.supply == {"ai": 2, "go": 1, "rust": 2}
     assert matching.index.supply_mentors == fresh.supply_mentors == 3
     assert matching.index.rarity == fresh.rarity
+
+
+def test_mentors_who_join_are_indexed_as_in_a_fresh_build() -> None:
+    """The columns they grow (in place, by doubling) say what a build's say, new skills and
+    languages included."""
+    first = mentor("m1", {"ai": 3}, capacity=2)
+    joining = [
+        mentor(
+            f"m{i}",
+            {"ai": i % 5 + 1, "go": 2} if i % 2 else {"rust": 4},
+            capacity=i % 3 + 1,
+            languages=frozenset({"en", "de"} if i % 3 else {"fr"}),
+            department=f"d{i % 4}",
+        )
+        for i in range(2, 40)
+    ]
+    program = Program(learners=(learner("a", {"rust": 5}),), mentors=(first,))
+    grown = live(program)
+    for newcomer in joining:
+        grown.join_mentor(newcomer)
+    g, b = grown.index, live(replace(program, mentors=(first, *joining))).index
+    assert g.capacity.tolist() == b.capacity.tolist()
+    assert g.present.tolist() == b.present.tolist() == [True] * 39
+    assert len(grown.used) == 39
+    for skill in b.skills:
+        assert (g.teach[:, g.skill_column[skill]] == b.teach[:, b.skill_column[skill]]).all()
+    # All but the org chart's intervals: the chart is the build's, which never saw the joiners.
+    for column in ("department", "tenure", "level", "start", "length"):
+        mine, theirs = getattr(g.mentor_people, column), getattr(b.mentor_people, column)
+        assert mine.tolist() == theirs.tolist()
+    for language in b.language_column:
+        assert (
+            g.speaks[:, g.language_column[language]] == b.speaks[:, b.language_column[language]]
+        ).all()
+
+    def postings(index: ProgramIndex) -> dict[tuple[str, str], list[int]]:
+        return {(index.skills[c], g): rows.tolist() for (c, g), rows in index.mentors_by.items()}
+
+    assert postings(g) == postings(b)
 
 
 def test_when_a_learner_leaves_the_freed_place_goes_to_a_waiting_learner() -> None:

@@ -1,12 +1,15 @@
 """A mentor with free places takes the best waiting learners: the columnar search must pick
 exactly whom checking every waiting learner one pair at a time would."""
 
+from unittest.mock import patch
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crossgen_matching.optimiser.incremental import LiveMatching
 from crossgen_matching.optimiser.model import Learner, Mentor, Pair, Person, PersonId, Program
+from crossgen_matching.optimiser.waiting import Waiting
 
 SKILLS = ["ai", "go", "figma", "sql"]
 
@@ -37,10 +40,20 @@ people = st.tuples(
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(people, min_size=2, max_size=30), st.lists(st.integers(1, 3), max_size=12))
+@given(
+    st.lists(people, min_size=2, max_size=30),
+    st.lists(st.integers(1, 3), max_size=12),
+    st.sampled_from([1, 3, Waiting.compact_after]),
+)
 def test_a_joining_mentor_takes_whom_pair_by_pair_checks_would(
-    drawn: list[Drawn], capacities: list[int]
+    drawn: list[Drawn], capacities: list[int], compact_after: int
 ) -> None:
+    """Also once the columns were built again from those still waiting (``compact_after``)."""
+    with patch.object(Waiting, "compact_after", compact_after):
+        _mentors_join_one_by_one(drawn, capacities)
+
+
+def _mentors_join_one_by_one(drawn: list[Drawn], capacities: list[int]) -> None:
     learners = tuple(
         Learner(
             Person(
@@ -68,3 +81,7 @@ def test_a_joining_mentor_takes_whom_pair_by_pair_checks_would(
         repair = matching.join_mentor(mentor)
         assert [p.learner_id for p in repair.proposed] == one_at_a_time(matching, waiting, mentor)
         assert matching.waiting == waiting - {p.learner_id for p in repair.proposed}
+        # The rows of those gone are dropped once they outnumber those waiting.
+        columns = matching.waiting
+        gone = len(columns.learners) - len(columns)
+        assert gone < max(len(columns), columns.compact_after)

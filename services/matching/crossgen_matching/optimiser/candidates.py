@@ -153,9 +153,8 @@ def all_arcs(index: ProgramIndex, block: int = 2048) -> Arcs:
     """Every allowed pair: exact, but quadratic; for measuring the sample against."""
     wanted = index.want_levels.astype(bool).astype(np.float32)
     taught = (index.teach > 0).astype(np.float32)
-    languages = sorted(index.speakers)
-    spoken = np.array([index.speakers[g] for g in languages], dtype=np.float32)
-    spoken = spoken.reshape(len(languages), len(index.mentors))
+    languages = sorted(index.language_column)
+    spoken = index.speaks[:, [index.language_column[g] for g in languages]].T.astype(np.float32)
     speaks = np.array(
         [[g in learner.person.languages for g in languages] for learner in index.learners],
         dtype=np.float32,

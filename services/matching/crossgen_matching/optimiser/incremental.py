@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .explain import explain_pairs
-from .index import BoolArray, Eligibility, ProgramIndex
+from .index import BoolArray, Eligibility, Growing, ProgramIndex
 from .model import (
     Learner,
     MatchResult,
@@ -32,7 +32,7 @@ from .model import (
     Unmatched,
 )
 from .program import why_unmatched
-from .scoring import Rules, org_of
+from .scoring import IntArray, Rules, org_of
 from .waiting import Waiting
 
 SWAP_MENTORS = 3  # how many of a newcomer's best (full) mentors a swap may free a place at
@@ -76,7 +76,7 @@ class LiveMatching:
         self.rules = Rules(program, org)
         self.learners = {learner.id: learner for learner in program.learners}
         self.pins = {pair.learner_id: pair.mentor_id for pair in program.pinned}
-        self.used = np.zeros(len(self.index.mentors), dtype=np.int64)
+        self._used = Growing.of(np.zeros(len(self.index.mentors), dtype=np.int64))
         self.holding: dict[PersonId, _Holding] = {}
         self.holders: dict[int, set[PersonId]] = defaultdict(set)
         for pair in sorted(program.accepted):
@@ -88,6 +88,11 @@ class LiveMatching:
             self._hold(p.learner_id, self.index.mentor_row[p.mentor_id], p.score, not pinned)
         waiting = [x for i, x in self.learners.items() if i not in self.holding]
         self.waiting = Waiting(self.index, waiting)
+
+    @property
+    def used(self) -> IntArray:
+        """Each mentor's places taken (written in place)."""
+        return self._used.view()
 
     def mentor_of(self, learner_id: PersonId) -> PersonId | None:
         holding = self.holding.get(learner_id)
@@ -113,7 +118,7 @@ class LiveMatching:
         if row is None:
             row = self.index.add_mentor(mentor)
             self.rules.taught |= mentor.teaches.keys()
-            self.used = np.append(self.used, 0)
+            self._used.extend([0])
         elif not self.index.present[row]:
             # Rows are never rewritten in place: a mentor who left comes back with a full run.
             raise ValueError(f"{mentor.id} left this program")

@@ -38,12 +38,19 @@ class Growing:
     are room. Two-dimensional ones may be column-major and gain columns."""
 
     def __init__(
-        self, dtype: type, width: int | None = None, order: Literal["C", "F"] = "C"
+        self, dtype: npt.DTypeLike, width: int | None = None, order: Literal["C", "F"] = "C"
     ) -> None:
         self.size = 0
         self.order = order
         shape = (16,) if width is None else (16, width)
         self.data: npt.NDArray[Any] = np.zeros(shape, dtype, order=order)
+
+    @classmethod
+    def of(cls, values: npt.NDArray[Any], order: Literal["C", "F"] = "C") -> "Growing":
+        """A growing copy of ``values``."""
+        grown = cls(values.dtype, values.shape[1] if values.ndim > 1 else None, order)
+        grown.extend(values)
+        return grown
 
     def extend(self, values: npt.ArrayLike) -> None:
         values = np.asarray(values, dtype=self.data.dtype)
@@ -83,9 +90,19 @@ class People:
     def take(self, rows: IntArray) -> "People":
         return People(*(column[rows] for column in self.columns()))
 
-    def extend(self, more: "People") -> "People":
-        pairs = zip(self.columns(), more.columns(), strict=True)
-        return People(*(np.concatenate(pair) for pair in pairs))
+
+class GrowingPeople:
+    """``People`` that gain rows at their end, in amortised O(1) per row (``Growing``)."""
+
+    def __init__(self, people: People) -> None:
+        self._columns = [Growing.of(column) for column in people.columns()]
+
+    def extend(self, more: People) -> None:
+        for column, values in zip(self._columns, more.columns(), strict=True):
+            column.extend(values)
+
+    def view(self) -> People:
+        return People(*(column.view() for column in self._columns))
 
 
 @dataclass(frozen=True)
@@ -117,7 +134,9 @@ class Eligibility:
 
 class ProgramIndex:
     """A program's people as columns. Built once per full run; between runs the live matching
-    adds mentors who join and marks those who leave (``present``)."""
+    adds mentors who join and marks those who leave (``present``). The mentors' columns grow
+    by doubling (``Growing``): a join copying each of them would cost as much as the program is
+    large."""
 
     def __init__(self, program: Program, org: OrgChart) -> None:
         self.weights = program.weights
@@ -141,20 +160,18 @@ class ProgramIndex:
         )
         self.mentors: list[Mentor] = list(program.mentors)
         self.mentor_row = {mentor.id: i for i, mentor in enumerate(self.mentors)}
-        self.capacity = np.array([m.capacity for m in self.mentors], dtype=np.int64)
-        self.present = np.ones(len(self.mentors), dtype=bool)  # False once a mentor leaves
+        self._capacity = Growing.of(np.array([m.capacity for m in self.mentors], dtype=np.int64))
+        self._present = Growing.of(np.ones(len(self.mentors), dtype=bool))
         # Column-major: "who teaches these skills" reads whole columns, 8x faster at 50k mentors.
-        self._teach = Growing(np.uint8, len(self.skills), order="F")
-        self._teach.extend(self._levels([m.teaches for m in self.mentors]))
-        self.mentor_people = self.encode_people([m.person for m in self.mentors])
-        self.mentors_by = _postings(
+        self._teach = Growing.of(self._levels([m.teaches for m in self.mentors]), order="F")
+        self._mentor_people = GrowingPeople(self.encode_people([m.person for m in self.mentors]))
+        postings = _postings(
             (m.teaches, m.person.languages, self.skill_column) for m in self.mentors
         )
-        self.speakers: dict[str, BoolArray] = {}
-        for language in {g for m in self.mentors for g in m.person.languages}:
-            self.speakers[language] = np.array(
-                [language in m.person.languages for m in self.mentors], dtype=bool
-            )
+        self._mentors_by = {key: Growing.of(rows) for key, rows in postings.items()}
+        languages = sorted({g for m in self.mentors for g in m.person.languages})
+        self.language_column = {g: i for i, g in enumerate(languages)}
+        self._speaks = Growing.of(self._spoken(self.mentors), order="F")
         self.forbidden = self._by_learner(program.forbidden)
         self.ended = self._by_learner(program.ended)
         # The banned pairs of mentors yet to join, by mentor: each join finds its own at once.
@@ -182,6 +199,36 @@ class ProgramIndex:
     def teach(self) -> npt.NDArray[np.uint8]:
         """Each mentor's level (0 for none) in each skill column."""
         return self._teach.view()
+
+    @property
+    def capacity(self) -> IntArray:
+        return self._capacity.view()
+
+    @property
+    def present(self) -> BoolArray:
+        """False once a mentor leaves (written in place)."""
+        return self._present.view()
+
+    @property
+    def mentor_people(self) -> People:
+        return self._mentor_people.view()
+
+    @property
+    def mentors_by(self) -> dict[tuple[int, str], IntArray]:
+        """The mentors' posting lists, as ``_postings`` makes them (a full run's, once)."""
+        return {key: rows.view() for key, rows in self._mentors_by.items()}
+
+    @property
+    def speaks(self) -> BoolArray:
+        """Whether each mentor speaks each language (``language_column``)."""
+        return self._speaks.view()
+
+    def _spoken(self, mentors: Sequence[Mentor]) -> BoolArray:
+        spoken = np.zeros((len(mentors), len(self.language_column)), dtype=bool)
+        for row, mentor in enumerate(mentors):
+            for language in mentor.person.languages:
+                spoken[row, self.language_column[language]] = True
+        return spoken
 
     def _by_learner(self, pairs: Iterable[Pair]) -> dict[PersonId, IntArray]:
         rows: dict[PersonId, list[int]] = defaultdict(list)
@@ -285,8 +332,8 @@ class ProgramIndex:
         looked_at = self.present if among is None else self.present & among
         teaching = np.flatnonzero(self.teach[:, columns].any(axis=1) & looked_at)
         speaks = np.zeros(len(self.mentors), dtype=bool)
-        for language in learner.person.languages & self.speakers.keys():
-            speaks |= self.speakers[language]
+        for language in learner.person.languages & self.language_column.keys():
+            speaks |= self.speaks[:, self.language_column[language]]  # a column: contiguous
         speaking = teaching[speaks[teaching]]
         mp = self.mentor_people
         chain = in_chain(people.entry, people.exit, mp.entry[speaking], mp.exit[speaking])
@@ -333,22 +380,22 @@ class ProgramIndex:
         for skill in mentor.teaches:
             self.supply[skill] += 1
         self.supply_mentors += 1
+        for language in sorted(mentor.person.languages - self.language_column.keys()):
+            self.language_column[language] = len(self.language_column)
+            self._speaks.widen(len(self.language_column))
         row = len(self.mentors)
         self.mentors.append(mentor)
         self.mentor_row[mentor.id] = row
-        self.capacity = np.append(self.capacity, mentor.capacity)
-        self.present = np.append(self.present, True)
-        self._teach.extend(self._levels([mentor.teaches]))  # copies the matrix rarely
-        self.mentor_people = self.mentor_people.extend(self.encode_people([mentor.person]))
+        self._capacity.extend([mentor.capacity])
+        self._present.extend([True])
+        self._teach.extend(self._levels([mentor.teaches]))
+        self._mentor_people.extend(self.encode_people([mentor.person]))
+        self._speaks.extend(self._spoken([mentor]))
         for key in _postings([(mentor.teaches, mentor.person.languages, self.skill_column)]):
-            self.mentors_by[key] = np.append(self.mentors_by.get(key, []), row).astype(np.int64)
+            self._mentors_by.setdefault(key, Growing(np.int64)).extend([row])
         for by_learner, learner_id in self.banned_later.pop(mentor.id, ()):
             rows = np.append(by_learner.get(learner_id, []), row)
             by_learner[learner_id] = rows.astype(np.int64)
-        for language in mentor.person.languages - self.speakers.keys():
-            self.speakers[language] = np.zeros(row, dtype=bool)
-        for language, speakers in self.speakers.items():
-            self.speakers[language] = np.append(speakers, language in mentor.person.languages)
         return row
 
     def count_rarity(self) -> None:

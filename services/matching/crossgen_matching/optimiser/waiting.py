@@ -22,11 +22,20 @@ class Waiting(Set[PersonId]):
     """The waiting learners' ids (a set), and their columns for ``best_for``.
 
     Rows are never reused: a learner who waits again, perhaps with a changed profile, gets a new
-    row and the old one is marked gone.
+    row and the old one is marked gone. Once the rows gone outnumber those waiting (and
+    ``compact_after``), the columns are built again from those waiting: every mentor's look goes
+    over all rows, and in a program where each learner waits a moment, they would keep everyone
+    who ever waited.
     """
+
+    compact_after = 64  # rows gone, at least: a rebuild costs as much as the learners waiting
 
     def __init__(self, index: ProgramIndex, learners: list[Learner]) -> None:
         self.index = index
+        self._empty()
+        self._extend(learners)
+
+    def _empty(self) -> None:
         self.learners: list[Learner] = []  # by row
         self.row_of: dict[PersonId, int] = {}
         self.present = Growing(np.bool_)
@@ -36,8 +45,7 @@ class Waiting(Set[PersonId]):
         self.wanting: dict[str, tuple[Growing, Growing]] = {}
         self.speaking: dict[str, Growing] = {}
         self.total = Growing(np.float64)  # sum of rarity x want level over skills taught
-        self.idf = index.idf  # the rarity ``total`` was summed at
-        self._extend(learners)
+        self.idf = self.index.idf  # the rarity ``total`` was summed at
 
     def __contains__(self, learner_id: object) -> bool:
         return learner_id in self.row_of
@@ -77,8 +85,14 @@ class Waiting(Set[PersonId]):
 
     def discard(self, learner_id: PersonId) -> None:
         row = self.row_of.pop(learner_id, None)
-        if row is not None:
-            self.present.data[row] = False
+        if row is None:
+            return
+        self.present.data[row] = False
+        gone = len(self.learners) - len(self.row_of)
+        if gone >= max(len(self.row_of), self.compact_after):
+            waiting = [self.learners[r] for r in self.row_of.values()]  # in row order
+            self._empty()
+            self._extend(waiting)
 
     def best_for(self, mentor: Mentor, row: int, places: int, rules: Rules) -> list[Learner]:
         """Up to ``places`` waiting learners who may be paired with the mentor at index row
