@@ -98,6 +98,34 @@ def test_postgres_databases(infra: LocalInfra) -> None:
     pg.drop_database("gamma")
 
 
+def test_postgres_analyses_a_new_tables_first_rows_within_seconds(infra: LocalInfra) -> None:
+    """As a long-running server's tables have statistics: without them the planner reads a
+    table born in the run whole (``LocalPostgres._analyse_soon``)."""
+    if infra.postgres.mode == "external":
+        pytest.skip("an external server's settings are its operator's")
+    analysed = (
+        "select last_autoanalyze is not null from pg_stat_user_tables where relname = 'fresh'"
+    )
+
+    async def fill_and_wait() -> bool:
+        engine = create_async_engine(infra.postgres.url("alpha"))
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("create table fresh (v int)"))
+                await conn.execute(text("insert into fresh select generate_series(1, 500)"))
+            deadline = time.monotonic() + 20  # PostgreSQL's default naptime alone is a minute
+            while time.monotonic() < deadline:
+                async with engine.connect() as conn:
+                    if await conn.scalar(text(analysed)):
+                        return True
+                await asyncio.sleep(0.5)
+            return False
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(fill_and_wait())
+
+
 @pytest.mark.parametrize("crash", [False, True], ids=["stopped", "killed"])
 def test_postgres_stop_start_keeps_data(infra: LocalInfra, crash: bool) -> None:
     if infra.postgres.mode == "external":
