@@ -147,6 +147,41 @@ def _mentor_joins(program: Any, joins: int) -> dict[str, Any]:
     }
 
 
+def grow(size: int) -> dict[str, Any]:
+    """A program that starts empty and grows by joins alone, a mentor then a learner, ``size`` of
+    each, as an HRIS feed brings them: each join's CPU time, by tenth of the way. The scenarios
+    above start large; a join whose cost grows with the program shows here."""
+    program, _ = synthetic.program(2 * size)
+    empty = frozenset[Any]()
+    live = LiveMatching(
+        dataclasses.replace(
+            program, learners=(), mentors=(), pinned=empty, forbidden=empty, ended=empty
+        )
+    )
+    mentors, learners, tenths = program.mentors, program.learners[:size], []
+    step = max(1, size // 10)
+    for start in range(0, size, step):
+        mentor_ms, learner_ms = [], []
+        window = slice(start, start + step)
+        for mentor, learner in zip(mentors[window], learners[window], strict=True):
+            t0 = time.process_time()
+            live.join_mentor(mentor)
+            live.index.count_rarity()  # as the service does after a mentor's join
+            t1 = time.process_time()
+            live.join_learner(learner)
+            learner_ms.append((time.process_time() - t1) * 1000)
+            mentor_ms.append((t1 - t0) * 1000)
+        tenths.append(
+            {
+                "mentors": start + len(mentor_ms),
+                "waiting": len(live.waiting),
+                "mentor_join_ms": _latency(mentor_ms),
+                "learner_join_ms": _latency(learner_ms),
+            }
+        )
+    return {"size": size, "tenths": tenths}
+
+
 def _latency(milliseconds: list[float]) -> dict[str, float]:
     ms = np.array(milliseconds)
     return {
@@ -290,17 +325,33 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def grow_table(grown: dict[str, Any]) -> str:
+    head = f"{'mentors':>8} {'waiting':>8}  {'mentor join p50 / p99 ms':>24}"
+    head += f"  {'learner join p50 / p99 ms':>25}"
+    lines = [head, "-" * len(head)]
+    for tenth in grown["tenths"]:
+        m, x = tenth["mentor_join_ms"], tenth["learner_join_ms"]
+        lines.append(
+            f"{tenth['mentors']:>8} {tenth['waiting']:>8}  {m['p50']:>12.3f} / {m['p99']:<9.3f}"
+            f"  {x['p50']:>12.3f} / {x['p99']:<10.3f}"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--joins", type=int, default=1000, help="newcomers for 10k and up")
     parser.add_argument("--exact-up-to", type=int, default=10_000)
     parser.add_argument(
+        "--grow", type=int, default=0, help="mentors (and learners) joining an empty program"
+    )
+    parser.add_argument(
         "--sweep", action="store_true", help="also the sample / K tables (10k, and 100k if run)"
     )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "matching.json")
     parser.add_argument(
-        "--child", choices=["run", "exact", "sweep", "sweep_large"], help=argparse.SUPPRESS
+        "--child", choices=["run", "exact", "sweep", "sweep_large", "grow"], help=argparse.SUPPRESS
     )
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -310,10 +361,11 @@ def main() -> None:
             "exact": exact,
             "sweep": lambda size, _: sweep(size),
             "sweep_large": lambda size, _: sweep_large(size),
+            "grow": lambda size, _: grow(size),
         }[args.child]
         print(json.dumps(work(args.size, args.joins)))
         return
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]  # none: --grow alone
     results: dict[str, Any] = {"machine": machine(), "targets": TARGETS, "sizes": sizes}
     results["tuning"] = dataclasses.asdict(matching.Tuning())
     results["runs"] = {}
@@ -333,9 +385,17 @@ def main() -> None:
         if 100_000 in sizes:
             print("... sweep at 100000 learners", file=sys.stderr, flush=True)
             results["sweep_100k"] = child("sweep_large", 100_000, 0)
+    if args.grow:
+        print(
+            f"... {args.grow} mentors and learners joining one by one", file=sys.stderr, flush=True
+        )
+        results["grow"] = child("grow", args.grow, 0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(table(results))
+    if sizes:
+        print(table(results))
+    if args.grow:
+        print("\n" + grow_table(results["grow"]))
     print(f"\nwritten to {args.out}")
 
 

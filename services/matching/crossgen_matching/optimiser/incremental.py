@@ -32,7 +32,7 @@ from .model import (
     Unmatched,
 )
 from .program import why_unmatched
-from .scoring import IntArray, Rules, org_of
+from .scoring import Rules, org_of
 from .waiting import Waiting
 
 SWAP_MENTORS = 3  # how many of a newcomer's best (full) mentors a swap may free a place at
@@ -77,6 +77,7 @@ class LiveMatching:
         self.learners = {learner.id: learner for learner in program.learners}
         self.pins = {pair.learner_id: pair.mentor_id for pair in program.pinned}
         self._used = Growing.of(np.zeros(len(self.index.mentors), dtype=np.int64))
+        self.used = self._used.view()  # each mentor's places taken (written in place)
         self.holding: dict[PersonId, _Holding] = {}
         self.holders: dict[int, set[PersonId]] = defaultdict(set)
         for pair in sorted(program.accepted):
@@ -88,11 +89,6 @@ class LiveMatching:
             self._hold(p.learner_id, self.index.mentor_row[p.mentor_id], p.score, not pinned)
         waiting = [x for i, x in self.learners.items() if i not in self.holding]
         self.waiting = Waiting(self.index, waiting)
-
-    @property
-    def used(self) -> IntArray:
-        """Each mentor's places taken (written in place)."""
-        return self._used.view()
 
     def mentor_of(self, learner_id: PersonId) -> PersonId | None:
         holding = self.holding.get(learner_id)
@@ -119,6 +115,7 @@ class LiveMatching:
             row = self.index.add_mentor(mentor)
             self.rules.taught |= mentor.teaches.keys()
             self._used.extend([0])
+            self.used = self._used.view()
         elif not self.index.present[row]:
             # Rows are never rewritten in place: a mentor who left comes back with a full run.
             raise ValueError(f"{mentor.id} left this program")

@@ -172,6 +172,7 @@ class ProgramIndex:
         languages = sorted({g for m in self.mentors for g in m.person.languages})
         self.language_column = {g: i for i, g in enumerate(languages)}
         self._speaks = Growing.of(self._spoken(self.mentors), order="F")
+        self._look()
         self.forbidden = self._by_learner(program.forbidden)
         self.ended = self._by_learner(program.ended)
         # The banned pairs of mentors yet to join, by mentor: each join finds its own at once.
@@ -195,33 +196,19 @@ class ProgramIndex:
             )
         )
 
-    @property
-    def teach(self) -> npt.NDArray[np.uint8]:
-        """Each mentor's level (0 for none) in each skill column."""
-        return self._teach.view()
-
-    @property
-    def capacity(self) -> IntArray:
-        return self._capacity.view()
-
-    @property
-    def present(self) -> BoolArray:
-        """False once a mentor leaves (written in place)."""
-        return self._present.view()
-
-    @property
-    def mentor_people(self) -> People:
-        return self._mentor_people.view()
+    def _look(self) -> None:
+        """The mentors' columns as they stand, taken once a join (a view per read cost as much
+        as the read, in a learner's join)."""
+        self.teach = self._teach.view()  # each mentor's level (0 for none) in each skill column
+        self.capacity = self._capacity.view()
+        self.present = self._present.view()  # False once a mentor leaves (written in place)
+        self.mentor_people = self._mentor_people.view()
+        self.speaks = self._speaks.view()  # whether each speaks each language (language_column)
 
     @property
     def mentors_by(self) -> dict[tuple[int, str], IntArray]:
         """The mentors' posting lists, as ``_postings`` makes them (a full run's, once)."""
         return {key: rows.view() for key, rows in self._mentors_by.items()}
-
-    @property
-    def speaks(self) -> BoolArray:
-        """Whether each mentor speaks each language (``language_column``)."""
-        return self._speaks.view()
 
     def _spoken(self, mentors: Sequence[Mentor]) -> BoolArray:
         spoken = np.zeros((len(mentors), len(self.language_column)), dtype=bool)
@@ -396,6 +383,7 @@ class ProgramIndex:
         for by_learner, learner_id in self.banned_later.pop(mentor.id, ()):
             rows = np.append(by_learner.get(learner_id, []), row)
             by_learner[learner_id] = rows.astype(np.int64)
+        self._look()
         return row
 
     def count_rarity(self) -> None:
