@@ -235,7 +235,7 @@ class LocalPostgres(Managed):
 
     def _analyse_soon(self) -> None:
         """Autovacuum looks at each database every few seconds, not every minute, so a table's
-        first rows are analysed at once, as a long-running server's tables have statistics.
+        first rows are analysed within seconds, as a long-running server's have statistics.
         Without them the planner takes a table born in this run for a few pages and reads it
         whole: in a benchmark's first minute, matching read `employees` and `participants`
         whole for every HRIS batch. Set in the data directory, it outlives a restart."""

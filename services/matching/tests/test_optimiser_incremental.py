@@ -180,7 +180,8 @@ def test_mentors_who_join_are_indexed_as_in_a_fresh_build() -> None:
         ).all()
 
     def postings(index: ProgramIndex) -> dict[tuple[str, str], list[int]]:
-        return {(index.skills[c], g): rows.tolist() for (c, g), rows in index.mentors_by.items()}
+        lists = index.mentors_by.items()
+        return {(index.skills[skill], language): rows.tolist() for (skill, language), rows in lists}
 
     assert postings(g) == postings(b)
 

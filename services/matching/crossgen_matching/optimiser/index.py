@@ -197,8 +197,8 @@ class ProgramIndex:
         )
 
     def _look(self) -> None:
-        """The mentors' columns as they stand, taken once a join (a view per read cost as much
-        as the read, in a learner's join)."""
+        """The mentors' columns as they stand, taken again after each join: a fresh view at
+        every read cost a learner's join as much as the copies had."""
         self.teach = self._teach.view()  # each mentor's level (0 for none) in each skill column
         self.capacity = self._capacity.view()
         self.present = self._present.view()  # False once a mentor leaves (written in place)
