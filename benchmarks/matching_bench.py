@@ -1,6 +1,7 @@
 """Whole-program matching benchmark: speed, memory and quality at 1k, 10k and 100k learners.
 
     python benchmarks/matching_bench.py [--sizes 1000,10000,100000] [--joins 1000] [--sweep]
+        [--grow 30000]
 
 Each size runs in a fresh process, so that its max RSS is its own. For every size it times the
 phases of a full run (index, candidates, solve, finish), traces their peak Python/numpy memory in
@@ -8,8 +9,9 @@ a second pass, compares the total score with a greedy pass over the same candida
 --exact-up-to learners, with the exact optimum (min-cost flow over every allowed pair); then it
 joins --joins newcomers one at a time and reports the latency of each repair, and as many mentors
 into the same program short of mentors (everyone waiting). --sweep adds the
-candidate sample / top-K tuning table at 10k. Results: a table on stdout and
-benchmarks/results/matching.json.
+candidate sample / top-K tuning table at 10k. --grow N times each join into a program that
+starts empty and grows by N mentors and N learners (--sizes "" for that alone). Results: tables
+on stdout and benchmarks/results/matching.json (or --out).
 """
 
 import argparse
