@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -24,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from crossgen_local import LocalInfra, ServiceProcess, ServiceStartError, free_port
+from crossgen_local.journey import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -107,23 +109,19 @@ def test_postgres_analyses_a_new_tables_first_rows_within_seconds(infra: LocalIn
         "select last_autoanalyze is not null from pg_stat_user_tables where relname = 'fresh'"
     )
 
-    async def fill_and_wait() -> bool:
+    async def run(sql: str) -> Any:
         engine = create_async_engine(infra.postgres.url("alpha"))
         try:
             async with engine.begin() as conn:
-                await conn.execute(text("create table fresh (v int)"))
-                await conn.execute(text("insert into fresh select generate_series(1, 500)"))
-            deadline = time.monotonic() + 20  # PostgreSQL's default naptime alone is a minute
-            while time.monotonic() < deadline:
-                async with engine.connect() as conn:
-                    if await conn.scalar(text(analysed)):
-                        return True
-                await asyncio.sleep(0.5)
-            return False
+                result = await conn.execute(text(sql))
+                return result.scalar() if result.returns_rows else None
         finally:
             await engine.dispose()
 
-    assert asyncio.run(fill_and_wait())
+    asyncio.run(run("create table fresh (v int)"))
+    asyncio.run(run("insert into fresh select generate_series(1, 500)"))
+    # PostgreSQL's default naptime alone is a minute.
+    assert eventually(lambda: asyncio.run(run(analysed)) or None, "its analysis", timeout=20)
 
 
 @pytest.mark.parametrize("crash", [False, True], ids=["stopped", "killed"])
