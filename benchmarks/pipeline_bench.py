@@ -280,15 +280,16 @@ class Bench:
         expected = 2 * learners
         ids = {f"{employee.number}:1" for employee in employees}
         complete = await self.settle(ids, mails_before + expected)
+        settled, cpu_settled = time.time(), self.usage.cpu_now()
         moved = await messages_in_kafka(self.infra.kafka.bootstrap_servers) - kafka_before
         sent_at = {accepted.employee_number: accepted.sent_at for accepted in feed.accepted}
         first = min(sent_at[employee.number] for employee in employees)
         stored = await pipeline_trace.directory_times(self.matching_url)
         in_directory = [stored[i] - sent_at[i.partition(":")[0]] for i in ids if i in stored]
         last_stored = max((stored[i] for i in ids if i in stored), default=first)
-        # While the records were offered at a steady rate (a burst is offered in a moment, too
-        # short to say): how much of the machine each process kept busy, how fast the host ran
-        # (to compare runs by), and how the consumers took the records (a batch has a fixed cost).
+        # While the records were offered at a steady rate: how much of the machine each process
+        # kept busy, how fast the host ran (to compare runs by), and how the consumers took the
+        # records (a batch has a fixed cost). A burst is offered in a moment, too short to say.
         meanwhile: dict[str, Any] = dict.fromkeys(("cores_busy", "python_work_ms", "batches"))
         if math.isfinite(rate):
             meanwhile = {
@@ -299,6 +300,13 @@ class Bench:
                 "batches": await pipeline_trace.batches(
                     self.databases.values(), offered, offered + offered_s
                 ),
+            }
+        else:
+            # A burst, from its first record to its last email (within the quarter second the
+            # waiting looks in): whether the machine was full, or one process's loop was.
+            meanwhile["cores_busy"] = {
+                name: (cpu_settled[name] - cpu_before[name]) / (settled - offered)
+                for name in cpu_settled
             }
         result: dict[str, Any] = {
             "records": len(employees),
@@ -462,6 +470,12 @@ def table(results: dict[str, Any]) -> str:
         lines += [
             f"cores busy while offering {results['latency']['offered_per_s']:.0f} records/s:"
             f" {each}; {sum(busy.values()):.2f} of {_cpus(results)}"
+        ]
+    if busy := results["throughput"]["cores_busy"]:
+        each = "  ".join(f"{name} {cores:.2f}" for name, cores in busy.items())
+        lines += [
+            f"cores busy in the burst, until its last email: {each};"
+            f" {sum(busy.values()):.2f} of {_cpus(results)}"
         ]
     if work := results["latency"].get("python_work_ms"):
         lines += [

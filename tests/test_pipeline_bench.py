@@ -29,7 +29,8 @@ def result(
         "records_per_s": done,
         "kafka": {"messages": 21000, "per_record": 3.5, "messages_per_s": 700.0},
     }
-    burst: dict[str, Any] = copy.deepcopy(phase) | {"offered_per_s": 9000.0, "cores_busy": None}
+    burst: dict[str, Any] = copy.deepcopy(phase) | {"offered_per_s": 9000.0}
+    burst["cores_busy"] = {"matching": 0.6, "notifications": 0.98}
     burst |= {"python_work_ms": None, "batches": None, "records_per_s": 230.0}
     burst |= {"share_of_ceiling": 0.03}
     burst["kafka"]["share_of_ceiling"] = 0.1
@@ -93,6 +94,9 @@ def test_a_run_prints_as_a_table() -> None:
     shown = pipeline_bench.table(result(0.9))
     assert "latency" in shown and "throughput" in shown and "0.900" in shown
     assert "fixed Python work meanwhile, in its thread's CPU time: 30.4 ms (median)" in shown
+    # Whether a burst filled the machine, or one process's loop.
+    burst = "cores busy in the burst, until its last email: matching 0.60  notifications 0.98;"
+    assert f"{burst} 1.58 of 2" in shown
 
 
 def test_a_long_run_prints_by_window() -> None:
