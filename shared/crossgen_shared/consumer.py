@@ -3,8 +3,9 @@
 Records come in batches (what the broker has ready, up to ``batch_size``), and a batch is handled
 in one unit of work that also records each event id in the inbox, so a redelivered event has no
 second effect and a busy topic costs one transaction per batch, not one per record. The Kafka
-offsets are committed only after that transaction (FastStream acks after the handler returns; on
-an exception it seeks each partition back to the batch's first record and the batch comes again).
+offsets are committed only after that transaction, a moment later with the next batches'
+(``offsets.py``); on an exception each partition is rewound to the batch's first record, and the
+batch comes again.
 A batch that fails is rolled back whole and handled again one record at a time, each in a unit of
 work of its own, which finds the record at fault: the others commit, that one is retried or
 parked. A record to retry (``NotReady``) holds back only its partition: the consumer rewinds
@@ -35,6 +36,7 @@ from crossgen_shared import dead_letters, observability, topics
 from crossgen_shared.db import refused_data, unavailable
 from crossgen_shared.envelope import Envelope, InvalidEvent, decode
 from crossgen_shared.events import BY_TYPE, Event
+from crossgen_shared.offsets import OffsetCommits
 from crossgen_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -96,7 +98,13 @@ class Consumer:
     # its locks longer, and a batch with a bad record is handled again one record at a time.
     batch_size: int = 100
     in_turn: InTurn | None = None
+    # Seconds a handled batch's offsets may wait to be committed with the next ones (offsets.py).
+    commit_every: float = 0.2
     attempts: dict[str, int] = field(default_factory=dict)
+    offsets: OffsetCommits = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.offsets = OffsetCommits(self.name, self.commit_every)
 
     @property
     def name(self) -> str:
@@ -107,7 +115,10 @@ class Consumer:
             self.topic,
             group_id=f"crossgen-{self.service}",
             auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            # Committed by ``self.offsets``, after the batch's transaction; on an exception
+            # ``consume`` rewinds the batch's partitions as FastStream's NACK would.
+            ack_policy=AckPolicy.MANUAL,
+            listener=self.offsets,
             batch=True,
             max_records=self.batch_size,
             # A rebalance waits for every member's next heartbeat, and a service's consumers join
@@ -127,10 +138,21 @@ class Consumer:
             message: KafkaMessage = context.get_local("message")
             records = message.raw_message  # a tuple (a list under TestKafkaBroker)
             batch = records if isinstance(records, tuple | list) else (records,)
+            consumer = message.consumer
+            real = isinstance(consumer, AIOKafkaConsumer)  # not FastStream's test broker's
             try:
                 await self.handle(batch)
             except HeldBack as held:
-                await self.hold_back(message.consumer, held)
+                await self.hold_back(consumer, held)
+                if real:
+                    await self.offsets.handled(consumer, batch, held.offsets)
+            except BaseException:
+                if real:
+                    _rewind(consumer, batch)  # the batch comes again
+                raise
+            else:
+                if real:
+                    await self.offsets.handled(consumer, batch)
 
         subscriber(consume)
 
@@ -313,6 +335,16 @@ class Consumer:
                 record.offset,
                 reason,
             )
+
+
+def _rewind(consumer: AIOKafkaConsumer, records: Sequence[Any]) -> None:
+    """Each of the records' partitions back to its first record among them."""
+    first: dict[TopicPartition, int] = {}
+    for record in records:
+        partition = TopicPartition(record.topic, record.partition)
+        first[partition] = min(first.get(partition, record.offset), record.offset)
+    for partition, offset in first.items():
+        consumer.seek(partition, offset)
 
 
 def _resume(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:

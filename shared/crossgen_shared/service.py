@@ -93,7 +93,14 @@ class Service:
     def consume(
         self, topic: str, handlers: Mapping[type[Event], Handler], in_turn: InTurn | None = None
     ) -> None:
-        consumer = Consumer(self.name, topic, handlers, self.unit_of_work, in_turn=in_turn)
+        consumer = Consumer(
+            self.name,
+            topic,
+            handlers,
+            self.unit_of_work,
+            in_turn=in_turn,
+            commit_every=self.settings.offset_commit_interval,
+        )
         consumer.register(self.broker)
         self.consumers.append(consumer)
 
@@ -141,7 +148,9 @@ class Service:
             if tasks:
                 # Bounded: a library may swallow a cancel that lands mid-I/O.
                 await asyncio.wait(tasks, timeout=self.settings.shutdown_timeout)
-            await self.broker.stop()  # waits for handlers in flight
+            for consumer in self.consumers:
+                await consumer.offsets.closing()
+            await self.broker.stop()  # waits for handlers in flight, which commit at once
             await self.engine.dispose()
 
     async def ready(self) -> dict[str, bool]:

@@ -36,6 +36,9 @@ class ServiceSettings(BaseSettings):
     create_topics: bool = True
     topic_partitions: int = 3
     topic_replication_factor: int = 1
+    # Seconds a consumer's handled offsets may wait to be committed together (0: every batch's
+    # at once). A crash leaves at most that long's records to come again; the inbox skips them.
+    offset_commit_interval: float = Field(default=0.2, ge=0)
     outbox_poll_interval: float = 0.5
     # Hours an event stays in the outbox once written, to look into what went out; unpublished,
     # it stays however long. Events name people: keep it shorter than the erasure grace period.

@@ -107,3 +107,36 @@ async def test_a_waiting_record_holds_back_its_partition_only(
         await progress.stop()
         await producer.stop()
     assert [name for name in HANDLED if not name.startswith("now")] == ["first", "later", "after"]
+
+
+async def test_a_service_that_stops_commits_what_it_handled(
+    postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka
+) -> None:
+    # Offsets that would wait a minute to be committed: only the stop commits them.
+    settings = fresh_settings(
+        postgres, tokens, kafka_bootstrap_servers=kafka.bootstrap_servers, offset_commit_interval=60
+    )
+    service = await messaging_service("stopping", settings)
+    service.consume(topics.SESSIONS, {ParticipantJoined: note})
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    progress = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers, group_id="crossgen-stopping"
+    )
+    where = TopicPartition(topics.SESSIONS, 2)
+    await producer.start()
+    await progress.start()
+    try:
+        async with service.running():
+            for name in ("one", "two", "three"):
+                wire = encode(joined().model_copy(update={"display_name": name}), source="/t")
+                await producer.send_and_wait(
+                    topics.SESSIONS, wire.value, key=wire.key, headers=[*wire.headers.items()],
+                    partition=where.partition,
+                )  # fmt: skip
+            await eventually(handled("three"))
+            assert await progress.committed(where) is None  # waiting to go with later ones
+        assert await progress.committed(where) == 3
+    finally:
+        await progress.stop()
+        await producer.stop()
+        HANDLED.clear()
