@@ -77,7 +77,8 @@ class OffsetCommits(ConsumerRebalanceListener):
             try:
                 await consumer.commit(offsets)
             except Exception as exc:  # a rebalance, the broker away: the next commit has them
-                log.warning("%s: offsets not committed yet: %s", self._name, exc)
+                # The name says it: aiokafka's texts run to a paragraph of advice for others.
+                log.warning("%s: offsets not committed yet (%s)", self._name, type(exc).__name__)
                 return
             for partition, offset in offsets.items():
                 if self._pending.get(partition) == offset:  # no batch of it handled since
