@@ -49,12 +49,12 @@ class OffsetCommits(ConsumerRebalanceListener):
         elif self._timer is None or self._timer.done():
             self._timer = asyncio.create_task(self._commit_later(), name=f"{self._name} offsets")
 
-    async def closing(self) -> None:
-        """The consumer is about to stop: commit what is pending, and each batch's from now on."""
+    def closing(self) -> None:
+        """The consumer is about to stop: each batch's offsets are committed at once from now on
+        (what is pending, by ``commit``)."""
         self._closing = True
         if self._timer is not None:
             self._timer.cancel()
-        await self.commit()
 
     async def commit(self, partitions: set[TopicPartition] | None = None) -> None:
         """Commit the pending offsets (of ``partitions`` only, if given) of partitions still ours.

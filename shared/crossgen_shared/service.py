@@ -33,6 +33,8 @@ from crossgen_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
+OFFSETS_AT_STOP = 5.0  # seconds a stopping service waits to commit its consumers' offsets
+
 # What every operation of a service's routers may answer besides success. A 422 is either a use
 # case's refusal or FastAPI's list of what is wrong with the input; both keep ``detail``.
 REFUSALS: dict[int | str, dict[str, Any]] = {
@@ -149,7 +151,14 @@ class Service:
                 # Bounded: a library may swallow a cancel that lands mid-I/O.
                 await asyncio.wait(tasks, timeout=self.settings.shutdown_timeout)
             for consumer in self.consumers:
-                await consumer.offsets.closing()
+                consumer.offsets.closing()
+            # What was handled, committed before the consumers stop. A broker that does not
+            # answer is not waited for long: those records come again, and the inbox skips them.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(OFFSETS_AT_STOP):
+                    await asyncio.gather(
+                        *(consumer.offsets.commit() for consumer in self.consumers)
+                    )
             await self.broker.stop()  # waits for handlers in flight, which commit at once
             await self.engine.dispose()
 

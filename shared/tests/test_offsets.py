@@ -88,7 +88,8 @@ async def test_partitions_taken_away_are_committed_before_they_go() -> None:
 async def test_a_consumer_about_to_stop_commits_at_once() -> None:
     consumer, commits = Consumer(), OffsetCommits("c", every=60)
     await commits.handled(of(consumer), batch(0, 1))
-    await commits.closing()
+    commits.closing()
+    await commits.commit()
     assert consumer.commits == [{P0: 2}]
     # A batch in flight when the consumer was told: committed as it ends.
     await commits.handled(of(consumer), batch(1, 3))
