@@ -1,5 +1,7 @@
-"""A record that must wait holds back its own partition only, over a real Kafka broker: the
-consumer's other partitions go on, and the offsets it commits never pass the waiting record."""
+"""Over a real Kafka broker: a record that must wait holds back its own partition only (the
+consumer's other partitions go on, and the offsets it commits never pass the waiting record), and
+offsets waiting to be committed are committed when the service stops or a rebalance takes their
+partitions."""
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -109,34 +111,81 @@ async def test_a_waiting_record_holds_back_its_partition_only(
     assert [name for name in HANDLED if not name.startswith("now")] == ["first", "later", "after"]
 
 
-async def test_a_service_that_stops_commits_what_it_handled(
-    postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka
-) -> None:
-    # Offsets that would wait a minute to be committed: only the stop commits them.
+async def replica(
+    name: str, topic: str, postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka
+) -> Service:
+    """A service consuming ``topic`` whose offsets would wait a minute to be committed: only a
+    stop or a rebalance commits them in a test."""
     settings = fresh_settings(
         postgres, tokens, kafka_bootstrap_servers=kafka.bootstrap_servers, offset_commit_interval=60
     )
-    service = await messaging_service("stopping", settings)
-    service.consume(topics.SESSIONS, {ParticipantJoined: note})
+    service = await messaging_service(name, settings)
+    service.consume(topic, {ParticipantJoined: note})
+    return service
+
+
+@pytest.fixture
+async def producer(kafka: LocalKafka) -> AsyncIterator[AIOKafkaProducer]:
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
-    progress = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers, group_id="crossgen-stopping"
-    )
-    where = TopicPartition(topics.SESSIONS, 2)
     await producer.start()
+    yield producer
+    await producer.stop()
+    HANDLED.clear()
+
+
+async def send_to(producer: AIOKafkaProducer, where: TopicPartition, name: str) -> None:
+    wire = encode(joined().model_copy(update={"display_name": name}), source="/test")
+    await producer.send_and_wait(
+        where.topic, wire.value, key=wire.key, headers=[*wire.headers.items()],
+        partition=where.partition,
+    )  # fmt: skip
+
+
+def committed(kafka: LocalKafka, group: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=group)
+
+
+async def test_a_service_that_stops_commits_what_it_handled(
+    postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka, producer: AIOKafkaProducer
+) -> None:
+    service = await replica("stopping", topics.SESSIONS, postgres, tokens, kafka)
+    progress = committed(kafka, "crossgen-stopping")
+    where = TopicPartition(topics.SESSIONS, 2)
     await progress.start()
     try:
         async with service.running():
             for name in ("one", "two", "three"):
-                wire = encode(joined().model_copy(update={"display_name": name}), source="/t")
-                await producer.send_and_wait(
-                    topics.SESSIONS, wire.value, key=wire.key, headers=[*wire.headers.items()],
-                    partition=where.partition,
-                )  # fmt: skip
+                await send_to(producer, where, name)
             await eventually(handled("three"))
             assert await progress.committed(where) is None  # waiting to go with later ones
         assert await progress.committed(where) == 3
     finally:
         await progress.stop()
-        await producer.stop()
-        HANDLED.clear()
+
+
+async def test_partitions_handed_to_another_replica_are_committed_first(
+    postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka, producer: AIOKafkaProducer
+) -> None:
+    first = await replica("rebalancing", topics.PAIRINGS, postgres, tokens, kafka)
+    second = await replica("rebalancing", topics.PAIRINGS, postgres, tokens, kafka)
+    progress = committed(kafka, "crossgen-rebalancing")
+    partitions = [TopicPartition(topics.PAIRINGS, number) for number in range(3)]
+
+    async def all_committed() -> bool:
+        return [await progress.committed(p) for p in partitions] == [1, 1, 1]
+
+    await progress.start()
+    try:
+        async with first.running():
+            for where in partitions:
+                await send_to(producer, where, f"in {where.partition}")
+            await eventually(handled("in 2"))
+            await eventually(handled("in 1"))
+            await eventually(handled("in 0"))
+            assert [await progress.committed(p) for p in partitions] == [None] * 3
+            # The second replica joins: the rebalance takes every partition from the first
+            # (aiokafka's eager protocol), and it commits each one's offsets before it goes.
+            async with second.running():
+                await eventually(all_committed, within=20)
+    finally:
+        await progress.stop()
