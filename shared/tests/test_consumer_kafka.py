@@ -58,59 +58,6 @@ def handled(name: str) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-async def test_a_waiting_record_holds_back_its_partition_only(
-    service: Service, kafka: LocalKafka
-) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
-    progress = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers, group_id="crossgen-holding"
-    )
-
-    async def send(name: str, partition: int) -> None:
-        wire = encode(joined().model_copy(update={"display_name": name}), source="/test")
-        headers = list(wire.headers.items())
-        await producer.send_and_wait(
-            topics.PARTICIPANTS, wire.value, key=wire.key, headers=headers, partition=partition
-        )
-
-    async def committed(partition: int) -> int | None:
-        return await progress.committed(TopicPartition(topics.PARTICIPANTS, partition))
-
-    def committed_at(partition: int, offset: int) -> Callable[[], Awaitable[bool]]:
-        async def check() -> bool:
-            return await committed(partition) == offset
-
-        return check
-
-    async def tried_thrice() -> bool:
-        return max(held.attempts.values(), default=0) >= 3
-
-    held = next(c for c in service.consumers if c.topic == topics.PARTICIPANTS)
-    await producer.start()
-    await progress.start()
-    try:
-        async with service.running():
-            await send("first", 0)
-            await send("later", 0)
-            await send("after", 0)  # behind the one that waits
-            await eventually(handled("first"))
-            for attempt in range(3):  # the other partition goes on while partition 0 waits
-                await send(f"now {attempt}", 1)
-                await eventually(handled(f"now {attempt}"))
-            await eventually(tried_thrice)
-            assert "later" not in HANDLED and "after" not in HANDLED
-            await eventually(committed_at(1, 3), within=10)
-            assert await committed(0) == 1  # not past the record that waits
-
-            READY.add("later")
-            await eventually(handled("after"))
-            await eventually(committed_at(0, 3), within=10)
-    finally:
-        await progress.stop()
-        await producer.stop()
-    assert [name for name in HANDLED if not name.startswith("now")] == ["first", "later", "after"]
-
-
 async def replica(
     name: str, topic: str, postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka
 ) -> Service:
@@ -141,7 +88,8 @@ async def send_to(producer: AIOKafkaProducer, where: TopicPartition, name: str) 
     )  # fmt: skip
 
 
-def committed(kafka: LocalKafka, group: str) -> AIOKafkaConsumer:
+def progress_of(kafka: LocalKafka, group: str) -> AIOKafkaConsumer:
+    """A consumer in ``group`` that only reads what the group committed."""
     return AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=group)
 
 
@@ -149,7 +97,7 @@ async def test_a_service_that_stops_commits_what_it_handled(
     postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka, producer: AIOKafkaProducer
 ) -> None:
     service = await replica("stopping", topics.SESSIONS, postgres, tokens, kafka)
-    progress = committed(kafka, "crossgen-stopping")
+    progress = progress_of(kafka, "crossgen-stopping")
     where = TopicPartition(topics.SESSIONS, 2)
     await progress.start()
     try:
@@ -168,7 +116,7 @@ async def test_partitions_handed_to_another_replica_are_committed_first(
 ) -> None:
     first = await replica("rebalancing", topics.PAIRINGS, postgres, tokens, kafka)
     second = await replica("rebalancing", topics.PAIRINGS, postgres, tokens, kafka)
-    progress = committed(kafka, "crossgen-rebalancing")
+    progress = progress_of(kafka, "crossgen-rebalancing")
     partitions = [TopicPartition(topics.PAIRINGS, number) for number in range(3)]
 
     async def all_committed() -> bool:
@@ -189,3 +137,47 @@ async def test_partitions_handed_to_another_replica_are_committed_first(
                 await eventually(all_committed, within=20)
     finally:
         await progress.stop()
+
+
+async def test_a_waiting_record_holds_back_its_partition_only(
+    service: Service, kafka: LocalKafka, producer: AIOKafkaProducer
+) -> None:
+    progress = progress_of(kafka, "crossgen-holding")
+
+    async def send(name: str, partition: int) -> None:
+        await send_to(producer, TopicPartition(topics.PARTICIPANTS, partition), name)
+
+    async def committed(partition: int) -> int | None:
+        return await progress.committed(TopicPartition(topics.PARTICIPANTS, partition))
+
+    def committed_at(partition: int, offset: int) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return await committed(partition) == offset
+
+        return check
+
+    async def tried_thrice() -> bool:
+        return max(held.attempts.values(), default=0) >= 3
+
+    held = next(c for c in service.consumers if c.topic == topics.PARTICIPANTS)
+    await progress.start()
+    try:
+        async with service.running():
+            await send("first", 0)
+            await send("later", 0)
+            await send("after", 0)  # behind the one that waits
+            await eventually(handled("first"))
+            for attempt in range(3):  # the other partition goes on while partition 0 waits
+                await send(f"now {attempt}", 1)
+                await eventually(handled(f"now {attempt}"))
+            await eventually(tried_thrice)
+            assert "later" not in HANDLED and "after" not in HANDLED
+            await eventually(committed_at(1, 3), within=10)
+            assert await committed(0) == 1  # not past the record that waits
+
+            READY.add("later")
+            await eventually(handled("after"))
+            await eventually(committed_at(0, 3), within=10)
+    finally:
+        await progress.stop()
+    assert [name for name in HANDLED if not name.startswith("now")] == ["first", "later", "after"]
