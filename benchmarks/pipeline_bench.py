@@ -289,7 +289,8 @@ class Bench:
         last_stored = max((stored[i] for i in ids if i in stored), default=first)
         # While the records were offered at a steady rate: how much of the machine each process
         # kept busy, how fast the host ran (to compare runs by), and how the consumers took the
-        # records (a batch has a fixed cost). A burst is offered in a moment, too short to say.
+        # records (a batch has a fixed cost). A burst is offered in a moment: its cores are
+        # counted until its last email instead.
         meanwhile: dict[str, Any] = dict.fromkeys(("cores_busy", "python_work_ms", "batches"))
         if math.isfinite(rate):
             meanwhile = {
@@ -302,8 +303,8 @@ class Bench:
                 ),
             }
         else:
-            # A burst, from its first record to its last email (within the quarter second the
-            # waiting looks in): whether the machine was full, or one process's loop was.
+            # From the first record to the last email (within the quarter second ``settle``
+            # looks in): whether the machine was full, or one process's loop was.
             meanwhile["cores_busy"] = {
                 name: (cpu_settled[name] - cpu_before[name]) / (settled - offered)
                 for name in cpu_settled
