@@ -98,8 +98,9 @@ class Consumer:
     # its locks longer, and a batch with a bad record is handled again one record at a time.
     batch_size: int = 100
     in_turn: InTurn | None = None
-    # Seconds a handled batch's offsets may wait to be committed with the next ones (offsets.py).
-    commit_every: float = 0.2
+    # Seconds a handled batch's offsets may wait to be committed with the next ones (offsets.py):
+    # a service passes its setting; 0 commits each batch's before the next.
+    commit_every: float = 0.0
     attempts: dict[str, int] = field(default_factory=dict)
     offsets: OffsetCommits = field(init=False)
 
