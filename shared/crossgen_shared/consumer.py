@@ -141,19 +141,18 @@ class Consumer:
             batch = records if isinstance(records, tuple | list) else (records,)
             consumer = message.consumer
             real = isinstance(consumer, AIOKafkaConsumer)  # not FastStream's test broker's
+            held_at = None
             try:
                 await self.handle(batch)
             except HeldBack as held:
                 await self.hold_back(consumer, held)
-                if real:
-                    await self.offsets.handled(consumer, batch, held.offsets)
+                held_at = held.offsets
             except BaseException:
                 if real:
                     _rewind(consumer, batch)  # the batch comes again
                 raise
-            else:
-                if real:
-                    await self.offsets.handled(consumer, batch)
+            if real:
+                await self.offsets.handled(consumer, batch, held_at)
 
         subscriber(consume)
 

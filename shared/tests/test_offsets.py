@@ -21,7 +21,7 @@ class Record:
 
 
 @dataclass
-class Consumer:
+class FakeKafkaConsumer:
     """What ``OffsetCommits`` asks of aiokafka's consumer, and each commit it was given."""
 
     assigned: set[TopicPartition] = field(default_factory=lambda: {P0, P1})
@@ -42,12 +42,12 @@ def batch(partition: int, *offsets: int) -> list[Record]:
     return [Record("t", partition, offset) for offset in offsets]
 
 
-def of(consumer: Consumer) -> AIOKafkaConsumer:
+def of(consumer: FakeKafkaConsumer) -> AIOKafkaConsumer:
     return cast(AIOKafkaConsumer, consumer)
 
 
 async def test_the_batches_of_a_moment_are_committed_together() -> None:
-    consumer, commits = Consumer(), OffsetCommits("c", every=0.05)
+    consumer, commits = FakeKafkaConsumer(), OffsetCommits("c", every=0.05)
     await commits.handled(of(consumer), batch(0, 0, 1))
     await commits.handled(of(consumer), batch(1, 4) + batch(0, 2))
     assert consumer.commits == []  # nothing waited for
@@ -58,13 +58,13 @@ async def test_the_batches_of_a_moment_are_committed_together() -> None:
 
 
 async def test_a_held_partition_is_committed_up_to_the_record_that_waits() -> None:
-    consumer, commits = Consumer(), OffsetCommits("c", every=0)
+    consumer, commits = FakeKafkaConsumer(), OffsetCommits("c", every=0)
     await commits.handled(of(consumer), batch(0, 5, 6, 7) + batch(1, 2), held={P0: 6})
     assert consumer.commits == [{P0: 6, P1: 3}]
 
 
 async def test_a_partition_no_longer_ours_is_left_to_its_new_reader() -> None:
-    consumer, commits = Consumer(), OffsetCommits("c", every=0)
+    consumer, commits = FakeKafkaConsumer(), OffsetCommits("c", every=0)
     await commits.handled(of(consumer), batch(0, 1))
     consumer.assigned = {P1}
     await commits.handled(of(consumer), batch(0, 2) + batch(1, 9))
@@ -72,21 +72,21 @@ async def test_a_partition_no_longer_ours_is_left_to_its_new_reader() -> None:
 
 
 async def test_a_commit_that_fails_goes_with_the_next() -> None:
-    consumer, commits = Consumer(refuse=1), OffsetCommits("c", every=0)
+    consumer, commits = FakeKafkaConsumer(refuse=1), OffsetCommits("c", every=0)
     await commits.handled(of(consumer), batch(0, 1))
     await commits.handled(of(consumer), batch(1, 1))
     assert consumer.commits == [{P0: 2, P1: 2}]
 
 
 async def test_partitions_taken_away_are_committed_before_they_go() -> None:
-    consumer, commits = Consumer(), OffsetCommits("c", every=60)
+    consumer, commits = FakeKafkaConsumer(), OffsetCommits("c", every=60)
     await commits.handled(of(consumer), batch(0, 1) + batch(1, 1))
     await commits.on_partitions_revoked({P0})
     assert consumer.commits == [{P0: 2}]
 
 
 async def test_a_consumer_about_to_stop_commits_at_once() -> None:
-    consumer, commits = Consumer(), OffsetCommits("c", every=60)
+    consumer, commits = FakeKafkaConsumer(), OffsetCommits("c", every=60)
     await commits.handled(of(consumer), batch(0, 1))
     commits.closing()
     await commits.commit()
