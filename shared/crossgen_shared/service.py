@@ -102,6 +102,7 @@ class Service:
             self.unit_of_work,
             in_turn=in_turn,
             commit_every=self.settings.offset_commit_interval,
+            batch_wait=self.settings.consumer_batch_wait,
         )
         consumer.register(self.broker)
         self.consumers.append(consumer)

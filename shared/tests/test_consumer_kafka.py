@@ -1,8 +1,9 @@
 """Over a real Kafka broker: a record that must wait holds back its own partition only (the
 consumer's other partitions go on, and the offsets it commits never pass the waiting record), and
 offsets waiting to be committed are committed when the service stops or a rebalance takes their
-partitions."""
+partitions; a consumer given a batch wait takes records that trickle in as one batch."""
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
@@ -25,11 +26,13 @@ pytestmark = pytest.mark.integration
 
 READY: set[str] = set()  # names whose events may be handled now
 HANDLED: list[str] = []  # names of the events handled, in commit order
+BATCH_OF: dict[str, UnitOfWork] = {}  # name of each event handled -> its batch's unit of work
 
 
 async def note(event: ParticipantJoined, _: Envelope, uow: UnitOfWork) -> None:
     if event.display_name.startswith("later") and "later" not in READY:
         raise NotReady("what it refers to has not come yet")
+    BATCH_OF[event.display_name] = uow
     uow.after_commit(lambda: HANDLED.append(event.display_name))
 
 
@@ -59,12 +62,21 @@ def handled(name: str) -> Callable[[], Awaitable[bool]]:
 
 
 async def replica(
-    name: str, topic: str, postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka
+    name: str,
+    topic: str,
+    postgres: LocalPostgres,
+    tokens: TokenIssuer,
+    kafka: LocalKafka,
+    batch_wait: float = 0.0,
 ) -> Service:
     """A service consuming ``topic`` whose offsets would wait a minute to be committed: only a
     stop or a rebalance commits them in a test."""
     settings = fresh_settings(
-        postgres, tokens, kafka_bootstrap_servers=kafka.bootstrap_servers, offset_commit_interval=60
+        postgres,
+        tokens,
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+        offset_commit_interval=60,
+        consumer_batch_wait=batch_wait,
     )
     service = await messaging_service(name, settings)
     service.consume(topic, {ParticipantJoined: note})
@@ -78,6 +90,7 @@ async def producer(kafka: LocalKafka) -> AsyncIterator[AIOKafkaProducer]:
     yield producer
     await producer.stop()
     HANDLED.clear()
+    BATCH_OF.clear()
 
 
 async def send_to(producer: AIOKafkaProducer, where: TopicPartition, name: str) -> None:
@@ -181,3 +194,27 @@ async def test_a_waiting_record_holds_back_its_partition_only(
     finally:
         await progress.stop()
     assert [name for name in HANDLED if not name.startswith("now")] == ["first", "later", "after"]
+
+
+@pytest.mark.parametrize(("batch_wait", "batches"), [(0.0, 3), (2.0, 1)])
+async def test_a_batch_wait_gathers_records_that_trickle_in(
+    postgres: LocalPostgres,
+    tokens: TokenIssuer,
+    kafka: LocalKafka,
+    producer: AIOKafkaProducer,
+    batch_wait: float,
+    batches: int,
+) -> None:
+    group = f"gathering{batches}"
+    service = await replica(group, topics.NOTIFICATIONS, postgres, tokens, kafka, batch_wait)
+    where = TopicPartition(topics.NOTIFICATIONS, 0)
+    async with service.running():
+        # Handled once the consumer is in the group; its next fetch is out meanwhile.
+        await send_to(producer, where, f"first {batches}")
+        await eventually(handled(f"first {batches}"), within=20)
+        names = [f"{n} {batches}" for n in ("one", "two", "three")]
+        for name in names:  # a quiet topic: each record alone at first
+            await send_to(producer, where, name)
+            await asyncio.sleep(0.3)
+        await eventually(handled(names[-1]), within=10)
+    assert len({id(BATCH_OF[name]) for name in names}) == batches  # each kept: ids unique
