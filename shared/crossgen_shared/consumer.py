@@ -56,6 +56,12 @@ class NotReady(Exception):
     """
 
 
+# Attempts of an event that must wait logged at INFO: one that overtook what it refers to is
+# normal, and comes through within a second or two (backoffs of 0.2, 0.4, 0.8, 1.6 s). One still
+# waiting after that is a warning.
+QUIET_WAITS = 4
+
+
 class HeldBack(Exception):
     """Records of a batch to try again later, each holding back its partition from its offset
     on; the batch's other records were applied."""
@@ -305,7 +311,9 @@ class Consumer:
                 await self.dead_letter(record, f"{type(exc).__name__}: {exc}")
                 return
             self.attempts[event_id] = attempt
-            log.warning("%s: %s attempt %d failed: %s", self.name, event_id, attempt, exc)
+            quiet = isinstance(exc, NotReady) and attempt <= QUIET_WAITS
+            level = logging.INFO if quiet else logging.WARNING
+            log.log(level, "%s: %s attempt %d failed: %s", self.name, event_id, attempt, exc)
             raise
         self._done([one], outcomes)
 

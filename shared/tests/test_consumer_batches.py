@@ -2,6 +2,7 @@
 the others commit and only that one is parked, once. Over a real PostgreSQL."""
 
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from sqlalchemy import func, select
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
 from crossgen_shared import topics
-from crossgen_shared.consumer import Consumer, Handler, HeldBack, NotReady
+from crossgen_shared.consumer import QUIET_WAITS, Consumer, Handler, HeldBack, NotReady
 from crossgen_shared.db import InboxRecord
 from crossgen_shared.envelope import Envelope, InvalidEvent
 from crossgen_shared.events import Event, ParticipantJoined, ParticipantLeft
@@ -180,6 +181,18 @@ async def test_a_record_to_retry_holds_back_its_partition_only(service: Service)
         READY.clear()
     assert await counts(service) == (5, 5)
     assert await letters(service) == []
+
+
+async def test_an_event_that_must_wait_is_a_warning_only_once_it_keeps_waiting(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    waiting, batch = consumer(service), [record(0, "later")]
+    with caplog.at_level(logging.INFO, logger="crossgen_shared.consumer"):
+        for _ in range(QUIET_WAITS + 2):  # the same record, as Kafka redelivers it
+            with pytest.raises(HeldBack):
+                await waiting.handle(batch)
+    levels = [one.levelno for one in caplog.records if "attempt" in one.getMessage()]
+    assert levels == [logging.INFO] * QUIET_WAITS + [logging.WARNING] * 2
 
 
 class NotesBatches:
