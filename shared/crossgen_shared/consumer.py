@@ -114,6 +114,7 @@ class Consumer:
     # Seconds the broker may hold a fetch until it has BATCH_BYTES: a batch has a fixed cost (its
     # transaction, its outbox round, its produce request), so at a steady rate fewer, larger
     # batches save CPU, for up to that much latency. 0: answer as soon as a record is there.
+    # Only the pipeline's entry waits (matching's ``hris_batch_wait`` says why).
     batch_wait: float = 0.0
     attempts: dict[str, int] = field(default_factory=dict)
     offsets: OffsetCommits = field(init=False)

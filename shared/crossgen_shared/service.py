@@ -93,16 +93,23 @@ class Service:
         return UnitOfWork(self.sessions, self.source, on_commit=self.relay.wake)
 
     def consume(
-        self, topic: str, handlers: Mapping[type[Event], Handler], in_turn: InTurn | None = None
+        self,
+        topic: str,
+        handlers: Mapping[type[Event], Handler],
+        in_turn: InTurn | None = None,
+        *,
+        batch_wait: float = 0.0,
+        kind: type[Consumer] = Consumer,
     ) -> None:
-        consumer = Consumer(
+        """Consume ``topic`` in the service's group, with a ``Consumer`` or a ``kind`` of it."""
+        consumer = kind(
             self.name,
             topic,
             handlers,
             self.unit_of_work,
             in_turn=in_turn,
             commit_every=self.settings.offset_commit_interval,
-            batch_wait=self.settings.consumer_batch_wait,
+            batch_wait=batch_wait,
         )
         consumer.register(self.broker)
         self.consumers.append(consumer)

@@ -39,11 +39,6 @@ class ServiceSettings(BaseSettings):
     # Seconds a consumer's handled offsets may wait to be committed together (0: every batch's
     # at once). A crash leaves at most that long's records to come again; the inbox skips them.
     offset_commit_interval: float = Field(default=0.2, ge=0)
-    # Seconds the broker may hold a consumer's fetch until it has a batch's worth of records
-    # (consumer.py): fewer, larger batches at a steady rate, for less CPU, but each hop up to
-    # that much later, and events overtake those of other topics they refer to more often
-    # (benchmarks/README.md). 0 answers as soon as one record is there.
-    consumer_batch_wait: float = Field(default=0.0, ge=0, le=10)
     outbox_poll_interval: float = 0.5
     # Hours an event stays in the outbox once written, to look into what went out; unpublished,
     # it stays however long. Events name people: keep it shorter than the erasure grace period.

@@ -72,14 +72,10 @@ async def replica(
     """A service consuming ``topic`` whose offsets would wait a minute to be committed: only a
     stop or a rebalance commits them in a test."""
     settings = fresh_settings(
-        postgres,
-        tokens,
-        kafka_bootstrap_servers=kafka.bootstrap_servers,
-        offset_commit_interval=60,
-        consumer_batch_wait=batch_wait,
+        postgres, tokens, kafka_bootstrap_servers=kafka.bootstrap_servers, offset_commit_interval=60
     )
     service = await messaging_service(name, settings)
-    service.consume(topic, {ParticipantJoined: note})
+    service.consume(topic, {ParticipantJoined: note}, batch_wait=batch_wait)
     return service
 
 

@@ -19,7 +19,7 @@ def build(settings: MatchingSettings) -> Service:
         {ParticipantJoined: joins.on_participant_joined},
         in_turn=joins.in_turn,
     )
-    intake.register(matching)
+    intake.register(matching, settings.hris_batch_wait)
     matching.workers.append(
         partial(
             erasure.watch,

@@ -24,6 +24,17 @@ class MatchingSettings(ServiceSettings):
     resolve_interval_hours: float = Field(
         default=24.0, ge=0, description="Hours between two re-solves of every program; 0: never"
     )
+    # The HRIS feed is the pipeline's entry: records gathered here go on in batches through
+    # every later hop, each batch one transaction, one outbox round and one produce request
+    # (benchmarks/README.md, twenty-first session). Later hops do not wait: their consumers,
+    # each on its own clock, would see events overtake the ones they refer to.
+    hris_batch_wait: float = Field(
+        default=0.1,
+        ge=0,
+        le=10,
+        description="Seconds the broker may hold the HRIS intake's fetch to gather a batch of"
+        " records; 0 takes each as soon as it is there",
+    )
 
     @property
     def erasure_grace(self) -> timedelta:

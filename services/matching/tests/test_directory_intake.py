@@ -11,12 +11,17 @@ from typing import Any
 from faststream.kafka import TestKafkaBroker
 from sqlalchemy import select
 
+from crossgen_local.postgres import LocalPostgres
+from crossgen_local.tokens import TokenIssuer
 from crossgen_matching import service
+from crossgen_matching.directory.intake import HrisIntake
 from crossgen_matching.directory.models import Employee
 from crossgen_shared import topics
 from crossgen_shared.events import ParticipantLeft
 from crossgen_shared.service import Service
 from crossgen_shared.testing import outbox, parked
+
+from .conftest import matching_service
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hris"
 
@@ -93,3 +98,18 @@ async def test_a_vendor_event_twice_has_one_effect_and_an_older_one_undoes_nothi
     tom = (await employees(matching))["200311"]
     assert tom.active and tom.hire_date is not None and tom.hire_date.year == 2025
     assert tom.last_vendor_event_id == "4107:updated:2025-08-18T09:00:00+0000"
+
+
+def test_the_intake_gathers_batches_and_commits_offsets_as_its_settings_say(
+    postgres: LocalPostgres, tokens: TokenIssuer
+) -> None:
+    """Only the pipeline's entry waits for a batch (settings.py says why); its offsets are
+    committed in the background like every consumer's."""
+    matching = matching_service(postgres, tokens, hris_batch_wait=0.3, offset_commit_interval=0.7)
+    by_topic = {consumer.topic: consumer for consumer in matching.consumers}
+    assert isinstance(by_topic[topics.HRIS], HrisIntake)
+    assert (by_topic[topics.HRIS].batch_wait, by_topic[topics.HRIS].commit_every) == (0.3, 0.7)
+    assert (
+        by_topic[topics.PARTICIPANTS].batch_wait,
+        by_topic[topics.PARTICIPANTS].commit_every,
+    ) == (0.0, 0.7)

@@ -2,7 +2,8 @@
 
 Its records are vendor payloads, not CloudEvents: JSON values whose format a ``hris-format``
 header names (``scim``, ``bamboohr``, ``merge``) or the payload shows. Otherwise it is consumed as
-every topic is (consumer.py): in matching's group, in batches, the inbox keyed on the record's
+every topic is (consumer.py): in matching's group, in batches (which the broker gathers for up to
+``hris_batch_wait``: settings.py says why only here), the inbox keyed on the record's
 ``hris-event-id`` header or else its topic, partition and offset, the offsets committed after the
 transaction; a record that cannot be read or applied goes to the dead-letter topic with the
 reason, and the feed goes on.
@@ -67,10 +68,8 @@ async def _read_ahead(uow: UnitOfWork, items: list[list[EmployeeRecord]]) -> Asy
     yield
 
 
-def register(service: Service) -> None:
-    intake = HrisIntake(service.name, topics.HRIS, {}, service.unit_of_work, in_turn=_read_ahead)
-    intake.register(service.broker)
-    service.consumers.append(intake)
+def register(service: Service, batch_wait: float) -> None:
+    service.consume(topics.HRIS, {}, in_turn=_read_ahead, batch_wait=batch_wait, kind=HrisIntake)
 
 
 def read(record: Any) -> tuple[str, list[EmployeeRecord]]:
