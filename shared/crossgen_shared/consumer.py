@@ -56,9 +56,9 @@ class NotReady(Exception):
     """
 
 
-# Attempts of an event that must wait logged at INFO: one that overtook what it refers to is
-# normal, and comes through within a second or two (backoffs of 0.2, 0.4, 0.8, 1.6 s). One still
-# waiting after that is a warning.
+# Attempts of an event that must wait logged at INFO: one that overtook what it refers to is a
+# normal race, and usually goes through at the next try. One still waiting after four (backoffs
+# of 0.2, 0.4, 0.8 and 1.6 s: about 3 s) is a warning.
 QUIET_WAITS = 4
 
 
@@ -142,7 +142,8 @@ class Consumer:
             # each of them.
             heartbeat_interval_ms=1000,
             fetch_min_bytes=BATCH_BYTES if self.batch_wait else 1,
-            fetch_max_wait_ms=round(self.batch_wait * 1000) if self.batch_wait else 500,
+            # At least 1 ms: a wait of 0 ms with BATCH_BYTES to gather would poll in a loop.
+            fetch_max_wait_ms=max(1, round(self.batch_wait * 1000)) if self.batch_wait else 500,
             title=f"{self.service} <- {self.topic}",
             description=self.description,
         )
