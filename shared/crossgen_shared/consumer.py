@@ -36,7 +36,7 @@ from crossgen_shared import dead_letters, observability, topics
 from crossgen_shared.db import refused_data, unavailable
 from crossgen_shared.envelope import Envelope, InvalidEvent, decode
 from crossgen_shared.events import BY_TYPE, Event
-from crossgen_shared.offsets import OffsetCommits
+from crossgen_shared.offsets import OffsetCommits, spans
 from crossgen_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -141,8 +141,9 @@ class Consumer:
             # one after another at its start: at the default 3 s, a restart took 3 s more for
             # each of them.
             heartbeat_interval_ms=1000,
+            # Without a wait, aiokafka's defaults: the broker answers as soon as a record is
+            # there. At least 1 ms: 0 ms with BATCH_BYTES to gather would poll in a loop.
             fetch_min_bytes=BATCH_BYTES if self.batch_wait else 1,
-            # At least 1 ms: a wait of 0 ms with BATCH_BYTES to gather would poll in a loop.
             fetch_max_wait_ms=max(1, round(self.batch_wait * 1000)) if self.batch_wait else 500,
             title=f"{self.service} <- {self.topic}",
             description=self.description,
@@ -359,12 +360,8 @@ class Consumer:
 
 def _rewind(consumer: AIOKafkaConsumer, records: Sequence[Any]) -> None:
     """Each of the records' partitions back to its first record among them."""
-    first: dict[TopicPartition, int] = {}
-    for record in records:
-        partition = TopicPartition(record.topic, record.partition)
-        first[partition] = min(first.get(partition, record.offset), record.offset)
-    for partition, offset in first.items():
-        consumer.seek(partition, offset)
+    for partition, (first, _) in spans(records).items():
+        consumer.seek(partition, first)
 
 
 def _resume(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:

@@ -20,6 +20,17 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 log = logging.getLogger(__name__)
 
 
+def spans(records: Sequence[Any]) -> dict[TopicPartition, tuple[int, int]]:
+    """Each partition of the records (aiokafka's): the offset of its first record among them,
+    and the offset after its last."""
+    found: dict[TopicPartition, tuple[int, int]] = {}
+    for record in records:
+        partition = TopicPartition(record.topic, record.partition)
+        first, end = found.get(partition, (record.offset, record.offset + 1))
+        found[partition] = (min(first, record.offset), max(end, record.offset + 1))
+    return found
+
+
 class OffsetCommits(ConsumerRebalanceListener):
     def __init__(self, name: str, every: float) -> None:
         self._name = name
@@ -39,10 +50,7 @@ class OffsetCommits(ConsumerRebalanceListener):
         """A batch's records (aiokafka's) were handled: their transaction committed. In the
         partitions ``held`` back, only those before the offset held at."""
         self._consumer = consumer
-        ends: dict[TopicPartition, int] = {}
-        for record in records:
-            partition = TopicPartition(record.topic, record.partition)
-            ends[partition] = max(ends.get(partition, 0), record.offset + 1)
+        ends = {partition: end for partition, (_, end) in spans(records).items()}
         self._pending |= ends | dict(held or {})
         if self._closing or not self._every:
             await self.commit()
