@@ -466,18 +466,13 @@ def table(results: dict[str, Any]) -> str:
     windows = results["latency"]["emails"].get("latency_by_window_s") or []
     if len(windows) > 1:
         lines += ["", *by_window_table(windows)]
-    if busy := results["latency"]["cores_busy"]:
-        each = "  ".join(f"{name} {cores:.2f}" for name, cores in busy.items())
-        lines += [
-            f"cores busy while offering {results['latency']['offered_per_s']:.0f} records/s:"
-            f" {each}; {sum(busy.values()):.2f} of {_cpus(results)}"
-        ]
-    if busy := results["throughput"]["cores_busy"]:
-        each = "  ".join(f"{name} {cores:.2f}" for name, cores in busy.items())
-        lines += [
-            f"cores busy in the burst, until its last email: {each};"
-            f" {sum(busy.values()):.2f} of {_cpus(results)}"
-        ]
+    for phase, when in (
+        ("latency", f"while offering {results['latency']['offered_per_s']:.0f} records/s"),
+        ("throughput", "in the burst, until its last email"),
+    ):
+        if busy := results[phase]["cores_busy"]:
+            each = "  ".join(f"{name} {cores:.2f}" for name, cores in busy.items())
+            lines += [f"cores busy {when}: {each}; {sum(busy.values()):.2f} of {_cpus(results)}"]
     if work := results["latency"].get("python_work_ms"):
         lines += [
             f"fixed Python work meanwhile, in its thread's CPU time: {work['median']:.1f} ms"
