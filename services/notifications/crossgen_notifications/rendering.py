@@ -43,10 +43,7 @@ def render(
     template: str, *, locale: str, timezone: str, html: bool = True, **facts: Any
 ) -> Message:
     """Raises jinja2.TemplateError (or a formatting error) when the template cannot render."""
-    chain = locale_chain(locale)
-    language = next(
-        (lang for lang in chain if (TEMPLATES / lang / f"{template}.txt").is_file()), None
-    )
+    language = _language(template, locale)
     if language is None:
         raise TemplateNotFound(f"{template}.txt")
     env = _environment(language)
@@ -78,6 +75,16 @@ def known_locale(tag: str) -> bool:
     return True
 
 
+# The templates are the package's files: they do not change while the service runs, so where each
+# is found is looked up once, and Jinja does not check their times at every render (which cost
+# about as much as the render itself).
+@functools.lru_cache(maxsize=1024)
+def _language(template: str, locale: str) -> str | None:
+    """The first language of ``locale``'s chain that has ``template``."""
+    chain = locale_chain(locale)
+    return next((lang for lang in chain if (TEMPLATES / lang / f"{template}.txt").is_file()), None)
+
+
 @functools.cache
 def _environment(language: str) -> Environment:
     env = Environment(
@@ -89,6 +96,7 @@ def _environment(language: str) -> Environment:
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,
     )
     env.filters["date"] = _date
     env.filters["time"] = _time
