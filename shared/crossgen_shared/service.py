@@ -62,6 +62,10 @@ class Service:
             security=settings.kafka_security().for_broker(),
             # A plain logger, so FastStream's lines come out in the service's log format.
             logger=logging.getLogger("faststream.kafka"),
+            # Its "Received" and "Processed" for every batch of every consumer, at DEBUG: at
+            # INFO they were nearly all of a service's log, and said nothing the metrics do not.
+            # Failures keep their own levels, partition assignments theirs (INFO).
+            log_level=logging.DEBUG,
         )
         self.engine = create_engine(
             settings.database_url,

@@ -1,9 +1,11 @@
 """Over a real Kafka broker: a record that must wait holds back its own partition only (the
 consumer's other partitions go on, and the offsets it commits never pass the waiting record), and
 offsets waiting to be committed are committed when the service stops or a rebalance takes their
-partitions; a consumer given a batch wait takes records that trickle in as one batch."""
+partitions; a consumer given a batch wait takes records that trickle in as one batch; and a
+batch handled leaves no line in the log at INFO."""
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
@@ -214,3 +216,27 @@ async def test_a_batch_wait_gathers_records_that_trickle_in(
             await asyncio.sleep(0.3)
         await eventually(handled(names[-1]), within=10)
     assert len({id(BATCH_OF[name]) for name in names}) == batches  # each kept: ids unique
+
+
+async def test_a_handled_batch_leaves_no_line_in_an_info_log(
+    postgres: LocalPostgres,
+    tokens: TokenIssuer,
+    kafka: LocalKafka,
+    producer: AIOKafkaProducer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """FastStream says "Received" and "Processed" for every batch: at DEBUG, out of the log."""
+    service = await replica("quiet", topics.SESSIONS, postgres, tokens, kafka)
+    lines = logging.getLogger("faststream.kafka")
+    lines.addHandler(caplog.handler)  # FastStream's "faststream" logger does not propagate
+    try:
+        with caplog.at_level(logging.DEBUG, logger="faststream.kafka"):
+            async with service.running():
+                await send_to(producer, TopicPartition(topics.SESSIONS, 0), "one")
+                await eventually(handled("one"))
+    finally:
+        lines.removeHandler(caplog.handler)
+    said = {(r.levelno, r.getMessage()) for r in caplog.records if r.name == "faststream.kafka"}
+    assert (logging.DEBUG, "Received") in said and (logging.DEBUG, "Processed") in said
+    logged = {message for level, message in said if level >= logging.INFO}
+    assert not {"Received", "Processed"} & logged
