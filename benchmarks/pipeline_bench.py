@@ -1,14 +1,17 @@
 """Pipeline benchmark (issue 8): HRIS records in, proposed-match emails out, against the raw
 Kafka ceiling of the same broker.
 
-    python benchmarks/pipeline_bench.py [--records 2000] [--rate 200] [--duration 30] [--runs 1]
+    python benchmarks/pipeline_bench.py [--records 2000] [--rate 200] [--duration 30]
+        [--warmup 10] [--runs 1]
 
 One run starts Kafka, PostgreSQL, the SMTP sink and the three services (crossgen_local), creates
 a program that enrols everyone the HRIS feed brings (hris_feed.create_program) and measures:
 
 1. ceiling: aiokafka producing and consuming --records SCIM-sized records on a fresh topic of
    the same broker, producer as the feed's (acks=all, idempotent, linger 5 ms): messages/s;
-2. latency: --rate records/s for --duration s (alternately mentors and learners); per email,
+2. latency: --rate records/s for --warmup s, then for --duration s (alternately mentors and
+   learners), each phase on its own: the stack is born with the run, and for its first seconds
+   under load the broker compiles its code paths; per email,
    HRIS record -> email at the sink, timed from the record that completed the pair, and the same
    per hop (pipeline_trace.py); and HRIS record -> directory per record;
 3. throughput: --records further records offered as fast as the feed goes. The unit is the
@@ -234,17 +237,24 @@ class Bench:
         # (~0.1 s) would be counted as the pipeline's latency.
         gc.collect()
         gc.freeze()
-        # An even size keeps the next phase starting with a mentor.
-        steady = 2 * math.ceil(self.args.rate * self.args.duration / 2)
+        # Even sizes keep each next phase starting with a mentor.
+        warm, steady = (
+            2 * math.ceil(self.args.rate * seconds / 2)
+            for seconds in (self.args.warmup, self.args.duration)
+        )
         disk_before = await pipeline_trace.footprint(self.databases)
         async with HrisFeed(bootstrap) as feed:
-            results["latency"] = await self.phase(feed, cohort(0, steady), self.args.rate)
-            burst = cohort(steady, self.args.records)
+            # Timed like the next phase and shown on its own: a stack just started is not the
+            # steady state the target is about, and a long-running one has no such start.
+            if warm:
+                results["warmup"] = await self.phase(feed, cohort(0, warm), self.args.rate)
+            results["latency"] = await self.phase(feed, cohort(warm, steady), self.args.rate)
+            burst = cohort(warm + steady, self.args.records)
             results["throughput"] = await self.phase(feed, burst, math.inf)
         # What the records left on disk, before any retention: the outbox and the inbox keep
         # theirs for a day and 45 days (shared/crossgen_shared/retention.py), the rest stays.
         disk_after = await pipeline_trace.footprint(self.databases)
-        records = steady + self.args.records
+        records = warm + steady + self.args.records
         results["disk_bytes_per_record"] = {
             service: {
                 part: (size - disk_before[service][part]) / records for part, size in sizes.items()
@@ -421,13 +431,14 @@ def table(results: dict[str, Any]) -> str:
         f" {'records/s':>9} {'/ceiling':>8} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7}"
     )
     lines += ["percentiles: HRIS record -> email", head, "-" * len(head)]
-    for name in ("latency", "throughput"):
+    for name in _phases(results):
         r = results[name]
         mails = r["emails"]
         latency = mails["latency_s"]
         arrived = f"{mails['arrived']}/{mails['expected']}"
         share = r.get("share_of_ceiling")
-        phase = name if r["complete"] else f"{name}*"
+        label = "warm-up" if name == "warmup" else name
+        phase = label if r["complete"] else f"{label}*"
         lines.append(
             f"{phase:<11} {r['records']:>7} {r['offered_per_s']:>9.0f}"
             f" {r['directory']['records_per_s']:>8.0f} {arrived:>11} {r['records_per_s']:>9.1f}"
@@ -440,7 +451,7 @@ def table(results: dict[str, Any]) -> str:
         f" record), {kafka['messages_per_s']:.0f} messages/s ="
         f" {kafka['share_of_ceiling']:.1%} of the ceiling"
     )
-    if not (results["latency"]["complete"] and results["throughput"]["complete"]):
+    if not all(results[name]["complete"] for name in _phases(results)):
         lines.append("* not complete within --timeout: rates and percentiles of what arrived")
     for name in ("latency", "throughput"):
         lines += ["", f"hops, {name} phase (s)  {'p50':>7} {'p95':>7} {'p99':>7}"]
@@ -452,7 +463,7 @@ def table(results: dict[str, Any]) -> str:
     lines += ["", f"peak RSS MB: {rss}"]
     # Every phase's records, the ceiling's messages left out (their CPU is the broker's and
     # this process's, and small).
-    records = results["latency"]["records"] + results["throughput"]["records"]
+    records = sum(results[name]["records"] for name in _phases(results))
     cpu = "  ".join(
         f"{name} {s:.1f} ({1000 * s / records:.1f})" for name, s in results["cpu_s"].items()
     )
@@ -486,6 +497,11 @@ def table(results: dict[str, Any]) -> str:
         )
         lines += [f"batches meanwhile (transactions x records, p50): {each}"]
     return "\n".join(lines)
+
+
+def _phases(results: dict[str, Any]) -> list[str]:
+    """The run's phases of HRIS records, in order: the warm-up only if it had one."""
+    return [name for name in ("warmup", "latency", "throughput") if name in results]
 
 
 def by_window_table(windows: Sequence[dict[str, Any]]) -> list[str]:
@@ -669,12 +685,17 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=2000, help="burst size, and ceiling's")
     parser.add_argument("--rate", type=float, default=TARGETS["at_rate"], help="records/s")
     parser.add_argument("--duration", type=float, default=30.0, help="s at --rate")
+    parser.add_argument(
+        "--warmup", type=float, default=10.0, help="s at --rate first, shown on its own; 0: none"
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="s to wait for a phase")
     parser.add_argument("--runs", type=int, default=1, help="runs, each on a fresh stack")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "pipeline.json")
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.warmup < 0:
+        parser.error("--warmup must be 0 or more")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     runs = []
     for number in range(1, args.runs + 1):

@@ -99,6 +99,20 @@ def test_a_run_prints_as_a_table() -> None:
     assert f"{burst} 1.58 of 2" in shown
 
 
+def test_a_warm_up_prints_on_its_own_row() -> None:
+    """A stack's first seconds under load are shown, apart from the phase the target judges."""
+    warmed = result(0.9)
+    warmed["warmup"] = copy.deepcopy(warmed["latency"]) | {"records": 2000}
+    warmed["warmup"]["emails"]["latency_s"] = dict.fromkeys(("p50", "p95", "p99", "max"), 1.5)
+    shown = pipeline_bench.table(warmed)
+    rows = [line.split() for line in shown.splitlines() if line.startswith(("warm-up", "latency"))]
+    assert [row[0] for row in rows][:2] == ["warm-up", "latency"]
+    assert rows[0][-1] == "1.500" and rows[1][-1] == "0.900"
+    # The CPU per record counts every phase's records: 27 s over 2,000 + 6,000 + 6,000.
+    assert "matching 27.0 (1.9)" in shown
+    assert latency_verdict(warmed).startswith("met ")  # judged on the phase after the warm-up
+
+
 def test_a_long_run_prints_by_window() -> None:
     timed = result(0.9)
     tails = dict.fromkeys(pipeline_trace.HOPS, 0.1) | {"smtp": None}
