@@ -7,8 +7,9 @@ Kafka ceiling of the same broker.
 One run starts Kafka, PostgreSQL, the SMTP sink and the three services (crossgen_local), creates
 a program that enrols everyone the HRIS feed brings (hris_feed.create_program) and measures:
 
-1. ceiling: aiokafka producing and consuming --records SCIM-sized records on a fresh topic of
-   the same broker, producer as the feed's (acks=all, idempotent, linger 5 ms): messages/s;
+1. ceiling: aiokafka producing and consuming 20,000 SCIM-sized records on a fresh topic of the
+   same broker, producer as the feed's (acks=all, idempotent, linger 5 ms): messages/s, the best
+   of two such passes after one that warms the broker;
 2. latency: --rate records/s for --warmup s, then for --duration s (alternately mentors and
    learners), each phase on its own: the stack is born with the run, and for its first seconds
    under load the broker compiles its code paths; per email,
@@ -149,9 +150,24 @@ def _tree(pid: int, children: bool) -> list[psutil.Process]:
         return []
 
 
-async def ceiling(bootstrap: str, count: int) -> dict[str, Any]:
-    """Produce ``count`` SCIM-sized records and consume them back: the broker's and aiokafka's
-    messages/s on this machine, with nothing of Crossgen in the way."""
+# The broker's pace, not its start: 2,000 records on a broker just started took 0.2-0.4 s and
+# gave 5,000-10,000 messages/s, where 20,000 once it had run gave 15,000-20,000 (a second's
+# worth). The first pass warms it (its JIT compiles the produce and fetch paths); the ceiling is
+# the best of the others.
+CEILING_RECORDS = 20_000
+CEILING_PASSES = 3
+
+
+async def ceiling(bootstrap: str) -> dict[str, Any]:
+    """The broker's and aiokafka's messages/s on this machine, with nothing of Crossgen in the
+    way: the best pass after the first."""
+    passes = [await ceiling_pass(bootstrap, CEILING_RECORDS) for _ in range(CEILING_PASSES)]
+    best = max(passes[1:], key=lambda one: one["messages_per_s"])
+    return best | {"passes_per_s": [one["messages_per_s"] for one in passes]}
+
+
+async def ceiling_pass(bootstrap: str, count: int) -> dict[str, Any]:
+    """Produce ``count`` SCIM-sized records and consume them back, on a fresh topic."""
     topic = f"{CEILING_TOPIC}{uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -231,7 +247,7 @@ class Bench:
 
     async def run(self) -> dict[str, Any]:
         bootstrap = self.infra.kafka.bootstrap_servers
-        results: dict[str, Any] = {"ceiling": await ceiling(bootstrap, self.args.records)}
+        results: dict[str, Any] = {"ceiling": await ceiling(bootstrap)}
         await self.program()
         # This process stamps the mails' arrivals: a full collection of its start-up objects
         # (~0.1 s) would be counted as the pipeline's latency.
@@ -423,7 +439,8 @@ def table(results: dict[str, Any]) -> str:
         "(compare runs only where these are alike)",
         f"raw ceiling (aiokafka, same broker): {ceiling['messages']} messages of"
         f" {ceiling['bytes_each']} B in {ceiling['seconds']:.2f} s ="
-        f" {ceiling['messages_per_s']:.0f} messages/s",
+        f" {ceiling['messages_per_s']:.0f} messages/s (the best of"
+        f" {len(ceiling['passes_per_s']) - 1} passes after one that warmed the broker)",
         "",
     ]
     head = (
@@ -682,7 +699,7 @@ def summary_table(runs: Sequence[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=2000, help="burst size, and ceiling's")
+    parser.add_argument("--records", type=int, default=2000, help="burst size")
     parser.add_argument("--rate", type=float, default=TARGETS["at_rate"], help="records/s")
     parser.add_argument("--duration", type=float, default=30.0, help="s at --rate")
     parser.add_argument(
