@@ -305,10 +305,17 @@ class Bench:
         complete = await self.settle(ids, mails_before + expected)
         settled, cpu_settled = time.time(), self.usage.cpu_now()
         moved = await messages_in_kafka(self.infra.kafka.bootstrap_servers) - kafka_before
-        sent_at = {accepted.employee_number: accepted.sent_at for accepted in feed.accepted}
-        first = min(sent_at[employee.number] for employee in employees)
+        # Timed from when each record was due: a feed held up by the host sends late, and that
+        # wait is the pipeline's latency too (the feed's own lateness is given as well).
+        due_at = {accepted.employee_number: accepted.due_at for accepted in feed.accepted}
+        first = min(due_at[employee.number] for employee in employees)
+        late = [
+            accepted.sent_at - accepted.due_at
+            for accepted in feed.accepted
+            if f"{accepted.employee_number}:1" in ids
+        ]
         stored = await pipeline_trace.directory_times(self.matching_url)
-        in_directory = [stored[i] - sent_at[i.partition(":")[0]] for i in ids if i in stored]
+        in_directory = [stored[i] - due_at[i.partition(":")[0]] for i in ids if i in stored]
         last_stored = max((stored[i] for i in ids if i in stored), default=first)
         # While the records were offered at a steady rate: how much of the machine each process
         # kept busy, how fast the host ran (to compare runs by), and how the consumers took the
@@ -336,6 +343,7 @@ class Bench:
             "records": len(employees),
             "offered_per_s": len(employees) / offered_s,
             "complete": complete,
+            "feed_late_s": pipeline_trace.percentiles(late),
             **meanwhile,
             "directory": {
                 "stored": len(in_directory),
@@ -348,7 +356,7 @@ class Bench:
             for m in self.infra.smtp.messages
         }
         traced = await pipeline_trace.emails(
-            self.matching_url, self.notifications_url, arrivals, sent_at
+            self.matching_url, self.notifications_url, arrivals, due_at
         )
         # This phase's: completed by one of its records (an earlier phase's may arrive late).
         traced = [email for email in traced if email.pair_ready >= first]
@@ -362,7 +370,7 @@ class Bench:
             "latency_by_window_s": pipeline_trace.by_window(traced, first, WINDOW_S),
         }
         if math.isfinite(rate):
-            self.window_costs(result["emails"]["latency_by_window_s"], first, sent_at, work)
+            self.window_costs(result["emails"]["latency_by_window_s"], first, due_at, work)
         # N records are done when their N emails are in (see the module's docstring).
         done = len(employees) * min(len(traced) / max(expected, 1), 1)
         result["records_per_s"] = done / max(last_mail - first, 1e-9)
@@ -379,14 +387,14 @@ class Bench:
         self,
         windows: list[dict[str, Any]],
         first: float,
-        sent_at: Mapping[str, float],
+        due_at: Mapping[str, float],
         work: host.WorkTimings,
     ) -> None:
         """To each window of a steady phase, what its records cost each process (CPU ms per
         record sent in it) and how fast the host ran meanwhile: a tail that grows with the
         program costs a service more per record at the same speed; a slower host costs every
         process more, and the fixed piece of Python too."""
-        last = max(sent_at.values())
+        last = max(due_at.values())
         for window in windows:
             start = first + window["from_s"]
             end = start + WINDOW_S
@@ -394,7 +402,7 @@ class Bench:
             window["cpu_ms_per_record"] = None
             # A window the offering ended in holds a few records and the draining of the rest.
             if end <= last + 1:
-                sent = sum(start <= moment < end for moment in sent_at.values())
+                sent = sum(start <= moment < end for moment in due_at.values())
                 cpu = self.usage.cpu_between(start, end)
                 window["cpu_ms_per_record"] = {name: 1000 * s / sent for name, s in cpu.items()}
 
@@ -497,6 +505,12 @@ def table(results: dict[str, Any]) -> str:
         if busy := results[phase]["cores_busy"]:
             each = "  ".join(f"{name} {cores:.2f}" for name, cores in busy.items())
             lines += [f"cores busy {when}: {each}; {sum(busy.values()):.2f} of {_cpus(results)}"]
+    if late := results["latency"].get("feed_late_s"):
+        lines += [
+            f"the feed sent records behind its rate by {1000 * late['p50']:.1f} ms (median),"
+            f" {1000 * late['p99']:.1f} ms (p99), {1000 * late['max']:.1f} ms at most;"
+            " each record is timed from when it was due"
+        ]
     if work := results["latency"].get("python_work_ms"):
         lines += [
             f"fixed Python work meanwhile, in its thread's CPU time: {work['median']:.1f} ms"

@@ -35,7 +35,7 @@ class Email:
     """One proposed-match email that arrived, with its pair and the moments it passed."""
 
     to: str  # employee number
-    pair_ready: float  # the later of the two records' sent_at
+    pair_ready: float  # the later of the two records' due_at
     arrived: float
     passed: Mapping[str, float | None]  # hop -> epoch seconds
 
@@ -69,12 +69,12 @@ async def emails(
     matching_url: str,
     notifications_url: str,
     arrivals: Mapping[str, float],
-    sent_at: Mapping[str, float],
+    due_at: Mapping[str, float],
 ) -> list[Email]:
     """The proposed-match emails that arrived (Message-ID -> arrival), traced hop by hop.
 
-    ``sent_at`` is each employee number's record sent time; emails to people not in it (an
-    earlier run's) are left out.
+    ``due_at`` is when each employee number's record was due (``hris_feed.Accepted``); emails
+    to people not in it (an earlier run's) are left out.
     """
     notifications = await _fetch(
         notifications_url,
@@ -110,9 +110,9 @@ async def emails(
     for row in notifications:
         arrived = arrivals.get(row.id)
         both = pairs[row.source_event_id]
-        if arrived is None or not all(person in sent_at for person in both):
+        if arrived is None or not all(person in due_at for person in both):
             continue
-        completing = max(both, key=lambda person: sent_at[person])
+        completing = max(both, key=lambda person: due_at[person])
         passed = {
             "directory": directory.get(f"{completing}:1"),
             "join": joined.get(completing),
@@ -121,7 +121,7 @@ async def emails(
             "claimed": row.claimed,
             "smtp": arrived,
         }
-        traced.append(Email(_number(row.to_address), sent_at[completing], arrived, passed))
+        traced.append(Email(_number(row.to_address), due_at[completing], arrived, passed))
     return traced
 
 

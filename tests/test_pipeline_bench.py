@@ -21,6 +21,7 @@ def result(
         "records": 6000,
         "offered_per_s": rate,
         "complete": True,
+        "feed_late_s": {"p50": 0.0004, "p95": 0.002, "p99": 0.0051, "max": 0.012},
         "cores_busy": {"matching": busy / 2, "notifications": busy / 2},
         "python_work_ms": {"median": 30.4, "max": 41.0, "timings": 10},
         "batches": {"matching:crossgen.hris.v1": {"transactions": 100, "records_p50": 30}},
@@ -101,6 +102,8 @@ def test_a_run_prints_as_a_table() -> None:
     assert "latency" in shown and "throughput" in shown and "0.900" in shown
     assert "20000 messages of 747 B in 1.25 s = 16000 messages/s (the best of 2 passes" in shown
     assert "fixed Python work meanwhile, in its thread's CPU time: 30.4 ms (median)" in shown
+    # How far the feed fell behind its rate: the records are timed from when they were due.
+    assert "behind its rate by 0.4 ms (median), 5.1 ms (p99), 12.0 ms at most;" in shown
     # Whether a burst filled the machine, or one process's loop.
     burst = "cores busy in the burst, until its last email: matching 0.60  notifications 0.98;"
     assert f"{burst} 1.58 of 2" in shown

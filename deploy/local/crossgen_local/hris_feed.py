@@ -69,6 +69,9 @@ class Accepted:
     sent_at: float  # time.time() when it was handed to the producer
     partition: int
     offset: int
+    # When it was due (epoch s): at ``offer``'s rate, or when sent. A feed held up (its process
+    # waiting for a core) sends late; its records' latency still counts from when they were due.
+    due_at: float
 
 
 def workforce(size: int, departments: int = 10) -> list[Employee]:
@@ -143,19 +146,22 @@ class HrisFeed:
 
     async def offer(self, records: Iterable[tuple[Employee, int]], rate: float) -> None:
         """Send records at a fixed rate (records a second), not waiting for one ack to send the
-        next, as a busy HRIS would: the offered load does not slow down when Crossgen does.
+        next, as a busy HRIS would: the offered load does not slow down when Crossgen does, and
+        records sent late are due when the rate had them due (``Accepted.due_at``).
         """
         loop = asyncio.get_running_loop()
-        start = loop.time()
+        start, epoch = loop.time(), time.time()
         pending: list[asyncio.Future[Accepted]] = []
         for i, (employee, seq) in enumerate(records):
             delay = start + i / rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            pending.append(await self._enqueue(employee, seq))
+            pending.append(await self._enqueue(employee, seq, epoch + i / rate))
         await asyncio.gather(*pending)
 
-    async def _enqueue(self, employee: Employee, seq: int) -> "asyncio.Future[Accepted]":
+    async def _enqueue(
+        self, employee: Employee, seq: int, due_at: float | None = None
+    ) -> "asyncio.Future[Accepted]":
         """Hand a record to the producer, in order: one employee's records share a key, so a
         partition, and are enqueued one after the other. The future resolves on the ack."""
         assert self._producer is not None, "use HrisFeed as an async context manager"
@@ -164,6 +170,7 @@ class HrisFeed:
         modified = max(now, previous + timedelta(microseconds=1)) if previous else now
         self._last_modified[employee.number] = modified
         sent_at = time.time()
+        due = sent_at if due_at is None else due_at
         delivery = await self._producer.send(
             topics.HRIS,
             json.dumps(scim_user(employee, seq, modified)).encode(),
@@ -176,7 +183,9 @@ class HrisFeed:
 
         async def acknowledged() -> Accepted:
             metadata = await delivery
-            accepted = Accepted(employee.number, seq, sent_at, metadata.partition, metadata.offset)
+            accepted = Accepted(
+                employee.number, seq, sent_at, metadata.partition, metadata.offset, due
+            )
             self.accepted.append(accepted)
             return accepted
 

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from crossgen_local import LocalInfra, ServiceProcess, ServiceStartError, free_port
+from crossgen_local.hris_feed import Accepted, HrisFeed, workforce
 from crossgen_local.journey import eventually
 
 pytestmark = pytest.mark.integration
@@ -77,6 +78,25 @@ def test_kafka_produce_consume(infra: LocalInfra) -> None:
     topic = f"t-{uuid.uuid4().hex[:8]}"
     asyncio.run(produce(infra.kafka.bootstrap_servers, topic, b"hello"))
     assert asyncio.run(consume_one(infra.kafka.bootstrap_servers, topic)) == b"hello"
+
+
+def test_the_hris_feed_times_records_from_when_they_were_due(infra: LocalInfra) -> None:
+    """A feed held up (its process waiting for a core) sends late; its records count from when
+    the rate had them due, so a benchmark's latency keeps that wait."""
+
+    async def offer() -> list[Accepted]:
+        async with HrisFeed(infra.kafka.bootstrap_servers) as feed:
+            offering = asyncio.create_task(feed.offer(((e, 1) for e in workforce(10)), 50))
+            await asyncio.sleep(0.01)  # the first record is sent
+            time.sleep(0.15)  # noqa: ASYNC251 (held up: seven more come due meanwhile)
+            await offering
+            return feed.accepted
+
+    accepted = sorted(asyncio.run(offer()), key=lambda one: one.due_at)
+    first = accepted[0].due_at
+    assert [one.due_at - first for one in accepted] == pytest.approx([i / 50 for i in range(10)])
+    late = [one.sent_at - one.due_at for one in accepted]
+    assert max(late) > 0.1 and min(late) > -0.005
 
 
 async def current_database(url: str) -> str:
