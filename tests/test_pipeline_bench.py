@@ -2,6 +2,7 @@
 a verdict must judge the latency target only at its rate, and say why a tail is long."""
 
 import copy
+import gc
 import statistics
 import time
 from typing import Any
@@ -153,3 +154,17 @@ def test_the_host_is_timed_while_it_is_loaded() -> None:
     assert work.median_between(0, time.time() + 1) == statistics.median(work.ms)
     assert work.median_between(0, 1) is None
     assert host.WorkTimings().summary() is None  # never timed: nothing to say
+
+
+def test_no_full_collection_runs_while_a_phase_does() -> None:
+    """The benchmark stamps arrivals and sends records: a full collection would stall both."""
+    kept = [[index] for index in range(1000)]  # made before: collected and frozen, not scanned
+    before = gc.get_threshold()
+    try:
+        with pipeline_bench.no_full_collections():
+            young, middle, full = gc.get_threshold()
+            assert (young, middle) == before[:2] and full >= 2**30
+            assert gc.get_freeze_count() >= len(kept)
+        assert gc.get_threshold() == before
+    finally:
+        gc.unfreeze()
