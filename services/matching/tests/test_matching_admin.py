@@ -91,8 +91,10 @@ async def test_a_whole_program_run_leaves_the_service_answering_meanwhile(
 
 @pytest.fixture
 def impatient(postgres: LocalPostgres, tokens: TokenIssuer) -> Service:
-    """A matching service whose transactions may sit idle for 0.3 s at most."""
-    return matching_service(postgres, tokens, database_idle_transaction_timeout=0.3)
+    """A matching service whose transactions may sit idle for 1 s at most. Not less: late in the
+    suite a pause of the test process (a full collection of its heap) once outlasted 0.3 s
+    between two statements of the publish's transaction, and the server ended it."""
+    return matching_service(postgres, tokens, database_idle_transaction_timeout=1.0)
 
 
 async def test_a_run_outlasting_the_idle_transaction_limit_still_publishes(
@@ -103,7 +105,7 @@ async def test_a_run_outlasting_the_idle_transaction_limit_still_publishes(
     match_program = optimiser.match_program
 
     def slow(program: Any) -> Any:
-        time.sleep(1.0)
+        time.sleep(2.0)  # twice the limit
         return match_program(program)
 
     monkeypatch.setattr(optimiser, "match_program", slow)
