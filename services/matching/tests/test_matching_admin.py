@@ -91,9 +91,9 @@ async def test_a_whole_program_run_leaves_the_service_answering_meanwhile(
 
 @pytest.fixture
 def impatient(postgres: LocalPostgres, tokens: TokenIssuer) -> Service:
-    """A matching service whose transactions may sit idle for 1 s at most. Not less: late in the
-    suite a pause of the test process (a full collection of its heap) once outlasted 0.3 s
-    between two statements of the publish's transaction, and the server ended it."""
+    """A matching service whose transactions may sit idle for 1 s at most. At 0.3 s the publish
+    once got a 503 late in the suite, most likely as a pause of the test process outlasted the
+    limit between two statements of its transaction, before the run's own limit was set."""
     return matching_service(postgres, tokens, database_idle_transaction_timeout=1.0)
 
 
