@@ -212,15 +212,15 @@ class FaultRun:
 
         return await self._when(none_deferred)
 
-    async def _when(self, holds: Callable[[], Awaitable[bool]]) -> float | None:
-        """When ``holds()`` is first true, asked every 0.2 s up to the recovery timeout; else
-        None. A failed look counts as not yet: PostgreSQL may still be coming back."""
+    async def _when(self, holds: Callable[[], Awaitable[bool]], every: float = 0.2) -> float | None:
+        """When ``holds()`` is first true, asked every ``every`` s up to the recovery timeout;
+        else None. A failed look counts as not yet: PostgreSQL may still be coming back."""
         deadline = time.monotonic() + self.scale.recovery_timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(Exception):
                 if await holds():
                     return time.time()
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(every)
         return None
 
     async def kill_and_restart(self, service: str) -> tuple[float, float]:
@@ -296,7 +296,9 @@ class FaultRun:
                 replica.thaw()
             return False
 
-        injected = await self._when(frozen_mid_transaction)
+        # Looked for often: one look every 0.2 s once missed every transaction of the replica
+        # for 60 s, at the short form's 5 records a second (each takes a few milliseconds).
+        injected = await self._when(frozen_mid_transaction, every=0.01)
         if injected is None:
             raise RuntimeError(f"{replica.name} was never seen holding locks")
         return injected, injected
