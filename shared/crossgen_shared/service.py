@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from crossgen_shared import asyncapi, observability, retention, topics
 from crossgen_shared.auth import TokenVerifier
-from crossgen_shared.consumer import Consumer, Handler, InTurn
+from crossgen_shared.consumer import Consumer, Handler, InTurn, Progress
 from crossgen_shared.db import create_engine, refused_data, session_factory, unavailable
 from crossgen_shared.errors import InputErrors, Refusal, RequestError
 from crossgen_shared.events import Event
@@ -79,6 +79,7 @@ class Service:
             self.sessions, self.broker, poll_interval=settings.outbox_poll_interval
         )
         self.consumers: list[Consumer] = []
+        self.progress = Progress()
         self.workers: list[Callable[[], Coroutine[Any, Any, None]]] = [
             partial(
                 retention.watch,
@@ -114,6 +115,7 @@ class Service:
             in_turn=in_turn,
             commit_every=self.settings.offset_commit_interval,
             batch_wait=batch_wait,
+            progress=self.progress,
         )
         consumer.register(self.broker)
         self.consumers.append(consumer)

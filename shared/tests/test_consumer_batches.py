@@ -1,6 +1,7 @@
 """A batch of records is one unit of work; a batch with a bad record is handled one at a time, so
 the others commit and only that one is parked, once. Over a real PostgreSQL."""
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
@@ -14,12 +15,20 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from faststream.kafka import TestKafkaBroker
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
 from crossgen_shared import topics
-from crossgen_shared.consumer import QUIET_WAITS, Consumer, Handler, HeldBack, NotReady
+from crossgen_shared.consumer import (
+    QUIET_WAITS,
+    Consumer,
+    Handler,
+    HeldBack,
+    NotReady,
+    Progress,
+)
 from crossgen_shared.db import InboxRecord
 from crossgen_shared.envelope import Envelope, InvalidEvent
 from crossgen_shared.events import Event, ParticipantJoined, ParticipantLeft
@@ -56,9 +65,13 @@ async def service(postgres: LocalPostgres, tokens: TokenIssuer) -> AsyncIterator
     await service.engine.dispose()
 
 
-def consumer(service: Service) -> Consumer:
-    handlers: dict[type[Event], Handler] = {ParticipantJoined: leave_unless_bad}
-    return Consumer(service.name, topics.PARTICIPANTS, handlers, service.unit_of_work)
+def consumer(
+    service: Service, progress: Progress | None = None, handler: Handler = leave_unless_bad
+) -> Consumer:
+    handlers: dict[type[Event], Handler] = {ParticipantJoined: handler}
+    return Consumer(
+        service.name, topics.PARTICIPANTS, handlers, service.unit_of_work, progress=progress
+    )
 
 
 async def counts(service: Service) -> tuple[int, int]:
@@ -193,6 +206,62 @@ async def test_an_event_that_must_wait_is_a_warning_only_once_it_keeps_waiting(
                 await waiting.handle(batch)
     levels = [one.levelno for one in caplog.records if "attempt" in one.getMessage()]
     assert levels == [logging.INFO] * QUIET_WAITS + [logging.WARNING] * 2
+
+
+def waited(consumer: Consumer) -> float:
+    labels = {"consumer": consumer.name}
+    return REGISTRY.get_sample_value("crossgen_batches_waited_total", labels) or 0.0
+
+
+async def test_a_batch_that_overtook_what_it_refers_to_is_applied_whole_once_that_came(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    refused = asyncio.Event()
+
+    async def refusing(event: ParticipantJoined, envelope: Envelope, uow: UnitOfWork) -> None:
+        try:
+            await leave_unless_bad(event, envelope, uow)
+        except NotReady:
+            refused.set()
+            raise
+
+    async def bringing(event: ParticipantJoined, envelope: Envelope, uow: UnitOfWork) -> None:
+        READY.add("later")  # what the early one refers to, come through another topic
+
+    progress = Progress()
+    waiting = consumer(service, progress, refusing)
+    handlers: dict[type[Event], Handler] = {ParticipantJoined: bringing}
+    other = Consumer(service.name, "elsewhere", handlers, service.unit_of_work, progress=progress)
+    waits_before = waited(waiting)
+    try:
+        with caplog.at_level(logging.INFO, logger="crossgen_shared.consumer"):
+            handling = asyncio.create_task(waiting.handle([record(0), record(1, "later")]))
+            await refused.wait()
+            await other.handle([record(0, "Ola")])
+            await handling  # no HeldBack
+    finally:
+        READY.clear()
+    assert await counts(service) == (2, 2)
+    assert "one at a time" not in caplog.text  # applied together, in one transaction
+    assert waited(waiting) == waits_before + 1
+
+
+async def test_a_record_held_back_before_does_not_make_its_consumer_wait_again(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    progress = Progress()
+    waiting, batch = consumer(service, progress), [record(0), record(1, "later")]
+    with pytest.raises(HeldBack):
+        await waiting.handle(batch)  # nobody else applies anything: waits, then holds it back
+    looks: list[None] = []
+
+    async def next_applied() -> None:
+        looks.append(None)
+
+    monkeypatch.setattr(progress, "next", next_applied)
+    with pytest.raises(HeldBack):
+        await waiting.handle(batch[1:])  # the held record again, as Kafka redelivers it
+    assert looks == []
 
 
 class NotesBatches:
