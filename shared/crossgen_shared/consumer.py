@@ -68,7 +68,7 @@ class NotReady(Exception):
 # service's other consumers to apply what it refers to, trying again after each of their batches.
 # Taken apart instead, the batch cost a transaction per record, and the record and the rest of its
 # partition waited a backoff and a fetch. Notifications' proposals overtook their participants
-# 0-5 times in a minute at 200 records/s, and their emails took 0.3-0.5 s more.
+# 0-5 times in a benchmark run (40 s at 200 records/s), and their emails took 0.3-0.5 s more.
 READY_WAIT = 0.5
 
 
