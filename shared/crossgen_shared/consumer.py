@@ -73,18 +73,21 @@ READY_WAIT = 0.5
 
 
 class Progress:
-    """Wakes whoever waits for any of a service's consumers to apply records."""
+    """Counts the batches a service's consumers applied, and wakes whoever waits for the next."""
 
     def __init__(self) -> None:
+        self.applied_batches = 0
         self._next = asyncio.Event()
 
     def applied(self) -> None:
+        self.applied_batches += 1
         self._next.set()
         self._next = asyncio.Event()
 
-    async def next(self) -> None:
-        """Returns once records were applied next."""
-        await self._next.wait()
+    async def since(self, applied_batches: int) -> None:
+        """Returns once more than ``applied_batches`` were applied: at once if they were."""
+        if self.applied_batches == applied_batches:
+            await self._next.wait()
 
 
 # Attempts of an event that must wait logged at INFO: one that overtook what it refers to is a
@@ -309,12 +312,15 @@ class Consumer:
         Trouble with the database itself is raised instead: the whole batch comes again."""
         until = asyncio.get_running_loop().time() + READY_WAIT
         while True:
+            # What the service had applied when this try began: what another consumer applies
+            # meanwhile, even before this try fails, is worth another.
+            seen = self.progress.applied_batches if self.progress else 0
             try:
                 async with self.uow() as uow:
                     outcomes = await self._apply(uow, batch)
                     await uow.commit()
             except Exception as exc:
-                if isinstance(exc, NotReady) and await self._others_applied(batch, until):
+                if isinstance(exc, NotReady) and await self._others_applied(batch, seen, until):
                     WAITED.labels(self.name).inc()
                     continue
                 if await self._waited_out(exc, "retrying the batch"):
@@ -324,15 +330,18 @@ class Consumer:
             self._done(batch, outcomes)
             return True
 
-    async def _others_applied(self, batch: Sequence[Received], until: float) -> bool:
-        """Whether the service's other consumers applied records before ``until``, waited for
-        when none of the batch's records was tried before: a record held back before is
-        waiting for more than a race, and the consumer does not stall on it each time."""
+    async def _others_applied(self, batch: Sequence[Received], seen: int, until: float) -> bool:
+        """Whether the service's other consumers applied records since ``seen`` batches, by
+        ``until``; waited for when none of the batch's records was tried before: a record held
+        back before is waiting for more than a race, and the consumer does not stall on it each
+        time."""
         if self.progress is None or any(one.event_id in self.attempts for one in batch):
             return False
+        if asyncio.get_running_loop().time() >= until:
+            return False  # (a timeout past its deadline lets a body that never waits finish)
         try:
             async with asyncio.timeout_at(until):
-                await self.progress.next()
+                await self.progress.since(seen)
         except TimeoutError:
             return False
         return True

@@ -208,6 +208,16 @@ async def test_an_event_that_must_wait_is_a_warning_only_once_it_keeps_waiting(
     assert levels == [logging.INFO] * QUIET_WAITS + [logging.WARNING] * 2
 
 
+async def bring_later(event: ParticipantJoined, envelope: Envelope, uow: UnitOfWork) -> None:
+    READY.add("later")  # what the early one refers to, come through another topic
+
+
+def bringing(service: Service, progress: Progress) -> Consumer:
+    """Another consumer of the service, on another topic, whose records make "later" ready."""
+    handlers: dict[type[Event], Handler] = {ParticipantJoined: bring_later}
+    return Consumer(service.name, "elsewhere", handlers, service.unit_of_work, progress=progress)
+
+
 def waited(consumer: Consumer) -> float:
     labels = {"consumer": consumer.name}
     return REGISTRY.get_sample_value("crossgen_batches_waited_total", labels) or 0.0
@@ -225,13 +235,8 @@ async def test_a_batch_that_overtook_what_it_refers_to_is_applied_whole_once_tha
             refused.set()
             raise
 
-    async def bringing(event: ParticipantJoined, envelope: Envelope, uow: UnitOfWork) -> None:
-        READY.add("later")  # what the early one refers to, come through another topic
-
     progress = Progress()
-    waiting = consumer(service, progress, refusing)
-    handlers: dict[type[Event], Handler] = {ParticipantJoined: bringing}
-    other = Consumer(service.name, "elsewhere", handlers, service.unit_of_work, progress=progress)
+    waiting, other = consumer(service, progress, refusing), bringing(service, progress)
     waits_before = waited(waiting)
     try:
         with caplog.at_level(logging.INFO, logger="crossgen_shared.consumer"):
@@ -246,6 +251,28 @@ async def test_a_batch_that_overtook_what_it_refers_to_is_applied_whole_once_tha
     assert waited(waiting) == waits_before + 1
 
 
+async def test_what_another_consumer_applied_during_the_failing_try_is_worth_another_at_once(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    progress = Progress()
+    other = bringing(service, progress)
+
+    async def refusing(event: ParticipantJoined, envelope: Envelope, uow: UnitOfWork) -> None:
+        if event.display_name == "later" and "later" not in READY:
+            await other.handle([record(0, "Ola")])  # what it waits for, applied meanwhile
+            raise NotReady("applied a moment too late for this try")
+        await leave_unless_bad(event, envelope, uow)
+
+    waiting = consumer(service, progress, refusing)
+    try:
+        with caplog.at_level(logging.INFO, logger="crossgen_shared.consumer"):
+            await waiting.handle([record(0), record(1, "later")])  # nobody applies after it
+    finally:
+        READY.clear()
+    assert await counts(service) == (2, 2)
+    assert "one at a time" not in caplog.text
+
+
 async def test_a_record_held_back_before_does_not_make_its_consumer_wait_again(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -253,12 +280,12 @@ async def test_a_record_held_back_before_does_not_make_its_consumer_wait_again(
     waiting, batch = consumer(service, progress), [record(0), record(1, "later")]
     with pytest.raises(HeldBack):
         await waiting.handle(batch)  # nobody else applies anything: waits, then holds it back
-    looks: list[None] = []
+    looks: list[int] = []
 
-    async def next_applied() -> None:
-        looks.append(None)
+    async def since(applied_batches: int) -> None:
+        looks.append(applied_batches)
 
-    monkeypatch.setattr(progress, "next", next_applied)
+    monkeypatch.setattr(progress, "since", since)
     with pytest.raises(HeldBack):
         await waiting.handle(batch[1:])  # the held record again, as Kafka redelivers it
     assert looks == []
