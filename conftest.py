@@ -5,7 +5,9 @@ CROSSGEN_POSTGRES_URL / CROSSGEN_KAFKA_BOOTSTRAP point them at external servers 
 For a service's database use ``crossgen_local.databases.migrated_database(postgres, dir)``.
 """
 
+import signal
 from collections.abc import Iterator
+from types import FrameType
 
 import pytest
 
@@ -14,6 +16,18 @@ from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
 
 __all__ = ["migrated_database"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A run ended by SIGTERM (a CI job's time limit, kill) or SIGHUP (its terminal closed) unwinds
+    # as after Ctrl-C, so the fixtures stop the servers they started: the embedded PostgreSQL
+    # runs detached, and a run killed outright left it running.
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, _interrupt)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 @pytest.fixture(scope="session")

@@ -398,6 +398,53 @@ def test_signal_stops_everything(tmp_path: Path, sig: signal.Signals, when: str)
     assert [p.name for p in tmp_path.glob("crossgen-*")] == []
 
 
+HOLDS_A_SERVER = textwrap.dedent(
+    """
+    import time
+
+    def test_holds_a_server(postgres):
+        print("READY", postgres.pid, flush=True)
+        time.sleep(600)
+    """
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_test_run_ended_by_a_signal_stops_its_servers(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """The repository's fixtures in a pytest run that gets SIGTERM (a CI job's time limit) or
+    SIGHUP: the run ends, and the PostgreSQL it started is stopped and deleted."""
+    (tmp_path / "test_holds.py").write_text(HOLDS_A_SERVER)
+    root = Path(__file__).resolve().parents[3]  # the root conftest, loaded as a plugin
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(root)}
+    run = [sys.executable, "-m", "pytest", "-p", "conftest", "-s", "-q", "-p", "no:cacheprovider"]
+    child = subprocess.Popen(
+        [*run, str(tmp_path / "test_holds.py")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert child.stdout is not None
+    output, ready = [], ""
+    for line in child.stdout:
+        output.append(line)
+        if "READY" in line:
+            ready = line
+            break
+    assert child.poll() is None, "".join(output)
+    child.send_signal(sig)
+    rest, _ = child.communicate(timeout=60)
+    output.append(rest)
+    assert child.returncode != 0, "".join(output)
+    postmaster = ready.split()[-1]
+    assert postmaster == "None" or not alive(int(postmaster)), "".join(output)
+    assert _procs_under(tmp_path) == []
+    assert [p.name for p in tmp_path.glob("crossgen-*")] == []
+
+
 def _procs_under(path: Path) -> list[str]:
     found = []
     for proc in psutil.process_iter(["cmdline", "status"]):
