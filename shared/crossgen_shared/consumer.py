@@ -12,8 +12,8 @@ parked. A record to retry (``NotReady``) holds back only its partition: the cons
 that partition to it and pauses it for a backoff, and goes on with the others (their offsets are
 committed; the held partition's stop at the record). Such a record has usually just overtaken
 the event it refers to, on another of the service's topics: before a new batch is taken apart
-for it, the batch is tried again each time another consumer of the service applies records, for
-up to ``READY_WAIT``.
+for it, the batch is tried again as soon as another consumer of the service has applied records
+since the last try began, for up to ``READY_WAIT``.
 
 An event of ours that the consumer has no handler for is passed by unread (the consumers that
 handle it check it); anything else that cannot be read is invalid. A record is parked in the
@@ -65,7 +65,7 @@ class NotReady(Exception):
 
 
 # Seconds a batch that failed on NotReady, none of its records tried before, waits for the
-# service's other consumers to apply what it refers to, trying again after each of their batches.
+# service's other consumers to apply what it refers to, trying again after each batch they apply.
 # Taken apart instead, the batch cost a transaction per record, and the record and the rest of its
 # partition waited a backoff and a fetch. Notifications' proposals overtook their participants
 # 0-5 times in a benchmark run (40 s at 200 records/s), and their emails took 0.3-0.5 s more.
