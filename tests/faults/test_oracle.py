@@ -3,6 +3,7 @@
 from dataclasses import replace
 from typing import Any
 
+from crossgen_local.faults import SHORT, report
 from crossgen_local.oracle import Facts, Fault, Notification, Participant, Published, judge
 
 PROGRAM = "prog-1"
@@ -83,6 +84,7 @@ def test_a_consumer_still_behind_once_the_drain_is_over_fails_the_run() -> None:
     verdict.behind = ["sessions: 231 records not consumed yet"]
     assert not verdict.passed
     assert verdict.summary()["consumers behind at the end"] == 1
+    assert report(verdict, SHORT)["problems"]["behind"] == verdict.behind  # in faults.json
 
 
 def test_state_behind_the_last_accepted_record_is_lost() -> None:

@@ -380,6 +380,7 @@ def report(verdict: Verdict, scale: Scale) -> dict[str, Any]:
             "lost": verdict.lost,
             "duplicates": verdict.duplicates,
             "reorders": verdict.reorders,
+            "behind": verdict.behind,
             "dead_lettered": verdict.dead_lettered,
             "in_doubt": verdict.in_doubt,
         },
