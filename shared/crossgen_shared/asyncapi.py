@@ -113,7 +113,7 @@ def document(service: "Service") -> dict[str, Any]:
         }
         for topic in sorted({*sends, *receives})
     }
-    group = f"crossgen-{service.name}"
+    group = topics.consumer_group(service.name)
     operations = {
         f"send-{topic}": _operation(
             "send", topic, names, _PARKED if topic == dead_letters else _SENT

@@ -125,6 +125,10 @@ class Received:
     item: Any = None  # what the consumer's ``in_turn`` is given of it: its event, say
 
 
+# Seconds a consumer being restarted is given to stop (``restart``): longer than a handler in
+# flight is waited for (the service's shutdown timeout, 20 s by default).
+RESTART_STOP = 30.0
+
 # About a full batch of our events (0.5-1 KB each): a burst fills it at once and never waits.
 BATCH_BYTES = 64 * 1024
 
@@ -154,6 +158,7 @@ class Consumer:
     progress: Progress | None = None
     attempts: dict[str, int] = field(default_factory=dict)
     offsets: OffsetCommits = field(init=False)
+    subscriber: Any = field(init=False, default=None)  # FastStream's, once registered
 
     def __post_init__(self) -> None:
         self.offsets = OffsetCommits(self.name, self.commit_every)
@@ -163,9 +168,9 @@ class Consumer:
         return f"{self.service}:{self.topic}"
 
     def register(self, broker: KafkaBroker) -> None:
-        subscriber = broker.subscriber(
+        self.subscriber = subscriber = broker.subscriber(
             self.topic,
-            group_id=f"crossgen-{self.service}",
+            group_id=topics.consumer_group(self.service),
             auto_offset_reset="earliest",
             # Committed by ``self.offsets``, after the batch's transaction; on an exception
             # ``consume`` rewinds the batch's partitions as FastStream's NACK would.
@@ -210,6 +215,26 @@ class Consumer:
                 await self.offsets.handled(consumer, batch, held_at)
 
         subscriber(consume)
+
+    def partitions(self) -> set[TopicPartition]:
+        """The topic's partitions, as the running Kafka consumer knows them; none before it
+        runs, or on FastStream's test broker."""
+        consumer = getattr(self.subscriber, "consumer", None)
+        if not isinstance(consumer, AIOKafkaConsumer):
+            return set()
+        known = consumer.partitions_for_topic(self.topic) or ()
+        return {TopicPartition(self.topic, partition) for partition in known}
+
+    async def restart(self) -> None:
+        """A new Kafka consumer in place of this one's, which joins the group afresh. The old one
+        is given ``RESTART_STOP`` seconds to stop: one that stalled may never."""
+        self.offsets.forget()
+        try:
+            async with asyncio.timeout(RESTART_STOP):
+                await self.subscriber.stop()
+        except TimeoutError:
+            log.warning("%s: the stalled Kafka consumer did not stop; left behind", self.name)
+        await self.subscriber.start()
 
     @property
     def description(self) -> str:

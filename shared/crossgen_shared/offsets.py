@@ -64,6 +64,16 @@ class OffsetCommits(ConsumerRebalanceListener):
         if self._timer is not None:
             self._timer.cancel()
 
+    def forget(self) -> None:
+        """The consumer is being replaced (``Consumer.restart``): what is pending is left to the
+        new one, which starts after the committed offsets. A commit under way on the old one may
+        never end, so the next commit does not wait for it."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._consumer = None
+        self._pending.clear()
+        self._lock = asyncio.Lock()
+
     async def commit(self, partitions: set[TopicPartition] | None = None) -> None:
         """Commit the pending offsets (of ``partitions`` only, if given) of partitions still ours.
         A failure is logged, and they go with the next commit."""

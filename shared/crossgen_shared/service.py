@@ -27,7 +27,9 @@ from crossgen_shared.consumer import Consumer, Handler, InTurn, Progress
 from crossgen_shared.db import create_engine, refused_data, session_factory, unavailable
 from crossgen_shared.errors import InputErrors, Refusal, RequestError
 from crossgen_shared.events import Event
+from crossgen_shared.group_watch import GroupWatch
 from crossgen_shared.outbox import OutboxRelay
+from crossgen_shared.periodic import every
 from crossgen_shared.settings import ServiceSettings
 from crossgen_shared.unit_of_work import UnitOfWork
 
@@ -120,12 +122,15 @@ class Service:
         consumer.register(self.broker)
         self.consumers.append(consumer)
 
-    async def ensure_topics(self) -> None:
-        wanted = [*topics.ALL, topics.dead_letter(self.name)]
-        admin = AIOKafkaAdminClient(
+    def kafka_admin(self) -> AIOKafkaAdminClient:
+        return AIOKafkaAdminClient(
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             **self.settings.kafka_security().for_client(),
         )
+
+    async def ensure_topics(self) -> None:
+        wanted = [*topics.ALL, topics.dead_letter(self.name)]
+        admin = self.kafka_admin()
         await admin.start()
         try:
             existing = set(await admin.list_topics())
@@ -145,6 +150,25 @@ class Service:
         finally:
             await admin.close()
 
+    async def watch_group(self) -> None:
+        """The background worker that restarts a consumer which lost its place in the group."""
+        watch = GroupWatch(
+            topics.consumer_group(self.name),
+            self.consumers,
+            self.kafka_admin,
+            self.settings.consumer_stall_after,
+        )
+        try:
+            await every(
+                self.settings.consumer_watch_interval,
+                "consumer group watch",
+                watch.check,
+                log,
+                first_after_interval=True,
+            )
+        finally:
+            await watch.close()
+
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Kafka side up for the duration: topics, consumers, relay; drained on exit."""
@@ -152,7 +176,7 @@ class Service:
             await self.ensure_topics()
         await self.broker.start()
         self.relay.start()
-        tasks = [asyncio.create_task(worker()) for worker in self.workers]
+        tasks = [asyncio.create_task(worker()) for worker in [*self.workers, self.watch_group]]
         log.info("%s: consuming and publishing", self.name)
         try:
             yield

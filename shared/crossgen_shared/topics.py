@@ -17,6 +17,11 @@ ALL: Final = (PARTICIPANTS, PAIRINGS, SESSIONS, NOTIFICATIONS, HRIS)
 DEAD_LETTER_SUFFIX: Final = ".deadletter.v1"
 
 
+def consumer_group(service: str) -> str:
+    """The consumer group of all of a service's consumers, in every replica."""
+    return f"crossgen-{service}"
+
+
 def dead_letter(service: str) -> str:
     """Each service's consumers dead-letter into a topic of their own."""
     return f"crossgen.{service}{DEAD_LETTER_SUFFIX}"

@@ -1,8 +1,9 @@
 """Over a real Kafka broker: a record that must wait holds back its own partition only (the
 consumer's other partitions go on, and the offsets it commits never pass the waiting record), and
 offsets waiting to be committed are committed when the service stops or a rebalance takes their
-partitions; a consumer given a batch wait takes records that trickle in as one batch; and a
-batch handled leaves no line in the log at INFO."""
+partitions; a consumer given a batch wait takes records that trickle in as one batch; a batch
+handled leaves no line in the log at INFO; and a consumer that lost its place in the group is
+restarted."""
 
 import asyncio
 import logging
@@ -14,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from crossgen_local.kafka import LocalKafka
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
-from crossgen_shared import topics
+from crossgen_shared import consumer, topics
 from crossgen_shared.consumer import NotReady
 from crossgen_shared.envelope import Envelope, encode
 from crossgen_shared.events import ParticipantJoined
@@ -104,6 +105,17 @@ def progress_of(kafka: LocalKafka, group: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=group)
 
 
+def committed_to(
+    progress: AIOKafkaConsumer, where: TopicPartition, offset: int
+) -> Callable[[], Awaitable[bool]]:
+    """Whether the group of ``progress`` has committed ``where`` up to ``offset``."""
+
+    async def check() -> bool:
+        return await progress.committed(where) == offset
+
+    return check
+
+
 async def test_a_service_that_stops_commits_what_it_handled(
     postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka, producer: AIOKafkaProducer
 ) -> None:
@@ -162,10 +174,7 @@ async def test_a_waiting_record_holds_back_its_partition_only(
         return await progress.committed(TopicPartition(topics.PARTICIPANTS, partition))
 
     def committed_at(partition: int, offset: int) -> Callable[[], Awaitable[bool]]:
-        async def check() -> bool:
-            return await committed(partition) == offset
-
-        return check
+        return committed_to(progress, TopicPartition(topics.PARTICIPANTS, partition), offset)
 
     async def tried_thrice() -> bool:
         return max(held.attempts.values(), default=0) >= 3
@@ -240,3 +249,52 @@ async def test_a_handled_batch_leaves_no_line_in_an_info_log(
     assert (logging.DEBUG, "Received") in said and (logging.DEBUG, "Processed") in said
     logged = {message for level, message in said if level >= logging.INFO}
     assert not {"Received", "Processed"} & logged
+
+
+async def test_a_consumer_that_lost_its_place_in_the_group_is_restarted(
+    postgres: LocalPostgres,
+    tokens: TokenIssuer,
+    kafka: LocalKafka,
+    producer: AIOKafkaProducer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its Kafka consumer's group coordinator never finds the broker again (as once after a
+    broker outage): the broker drops it from the group after its session timeout, and the watch
+    restarts it. The service's other consumer stays as it is."""
+    monkeypatch.setattr(consumer, "RESTART_STOP", 1.0)  # the stalled one never stops
+    settings = fresh_settings(
+        postgres,
+        tokens,
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+        consumer_watch_interval=0.5,
+        consumer_stall_after=1.0,
+    )
+    service = await messaging_service("stalling", settings)
+    service.consume(topics.SESSIONS, {ParticipantJoined: note})
+    service.consume(topics.NOTIFICATIONS, {ParticipantJoined: note})
+    stalling, other = service.consumers
+    progress = progress_of(kafka, "crossgen-stalling")
+    where = TopicPartition(topics.SESSIONS, 1)
+    never = asyncio.Event()
+
+    async def replaced() -> bool:
+        return stalling.subscriber.consumer is not stalled
+
+    await progress.start()
+    try:
+        async with service.running():
+            await send_to(producer, where, "before the stall")
+            await eventually(committed_to(progress, where, 1), within=20)
+            stalled, unharmed = stalling.subscriber.consumer, other.subscriber.consumer
+            stalled._coordinator.ensure_coordinator_known = never.wait
+            stalled._coordinator.coordinator_dead()
+            try:
+                await eventually(replaced, within=40)  # a 10 s session timeout, then the watch
+            finally:
+                never.set()  # the stalled one can end now, replaced or not
+            await send_to(producer, where, "after the restart")
+            await eventually(handled("after the restart"), within=20)
+            await eventually(committed_to(progress, where, 2), within=10)
+            assert other.subscriber.consumer is unharmed
+    finally:
+        await progress.stop()

@@ -1,0 +1,118 @@
+"""Each of a service's consumers keeps its place in the service's consumer group, or is restarted.
+
+In one long fault run a consumer never came back after the broker had been away for 30 s: its
+session expired, the service's other consumer joined the group again, and this one read nothing
+more and logged nothing (aiokafka's group coordinator stalled, its records waited). The broker
+knows: the group is settled, no rebalance under way, yet partitions of the topic that consumer
+reads are held by no member. A watch asks the broker every few seconds; a consumer whose topic
+has partitions left so for ``stall_after`` seconds is restarted. Its new Kafka consumer joins the
+group and starts after the committed offsets; the inbox skips what comes twice.
+"""
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from aiokafka.structs import TopicPartition
+from prometheus_client import Counter
+
+log = logging.getLogger(__name__)
+
+RESTARTED = Counter(
+    "crossgen_consumers_restarted_total",
+    "Consumers restarted because their topic's partitions were held by no member of the group",
+    ["consumer"],
+)
+
+# No rebalance under way: what no member holds now stays unheld until somebody joins.
+SETTLED = {"Stable", "Empty", "Dead"}
+
+
+def held(group: Any) -> set[TopicPartition] | None:
+    """The partitions the members hold, from a group of a DescribeGroups response (aiokafka's
+    tuple: error code, name, state, protocol type, protocol, members, ...); None while the group
+    rebalances or the broker could not say."""
+    error_code, _, state, _, _, members, *_ = group
+    if error_code or state not in SETTLED:
+        return None
+    # A member's assignment is its tuple's last field, empty until it has been given one.
+    assignments = [member[-1] for member in members if member[-1]]
+    return {
+        partition
+        for assignment in assignments
+        for partition in ConsumerProtocolMemberAssignment.decode(assignment).partitions()
+    }
+
+
+class Watched(Protocol):
+    """What the watch needs of a consumer (``consumer.Consumer``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def partitions(self) -> set[TopicPartition]: ...
+
+    async def restart(self) -> None: ...
+
+
+class GroupWatch:
+    def __init__(
+        self,
+        group: str,
+        consumers: Sequence[Watched],
+        admin: Callable[[], AIOKafkaAdminClient],
+        stall_after: float,
+    ) -> None:
+        self.group = group
+        self.consumers = consumers
+        self.stall_after = stall_after
+        self._new_admin = admin
+        self._admin: AIOKafkaAdminClient | None = None
+        self._unheld_since: dict[str, float] = {}  # per consumer
+
+    async def check(self) -> None:
+        """Ask the broker who holds what; restart a consumer whose topic has had partitions held
+        by nobody for ``stall_after`` seconds."""
+        watched = [c for c in self.consumers if c.partitions()]
+        if not watched:  # not started, or on FastStream's test broker
+            return
+        [response] = await (await self.admin()).describe_consumer_groups([self.group])
+        holding = held(response.groups[0])
+        now = time.monotonic()
+        for consumer in watched:
+            unheld = set() if holding is None else consumer.partitions() - holding
+            if not unheld:
+                self._unheld_since.pop(consumer.name, None)
+                continue
+            since = self._unheld_since.setdefault(consumer.name, now)
+            if now - since < self.stall_after:
+                continue
+            log.error(
+                "%s: partitions %s held by no member of group %s for %.0f s; restarting it",
+                consumer.name,
+                ",".join(str(p.partition) for p in sorted(unheld)),
+                self.group,
+                now - since,
+            )
+            RESTARTED.labels(consumer.name).inc()
+            del self._unheld_since[consumer.name]
+            await consumer.restart()
+
+    async def admin(self) -> AIOKafkaAdminClient:
+        if self._admin is None:
+            admin = self._new_admin()
+            try:
+                await admin.start()
+            except BaseException:
+                await admin.close()
+                raise
+            self._admin = admin
+        return self._admin
+
+    async def close(self) -> None:
+        if self._admin is not None:
+            await self._admin.close()
+            self._admin = None

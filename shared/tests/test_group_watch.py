@@ -1,0 +1,128 @@
+"""The group watch, on the broker's answers as aiokafka decodes them: a consumer whose topic has
+partitions no member of a settled group holds, for long enough, is restarted; nothing else is."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from aiokafka.protocol.admin import DescribeGroupsResponse_v3
+from aiokafka.structs import TopicPartition
+
+from crossgen_shared.group_watch import GroupWatch, held
+
+TOPIC = "crossgen.pairings.v1"
+OTHER = "crossgen.participants.v1"
+
+
+def described(state: str, *assignments: dict[str, list[int]], error: int = 0) -> Any:
+    """The broker's answer to DescribeGroups, through aiokafka's own decoding."""
+    members = [
+        (f"member-{n}", "crossgen-x", "/127.0.0.1", b"", _assignment(topics))
+        for n, topics in enumerate(assignments)
+    ]
+    group = (error, "crossgen-x", state, "consumer", "roundrobin", members, 0)
+    return DescribeGroupsResponse_v3.decode(DescribeGroupsResponse_v3(0, [group]).encode())
+
+
+def _assignment(topics: dict[str, list[int]]) -> bytes:
+    if not topics:
+        return b""  # not given anything yet
+    return ConsumerProtocolMemberAssignment(0, list(topics.items()), b"").encode()
+
+
+@dataclass
+class FakeConsumer:
+    topic: str
+    restarts: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"x:{self.topic}"
+
+    def partitions(self) -> set[TopicPartition]:
+        return {TopicPartition(self.topic, n) for n in range(3)}
+
+    async def restart(self) -> None:
+        self.restarts += 1
+
+
+@dataclass
+class FakeAdmin:
+    answers: list[Any]
+    asked: list[list[str]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def describe_consumer_groups(self, groups: list[str]) -> list[Any]:
+        self.asked.append(groups)
+        return [self.answers.pop(0)]
+
+
+def watch(admin: FakeAdmin, stall_after: float, *consumers: FakeConsumer) -> GroupWatch:
+    return GroupWatch("crossgen-x", consumers, lambda: admin, stall_after)
+
+
+def test_held_is_every_partition_a_member_was_given() -> None:
+    answer = described("Stable", {TOPIC: [0, 2]}, {OTHER: [1]}, {})
+    assert held(answer.groups[0]) == {
+        TopicPartition(TOPIC, 0),
+        TopicPartition(TOPIC, 2),
+        TopicPartition(OTHER, 1),
+    }
+    assert held(described("Empty").groups[0]) == set()
+
+
+@pytest.mark.parametrize("state", ["PreparingRebalance", "CompletingRebalance"])
+def test_a_group_in_a_rebalance_says_nothing_yet(state: str) -> None:
+    assert held(described(state, {OTHER: [0, 1, 2]}).groups[0]) is None
+
+
+def test_a_group_the_broker_cannot_describe_says_nothing() -> None:
+    assert held(described("", error=14).groups[0]) is None  # the coordinator is loading
+
+
+async def test_a_consumer_whose_partitions_nobody_holds_is_restarted() -> None:
+    stalled, fine = FakeConsumer(TOPIC), FakeConsumer(OTHER)
+    # The other consumer joined again alone, after the broker came back; the stalled one did not.
+    admin = FakeAdmin([described("Stable", {OTHER: [0, 1, 2]})])
+    await watch(admin, 0, stalled, fine).check()
+    assert (stalled.restarts, fine.restarts) == (1, 0)
+    assert admin.asked == [["crossgen-x"]]
+
+
+async def test_a_consumer_is_given_time_to_come_back_first() -> None:
+    stalled = FakeConsumer(TOPIC)
+    admin = FakeAdmin([described("Stable", {OTHER: [0, 1, 2]})] * 2)
+    watching = watch(admin, 60, stalled)
+    await watching.check()
+    await watching.check()
+    assert stalled.restarts == 0
+
+
+async def test_nothing_is_restarted_while_every_partition_is_held_or_the_group_rebalances() -> None:
+    consumers = [FakeConsumer(TOPIC), FakeConsumer(OTHER)]
+    admin = FakeAdmin(
+        [
+            described("Stable", {TOPIC: [0, 1], OTHER: [0, 1, 2]}, {TOPIC: [2]}),
+            described("PreparingRebalance", {OTHER: [0, 1, 2]}),
+        ]
+    )
+    watching = watch(admin, 0, *consumers)
+    await watching.check()
+    await watching.check()
+    assert [c.restarts for c in consumers] == [0, 0]
+
+
+async def test_a_service_without_running_kafka_consumers_asks_nothing() -> None:
+    class NotStarted(FakeConsumer):
+        def partitions(self) -> set[TopicPartition]:
+            return set()
+
+    admin = FakeAdmin([])
+    await watch(admin, 0, NotStarted(TOPIC)).check()
+    assert admin.asked == []
