@@ -6,9 +6,11 @@ more and logged nothing (aiokafka's group coordinator stalled, its records waite
 knows: the group is settled, no rebalance under way, yet partitions of the topic that consumer
 reads are held by no member. A watch asks the broker every few seconds; a consumer whose topic
 has partitions left so for ``stall_after`` seconds is restarted. Its new Kafka consumer joins the
-group and starts after the committed offsets; the inbox skips what comes twice.
+group and starts after the committed offsets; the inbox skips what comes twice. The log says where
+aiokafka's tasks were waiting then, to find what stalled.
 """
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +47,24 @@ def held(group: Any) -> set[TopicPartition] | None:
         for assignment in assignments
         for partition in ConsumerProtocolMemberAssignment.decode(assignment).partitions()
     }
+
+
+def kafka_client_waits() -> list[str]:
+    """Where each task of aiokafka's (group coordination, heartbeats, fetches, metadata,
+    connections) waits: its chain of coroutines, outermost first."""
+    waits = []
+    for task in asyncio.all_tasks():
+        coroutine: Any = task.get_coro()
+        code = getattr(coroutine, "cr_code", None)
+        if code is None or "/aiokafka/" not in code.co_filename:
+            continue
+        chain = []
+        while getattr(coroutine, "cr_frame", None) is not None:  # a suspended coroutine
+            frame = coroutine.cr_frame
+            chain.append(f"{frame.f_code.co_qualname}:{frame.f_lineno}")
+            coroutine = coroutine.cr_await
+        waits.append(f"{task.get_name()}: {' > '.join(chain)}")
+    return sorted(waits)
 
 
 class Watched(Protocol):
@@ -91,11 +111,13 @@ class GroupWatch:
             if now - since < self.stall_after:
                 continue
             log.error(
-                "%s: partitions %s held by no member of group %s for %.0f s; restarting it",
+                "%s: partitions %s held by no member of group %s for %.0f s; restarting it. "
+                "The process's Kafka client tasks were waiting in:\n  %s",
                 consumer.name,
                 ",".join(str(p.partition) for p in sorted(unheld)),
                 self.group,
                 now - since,
+                "\n  ".join(kafka_client_waits()),
             )
             RESTARTED.labels(consumer.name).inc()
             del self._unheld_since[consumer.name]

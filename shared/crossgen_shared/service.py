@@ -198,6 +198,9 @@ class Service:
                         *(consumer.offsets.commit() for consumer in self.consumers)
                     )
             await self.broker.stop()  # waits for handlers in flight, which commit at once
+            for consumer in self.consumers:
+                for stalled in consumer.stopping:  # restarted, and stalled still
+                    stalled.cancel()
             await self.engine.dispose()
 
     async def ready(self) -> dict[str, bool]:

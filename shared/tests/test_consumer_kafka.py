@@ -257,10 +257,12 @@ async def test_a_consumer_that_lost_its_place_in_the_group_is_restarted(
     kafka: LocalKafka,
     producer: AIOKafkaProducer,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Its Kafka consumer's group coordinator never finds the broker again (as once after a
     broker outage): the broker drops it from the group after its session timeout, and the watch
-    restarts it. The service's other consumer stays as it is."""
+    restarts it, saying where the coordinator waited. The service's other consumer stays as it
+    is."""
     monkeypatch.setattr(consumer, "RESTART_STOP", 1.0)  # the stalled one never stops
     settings = fresh_settings(
         postgres,
@@ -278,7 +280,10 @@ async def test_a_consumer_that_lost_its_place_in_the_group_is_restarted(
     never = asyncio.Event()
 
     async def replaced() -> bool:
-        return stalling.subscriber.consumer is not stalled
+        return stalling.subscriber.consumer not in (None, stalled)
+
+    async def stopped_at_last() -> bool:
+        return not stalling.stopping
 
     await progress.start()
     try:
@@ -286,15 +291,26 @@ async def test_a_consumer_that_lost_its_place_in_the_group_is_restarted(
             await send_to(producer, where, "before the stall")
             await eventually(committed_to(progress, where, 1), within=20)
             stalled, unharmed = stalling.subscriber.consumer, other.subscriber.consumer
-            stalled._coordinator.ensure_coordinator_known = never.wait
-            stalled._coordinator.coordinator_dead()
+            coordinator = stalled._coordinator
+            lookup = coordinator.ensure_coordinator_known
+
+            async def never_found() -> None:
+                await never.wait()
+                await lookup()  # then what the restart left behind winds down
+
+            coordinator.ensure_coordinator_known = never_found
+            coordinator.coordinator_dead()
             try:
                 await eventually(replaced, within=40)  # a 10 s session timeout, then the watch
             finally:
-                never.set()  # the stalled one can end now, replaced or not
+                never.set()
             await send_to(producer, where, "after the restart")
             await eventually(handled("after the restart"), within=20)
             await eventually(committed_to(progress, where, 2), within=10)
             assert other.subscriber.consumer is unharmed
+            await eventually(stopped_at_last)  # once its stall ended
     finally:
         await progress.stop()
+    [restarted] = [r.getMessage() for r in caplog.records if "restarting it" in r.getMessage()]
+    assert restarted.startswith(f"stalling:{topics.SESSIONS}: partitions 0,1,2 held by no member")
+    assert "GroupCoordinator.__coordination_routine" in restarted and "Event.wait" in restarted
