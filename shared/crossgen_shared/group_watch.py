@@ -29,6 +29,8 @@ RESTARTED = Counter(
     ["consumer"],
 )
 
+RESTARTING = "restarting it"  # in the log line of a restart, which the fault suite counts
+
 # No rebalance under way: what no member holds now stays unheld until somebody joins.
 SETTLED = {"Stable", "Empty", "Dead"}
 
@@ -111,12 +113,13 @@ class GroupWatch:
             if now - since < self.stall_after:
                 continue
             log.error(
-                "%s: partitions %s held by no member of group %s for %.0f s; restarting it. "
+                "%s: partitions %s held by no member of group %s for %.0f s; %s. "
                 "The process's Kafka client tasks were waiting in:\n  %s",
                 consumer.name,
                 ",".join(str(p.partition) for p in sorted(unheld)),
                 self.group,
                 now - since,
+                RESTARTING,
                 "\n  ".join(kafka_client_waits()),
             )
             RESTARTED.labels(consumer.name).inc()

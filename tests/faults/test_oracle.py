@@ -1,8 +1,10 @@
 """The fault suite's oracle on hand-made facts: each kind of damage is counted, and only that."""
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from crossgen_local.evidence import consumer_restarts
 from crossgen_local.faults import SHORT, report
 from crossgen_local.oracle import Facts, Fault, Notification, Participant, Published, judge
 
@@ -74,6 +76,7 @@ def test_a_healthy_run_passes() -> None:
         "in doubt (unconfirmed sends)": 0,
         "republished event ids": 0,
         "consumers behind at the end": 0,
+        "consumers restarted": 0,
     }
     assert verdict.seen["participants enrolled"] == 2
     assert verdict.seen["mails caught"] == 2
@@ -85,6 +88,26 @@ def test_a_consumer_still_behind_once_the_drain_is_over_fails_the_run() -> None:
     assert not verdict.passed
     assert verdict.summary()["consumers behind at the end"] == 1
     assert report(verdict, SHORT)["problems"]["behind"] == verdict.behind  # in faults.json
+
+
+def test_a_consumer_its_service_restarted_is_reported_and_fails_nothing(tmp_path: Path) -> None:
+    (tmp_path / "sessions.log").write_text(
+        "2026-12-05 00:03:41,002 INFO aiokafka.consumer.consumer Subscribed to topic(s)\n"
+        "2026-12-05 00:03:41,127 ERROR crossgen_shared.group_watch sessions:crossgen.pairings.v1:"
+        " partitions 0,1,2 held by no member of group crossgen-sessions for 31 s; restarting it."
+        " The process's Kafka client tasks were waiting in:\n"
+        "  Task-41: GroupCoordinator._coordination_routine:593\n"
+    )
+    (tmp_path / "matching.log").write_text("2026-12-05 00:03:41,127 INFO uvicorn.error ready\n")
+    verdict = judge(facts())
+    verdict.restarted = consumer_restarts(tmp_path)
+    assert verdict.restarted == [
+        "sessions 00:03:41: sessions:crossgen.pairings.v1: partitions 0,1,2 held by no member of"
+        " group crossgen-sessions for 31 s"
+    ]
+    assert verdict.passed
+    assert verdict.summary()["consumers restarted"] == 1
+    assert report(verdict, SHORT)["consumers_restarted"] == verdict.restarted
 
 
 def test_state_behind_the_last_accepted_record_is_lost() -> None:

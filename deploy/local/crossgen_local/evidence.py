@@ -5,6 +5,7 @@ caught up: outboxes published, consumer groups at the end of their partitions, n
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -19,6 +20,7 @@ from crossgen_local.oracle import Facts, Notification, Participant, Published
 from crossgen_local.stack import SERVICES
 from crossgen_shared import topics
 from crossgen_shared.events import BY_TYPE
+from crossgen_shared.group_watch import RESTARTING
 
 DIRECTORY = "select employee_number, display_name from employees"
 CONTACTS = "select participant_id::text, display_name from contacts"
@@ -163,3 +165,16 @@ async def consumer_lag(bootstrap: str) -> list[str]:
     finally:
         await consumer.stop()
         await admin.close()
+
+
+def consumer_restarts(log_dir: Path) -> list[str]:
+    """Each consumer a service restarted (its group watch's line in the service's text log):
+    "<process> <time>: <consumer>: partitions ... held by no member ... for N s"."""
+    found = []
+    for path in sorted(log_dir.glob("*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            _, _, message = line.partition(" crossgen_shared.group_watch ")
+            what, restarted, _ = message.partition(f"; {RESTARTING}.")
+            if restarted:
+                found.append(f"{path.stem} {line[11:19]}: {what}")
+    return found

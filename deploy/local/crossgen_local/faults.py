@@ -350,7 +350,9 @@ class FaultRun:
         facts.observations = self.observations
         facts.pairs = self.pairs.accepted
         facts.faults = self.faults
-        return judge(facts)
+        verdict = judge(facts)
+        verdict.restarted = evidence.consumer_restarts(self.stack.log_dir)
+        return verdict
 
 
 def run(scale: Scale, log_dir: Path) -> Verdict:
@@ -384,6 +386,7 @@ def report(verdict: Verdict, scale: Scale) -> dict[str, Any]:
             "dead_lettered": verdict.dead_lettered,
             "in_doubt": verdict.in_doubt,
         },
+        "consumers_restarted": verdict.restarted,
     }
 
 
@@ -405,6 +408,8 @@ def show(verdict: Verdict) -> None:
     ]
     for problem in problems[:20]:
         print(f"  ! {problem}")
+    for restart in verdict.restarted:
+        print(f"  ~ restarted: {restart}")
     print("\nPASSED" if verdict.passed else "\nFAILED: lost, duplicated, reordered or left behind")
 
 

@@ -92,6 +92,9 @@ class Verdict:
     # Consumers still behind once the drain's time was up: a consumer that stalls loses nothing
     # the broker holds, but what it would do is never done.
     behind: list[str] = field(default_factory=list)
+    # Consumers their service restarted, having lost their place in the group (group_watch.py):
+    # a stall that happened and was mended, not a failure.
+    restarted: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -107,6 +110,7 @@ class Verdict:
             "in doubt (unconfirmed sends)": len(self.in_doubt),
             "republished event ids": self.republished,
             "consumers behind at the end": len(self.behind),
+            "consumers restarted": len(self.restarted),
         }
 
 
