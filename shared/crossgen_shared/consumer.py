@@ -23,6 +23,7 @@ batch that comes again, or a crash before the offsets were committed, does not p
 
 import asyncio
 import hashlib
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
@@ -237,7 +238,15 @@ class Consumer:
             log.warning("%s: the stalled Kafka consumer stops in the background", self.name)
             self.stopping.add(stopping)
             stopping.add_done_callback(self.stopping.discard)
-        await self.subscriber.start()
+        # Until it starts: a consumer left stopped would read nothing, and the watch would no
+        # longer see it (it has no partitions).
+        for failures in itertools.count(1):
+            try:
+                await self.subscriber.start()
+                return
+            except Exception as exc:
+                await self.subscriber.stop()
+                await observability.wait_to_retry(log, f"{self.name}: restart", exc, failures)
 
     @property
     def description(self) -> str:

@@ -1,8 +1,9 @@
 """Each of a service's consumers keeps its place in the service's consumer group, or is restarted.
 
-In one long fault run a consumer never came back after the broker had been away for 30 s: its
-session expired, the service's other consumer joined the group again, and this one read nothing
-more and logged nothing (aiokafka's group coordinator stalled, its records waited). The broker
+In long fault runs a consumer at times never came back after the broker had been away: its
+session expired, the service's other consumers joined the group again, and this one logged
+nothing and committed nothing more. Its group coordinator (aiokafka 0.14.0) waited for a metadata
+refresh that never came: its client's metadata task had very likely ended. The broker
 knows: the group is settled, no rebalance under way, yet partitions of the topic that consumer
 reads are held by no member. A watch asks the broker every few seconds; a consumer whose topic
 has partitions left so for ``stall_after`` seconds is restarted. Its new Kafka consumer joins the

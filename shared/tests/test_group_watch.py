@@ -9,6 +9,7 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.protocol.admin import DescribeGroupsResponse_v3
 from aiokafka.structs import TopicPartition
 
+from crossgen_shared.consumer import Consumer
 from crossgen_shared.group_watch import GroupWatch, held
 
 TOPIC = "crossgen.pairings.v1"
@@ -126,3 +127,35 @@ async def test_a_service_without_running_kafka_consumers_asks_nothing() -> None:
     admin = FakeAdmin([])
     await watch(admin, 0, NotStarted(TOPIC)).check()
     assert admin.asked == []
+
+
+@dataclass
+class FakeSubscriber:
+    """FastStream's subscriber as ``Consumer.restart`` uses it; its first start fails."""
+
+    consumer: Any
+    starts: int = 0
+
+    async def stop(self) -> None:
+        pass
+
+    async def start(self) -> None:
+        self.starts += 1
+        if self.starts == 1:
+            raise ConnectionError("the broker went away again")
+        self.consumer = "a new Kafka consumer"
+
+
+async def test_a_restart_that_cannot_start_the_consumer_tries_again() -> None:
+    class Stalled:
+        stopped = False
+
+        async def stop(self) -> None:
+            self.stopped = True
+
+    stalled = Stalled()
+    restarting = Consumer("x", TOPIC, {}, uow=lambda: None)
+    subscriber = restarting.subscriber = FakeSubscriber(stalled)
+    await restarting.restart()
+    assert stalled.stopped
+    assert (subscriber.starts, subscriber.consumer) == (2, "a new Kafka consumer")
