@@ -145,7 +145,10 @@ class FaultRun:
             for outcome in await asyncio.gather(*streams, return_exceptions=True):
                 if isinstance(outcome, BaseException):
                     say(f"faults: a stream stopped early: {outcome!r}")
-        return await self.drain()
+        verdict = await self.drain()
+        # Once, at the end: the services' logs say which consumers they restarted on the way.
+        verdict.restarted = evidence.consumer_restarts(self.stack.log_dir)
+        return verdict
 
     async def create_program(self) -> None:
         admin = self.stack.tokens.headers("hr-owner", "admin")
@@ -350,9 +353,7 @@ class FaultRun:
         facts.observations = self.observations
         facts.pairs = self.pairs.accepted
         facts.faults = self.faults
-        verdict = judge(facts)
-        verdict.restarted = evidence.consumer_restarts(self.stack.log_dir)
-        return verdict
+        return judge(facts)
 
 
 def run(scale: Scale, log_dir: Path) -> Verdict:
