@@ -99,14 +99,15 @@ class GroupWatch:
     async def check(self) -> None:
         """Ask the broker who holds what; restart a consumer whose topic has had partitions held
         by nobody for ``stall_after`` seconds."""
-        watched = [c for c in self.consumers if c.partitions()]
-        if not watched:  # not started, or on FastStream's test broker
+        # A consumer not started, or on FastStream's test broker, knows no partitions.
+        watched = [(c, partitions) for c in self.consumers if (partitions := c.partitions())]
+        if not watched:
             return
         [response] = await (await self.admin()).describe_consumer_groups([self.group])
         holding = held(response.groups[0])
         now = time.monotonic()
-        for consumer in watched:
-            unheld = set() if holding is None else consumer.partitions() - holding
+        for consumer, partitions in watched:
+            unheld = set() if holding is None else partitions - holding
             if not unheld:
                 self._unheld_since.pop(consumer.name, None)
                 continue
