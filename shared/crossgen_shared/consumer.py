@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import itertools
 import logging
+import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -224,6 +225,18 @@ class Consumer:
             return set()
         known = consumer.partitions_for_topic(self.topic) or ()
         return {TopicPartition(self.topic, partition) for partition in known}
+
+    def metadata_task_end(self) -> str | None:
+        """How the Kafka client's metadata task ended, if it has: the likely cause of a stall
+        (the group watch logs it). aiokafka keeps that task private, hence the getattr."""
+        client = getattr(getattr(self.subscriber, "consumer", None), "_client", None)
+        task = getattr(client, "_sync_task", None)
+        if not isinstance(task, asyncio.Task) or not task.done():
+            return None
+        if task.cancelled():
+            return "cancelled"
+        failure = task.exception()
+        return "".join(traceback.format_exception(failure)) if failure else "returned"
 
     async def restart(self) -> None:
         """A new Kafka consumer in place of this one's, which joins the group afresh. The old one

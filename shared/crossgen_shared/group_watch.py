@@ -7,8 +7,9 @@ refresh that never came: its client's metadata task had very likely ended. The b
 knows: the group is settled, no rebalance under way, yet partitions of the topic that consumer
 reads are held by no member. A watch asks the broker every few seconds; a consumer whose topic
 has partitions left so for ``stall_after`` seconds is restarted. Its new Kafka consumer joins the
-group and starts after the committed offsets; the inbox skips what comes twice. The log says where
-aiokafka's tasks were waiting then, to find what stalled.
+group and starts after the committed offsets; the inbox skips what comes twice. The log says how
+the consumer's metadata task ended, if it had, and where aiokafka's tasks were waiting then, to
+find what stalled.
 """
 
 import asyncio
@@ -78,6 +79,8 @@ class Watched(Protocol):
 
     def partitions(self) -> set[TopicPartition]: ...
 
+    def metadata_task_end(self) -> str | None: ...
+
     async def restart(self) -> None: ...
 
 
@@ -114,14 +117,17 @@ class GroupWatch:
             since = self._unheld_since.setdefault(consumer.name, now)
             if now - since < self.stall_after:
                 continue
+            ended = consumer.metadata_task_end()
             log.error(
                 "%s: partitions %s held by no member of group %s for %.0f s; %s. "
+                "Its Kafka client's metadata task %s. "
                 "The process's Kafka client tasks were waiting in:\n  %s",
                 consumer.name,
                 ",".join(str(p.partition) for p in sorted(unheld)),
                 self.group,
                 now - since,
                 RESTARTING,
+                "was running" if ended is None else f"had ended: {ended}",
                 "\n  ".join(kafka_client_waits()),
             )
             RESTARTED.labels(consumer.name).inc()

@@ -314,3 +314,4 @@ async def test_a_consumer_that_lost_its_place_in_the_group_is_restarted(
     [restarted] = [r.getMessage() for r in caplog.records if "restarting it" in r.getMessage()]
     assert restarted.startswith(f"stalling:{topics.SESSIONS}: partitions 0,1,2 held by no member")
     assert "GroupCoordinator.__coordination_routine" in restarted and "Event.wait" in restarted
+    assert "Its Kafka client's metadata task was running." in restarted

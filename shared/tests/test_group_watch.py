@@ -1,7 +1,9 @@
 """The group watch, on the broker's answers as aiokafka decodes them: a consumer whose topic has
 partitions no member of a settled group holds, for long enough, is restarted; nothing else is."""
 
+import asyncio
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -36,6 +38,7 @@ def _assignment(topics: dict[str, list[int]]) -> bytes:
 class FakeConsumer:
     topic: str
     restarts: int = 0
+    ended: str | None = None
 
     @property
     def name(self) -> str:
@@ -43,6 +46,9 @@ class FakeConsumer:
 
     def partitions(self) -> set[TopicPartition]:
         return {TopicPartition(self.topic, n) for n in range(3)}
+
+    def metadata_task_end(self) -> str | None:
+        return self.ended
 
     async def restart(self) -> None:
         self.restarts += 1
@@ -94,6 +100,35 @@ async def test_a_consumer_whose_partitions_nobody_holds_is_restarted() -> None:
     await watch(admin, 0, stalled, fine).check()
     assert (stalled.restarts, fine.restarts) == (1, 0)
     assert admin.asked == [["crossgen-x"]]
+
+
+async def test_the_restart_says_how_the_consumers_metadata_task_ended(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stalled = FakeConsumer(TOPIC, ended="RuntimeError: what ended it")
+    await watch(FakeAdmin([described("Empty")]), 0, stalled).check()
+    [restarting] = [r.getMessage() for r in caplog.records if "restarting it" in r.getMessage()]
+    assert "metadata task had ended: RuntimeError: what ended it." in restarting
+
+
+async def test_a_consumer_tells_how_its_kafka_clients_metadata_task_ended() -> None:
+    async def fails() -> None:
+        raise RuntimeError("what ended it")
+
+    def consumer_whose_task_is(task: asyncio.Task[Any]) -> Consumer:
+        consumer = Consumer("x", TOPIC, {}, uow=lambda: None)
+        client = SimpleNamespace(_sync_task=task)
+        consumer.subscriber = SimpleNamespace(consumer=SimpleNamespace(_client=client))
+        return consumer
+
+    assert Consumer("x", TOPIC, {}, uow=lambda: None).metadata_task_end() is None  # not started
+    running, ended = asyncio.create_task(asyncio.Event().wait()), asyncio.create_task(fails())
+    await asyncio.sleep(0)
+    assert consumer_whose_task_is(running).metadata_task_end() is None
+    told = consumer_whose_task_is(ended).metadata_task_end()
+    assert told is not None and "in fails" in told
+    assert told.endswith("RuntimeError: what ended it\n")
+    running.cancel()
 
 
 async def test_a_consumer_is_given_time_to_come_back_first() -> None:
