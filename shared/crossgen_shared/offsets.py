@@ -76,7 +76,8 @@ class OffsetCommits(ConsumerRebalanceListener):
 
     async def commit(self, partitions: set[TopicPartition] | None = None) -> None:
         """Commit the pending offsets (of ``partitions`` only, if given) of partitions still ours.
-        A failure is logged, and they go with the next commit."""
+        A failure is logged, and they go with the next commit: in the background, a moment
+        later; when each batch commits at once (``every`` 0), with the next batch's."""
         consumer = self._consumer
         if consumer is None:
             return
@@ -103,8 +104,11 @@ class OffsetCommits(ConsumerRebalanceListener):
                     del self._pending[partition]
 
     async def _commit_later(self) -> None:
-        await asyncio.sleep(self._every)
-        await self.commit()
+        # Until nothing is left: what a batch handled during a commit's round trip added, or
+        # what a failed commit kept, must not wait for a next batch, which may never come.
+        while self._pending:
+            await asyncio.sleep(self._every)
+            await self.commit()
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Before the partitions go to another member, which then starts after what was handled.

@@ -27,6 +27,7 @@ class FakeKafkaConsumer:
     assigned: set[TopicPartition] = field(default_factory=lambda: {P0, P1})
     commits: list[dict[TopicPartition, int]] = field(default_factory=list)
     refuse: int = 0  # commits to fail first
+    answered: asyncio.Event | None = None  # when set, commits wait for it
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
@@ -35,6 +36,8 @@ class FakeKafkaConsumer:
         if self.refuse:
             self.refuse -= 1
             raise ConnectionError("broker away")
+        if self.answered is not None:
+            await self.answered.wait()
         self.commits.append(dict(offsets))
 
 
@@ -55,6 +58,26 @@ async def test_the_batches_of_a_moment_are_committed_together() -> None:
     assert consumer.commits == [{P0: 3, P1: 5}]  # the next offset to read
     await asyncio.sleep(0.1)
     assert len(consumer.commits) == 1  # nothing new, no commit
+
+
+async def test_a_batch_handled_while_a_commit_is_under_way_is_committed_after_it() -> None:
+    # The stream's last batch, handled during the round trip of the commit before it, waited
+    # for a next batch that never came: its consumer stayed a record behind.
+    consumer, commits = FakeKafkaConsumer(answered=asyncio.Event()), OffsetCommits("c", 0.05)
+    await commits.handled(of(consumer), batch(0, 1))
+    await asyncio.sleep(0.1)  # its commit is under way
+    await commits.handled(of(consumer), batch(0, 2))
+    assert consumer.answered is not None
+    consumer.answered.set()
+    await asyncio.sleep(0.1)
+    assert consumer.commits == [{P0: 2}, {P0: 3}]
+
+
+async def test_a_commit_that_fails_in_the_background_is_tried_again() -> None:
+    consumer, commits = FakeKafkaConsumer(refuse=1), OffsetCommits("c", every=0.05)
+    await commits.handled(of(consumer), batch(0, 1))
+    await asyncio.sleep(0.15)
+    assert consumer.commits == [{P0: 2}]
 
 
 async def test_a_held_partition_is_committed_up_to_the_record_that_waits() -> None:
