@@ -4,7 +4,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from crossgen_local.evidence import consumer_restarts
+from aiokafka import TopicPartition
+
+from crossgen_local.evidence import consumer_restarts, lag_line
 from crossgen_local.faults import SHORT, report
 from crossgen_local.oracle import Facts, Fault, Notification, Participant, Published, judge
 
@@ -84,7 +86,12 @@ def test_a_healthy_run_passes() -> None:
 
 def test_a_consumer_still_behind_once_the_drain_is_over_fails_the_run() -> None:
     verdict = judge(facts())
-    verdict.behind = ["sessions: 231 records not consumed yet"]
+    pairings = [TopicPartition("crossgen.pairings.v1", n) for n in range(3)]
+    verdict.behind = [lag_line("sessions", {pairings[2]: 229, pairings[0]: 2, pairings[1]: 0})]
+    assert verdict.behind == [
+        "sessions: 231 records not consumed yet"
+        " (crossgen.pairings.v1[0]: 2, crossgen.pairings.v1[2]: 229)"
+    ]
     assert not verdict.passed
     assert verdict.summary()["consumers behind at the end"] == 1
     assert report(verdict, SHORT)["problems"]["behind"] == verdict.behind  # in faults.json

@@ -4,7 +4,7 @@ caught up: outboxes published, consumer groups at the end of their partitions, n
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -158,13 +158,19 @@ async def consumer_lag(bootstrap: str) -> list[str]:
         for service in SERVICES:
             committed = await admin.list_consumer_group_offsets(f"crossgen-{service}")
             end = await consumer.end_offsets(list(committed))
-            lag = sum(end[tp] - offset.offset for tp, offset in committed.items())
-            if lag:
-                behind.append(f"{service}: {lag} records not consumed yet")
+            lags = {tp: end[tp] - offset.offset for tp, offset in committed.items()}
+            if sum(lags.values()):
+                behind.append(lag_line(service, lags))
         return behind
     finally:
         await consumer.stop()
         await admin.close()
+
+
+def lag_line(service: str, lags: Mapping[TopicPartition, int]) -> str:
+    """How far a service's group is behind, and on which partitions."""
+    where = ", ".join(f"{tp.topic}[{tp.partition}]: {n}" for tp, n in sorted(lags.items()) if n)
+    return f"{service}: {sum(lags.values())} records not consumed yet ({where})"
 
 
 def consumer_restarts(log_dir: Path) -> list[str]:
