@@ -156,7 +156,7 @@ async def consumer_lag(bootstrap: str) -> list[str]:
     try:
         behind = []
         for service in SERVICES:
-            committed = await admin.list_consumer_group_offsets(f"crossgen-{service}")
+            committed = await admin.list_consumer_group_offsets(topics.consumer_group(service))
             end = await consumer.end_offsets(list(committed))
             lags = {tp: end[tp] - offset.offset for tp, offset in committed.items()}
             if sum(lags.values()):
