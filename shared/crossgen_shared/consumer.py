@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import itertools
 import logging
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
@@ -54,6 +55,12 @@ WAITED = Counter(
     "Batches tried again once another consumer applied records (an event came too early)",
     ["consumer"],
 )
+
+# A Kafka consumer's background tasks, by the attribute that holds each (``kafka_tasks_ended``).
+KAFKA_TASKS = {
+    "metadata task": ("_client", "_sync_task"),
+    "fetch task": ("_fetcher", "_fetch_task"),
+}
 
 Handler = Callable[[Any, Envelope, UnitOfWork], Awaitable[None]]
 Work = Callable[[UnitOfWork], Awaitable[None]]
@@ -160,6 +167,10 @@ class Consumer:
     offsets: OffsetCommits = field(init=False)
     subscriber: Any = field(init=False, default=None)  # FastStream's, once registered
     stopping: set[asyncio.Task[None]] = field(init=False, default_factory=set)  # (``restart``)
+    # When a batch last brought records of each partition (time.monotonic), and whether one is
+    # being handled now: what the group watch needs to tell a stalled consumer from a busy one.
+    taken_at: dict[TopicPartition, float] = field(init=False, default_factory=dict)
+    handling: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.offsets = OffsetCommits(self.name, self.commit_every)
@@ -203,6 +214,10 @@ class Consumer:
             consumer = message.consumer
             real = isinstance(consumer, AIOKafkaConsumer)  # not FastStream's test broker's
             held_at = None
+            if real:
+                now = time.monotonic()
+                self.taken_at.update((partition, now) for partition in spans(batch))
+            self.handling = True
             try:
                 await self.handle(batch)
             except HeldBack as held:
@@ -212,6 +227,8 @@ class Consumer:
                 if real:
                     _rewind(consumer, batch)  # the batch comes again
                 raise
+            finally:
+                self.handling = False
             if real:
                 await self.offsets.handled(consumer, batch, held_at)
 
@@ -226,17 +243,35 @@ class Consumer:
         known = consumer.partitions_for_topic(self.topic) or ()
         return {TopicPartition(self.topic, partition) for partition in known}
 
-    def metadata_task_end(self) -> str | None:
-        """How the Kafka client's metadata task ended, if it has: the likely cause of a stall
-        (the group watch logs it). aiokafka keeps that task private, hence the getattr."""
-        client = getattr(getattr(self.subscriber, "consumer", None), "_client", None)
-        task = getattr(client, "_sync_task", None)
-        if not isinstance(task, asyncio.Task) or not task.done():
-            return None
-        if task.cancelled():
-            return "cancelled"
-        failure = task.exception()
-        return "".join(traceback.format_exception(failure)) if failure else "returned"
+    def assigned(self) -> set[TopicPartition]:
+        """The partitions the running Kafka consumer holds in the group now."""
+        consumer = getattr(self.subscriber, "consumer", None)
+        return set(consumer.assignment()) if isinstance(consumer, AIOKafkaConsumer) else set()
+
+    def last_taken(self, partition: TopicPartition) -> float | None:
+        """When a batch last brought records of ``partition`` (time.monotonic, 0 if none has);
+        None while a batch is handled: a consumer waiting for its database is busy, not
+        stalled."""
+        return None if self.handling else self.taken_at.get(partition, 0.0)
+
+    def kafka_tasks_ended(self) -> dict[str, str]:
+        """How each of the Kafka consumer's background tasks that ended did: the likely cause of
+        a stall, which the group watch logs. Neither ends unless the consumer stops, and aiokafka
+        notices neither's end: the metadata task (the group coordinator waits on it) and the
+        fetch task (aio-libs/aiokafka#983). aiokafka keeps them private, hence the getattr."""
+        consumer = getattr(self.subscriber, "consumer", None)
+        ended = {}
+        for name, (part, attribute) in KAFKA_TASKS.items():
+            task = getattr(getattr(consumer, part, None), attribute, None)
+            if not isinstance(task, asyncio.Task) or not task.done():
+                continue
+            if task.cancelled():
+                ended[name] = "cancelled"
+            elif (failure := task.exception()) is not None:
+                ended[name] = "".join(traceback.format_exception(failure))
+            else:
+                ended[name] = "returned"  # aiokafka's fetch task, on a cancel it swallowed
+        return ended
 
     async def restart(self) -> None:
         """A new Kafka consumer in place of this one's, which joins the group afresh. The old one

@@ -1,23 +1,29 @@
-"""Each of a service's consumers keeps its place in the service's consumer group, or is restarted.
+"""Each of a service's consumers keeps its place in the service's consumer group and takes the
+records of its partitions, or is restarted.
 
 In long fault runs a consumer at times never came back after the broker had been away: its
 session expired, the service's other consumers joined the group again, and this one logged
 nothing and committed nothing more. Its group coordinator (aiokafka 0.14.0) waited for a metadata
 refresh that never came: its client's metadata task had very likely ended. The broker
 knows: the group is settled, no rebalance under way, yet partitions of the topic that consumer
-reads are held by no member. A watch asks the broker every few seconds; a consumer whose topic
-has partitions left so for ``stall_after`` seconds is restarted. Its new Kafka consumer joins the
-group and starts after the committed offsets; the inbox skips what comes twice. The log says how
-the consumer's metadata task ended, if it had, and where aiokafka's tasks were waiting then, to
-find what stalled.
+reads are held by no member. A consumer can also keep its place and take nothing: aiokafka does
+not notice when its fetch task ends (aio-libs/aiokafka#983), and its heartbeats go on. The broker
+knows that too: the partitions it holds have records past the group's committed offsets, and
+none came to it. A watch asks the broker every few seconds; a consumer whose topic has partitions
+left unheld, or who holds partitions with records it has not taken, for ``stall_after`` seconds is
+restarted. Its new Kafka consumer joins the group and starts after the committed offsets; the
+inbox skips what comes twice. The log says how the consumer's Kafka tasks ended, if they had, and
+where aiokafka's tasks were waiting then, to find what stalled.
 """
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from typing import Any, Protocol, TypeVar
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.structs import TopicPartition
@@ -27,9 +33,12 @@ log = logging.getLogger(__name__)
 
 RESTARTED = Counter(
     "crossgen_consumers_restarted_total",
-    "Consumers restarted because their topic's partitions were held by no member of the group",
-    ["consumer"],
+    "Consumers restarted: their topic's partitions were held by no member of the group (unheld), "
+    "or they held partitions with records they did not take (not taking)",
+    ["consumer", "why"],
 )
+
+Client = TypeVar("Client", AIOKafkaAdminClient, AIOKafkaConsumer)
 
 RESTARTING = "restarting it"  # in the log line of a restart, which the fault suite counts
 
@@ -79,7 +88,11 @@ class Watched(Protocol):
 
     def partitions(self) -> set[TopicPartition]: ...
 
-    def metadata_task_end(self) -> str | None: ...
+    def assigned(self) -> set[TopicPartition]: ...
+
+    def last_taken(self, partition: TopicPartition) -> float | None: ...
+
+    def kafka_tasks_ended(self) -> dict[str, str]: ...
 
     async def restart(self) -> None: ...
 
@@ -90,18 +103,25 @@ class GroupWatch:
         group: str,
         consumers: Sequence[Watched],
         admin: Callable[[], AIOKafkaAdminClient],
+        offsets: Callable[[], AIOKafkaConsumer],
         stall_after: float,
     ) -> None:
         self.group = group
         self.consumers = consumers
         self.stall_after = stall_after
         self._new_admin = admin
+        self._new_offsets = offsets  # a Kafka consumer in no group, to read the partitions' ends
         self._admin: AIOKafkaAdminClient | None = None
+        self._offsets: AIOKafkaConsumer | None = None
+        self._clients = AsyncExitStack()  # those two, once started
         self._unheld_since: dict[str, float] = {}  # per consumer
+        self._unread_since: dict[TopicPartition, float] = {}  # per partition with records to take
+        self._taking_checked = 0.0  # when consumers' taking was last checked (time.monotonic)
 
     async def check(self) -> None:
         """Ask the broker who holds what; restart a consumer whose topic has had partitions held
-        by nobody for ``stall_after`` seconds."""
+        by nobody for ``stall_after`` seconds, or who for that long has held partitions with
+        records it took none of."""
         # A consumer not started, or on FastStream's test broker, knows no partitions.
         watched = [(c, partitions) for c in self.consumers if (partitions := c.partitions())]
         if not watched:
@@ -109,43 +129,100 @@ class GroupWatch:
         [response] = await (await self.admin()).describe_consumer_groups([self.group])
         holding = held(response.groups[0])
         now = time.monotonic()
+        restarted = set()
         for consumer, partitions in watched:
             unheld = set() if holding is None else partitions - holding
             if not unheld:
                 self._unheld_since.pop(consumer.name, None)
                 continue
             since = self._unheld_since.setdefault(consumer.name, now)
-            if now - since < self.stall_after:
-                continue
-            ended = consumer.metadata_task_end()
-            log.error(
-                "%s: partitions %s held by no member of group %s for %.0f s; %s. "
-                "Its Kafka client's metadata task %s. "
-                "The process's Kafka client tasks were waiting in:\n  %s",
-                consumer.name,
-                ",".join(str(p.partition) for p in sorted(unheld)),
-                self.group,
-                now - since,
-                RESTARTING,
-                "was running" if ended is None else f"had ended: {ended}",
-                "\n  ".join(kafka_client_waits()),
-            )
-            RESTARTED.labels(consumer.name).inc()
-            del self._unheld_since[consumer.name]
-            await consumer.restart()
+            if now - since >= self.stall_after:
+                where = ",".join(str(p.partition) for p in sorted(unheld))
+                why = f"partitions {where} held by no member of group {self.group}"
+                await self._restart(consumer, "unheld", f"{why} for {now - since:.0f} s")
+                restarted.add(consumer.name)
+        if holding is not None:  # not in a rebalance, when partitions change hands
+            await self._check_taking([c for c, _ in watched if c.name not in restarted])
+
+    async def _check_taking(self, consumers: Sequence[Watched]) -> None:
+        """Restart a consumer that for ``stall_after`` seconds has held partitions with records
+        past the group's committed offsets, and taken none of them meanwhile."""
+        assigned = {partition: c for c in consumers for partition in c.assigned()}
+        unread = await self.records_unread(list(assigned))
+        now = time.monotonic()
+        if now - self._taking_checked > self.stall_after:
+            # Not checked for that long (the process frozen, the broker away): what it saw then
+            # is stale, and its consumers may still hold partitions the group has given others.
+            self._unread_since.clear()
+        self._taking_checked = now
+        for partition in set(self._unread_since) - set(unread):
+            del self._unread_since[partition]
+        stalled: dict[str, dict[TopicPartition, int]] = {}
+        for partition, count in unread.items():
+            consumer = assigned[partition]
+            taken = consumer.last_taken(partition)
+            since = self._unread_since.setdefault(partition, now)
+            if taken is None or taken >= since:  # busy with a batch, or it took some since
+                self._unread_since[partition] = now
+            elif now - since >= self.stall_after:
+                stalled.setdefault(consumer.name, {})[partition] = count
+        for consumer in consumers:
+            if counts := stalled.get(consumer.name):
+                where = ", ".join(f"{p.partition}: {n}" for p, n in sorted(counts.items()))
+                why = f"records unread in the partitions it holds ({where}), none taken"
+                await self._restart(consumer, "not taking", f"{why} for {self.stall_after:.0f} s")
+
+    async def records_unread(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """How many records each partition has past the group's committed offset (past its
+        first record, where the group committed none), where it has any."""
+        if not partitions:
+            return {}
+        admin, offsets = await self.admin(), await self.offsets()
+        committed = await admin.list_consumer_group_offsets(self.group, partitions=partitions)
+        ends = await offsets.end_offsets(partitions)
+        read = {p: committed[p].offset for p in partitions if p in committed}
+        if never := [p for p in partitions if read.get(p, -1) < 0]:
+            read |= await offsets.beginning_offsets(never)
+        return {p: ends[p] - read[p] for p in partitions if ends[p] > read[p]}
+
+    async def _restart(self, consumer: Watched, reason: str, why: str) -> None:
+        ended = consumer.kafka_tasks_ended()
+        tasks = [f"Its Kafka consumer's {task} had ended: {how}." for task, how in ended.items()]
+        log.error(
+            "%s: %s; %s. %s The process's Kafka client tasks were waiting in:\n  %s",
+            consumer.name,
+            why,
+            RESTARTING,
+            " ".join(tasks) or "Its Kafka consumer's metadata and fetch tasks were running.",
+            "\n  ".join(kafka_client_waits()),
+        )
+        RESTARTED.labels(consumer.name, reason).inc()
+        self._unheld_since.pop(consumer.name, None)
+        for partition in consumer.assigned():
+            self._unread_since.pop(partition, None)
+        await consumer.restart()
 
     async def admin(self) -> AIOKafkaAdminClient:
         if self._admin is None:
             admin = self._new_admin()
-            try:
-                await admin.start()
-            except BaseException:
-                await admin.close()
-                raise
-            self._admin = admin
+            self._admin = await self._started(admin, admin.close)
         return self._admin
 
+    async def offsets(self) -> AIOKafkaConsumer:
+        if self._offsets is None:
+            offsets = self._new_offsets()
+            self._offsets = await self._started(offsets, offsets.stop)
+        return self._offsets
+
+    async def _started(self, client: Client, stop: Callable[[], Awaitable[None]]) -> Client:
+        try:
+            await client.start()
+        except BaseException:
+            await stop()
+            raise
+        self._clients.push_async_callback(stop)
+        return client
+
     async def close(self) -> None:
-        if self._admin is not None:
-            await self._admin.close()
-            self._admin = None
+        await self._clients.aclose()
+        self._admin = self._offsets = None

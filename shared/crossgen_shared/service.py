@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -128,6 +129,14 @@ class Service:
             **self.settings.kafka_security().for_client(),
         )
 
+    def kafka_offsets(self) -> AIOKafkaConsumer:
+        """A Kafka consumer in no group, to read partitions' offsets."""
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            enable_auto_commit=False,
+            **self.settings.kafka_security().for_client(),
+        )
+
     async def ensure_topics(self) -> None:
         wanted = [*topics.ALL, topics.dead_letter(self.name)]
         admin = self.kafka_admin()
@@ -151,11 +160,13 @@ class Service:
             await admin.close()
 
     async def watch_group(self) -> None:
-        """The background worker that restarts a consumer which lost its place in the group."""
+        """The background worker that restarts a consumer which lost its place in the group, or
+        takes none of the records of the partitions it holds."""
         watch = GroupWatch(
             topics.consumer_group(self.name),
             self.consumers,
             self.kafka_admin,
+            self.kafka_offsets,
             self.settings.consumer_stall_after,
         )
         try:

@@ -40,9 +40,10 @@ class ServiceSettings(BaseSettings):
     # at once). A crash leaves at most that long's records to come again; the inbox skips them.
     offset_commit_interval: float = Field(default=0.2, ge=0)
     outbox_poll_interval: float = 0.5
-    # Seconds between asking the broker whether each consumer still has its place in the group,
-    # and how long a topic's partitions may be held by no member before its consumer is
-    # restarted (group_watch.py): longer than a rebalance with the broker's session timeout.
+    # Seconds between asking the broker whether each consumer still has its place in the group
+    # and takes its records, and how long a topic's partitions may be held by no member, or a
+    # consumer hold records it takes none of, before it is restarted (group_watch.py): longer
+    # than a rebalance with the broker's session timeout.
     consumer_watch_interval: float = Field(default=10.0, gt=0)
     consumer_stall_after: float = Field(default=30.0, ge=0)
     # Hours an event stays in the outbox once written, to look into what went out; unpublished,

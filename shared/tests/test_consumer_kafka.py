@@ -2,8 +2,8 @@
 consumer's other partitions go on, and the offsets it commits never pass the waiting record), and
 offsets waiting to be committed are committed when the service stops or a rebalance takes their
 partitions; a consumer given a batch wait takes records that trickle in as one batch; a batch
-handled leaves no line in the log at INFO; and a consumer that lost its place in the group is
-restarted."""
+handled leaves no line in the log at INFO; and a consumer that lost its place in the group, or
+keeps it but takes no records, is restarted."""
 
 import asyncio
 import logging
@@ -314,4 +314,46 @@ async def test_a_consumer_that_lost_its_place_in_the_group_is_restarted(
     [restarted] = [r.getMessage() for r in caplog.records if "restarting it" in r.getMessage()]
     assert restarted.startswith(f"stalling:{topics.SESSIONS}: partitions 0,1,2 held by no member")
     assert "GroupCoordinator.__coordination_routine" in restarted and "Event.wait" in restarted
-    assert "Its Kafka client's metadata task was running." in restarted
+    assert "Its Kafka consumer's metadata and fetch tasks were running." in restarted
+
+
+async def test_a_consumer_that_keeps_its_place_but_takes_no_records_is_restarted(
+    postgres: LocalPostgres,
+    tokens: TokenIssuer,
+    kafka: LocalKafka,
+    producer: AIOKafkaProducer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its Kafka consumer's fetch task ends, which aiokafka does not notice (aio-libs/aiokafka#983):
+    its heartbeats keep its partitions, and a record sent then waits. The watch sees the record
+    unread past the committed offset and restarts the consumer, which takes it."""
+    settings = fresh_settings(
+        postgres,
+        tokens,
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+        consumer_watch_interval=0.5,
+        consumer_stall_after=1.0,
+    )
+    service = await messaging_service("idling", settings)
+    service.consume(topics.SESSIONS, {ParticipantJoined: note})
+    [idling] = service.consumers
+    where = TopicPartition(topics.SESSIONS, 2)
+    async with service.running():
+        await send_to(producer, where, "before it stops fetching")
+        await eventually(handled("before it stops fetching"), within=20)
+        stopped = idling.subscriber.consumer
+        fetcher = stopped._fetcher
+        fetcher._fetch_task.cancel()
+
+        async def fetches_over() -> bool:  # a fetch under way then may still bring a record
+            return fetcher._fetch_task.done() and all(t.done() for t in fetcher._pending_tasks)
+
+        await eventually(fetches_over)
+        await send_to(producer, where, "while it fetches nothing")
+        await eventually(handled("while it fetches nothing"), within=30)
+        assert idling.subscriber.consumer is not stopped
+    [restarted] = [r.getMessage() for r in caplog.records if "restarting it" in r.getMessage()]
+    assert restarted.startswith(
+        f"idling:{topics.SESSIONS}: records unread in the partitions it holds (2: 1), none taken"
+    )
+    assert "Its Kafka consumer's fetch task had ended: returned." in restarted

@@ -1,5 +1,6 @@
 """The group watch, on the broker's answers as aiokafka decodes them: a consumer whose topic has
-partitions no member of a settled group holds, for long enough, is restarted; nothing else is."""
+partitions no member of a settled group holds, or who holds partitions with records it takes none
+of, for long enough, is restarted; nothing else is."""
 
 import asyncio
 from dataclasses import dataclass, field
@@ -9,8 +10,9 @@ from typing import Any
 import pytest
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.protocol.admin import DescribeGroupsResponse_v3
-from aiokafka.structs import TopicPartition
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
+from crossgen_shared import group_watch
 from crossgen_shared.consumer import Consumer
 from crossgen_shared.group_watch import GroupWatch, held
 
@@ -37,8 +39,10 @@ def _assignment(topics: dict[str, list[int]]) -> bytes:
 @dataclass
 class FakeConsumer:
     topic: str
+    holds: list[int] = field(default_factory=list)  # its partitions in the group
+    taken: float | None = 0.0  # when it last took records of each (None: handling a batch)
     restarts: int = 0
-    ended: str | None = None
+    ended: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -47,7 +51,13 @@ class FakeConsumer:
     def partitions(self) -> set[TopicPartition]:
         return {TopicPartition(self.topic, n) for n in range(3)}
 
-    def metadata_task_end(self) -> str | None:
+    def assigned(self) -> set[TopicPartition]:
+        return {TopicPartition(self.topic, n) for n in self.holds}
+
+    def last_taken(self, partition: TopicPartition) -> float | None:
+        return self.taken
+
+    def kafka_tasks_ended(self) -> dict[str, str]:
         return self.ended
 
     async def restart(self) -> None:
@@ -57,6 +67,7 @@ class FakeConsumer:
 @dataclass
 class FakeAdmin:
     answers: list[Any]
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
     asked: list[list[str]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -69,9 +80,45 @@ class FakeAdmin:
         self.asked.append(groups)
         return [self.answers.pop(0)]
 
+    async def list_consumer_group_offsets(
+        self, group: str, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        # As a broker answers for partitions asked for: -1 where the group committed none.
+        return {p: OffsetAndMetadata(self.committed.get(p, -1), "") for p in partitions}
 
-def watch(admin: FakeAdmin, stall_after: float, *consumers: FakeConsumer) -> GroupWatch:
-    return GroupWatch("crossgen-x", consumers, lambda: admin, stall_after)
+
+@dataclass
+class FakeOffsets:
+    """A Kafka consumer in no group, as the watch reads partitions' ends with it."""
+
+    ends: dict[TopicPartition, int] = field(default_factory=dict)
+    firsts: dict[TopicPartition, int] = field(default_factory=dict)
+    asked: int = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        self.asked += 1
+        return {p: self.ends.get(p, 0) for p in partitions}
+
+    async def beginning_offsets(
+        self, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        return {p: self.firsts.get(p, 0) for p in partitions}
+
+
+def watch(
+    admin: FakeAdmin,
+    stall_after: float,
+    *consumers: FakeConsumer,
+    offsets: FakeOffsets | None = None,
+) -> GroupWatch:
+    reader = offsets or FakeOffsets()
+    return GroupWatch("crossgen-x", consumers, lambda: admin, lambda: reader, stall_after)
 
 
 def test_held_is_every_partition_a_member_was_given() -> None:
@@ -102,32 +149,45 @@ async def test_a_consumer_whose_partitions_nobody_holds_is_restarted() -> None:
     assert admin.asked == [["crossgen-x"]]
 
 
-async def test_the_restart_says_how_the_consumers_metadata_task_ended(
+async def test_the_restart_says_how_the_consumers_kafka_tasks_ended(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    stalled = FakeConsumer(TOPIC, ended="RuntimeError: what ended it")
+    stalled = FakeConsumer(TOPIC, ended={"metadata task": "RuntimeError: what ended it"})
     await watch(FakeAdmin([described("Empty")]), 0, stalled).check()
     [restarting] = [r.getMessage() for r in caplog.records if "restarting it" in r.getMessage()]
-    assert "metadata task had ended: RuntimeError: what ended it." in restarting
+    assert (
+        "Its Kafka consumer's metadata task had ended: RuntimeError: what ended it." in restarting
+    )
 
 
-async def test_a_consumer_tells_how_its_kafka_clients_metadata_task_ended() -> None:
+async def test_a_consumer_tells_how_its_kafka_tasks_ended() -> None:
     async def fails() -> None:
         raise RuntimeError("what ended it")
 
-    def consumer_whose_task_is(task: asyncio.Task[Any]) -> Consumer:
+    def consumer_whose_tasks_are(metadata: asyncio.Task[Any], fetch: asyncio.Task[Any]) -> Consumer:
         consumer = Consumer("x", TOPIC, {}, uow=lambda: None)
-        client = SimpleNamespace(_sync_task=task)
-        consumer.subscriber = SimpleNamespace(consumer=SimpleNamespace(_client=client))
+        kafka = SimpleNamespace(
+            _client=SimpleNamespace(_sync_task=metadata),
+            _fetcher=SimpleNamespace(_fetch_task=fetch),
+        )
+        consumer.subscriber = SimpleNamespace(consumer=kafka)
         return consumer
 
-    assert Consumer("x", TOPIC, {}, uow=lambda: None).metadata_task_end() is None  # not started
+    assert Consumer("x", TOPIC, {}, uow=lambda: None).kafka_tasks_ended() == {}  # not started
     running, ended = asyncio.create_task(asyncio.Event().wait()), asyncio.create_task(fails())
-    await asyncio.sleep(0)
-    assert consumer_whose_task_is(running).metadata_task_end() is None
-    told = consumer_whose_task_is(ended).metadata_task_end()
-    assert told is not None and "in fails" in told
-    assert told.endswith("RuntimeError: what ended it\n")
+    returned, cancelled = asyncio.create_task(asyncio.sleep(0)), asyncio.create_task(fails())
+    cancelled.cancel()
+    await asyncio.sleep(0.01)
+    assert consumer_whose_tasks_are(running, running).kafka_tasks_ended() == {}
+    told = consumer_whose_tasks_are(ended, running).kafka_tasks_ended()
+    assert list(told) == ["metadata task"] and "in fails" in told["metadata task"]
+    assert told["metadata task"].endswith("RuntimeError: what ended it\n")
+    assert consumer_whose_tasks_are(running, returned).kafka_tasks_ended() == {
+        "fetch task": "returned"  # as aiokafka's ends on a cancel it swallowed
+    }
+    assert consumer_whose_tasks_are(cancelled, running).kafka_tasks_ended() == {
+        "metadata task": "cancelled"
+    }
     running.cancel()
 
 
@@ -162,6 +222,72 @@ async def test_a_service_without_running_kafka_consumers_asks_nothing() -> None:
     admin = FakeAdmin([])
     await watch(admin, 0, NotStarted(TOPIC)).check()
     assert admin.asked == []
+
+
+def held_by_one(*consumers: FakeConsumer) -> Any:
+    """A settled group whose one member holds what these consumers hold."""
+    return described("Stable", {c.topic: c.holds for c in consumers})
+
+
+async def test_a_consumer_holding_records_it_takes_none_of_is_restarted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """It keeps its place in the group, and records wait past what the group committed (as when
+    aiokafka's fetch task has ended): 2 records in partition 0, 1 in partition 2, where the group
+    committed nothing; partition 1 has none to read."""
+    idle = FakeConsumer(TOPIC, holds=[0, 1, 2], ended={"fetch task": "returned"})
+    at = {n: TopicPartition(TOPIC, n) for n in range(3)}
+    admin = FakeAdmin([held_by_one(idle)], committed={at[0]: 5, at[1]: 7})
+    offsets = FakeOffsets(ends={at[0]: 7, at[1]: 7, at[2]: 4}, firsts={at[2]: 3})
+    await watch(admin, 0, idle, offsets=offsets).check()
+    assert idle.restarts == 1
+    [restarting] = [r.getMessage() for r in caplog.records if "restarting it" in r.getMessage()]
+    assert restarting.startswith(
+        f"x:{TOPIC}: records unread in the partitions it holds (0: 2, 2: 1), none taken for 0 s;"
+    )
+    assert "Its Kafka consumer's fetch task had ended: returned." in restarting
+
+
+async def test_a_consumer_that_takes_its_records_or_is_busy_with_a_batch_is_left_alone() -> None:
+    at = TopicPartition(TOPIC, 0)
+    taking = FakeConsumer(TOPIC, holds=[0, 1, 2], taken=float("inf"))  # took some after the check
+    busy = FakeConsumer(OTHER, holds=[0, 1, 2], taken=None)
+    answer = held_by_one(taking, busy)
+    ends = {at: 2, TopicPartition(OTHER, 0): 9}
+    admin = FakeAdmin([answer], committed={at: 1})
+    await watch(admin, 0, taking, busy, offsets=FakeOffsets(ends=ends)).check()
+    assert (taking.restarts, busy.restarts) == (0, 0)
+
+
+async def test_a_consumer_is_given_time_to_take_its_records_and_more_after_a_freeze(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Records unread the whole time, none taken: restarted once they have waited 30 s at
+    checks no more than 30 s apart. The process frozen for 80 s (its view stale, its consumers
+    perhaps dropped from the group meanwhile) starts the wait again."""
+    clock = [1000.0]
+    monkeypatch.setattr(group_watch, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    idle = FakeConsumer(TOPIC, holds=[0, 1, 2])
+    offsets = FakeOffsets(ends={TopicPartition(TOPIC, 0): 1})
+    watching = watch(FakeAdmin([held_by_one(idle)] * 5), 30, idle, offsets=offsets)
+    restarts = []
+    for clock[0] in (1000.0, 1020.0, 1100.0, 1120.0, 1131.0):
+        await watching.check()
+        restarts.append(idle.restarts)
+    assert restarts == [0, 0, 0, 0, 1]
+
+
+async def test_a_consumer_with_nothing_to_read_or_in_a_rebalance_is_left_alone() -> None:
+    """Partition 0 read to its end, 1 emptied by retention before the group read it, 2 empty."""
+    idle = FakeConsumer(TOPIC, holds=[0, 1, 2])
+    at = {n: TopicPartition(TOPIC, n) for n in range(3)}
+    offsets = FakeOffsets(ends={at[0]: 4, at[1]: 6}, firsts={at[1]: 6})
+    answers = [held_by_one(idle), described("PreparingRebalance", {TOPIC: [0, 1, 2]})]
+    watching = watch(FakeAdmin(answers, committed={at[0]: 4}), 0, idle, offsets=offsets)
+    await watching.check()
+    await watching.check()
+    assert idle.restarts == 0
+    assert offsets.asked == 1  # not in the rebalance
 
 
 @dataclass
