@@ -19,6 +19,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 log = logging.getLogger(__name__)
 
+RETRY = 0.2  # seconds before a failed commit is tried again, where each batch's is at once
+
 
 def spans(records: Sequence[Any]) -> dict[TopicPartition, tuple[int, int]]:
     """Each partition of the records (aiokafka's): the offset of its first record among them,
@@ -54,7 +56,8 @@ class OffsetCommits(ConsumerRebalanceListener):
         self._pending |= ends | dict(held or {})
         if self._closing or not self._every:
             await self.commit()
-        elif self._timer is None or self._timer.done():
+        # What is left (all of it; what a commit at once failed to) goes in the background.
+        if self._pending and not self._closing and (self._timer is None or self._timer.done()):
             self._timer = asyncio.create_task(self._commit_later(), name=f"{self._name} offsets")
 
     def closing(self) -> None:
@@ -77,7 +80,8 @@ class OffsetCommits(ConsumerRebalanceListener):
     async def commit(self, partitions: set[TopicPartition] | None = None) -> None:
         """Commit the pending offsets (of ``partitions`` only, if given) of partitions still ours.
         A failure is logged, and they go with the next commit: in the background, a moment
-        later; when each batch commits at once (``every`` 0), with the next batch's."""
+        later (``RETRY`` s when each batch commits at once), or with the next batch's if that
+        comes first."""
         consumer = self._consumer
         if consumer is None:
             return
@@ -107,7 +111,7 @@ class OffsetCommits(ConsumerRebalanceListener):
         # Until nothing is left: what a batch handled during a commit's round trip added, or
         # what a failed commit kept, must not wait for a next batch, which may never come.
         while self._pending:
-            await asyncio.sleep(self._every)
+            await asyncio.sleep(self._every or RETRY)
             await self.commit()
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:

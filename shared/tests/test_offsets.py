@@ -101,6 +101,14 @@ async def test_a_commit_that_fails_goes_with_the_next() -> None:
     assert consumer.commits == [{P0: 2, P1: 2}]
 
 
+async def test_a_commit_at_once_that_fails_is_tried_again_without_a_next_batch() -> None:
+    consumer, commits = FakeKafkaConsumer(refuse=1), OffsetCommits("c", every=0)
+    await commits.handled(of(consumer), batch(0, 1))
+    assert consumer.commits == []
+    await asyncio.sleep(0.5)  # tried again after 0.2 s
+    assert consumer.commits == [{P0: 2}]
+
+
 async def test_partitions_taken_away_are_committed_before_they_go() -> None:
     consumer, commits = FakeKafkaConsumer(), OffsetCommits("c", every=60)
     await commits.handled(of(consumer), batch(0, 1) + batch(1, 1))
