@@ -148,7 +148,7 @@ class GroupWatch:
         """Restart a consumer that for ``stall_after`` seconds has held partitions with records
         past the group's committed offsets, and taken none of them meanwhile."""
         assigned = {partition: c for c in consumers for partition in c.assigned()}
-        unread = await self.records_unread(list(assigned))
+        unread = await self._records_unread(list(assigned))
         now = time.monotonic()
         if now - self._taking_checked > self.stall_after:
             # Not checked for that long (the process frozen, the broker away): what it saw then
@@ -172,7 +172,7 @@ class GroupWatch:
                 why = f"records unread in the partitions it holds ({where}), none taken"
                 await self._restart(consumer, "not taking", f"{why} for {self.stall_after:.0f} s")
 
-    async def records_unread(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    async def _records_unread(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         """How many records each partition has past the group's committed offset (past its
         first record, where the group committed none), where it has any."""
         if not partitions:

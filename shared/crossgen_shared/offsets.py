@@ -8,6 +8,10 @@ every ``every`` seconds (0: after each batch, waited for), and only ever up to r
 transaction committed. What a crash leaves uncommitted, at most that long's worth, comes again
 and the inbox skips it. A partition taken away in a rebalance has its offsets committed before
 it goes; a consumer about to stop commits what is pending, and each batch's at once from then on.
+A commit the group refuses (it rebalances, or no longer knows the member) is not tried again until
+the consumer has its new partitions: aiokafka forgets the member's place in the group on each such
+refusal, and one that came while the consumer was joining again cost the whole group a session
+timeout (the member it had just joined as was forgotten, and the group waited for it).
 """
 
 import asyncio
@@ -16,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,7 @@ class OffsetCommits(ConsumerRebalanceListener):
         self._lock = asyncio.Lock()  # one commit at a time: a later one never lands first
         self._timer: asyncio.Task[None] | None = None
         self._closing = False
+        self._rejoining = False  # a commit was refused: the consumer is joining the group again
 
     async def handled(
         self,
@@ -56,8 +62,13 @@ class OffsetCommits(ConsumerRebalanceListener):
         self._pending |= ends | dict(held or {})
         if self._closing or not self._every:
             await self.commit()
-        # What is left (all of it; what a commit at once failed to) goes in the background.
-        if self._pending and not self._closing and (self._timer is None or self._timer.done()):
+        self._commit_soon()
+
+    def _commit_soon(self) -> None:
+        """What is pending (all of it; what a commit at once failed to) goes in the background."""
+        if self._closing or self._rejoining or not self._pending:
+            return
+        if self._timer is None or self._timer.done():
             self._timer = asyncio.create_task(self._commit_later(), name=f"{self._name} offsets")
 
     def closing(self) -> None:
@@ -75,15 +86,16 @@ class OffsetCommits(ConsumerRebalanceListener):
             self._timer.cancel()
         self._consumer = None
         self._pending.clear()
+        self._rejoining = False
         self._lock = asyncio.Lock()
 
     async def commit(self, partitions: set[TopicPartition] | None = None) -> None:
         """Commit the pending offsets (of ``partitions`` only, if given) of partitions still ours.
         A failure is logged, and they go with the next commit: in the background, a moment
         later (``RETRY`` s when each batch commits at once), or with the next batch's if that
-        comes first."""
+        comes first; after a refusal by the group, once the consumer has its new partitions."""
         consumer = self._consumer
-        if consumer is None:
+        if consumer is None or self._rejoining:
             return
         async with self._lock:
             assigned = consumer.assignment()
@@ -99,7 +111,11 @@ class OffsetCommits(ConsumerRebalanceListener):
                 return
             try:
                 await consumer.commit(offsets)
-            except Exception as exc:  # a rebalance, the broker away: the next commit has them
+            except CommitFailedError:
+                self._rejoining = True
+                log.warning("%s: offsets not committed yet (the group rebalances)", self._name)
+                return
+            except Exception as exc:  # the broker away: the next commit has them
                 # The name says it: aiokafka's texts run to a paragraph of advice for others.
                 log.warning("%s: offsets not committed yet (%s)", self._name, type(exc).__name__)
                 return
@@ -110,7 +126,7 @@ class OffsetCommits(ConsumerRebalanceListener):
     async def _commit_later(self) -> None:
         # Until nothing is left: what a batch handled during a commit's round trip added, or
         # what a failed commit kept, must not wait for a next batch, which may never come.
-        while self._pending:
+        while self._pending and not self._rejoining:
             await asyncio.sleep(self._every or RETRY)
             await self.commit()
 
@@ -119,4 +135,6 @@ class OffsetCommits(ConsumerRebalanceListener):
         await self.commit(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        pass
+        # Joined again: what is pending of partitions still ours can be committed now.
+        self._rejoining = False
+        self._commit_soon()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError
 
 from crossgen_shared.offsets import OffsetCommits
 
@@ -27,15 +28,18 @@ class FakeKafkaConsumer:
     assigned: set[TopicPartition] = field(default_factory=lambda: {P0, P1})
     commits: list[dict[TopicPartition, int]] = field(default_factory=list)
     refuse: int = 0  # commits to fail first
+    refusal: type[Exception] = ConnectionError  # how they fail
     answered: asyncio.Event | None = None  # when set, commits wait for it
+    tries: int = 0
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.tries += 1
         if self.refuse:
             self.refuse -= 1
-            raise ConnectionError("broker away")
+            raise self.refusal("refused")
         if self.answered is not None:
             await self.answered.wait()
         self.commits.append(dict(offsets))
@@ -107,6 +111,22 @@ async def test_a_commit_at_once_that_fails_is_tried_again_without_a_next_batch()
     assert consumer.commits == []
     await asyncio.sleep(0.5)  # tried again after 0.2 s
     assert consumer.commits == [{P0: 2}]
+
+
+async def test_a_commit_the_group_refused_waits_for_the_consumers_new_partitions() -> None:
+    """aiokafka forgets the member's place in the group on each refusal: one that lands while the
+    consumer joins again costs the group a session timeout. So nothing more is sent, the
+    partitions revoked meanwhile included, until the consumer has its new partitions."""
+    consumer = FakeKafkaConsumer(refuse=1, refusal=CommitFailedError)
+    commits = OffsetCommits("c", every=0.05)
+    await commits.handled(of(consumer), batch(0, 1))
+    await asyncio.sleep(0.3)
+    await commits.on_partitions_revoked({P0, P1})
+    await commits.handled(of(consumer), batch(1, 4))
+    assert (consumer.tries, consumer.commits) == (1, [])
+    await commits.on_partitions_assigned({P0, P1})
+    await asyncio.sleep(0.1)
+    assert consumer.commits == [{P0: 2, P1: 5}]
 
 
 async def test_partitions_taken_away_are_committed_before_they_go() -> None:
