@@ -1,5 +1,6 @@
 """The fault suite's short form (issue 8): every fault injected while HRIS records stream in, and
-nothing accepted lost, duplicated or reordered. ``make faults`` runs the long form."""
+nothing accepted lost, duplicated or reordered; and the names of the broker's rounds of faults.
+``make faults`` runs the long form."""
 
 from pathlib import Path
 
@@ -19,3 +20,9 @@ def test_no_record_is_lost_duplicated_or_reordered_under_faults(tmp_path: Path) 
     assert verdict.reorders == []
     assert verdict.dead_lettered == []
     assert verdict.seen["employees in the directory"] > SHORT.employees  # and the probes
+
+
+def test_the_brokers_rounds_name_each_fault_by_its_round() -> None:
+    once = ["restart kafka", "kill -9 kafka, down 4s", "freeze kafka 4s"]
+    assert fault_names(SHORT, kafka_rounds=2) == [f"{name} #{n}" for n in (1, 2) for name in once]
+    assert fault_names(SHORT)[3:6] == once  # after each service's kill -9

@@ -4,8 +4,10 @@ freeze it; stop the SMTP relay; freeze one of two replicas of a service and kill
 system catch up and judge what every service stored and sent against what the feed got accepted.
 
 ``python -m crossgen_local.faults`` runs the short form (as the test does); ``--long`` the long one,
-which writes ``benchmarks/results/faults.json``. Exits 1 unless nothing was lost, duplicated or
-reordered, and every service caught up.
+which writes ``benchmarks/results/faults.json``. ``--kafka-rounds N`` runs only the broker's three
+faults, N times over: its outages are where the Kafka clients' own recovery is tried, and where a
+consumer stalled or a group waited out a session timeout (``faults-kafka.json`` with ``--long``).
+Exits 1 unless nothing was lost, duplicated or reordered, and every service caught up.
 """
 
 import argparse
@@ -64,12 +66,17 @@ LONG = Scale("long", employees=200, rate=10, pair_rate=1, outage=30, settle=10,
              recovery_timeout=120, drain_timeout=300)  # fmt: skip
 
 
-def fault_names(scale: Scale) -> list[str]:
-    return [
-        *(f"kill -9 {service}" for service in SERVICES),
+def fault_names(scale: Scale, kafka_rounds: int = 0) -> list[str]:
+    kafka = [
         "restart kafka",
         f"kill -9 kafka, down {scale.outage:g}s",
         f"freeze kafka {scale.outage:g}s",
+    ]
+    if kafka_rounds:
+        return [f"{name} #{n}" for n in range(1, kafka_rounds + 1) for name in kafka]
+    return [
+        *(f"kill -9 {service}" for service in SERVICES),
+        *kafka,
         f"stop postgres {scale.outage:g}s",
         f"kill -9 postgres, down {scale.outage:g}s",
         "kill -9 a postgres backend of matching's",
@@ -85,6 +92,7 @@ class FaultRun:
     stack: CrossgenStack
     scale: Scale
     feed: HrisFeed
+    kafka_rounds: int = 0  # the broker's faults only, that many times over
     program_id: str = ""  # the program that enrols every employee the feed brings
     streaming: bool = True
     observations: list[dict[str, int]] = field(default_factory=list)
@@ -116,11 +124,15 @@ class FaultRun:
         crash_postgres = partial(postgres.stop, crash=True)
         # Each fault returns when it began and when it was repaired; then the pipeline is through
         # again when a probe record reaches its end, or, for the relay, the mail it held up is sent.
-        injections: list[tuple[Callable[[], Awaitable[tuple[float, float]]], Through]] = [
-            *((partial(self.kill_and_restart, s), self.probe_through) for s in SERVICES),
+        kafka: list[tuple[Callable[[], Awaitable[tuple[float, float]]], Through]] = [
             (self.restart_kafka, self.probe_through),
             (partial(self.restart_kafka, crash=True), self.probe_through),
             (partial(self.freeze, self.infra.kafka), self.probe_through),
+        ]
+        # The broker's faults only, so many times over; or every kind once.
+        injections = kafka * self.kafka_rounds or [
+            *((partial(self.kill_and_restart, s), self.probe_through) for s in SERVICES),
+            *kafka,
             (partial(self.outage, postgres), self.probe_through),
             (partial(self.outage, postgres, crash_postgres), self.probe_through),
             (self.kill_a_backend, self.probe_through),
@@ -133,7 +145,8 @@ class FaultRun:
             await self.enlist_probes()
             if await self.probe_through() is None:
                 raise RuntimeError("the pipeline does not work even without faults; see the logs")
-            for name, (inject, through) in zip(fault_names(self.scale), injections, strict=True):
+            names = fault_names(self.scale, self.kafka_rounds)
+            for name, (inject, through) in zip(names, injections, strict=True):
                 await asyncio.sleep(self.scale.settle)
                 fault = Fault(name, *await inject(), await through())
                 say(f"faults: {name}: recovered in {_seconds(fault.recovery)}")
@@ -356,14 +369,15 @@ class FaultRun:
         return judge(facts)
 
 
-def run(scale: Scale, log_dir: Path) -> Verdict:
-    """Start everything, inject the faults, judge; every process is stopped on every way out."""
+def run(scale: Scale, log_dir: Path, kafka_rounds: int = 0) -> Verdict:
+    """Start everything, inject the faults (the broker's only, ``kafka_rounds`` times over, if
+    given), judge; every process is stopped on every way out."""
     tokens = TokenIssuer()
     with LocalInfra(SERVICES) as infra, CrossgenStack(infra, tokens, log_dir) as stack:
 
         async def faults() -> Verdict:
             async with HrisFeed(infra.kafka.bootstrap_servers) as feed:
-                return await FaultRun(stack, scale, feed).run()
+                return await FaultRun(stack, scale, feed, kafka_rounds).run()
 
         return asyncio.run(faults())
 
@@ -423,15 +437,25 @@ def main() -> None:
     parser.add_argument(
         "--long", action="store_true", help="bigger stream, 30 s outages (broker, database, relay)"
     )
+    parser.add_argument(
+        "--kafka-rounds",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only restart, crash and freeze the broker, N times over",
+    )
     args = parser.parse_args()
+    if args.kafka_rounds < 0:
+        parser.error("--kafka-rounds must be 0 or more")
     # The feed's and the readers' clients log each failed reconnect while the broker is down on
     # purpose; the verdict says whether that mattered.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     scale = LONG if args.long else SHORT
     log_dir = Path(tempfile.mkdtemp(prefix="crossgen-faults-"))
-    verdict = run(scale, log_dir)
+    verdict = run(scale, log_dir, args.kafka_rounds)
     show(verdict)
-    out = RESULTS if args.long else log_dir / "faults.json"
+    kept = RESULTS.with_stem("faults-kafka") if args.kafka_rounds else RESULTS
+    out = kept if args.long else log_dir / "faults.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report(verdict, scale), indent=2) + "\n")
     print(f"results in {out}; service logs in {log_dir}")
