@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import json
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -379,7 +380,13 @@ def run(scale: Scale, log_dir: Path, kafka_rounds: int = 0) -> Verdict:
             async with HrisFeed(infra.kafka.bootstrap_servers) as feed:
                 return await FaultRun(stack, scale, feed, kafka_rounds).run()
 
-        return asyncio.run(faults())
+        try:
+            return asyncio.run(faults())
+        finally:
+            # The broker's account of the groups (who joined, whose session expired, why each
+            # rebalance began), to read the services' logs against; gone with its data dir.
+            if infra.kafka.log_path is not None and infra.kafka.log_path.exists():
+                shutil.copy(infra.kafka.log_path, log_dir / "kafka.log")
 
 
 def report(verdict: Verdict, scale: Scale) -> dict[str, Any]:
@@ -458,7 +465,7 @@ def main() -> None:
     out = kept if args.long else log_dir / "faults.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report(verdict, scale), indent=2) + "\n")
-    print(f"results in {out}; service logs in {log_dir}")
+    print(f"results in {out}; the services' and the broker's logs in {log_dir}")
     sys.exit(0 if verdict.passed else 1)
 
 
