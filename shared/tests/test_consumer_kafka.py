@@ -251,6 +251,26 @@ async def test_a_handled_batch_leaves_no_line_in_an_info_log(
     assert not {"Received", "Processed"} & logged
 
 
+async def watched_service(
+    name: str, postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka
+) -> Service:
+    """A service whose group watch looks every 0.5 s and restarts a consumer after 1 s."""
+    settings = fresh_settings(
+        postgres,
+        tokens,
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+        consumer_watch_interval=0.5,
+        consumer_stall_after=1.0,
+    )
+    return await messaging_service(name, settings)
+
+
+def restart_line(caplog: pytest.LogCaptureFixture) -> str:
+    """The one restart the watch logged."""
+    [line] = [r.getMessage() for r in caplog.records if "restarting it" in r.getMessage()]
+    return line
+
+
 async def test_a_consumer_that_lost_its_place_in_the_group_is_restarted(
     postgres: LocalPostgres,
     tokens: TokenIssuer,
@@ -264,14 +284,7 @@ async def test_a_consumer_that_lost_its_place_in_the_group_is_restarted(
     restarts it, saying where the coordinator waited. The service's other consumer stays as it
     is."""
     monkeypatch.setattr(consumer, "RESTART_STOP", 1.0)  # the stalled one never stops
-    settings = fresh_settings(
-        postgres,
-        tokens,
-        kafka_bootstrap_servers=kafka.bootstrap_servers,
-        consumer_watch_interval=0.5,
-        consumer_stall_after=1.0,
-    )
-    service = await messaging_service("stalling", settings)
+    service = await watched_service("stalling", postgres, tokens, kafka)
     service.consume(topics.SESSIONS, {ParticipantJoined: note})
     service.consume(topics.NOTIFICATIONS, {ParticipantJoined: note})
     stalling, other = service.consumers
@@ -311,7 +324,7 @@ async def test_a_consumer_that_lost_its_place_in_the_group_is_restarted(
             await eventually(stopped_at_last)  # once its stall ended
     finally:
         await progress.stop()
-    [restarted] = [r.getMessage() for r in caplog.records if "restarting it" in r.getMessage()]
+    restarted = restart_line(caplog)
     assert restarted.startswith(f"stalling:{topics.SESSIONS}: partitions 0,1,2 held by no member")
     assert "GroupCoordinator.__coordination_routine" in restarted and "Event.wait" in restarted
     assert "Its Kafka consumer's metadata and fetch tasks were running." in restarted
@@ -327,14 +340,7 @@ async def test_a_consumer_that_keeps_its_place_but_takes_no_records_is_restarted
     """Its Kafka consumer's fetch task ends, which aiokafka does not notice (aio-libs/aiokafka#983):
     its heartbeats keep its partitions, and a record sent then waits. The watch sees the record
     unread past the committed offset and restarts the consumer, which takes it."""
-    settings = fresh_settings(
-        postgres,
-        tokens,
-        kafka_bootstrap_servers=kafka.bootstrap_servers,
-        consumer_watch_interval=0.5,
-        consumer_stall_after=1.0,
-    )
-    service = await messaging_service("idling", settings)
+    service = await watched_service("idling", postgres, tokens, kafka)
     service.consume(topics.SESSIONS, {ParticipantJoined: note})
     [idling] = service.consumers
     where = TopicPartition(topics.SESSIONS, 2)
@@ -352,7 +358,7 @@ async def test_a_consumer_that_keeps_its_place_but_takes_no_records_is_restarted
         await send_to(producer, where, "while it fetches nothing")
         await eventually(handled("while it fetches nothing"), within=30)
         assert idling.subscriber.consumer is not stopped
-    [restarted] = [r.getMessage() for r in caplog.records if "restarting it" in r.getMessage()]
+    restarted = restart_line(caplog)
     assert restarted.startswith(
         f"idling:{topics.SESSIONS}: records unread in the partitions it holds (2: 1), none taken"
     )
