@@ -80,6 +80,24 @@ def kafka_client_waits() -> list[str]:
     return sorted(waits)
 
 
+async def records_unread(
+    admin: AIOKafkaAdminClient,
+    offsets: AIOKafkaConsumer,
+    group: str,
+    partitions: list[TopicPartition] | None = None,
+) -> dict[TopicPartition, int]:
+    """How many records each partition has past the group's committed offset (past its first
+    record, where the group committed none), where it has any; ``offsets`` is a Kafka consumer in
+    no group. Without ``partitions``, those the group has committed on."""
+    committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+    partitions = list(committed) if partitions is None else partitions
+    ends = await offsets.end_offsets(partitions)
+    read = {p: committed[p].offset for p in partitions if p in committed}
+    if never := [p for p in partitions if read.get(p, -1) < 0]:
+        read |= await offsets.beginning_offsets(never)
+    return {p: ends[p] - read[p] for p in partitions if ends[p] > read[p]}
+
+
 class Watched(Protocol):
     """What the watch needs of a consumer (``consumer.Consumer``)."""
 
@@ -148,7 +166,9 @@ class GroupWatch:
         """Restart a consumer that for ``stall_after`` seconds has held partitions with records
         past the group's committed offsets, and taken none of them meanwhile."""
         assigned = {partition: c for c in consumers for partition in c.assigned()}
-        unread = await self._records_unread(list(assigned))
+        partitions = list(assigned)
+        admin, offsets = await self.admin(), await self.offsets()
+        unread = await records_unread(admin, offsets, self.group, partitions) if partitions else {}
         now = time.monotonic()
         if now - self._taking_checked > self.stall_after:
             # Not checked for that long (the process frozen, the broker away): what it saw then
@@ -171,19 +191,6 @@ class GroupWatch:
                 where = ", ".join(f"{p.partition}: {n}" for p, n in sorted(counts.items()))
                 why = f"records unread in the partitions it holds ({where}), none taken"
                 await self._restart(consumer, "not taking", f"{why} for {self.stall_after:.0f} s")
-
-    async def _records_unread(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        """How many records each partition has past the group's committed offset (past its
-        first record, where the group committed none), where it has any."""
-        if not partitions:
-            return {}
-        admin, offsets = await self.admin(), await self.offsets()
-        committed = await admin.list_consumer_group_offsets(self.group, partitions=partitions)
-        ends = await offsets.end_offsets(partitions)
-        read = {p: committed[p].offset for p in partitions if p in committed}
-        if never := [p for p in partitions if read.get(p, -1) < 0]:
-            read |= await offsets.beginning_offsets(never)
-        return {p: ends[p] - read[p] for p in partitions if ends[p] > read[p]}
 
     async def _restart(self, consumer: Watched, reason: str, why: str) -> None:
         ended = consumer.kafka_tasks_ended()

@@ -20,7 +20,7 @@ from crossgen_local.oracle import Facts, Notification, Participant, Published
 from crossgen_local.stack import SERVICES
 from crossgen_shared import topics
 from crossgen_shared.events import BY_TYPE
-from crossgen_shared.group_watch import RESTARTING
+from crossgen_shared.group_watch import RESTARTING, records_unread
 
 DIRECTORY = "select employee_number, display_name from employees"
 CONTACTS = "select participant_id::text, display_name from contacts"
@@ -156,10 +156,8 @@ async def consumer_lag(bootstrap: str) -> list[str]:
     try:
         behind = []
         for service in SERVICES:
-            committed = await admin.list_consumer_group_offsets(topics.consumer_group(service))
-            end = await consumer.end_offsets(list(committed))
-            lags = {tp: end[tp] - offset.offset for tp, offset in committed.items()}
-            if sum(lags.values()):
+            lags = await records_unread(admin, consumer, topics.consumer_group(service))
+            if lags:
                 behind.append(lag_line(service, lags))
         return behind
     finally:
