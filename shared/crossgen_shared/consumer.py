@@ -161,6 +161,9 @@ class Consumer:
     # batches save CPU, for up to that much latency. 0: answer as soon as a record is there.
     # Only the pipeline's entry waits (matching's ``hris_batch_wait`` says why).
     batch_wait: float = 0.0
+    # Seconds the group waits for a member that stopped without leaving before its partitions
+    # go to the others: a service passes its setting; this is aiokafka's default.
+    session_timeout: float = 10.0
     # The service's consumers' applied batches, for a batch that came too early to wait for.
     progress: Progress | None = None
     attempts: dict[str, int] = field(default_factory=dict)
@@ -194,6 +197,7 @@ class Consumer:
             # one after another at its start: at the default 3 s, a restart took 3 s more for
             # each of them.
             heartbeat_interval_ms=1000,
+            session_timeout_ms=round(self.session_timeout * 1000),  # the rebalance's too
             # Without a wait, aiokafka's defaults: the broker answers as soon as a record is
             # there. At least 1 ms: 0 ms with BATCH_BYTES to gather would poll in a loop.
             fetch_min_bytes=BATCH_BYTES if self.batch_wait else 1,

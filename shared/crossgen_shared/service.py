@@ -14,7 +14,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import InvalidSessionTimeoutError, TopicAlreadyExistsError
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
@@ -118,6 +118,7 @@ class Service:
             in_turn=in_turn,
             commit_every=self.settings.offset_commit_interval,
             batch_wait=batch_wait,
+            session_timeout=self.settings.consumer_session_timeout,
             progress=self.progress,
         )
         consumer.register(self.broker)
@@ -185,7 +186,12 @@ class Service:
         """Kafka side up for the duration: topics, consumers, relay; drained on exit."""
         if self.settings.create_topics:
             await self.ensure_topics()
-        await self.broker.start()
+        try:
+            await self.broker.start()
+        except InvalidSessionTimeoutError as refused:
+            await self.broker.stop()  # the clients it had started
+            await self.engine.dispose()
+            raise RuntimeError(self._session_timeout_refused()) from refused
         self.relay.start()
         tasks = [asyncio.create_task(worker()) for worker in [*self.workers, self.watch_group]]
         log.info("%s: consuming and publishing", self.name)
@@ -213,6 +219,15 @@ class Service:
                 for stalled in consumer.stopping:  # restarted, and stalled still
                     stalled.cancel()
             await self.engine.dispose()
+
+    def _session_timeout_refused(self) -> str:
+        prefix = type(self.settings).model_config.get("env_prefix", "")
+        return (
+            "the Kafka broker refused the consumers' session timeout of "
+            f"{self.settings.consumer_session_timeout:g} s: set {prefix}CONSUMER_SESSION_TIMEOUT "
+            "within its group.min.session.timeout.ms and group.max.session.timeout.ms "
+            "(6 and 1,800 s by default)"
+        )
 
     async def ready(self) -> dict[str, bool]:
         checks = {"kafka": await self.broker.ping(timeout=2.0), "database": True}

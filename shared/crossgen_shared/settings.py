@@ -40,6 +40,10 @@ class ServiceSettings(BaseSettings):
     # at once). A crash leaves at most that long's records to come again; the inbox skips them.
     offset_commit_interval: float = Field(default=0.2, ge=0)
     outbox_poll_interval: float = 0.5
+    # Seconds the group waits for a consumer that stopped without leaving (kill -9, a frozen
+    # process) before its partitions go to the others: most of a killed service's recovery. The
+    # broker accepts no less than its group.min.session.timeout.ms, 6 s by default.
+    consumer_session_timeout: float = Field(default=6.0, gt=0)
     # Seconds between asking the broker whether each consumer still has its place in the group
     # and takes its records, and how long a topic's partitions may be held by no member, or a
     # consumer hold records it takes none of, before it is restarted (group_watch.py): longer

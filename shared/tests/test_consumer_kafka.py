@@ -251,6 +251,24 @@ async def test_a_handled_batch_leaves_no_line_in_an_info_log(
     assert not {"Received", "Processed"} & logged
 
 
+async def test_a_session_timeout_the_broker_refuses_stops_the_start_with_what_to_set(
+    postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka
+) -> None:
+    """The broker accepts 6 s at the least by default: a service set shorter does not start,
+    and says which setting to change."""
+    settings = fresh_settings(
+        postgres,
+        tokens,
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+        consumer_session_timeout=3.0,
+    )
+    service = await messaging_service("too-short", settings)
+    service.consume(topics.SESSIONS, {ParticipantJoined: note})
+    with pytest.raises(RuntimeError, match="session timeout of 3 s: set CONSUMER_SESSION_TIMEOUT"):
+        async with service.running():
+            pass
+
+
 async def watched_service(
     name: str, postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka
 ) -> Service:
