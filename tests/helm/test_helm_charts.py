@@ -459,7 +459,7 @@ def test_production_scales_each_service_on_consumer_lag(production: list[Manifes
         assert sorted(t["metadata"]["topic"] for t in kafka) == consumed
         for trigger in kafka:
             meta = trigger["metadata"]
-            assert meta["consumerGroup"] == name
+            assert meta["consumerGroup"] == topics.consumer_group(service)  # the services join
             assert meta["bootstrapServers"].startswith("b-1.kafka.example.com:9096")
             assert meta["sasl"] == "scram_sha512"
             assert meta["tls"] == "enable"

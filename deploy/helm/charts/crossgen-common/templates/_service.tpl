@@ -370,9 +370,10 @@ spec:
 {{- end -}}
 
 {{/*
-KEDA: one kafka trigger per consumed topic (consumer group crossgen-<service>) so that each topic's
-lag counts and no trigger asks for more replicas than its topic has partitions; plus the CPU
-target, so the HTTP side still scales. KEDA owns the HPA it creates; ours is then not rendered.
+KEDA: one kafka trigger per consumed topic (consumer group crossgen-<service>, as topics.py names
+it; the chart tests check it) so that each topic's lag counts and no trigger asks for more
+replicas than its topic has partitions; plus the CPU target, so the HTTP side still scales. KEDA
+owns the HPA it creates; ours is then not rendered.
 */}}
 {{- define "crossgen-common.scaledObject" -}}
 {{- $a := .root.Values.autoscaling -}}
