@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -451,17 +451,27 @@ def main() -> None:
         metavar="N",
         help="only restart, crash and freeze the broker, N times over",
     )
+    parser.add_argument(
+        "--replicated",
+        choices=SERVICES,
+        default=LONG.replicated,
+        help="the service run as two replicas, one frozen mid-transaction, one killed",
+    )
     args = parser.parse_args()
     if args.kafka_rounds < 0:
         parser.error("--kafka-rounds must be 0 or more")
     # The feed's and the readers' clients log each failed reconnect while the broker is down on
     # purpose; the verdict says whether that mattered.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    scale = LONG if args.long else SHORT
+    scale = replace(LONG if args.long else SHORT, replicated=args.replicated)
     log_dir = Path(tempfile.mkdtemp(prefix="crossgen-faults-"))
     verdict = run(scale, log_dir, args.kafka_rounds)
     show(verdict)
-    kept = RESULTS.with_stem("faults-kafka") if args.kafka_rounds else RESULTS
+    kept = RESULTS
+    if args.kafka_rounds:
+        kept = RESULTS.with_stem("faults-kafka")
+    elif args.replicated != LONG.replicated:
+        kept = RESULTS.with_stem(f"faults-{args.replicated}-replicas")
     out = kept if args.long else log_dir / "faults.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report(verdict, scale), indent=2) + "\n")
