@@ -166,9 +166,10 @@ class GroupWatch:
         """Restart a consumer that for ``stall_after`` seconds has held partitions with records
         past the group's committed offsets, and taken none of them meanwhile."""
         assigned = {partition: c for c in consumers for partition in c.assigned()}
-        partitions = list(assigned)
-        admin, offsets = await self.admin(), await self.offsets()
-        unread = await records_unread(admin, offsets, self.group, partitions) if partitions else {}
+        unread = {}
+        if assigned:  # a replica that holds none needs no client to read offsets with
+            admin, offsets = await self.admin(), await self.offsets()
+            unread = await records_unread(admin, offsets, self.group, list(assigned))
         now = time.monotonic()
         if now - self._taking_checked > self.stall_after:
             # Not checked for that long (the process frozen, the broker away): what it saw then

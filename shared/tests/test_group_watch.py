@@ -224,6 +224,20 @@ async def test_a_service_without_running_kafka_consumers_asks_nothing() -> None:
     assert admin.asked == []
 
 
+async def test_a_replica_that_holds_no_partitions_opens_no_client_to_read_offsets() -> None:
+    """The other replica holds them all: there is nothing of its own to read the ends of."""
+    admin = FakeAdmin([described("Stable", {TOPIC: [0, 1, 2]})])
+    opened: list[FakeOffsets] = []
+
+    def reader() -> Any:  # a Kafka consumer in no group, as the watch asks for one
+        opened.append(FakeOffsets())
+        return opened[-1]
+
+    idle = FakeConsumer(TOPIC)
+    await GroupWatch("crossgen-x", [idle], lambda: admin, reader, 0).check()
+    assert (idle.restarts, opened) == (0, [])
+
+
 def held_by_one(*consumers: FakeConsumer) -> Any:
     """A settled group whose one member holds what these consumers hold."""
     return described("Stable", {c.topic: c.holds for c in consumers})
