@@ -462,6 +462,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.kafka_rounds < 0:
         parser.error("--kafka-rounds must be 0 or more")
+    if args.kafka_rounds and args.replicated != LONG.replicated:
+        parser.error("--kafka-rounds runs no replicas: leave out --replicated")
     # The feed's and the readers' clients log each failed reconnect while the broker is down on
     # purpose; the verdict says whether that mattered.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
