@@ -197,7 +197,7 @@ class Consumer:
             # one after another at its start: at the default 3 s, a restart took 3 s more for
             # each of them.
             heartbeat_interval_ms=1000,
-            session_timeout_ms=round(self.session_timeout * 1000),  # the rebalance's too
+            session_timeout_ms=round(self.session_timeout * 1000),  # rebalance timeout too
             # Without a wait, aiokafka's defaults: the broker answers as soon as a record is
             # there. At least 1 ms: 0 ms with BATCH_BYTES to gather would poll in a loop.
             fetch_min_bytes=BATCH_BYTES if self.batch_wait else 1,
