@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -407,10 +408,11 @@ def _signalled(
     """Run ``command`` in ``tmp_path`` until it prints ``marker``, then ``wait`` s, then send it
     ``sig``; its whole output and the marker's line, once it has exited with a failure."""
     # Own TMPDIR: every data dir, and thus every server's command line, is under tmp_path.
+    # The fault handler prints every thread's stack on SIGABRT, for a child that hangs.
     child = subprocess.Popen(
         command,
         cwd=tmp_path,
-        env={**os.environ, "TMPDIR": str(tmp_path), **env},
+        env={**os.environ, "TMPDIR": str(tmp_path), "PYTHONFAULTHANDLER": "1", **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -425,7 +427,18 @@ def _signalled(
     assert child.poll() is None, "".join(output)
     time.sleep(wait)
     child.send_signal(sig)
-    rest, _ = child.communicate(timeout=60)
+    try:
+        rest, _ = child.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGABRT)
+        rest, _ = child.communicate(timeout=10)
+        for server in _procs_under(tmp_path, psutil.Process.kill):
+            print("killed, left running:", server)
+        pytest.fail(
+            f"running 60 s after {sig.name}; its output, then its threads:\n"
+            + "".join(output)
+            + rest
+        )
     output.append(rest)
     assert child.returncode != 0, "".join(output)
     return "".join(output), ready
@@ -440,10 +453,14 @@ def _assert_nothing_left_under(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.glob("crossgen-*")] == []
 
 
-def _procs_under(path: Path) -> list[str]:
+def _procs_under(path: Path, then: Callable[[psutil.Process], object] | None = None) -> list[str]:
+    """The command lines of the live processes that name ``path``; each given to ``then``."""
     found = []
     for proc in psutil.process_iter(["cmdline", "status"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
         if str(path) in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
             found.append(cmdline)
+            if then is not None:
+                with contextlib.suppress(psutil.Error):
+                    then(proc)
     return found
