@@ -7,11 +7,11 @@ For a service's database use ``crossgen_local.databases.migrated_database(postgr
 
 import signal
 from collections.abc import Iterator
-from types import FrameType
 
 import pytest
 
 from crossgen_local.databases import migrated_database
+from crossgen_local.interrupts import STOP_SIGNALS, interrupt
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
 
@@ -22,12 +22,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # A run ended by SIGTERM (a CI job's time limit, kill) or SIGHUP (its terminal closed) unwinds
     # as after Ctrl-C, so the fixtures stop the servers they started: the embedded PostgreSQL
     # runs detached, and a run killed outright left it running.
-    for stop in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(stop, _interrupt)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    for stop in STOP_SIGNALS:
+        signal.signal(stop, interrupt)
 
 
 @pytest.fixture(scope="session")

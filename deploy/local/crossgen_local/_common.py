@@ -17,8 +17,10 @@ from typing import Self
 
 
 def say(message: str) -> None:
-    """Progress line for a person watching a demo or a slow test start."""
-    print(f"[crossgen-local] {message}", file=sys.stderr, flush=True)
+    """Progress line for a person watching a demo or a slow test start. Never fails: with the
+    terminal closed (SIGHUP) or the reader of a pipe gone, the cleanup it reports must go on."""
+    with contextlib.suppress(OSError):
+        print(f"[crossgen-local] {message}", file=sys.stderr, flush=True)
 
 
 def free_port() -> int:

@@ -11,12 +11,10 @@ from types import FrameType
 from typing import Any
 
 from ._common import Managed, say
+from .interrupts import STOP_SIGNALS, interrupt
 from .kafka import LocalKafka
 from .postgres import LocalPostgres
 from .smtp import SmtpSink
-
-# SIGHUP too: closing the terminal of a demo must not leave a broker behind.
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 class LocalInfra(Managed):
@@ -88,7 +86,7 @@ class LocalInfra(Managed):
         # Python only lets the main thread set handlers; elsewhere the caller must stop() us.
         if threading.current_thread() is not threading.main_thread():
             return
-        for sig in _STOP_SIGNALS:
+        for sig in STOP_SIGNALS:
             self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
 
     def _restore_signal_handlers(self) -> None:
@@ -103,4 +101,4 @@ class LocalInfra(Managed):
         # "abort now" and unwind through every context manager (which stops the infra).
         if not self._stopping:
             say(f"infra: got signal {signal.Signals(signum).name}, shutting down…")
-            raise KeyboardInterrupt
+            interrupt(signum, frame)

@@ -11,12 +11,13 @@ import smtplib
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psutil
 import pytest
@@ -349,10 +350,17 @@ def test_service_process_fails_fast_with_log(tmp_path: Path) -> None:
 
 CHILD = textwrap.dedent(
     """
-    import json, time
+    import json, signal, sys, time
     from crossgen_local import LocalInfra
+
+    class Finalised:
+        def __del__(self):
+            signal.raise_signal(signal.SIGTERM)  # its handler raises here, inside __del__
+
     with LocalInfra(["app"]) as infra:
         print("READY " + json.dumps([infra.kafka.pid, infra.postgres.pid]), flush=True)
+        if "--signal-in-a-finalizer" in sys.argv:
+            Finalised()  # as if garbage collection ran a finalizer when SIGTERM came
         time.sleep(600)
     """
 )
@@ -360,16 +368,32 @@ CHILD = textwrap.dedent(
 
 @pytest.mark.parametrize(
     ("sig", "when"),
-    [(signal.SIGTERM, "ready"), (signal.SIGINT, "ready"), (signal.SIGTERM, "starting")],
+    [
+        (signal.SIGTERM, "ready"),
+        (signal.SIGINT, "ready"),
+        (signal.SIGTERM, "starting"),
+        (signal.SIGTERM, "in a finalizer"),  # the child's own, which Python drops there
+        (signal.SIGHUP, "unread"),  # its terminal closed: no line it prints can be written
+    ],
 )
 def test_signal_stops_everything(tmp_path: Path, sig: signal.Signals, when: str) -> None:
     """A demo killed with Ctrl-C / SIGTERM, even mid-start, leaves no process and no temp dir."""
-    marker = "READY" if when == "ready" else "infra: starting"
+    marker = "infra: starting" if when == "starting" else "READY"
     # Kafka/PostgreSQL mid-start a second after its first line
     wait = 1.0 if when == "starting" else 0.0
-    output, ready = _signalled([sys.executable, "-c", CHILD], tmp_path, marker, sig, wait=wait)
-    assert "infra: stopped" in output
-    if when == "ready":
+    command = [sys.executable, "-c", CHILD]
+    if when == "in a finalizer":
+        command, sig_sent = [*command, "--signal-in-a-finalizer"], None
+    else:
+        sig_sent = sig
+    output, ready = _signalled(
+        command, tmp_path, marker, sig_sent, wait=wait, read_on=when != "unread"
+    )
+    if when != "unread":
+        assert "infra: stopped" in output
+    if when == "in a finalizer":
+        assert "Exception ignored in" in output
+    if ready.startswith("READY"):
         assert [p for p in json.loads(ready.split("READY ")[1]) if alive(p)] == []
     _assert_nothing_left_under(tmp_path)
 
@@ -402,11 +426,12 @@ def test_a_test_run_ended_by_a_signal_stops_its_servers(
 
 
 def _signalled(
-    command: list[str], tmp_path: Path, marker: str, sig: signal.Signals, wait: float = 0.0,
-    **env: str,
+    command: list[str], tmp_path: Path, marker: str, sig: signal.Signals | None,
+    wait: float = 0.0, read_on: bool = True, **env: str,
 ) -> tuple[str, str]:  # fmt: skip
     """Run ``command`` in ``tmp_path`` until it prints ``marker``, then ``wait`` s, then send it
-    ``sig``; its whole output and the marker's line, once it has exited with a failure."""
+    ``sig`` (None: it signals itself); its output and the marker's line, once it has exited with
+    a failure. Without ``read_on``, its output is not read past the marker: the pipe is closed."""
     # Own TMPDIR: every data dir, and thus every server's command line, is under tmp_path.
     # The fault handler prints every thread's stack on SIGABRT, for a child that hangs.
     child = subprocess.Popen(
@@ -417,29 +442,42 @@ def _signalled(
         stderr=subprocess.STDOUT,
         text=True,
     )
+    output: list[str] = []
+    marked = threading.Event()
+
+    def read(stdout: IO[str]) -> None:
+        # One reader throughout: lines already buffered past the marker are kept.
+        with stdout:
+            for line in stdout:
+                output.append(line)
+                if marker in line:
+                    marked.set()
+                    if not read_on:
+                        return
+        marked.set()  # it ended without the marker
+
     assert child.stdout is not None
-    output, ready = [], ""
-    for line in child.stdout:
-        output.append(line)
-        if marker in line:
-            ready = line
-            break
-    assert child.poll() is None, "".join(output)
-    time.sleep(wait)
-    child.send_signal(sig)
+    reader = threading.Thread(target=read, args=(child.stdout,), daemon=True)
+    reader.start()
+    marked.wait()
+    ready = next((line for line in output if marker in line), "")
+    if sig is not None:
+        assert child.poll() is None, "".join(output)
+        time.sleep(wait)
+        child.send_signal(sig)
     try:
-        rest, _ = child.communicate(timeout=60)
+        child.wait(timeout=60)
     except subprocess.TimeoutExpired:
         child.send_signal(signal.SIGABRT)
-        rest, _ = child.communicate(timeout=10)
+        child.wait(timeout=10)
+        reader.join(10)
         for server in _procs_under(tmp_path, psutil.Process.kill):
             print("killed, left running:", server)
         pytest.fail(
-            f"running 60 s after {sig.name}; its output, then its threads:\n"
-            + "".join(output)
-            + rest
+            f"running 60 s after {sig.name if sig else 'its signal'}; its output, then its "
+            "threads:\n" + "".join(output)
         )
-    output.append(rest)
+    reader.join(10)
     assert child.returncode != 0, "".join(output)
     return "".join(output), ready
 
