@@ -33,12 +33,17 @@ class LocalInfra(Managed):
         self._install_signal_handlers()
         atexit.register(self.stop)  # safety net if the caller never reaches stop()
         errors: list[BaseException] = []
+        # Waited for, not joined: Python 3.11 takes a thread whose join a signal interrupted
+        # for ended, and every later join returns at once while it still runs.
+        kafka_start_ended = threading.Event()
 
         def start_kafka() -> None:
             try:
                 self.kafka.start()
             except BaseException as exc:
                 errors.append(exc)
+            finally:
+                kafka_start_ended.set()
 
         # The JVM broker is the slow part: boot it while PostgreSQL and SMTP come up.
         kafka_thread = threading.Thread(target=start_kafka, name="crossgen-kafka-start")
@@ -47,13 +52,12 @@ class LocalInfra(Managed):
             kafka_thread.start()
             self.postgres.start()
             self.smtp.start()
-            while kafka_thread.is_alive():
-                kafka_thread.join(0.2)  # short joins keep Ctrl-C responsive
+            kafka_start_ended.wait()
             if errors:
                 raise errors[0]
         except BaseException:
             self.stop()  # also cancels a Kafka start still running in the thread
-            kafka_thread.join(30)
+            kafka_start_ended.wait(30)
             self.kafka.stop()  # in case the thread created something after the first stop
             raise
         say(f"infra: all up in {time.monotonic() - t0:.1f}s")

@@ -398,6 +398,32 @@ def test_signal_stops_everything(tmp_path: Path, sig: signal.Signals, when: str)
     _assert_nothing_left_under(tmp_path)
 
 
+def test_a_start_interrupted_while_kafka_starts_waits_for_that_start_to_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The interrupted start returns only once the Kafka start it cancelled has ended, so nothing
+    that start still does outlives it (in-process; PostgreSQL and SMTP left out)."""
+    infra = LocalInfra()
+    ended = threading.Event()
+
+    def kafka_start() -> None:
+        while not infra.kafka._closing:  # as LocalKafka's own start checks between its steps
+            time.sleep(0.05)
+        time.sleep(0.5)  # a step it finishes before it sees the cancel
+        ended.set()
+
+    monkeypatch.setattr(infra.kafka, "start", kafka_start)
+    for part, step in ((infra.postgres, "start"), (infra.postgres, "close"), (infra.smtp, "start"),
+                       (infra.smtp, "stop")):  # fmt: skip
+        monkeypatch.setattr(part, step, lambda: None)
+    main = threading.main_thread().ident
+    assert main is not None
+    threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGTERM)).start()
+    with pytest.raises(KeyboardInterrupt):
+        infra.start()
+    assert ended.is_set()
+
+
 HOLDS_A_SERVER = textwrap.dedent(
     """
     import time
