@@ -7,6 +7,7 @@ database as it was for a rejected record, and must go on handling valid events a
 
 import contextlib
 import json
+import os
 import types
 import typing
 from collections.abc import AsyncIterator, Callable
@@ -58,8 +59,9 @@ SERVICES: dict[str, tuple[Callable[..., Service], type, Path]] = {
 CONSUMED = [
     (name, consumer.topic) for name in SERVICES for consumer in placeholder_service(name).consumers
 ]
+# CROSSGEN_FUZZ_DEPTH=10 draws ten times the examples: a deeper run by hand (README).
 FUZZ = settings(
-    max_examples=50,
+    max_examples=50 * int(os.environ.get("CROSSGEN_FUZZ_DEPTH", "1")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -4,6 +4,7 @@ every answer the OpenAPI documents must fit the schema it declares.
 The apps run in-process without their lifespan, so no Kafka: events just stay in the outbox.
 """
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -39,8 +40,9 @@ APPS: dict[str, tuple[Callable[[Any], FastAPI], type, Path]] = {
         Path(crossgen_notifications.__file__).parent,
     ),
 }
+# CROSSGEN_FUZZ_DEPTH=10 draws ten times the examples: a deeper run by hand (README).
 FUZZ = settings(
-    max_examples=15,
+    max_examples=15 * int(os.environ.get("CROSSGEN_FUZZ_DEPTH", "1")),
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
