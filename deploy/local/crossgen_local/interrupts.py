@@ -18,7 +18,7 @@ from typing import NoReturn
 
 # SIGHUP too: closing the terminal of a demo must not leave a broker behind.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-AGAIN_AFTER = 0.1  # seconds
+_AGAIN_AFTER = 0.1  # seconds
 
 
 def interrupt(signum: int, frame: FrameType | None) -> NoReturn:
@@ -43,7 +43,7 @@ class _RaiseLostInterrupt:
             # As a real signal, so that it also ends a sleep or a wait the main thread is in by
             # then; from another thread a moment later, once this hook and the finalizer are
             # done (an exception raised in the hook itself would be dropped for good).
-            again = threading.Timer(AGAIN_AFTER, self._send_again)
+            again = threading.Timer(_AGAIN_AFTER, self._send_again)
             again.daemon = True
             again.start()
 
