@@ -418,9 +418,13 @@ def test_a_start_interrupted_while_kafka_starts_waits_for_that_start_to_end(
         monkeypatch.setattr(part, step, lambda: None)
     main = threading.main_thread().ident
     assert main is not None
-    threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGTERM)).start()
-    with pytest.raises(KeyboardInterrupt):
-        infra.start()
+    sigterm = threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGTERM))
+    sigterm.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            infra.start()
+    finally:
+        sigterm.cancel()  # a start that failed otherwise must not have it end the test run
     assert ended.is_set()
 
 
