@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import psutil
 import pytest
@@ -500,7 +500,18 @@ def _signalled(
     assert child.stdout is not None
     reader = threading.Thread(target=read, args=(child.stdout,), daemon=True)
     reader.start()
-    marked.wait()
+
+    def give_up(what: str) -> NoReturn:
+        # Its threads' stacks, then nothing of it left running to outlive the test.
+        child.send_signal(signal.SIGABRT)
+        child.wait(timeout=10)
+        reader.join(10)
+        for server in _procs_under(tmp_path, psutil.Process.kill):
+            print("killed, left running:", server)
+        pytest.fail(f"{what}; its output, then its threads:\n" + "".join(output))
+
+    if not marked.wait(180):  # a start that hangs fails here, not at CI's time limit
+        give_up(f"no {marker!r} within 180 s")
     ready = next((line for line in output if marker in line), "")
     if sig is not None:
         assert child.poll() is None, "".join(output)
@@ -509,15 +520,7 @@ def _signalled(
     try:
         child.wait(timeout=60)
     except subprocess.TimeoutExpired:
-        child.send_signal(signal.SIGABRT)
-        child.wait(timeout=10)
-        reader.join(10)
-        for server in _procs_under(tmp_path, psutil.Process.kill):
-            print("killed, left running:", server)
-        pytest.fail(
-            f"running 60 s after {sig.name if sig else 'its signal'}; its output, then its "
-            "threads:\n" + "".join(output)
-        )
+        give_up(f"running 60 s after {sig.name if sig else 'its signal'}")
     reader.join(10)
     assert (child.returncode != 0) == fails, "".join(output)
     return "".join(output), ready
