@@ -5,13 +5,12 @@ CROSSGEN_POSTGRES_URL / CROSSGEN_KAFKA_BOOTSTRAP point them at external servers 
 For a service's database use ``crossgen_local.databases.migrated_database(postgres, dir)``.
 """
 
-import signal
 from collections.abc import Iterator
 
 import pytest
 
 from crossgen_local.databases import migrated_database
-from crossgen_local.interrupts import STOP_SIGNALS, interrupt
+from crossgen_local.interrupts import interrupt, take_over
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
 
@@ -22,8 +21,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # A run ended by SIGTERM (a CI job's time limit, kill) or SIGHUP (its terminal closed) unwinds
     # as after Ctrl-C, so the fixtures stop the servers they started: the embedded PostgreSQL
     # runs detached, and a run killed outright left it running.
-    for stop in STOP_SIGNALS:
-        signal.signal(stop, interrupt)
+    take_over(interrupt)
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,14 @@ Prints what happened: participants, pairing, session, and the emails caught. Wit
 """
 
 import argparse
-import signal
+import contextlib
 import tempfile
 import time
 from pathlib import Path
 
 from crossgen_local import journey
 from crossgen_local.infra import LocalInfra
+from crossgen_local.interrupts import end_as_signalled
 from crossgen_local.stack import SERVICES, CrossgenStack
 from crossgen_local.tokens import TokenIssuer
 
@@ -42,13 +43,16 @@ def main() -> None:
                 print(f"  {service:<14} {stack.url(service)}/docs")
             print(f"  admin token: {tokens.token(journey.ADMIN, 'admin')}")
             print("Ctrl-C stops everything.")
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            while True:
-                time.sleep(1)
+            with contextlib.suppress(KeyboardInterrupt):  # its way to end, so not a failure
+                while True:
+                    time.sleep(1)
+    if args.keep_running:
+        print("\nstopped")
 
 
 if __name__ == "__main__":
     try:
         main()
-    except KeyboardInterrupt:
-        print("\nstopped")
+    except KeyboardInterrupt as stop:  # before the walk's end: the shell sees it failed
+        print("\nstopped before the end")
+        end_as_signalled(stop)

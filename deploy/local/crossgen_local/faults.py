@@ -32,6 +32,7 @@ from crossgen_local import evidence
 from crossgen_local._common import Managed, say
 from crossgen_local.hris_feed import Employee, HrisFeed, create_program, seq_of, workforce
 from crossgen_local.infra import LocalInfra
+from crossgen_local.interrupts import end_as_signalled
 from crossgen_local.kafka import LocalKafka
 from crossgen_local.oracle import Fault, Verdict, judge
 from crossgen_local.pairs import PairStream
@@ -486,6 +487,6 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print("\nstopped")
-        sys.exit(130)
+        end_as_signalled(stop)

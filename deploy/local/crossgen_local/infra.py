@@ -8,10 +8,9 @@ import threading
 import time
 from collections.abc import Iterable
 from types import FrameType
-from typing import Any
 
 from ._common import Managed, say
-from .interrupts import STOP_SIGNALS, interrupt
+from .interrupts import Handler, interrupt, take_over
 from .kafka import LocalKafka
 from .postgres import LocalPostgres
 from .smtp import SmtpSink
@@ -24,7 +23,7 @@ class LocalInfra(Managed):
         self.kafka = LocalKafka()
         self.postgres = LocalPostgres(databases)
         self.smtp = SmtpSink()
-        self._previous_handlers: dict[int, Any] = {}
+        self._previous_handlers: dict[int, Handler] = {}
         self._stopping = False
 
     def start(self) -> None:
@@ -90,8 +89,7 @@ class LocalInfra(Managed):
         # Python only lets the main thread set handlers; elsewhere the caller must stop() us.
         if threading.current_thread() is not threading.main_thread():
             return
-        for sig in STOP_SIGNALS:
-            self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
+        self._previous_handlers = take_over(self._on_signal)
 
     def _restore_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -102,7 +100,8 @@ class LocalInfra(Managed):
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # KeyboardInterrupt, not SystemExit: pytest and the demo runner both treat it as
-        # "abort now" and unwind through every context manager (which stops the infra).
+        # "abort now" and unwind through every context manager (which stops the infra). A
+        # signal that comes while it stops is ignored: the stop runs to its end.
         if not self._stopping:
             say(f"infra: got signal {signal.Signals(signum).name}, shutting down…")
             interrupt(signum, frame)

@@ -1,14 +1,15 @@
-"""SIGTERM and SIGHUP end a run as Ctrl-C does: KeyboardInterrupt in the main thread, never lost.
+"""Ctrl-C, SIGTERM and SIGHUP end a run alike: KeyboardInterrupt in the main thread, never lost.
 
 A signal handler's exception is raised wherever the main thread is. If that is a finalizer (a
 ``__del__`` or a weakref callback that garbage collection runs at any moment), Python prints it
 as "Exception ignored in" and carries on as if no signal had come: a demo or a test run that a
-SIGTERM should have stopped keeps its servers up. Such a lost interrupt is raised again, once the
+signal should have stopped keeps its servers up. Such a lost interrupt is raised again, once the
 finalizer has returned.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -17,17 +18,50 @@ from types import FrameType
 from typing import NoReturn
 
 # SIGHUP too: closing the terminal of a demo must not leave a broker behind.
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _AGAIN_AFTER = 0.1  # seconds
+
+Handler = Callable[[int, FrameType | None], object] | int | None
+
+
+class Stopped(KeyboardInterrupt):
+    """The KeyboardInterrupt a stop signal raises; ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def take_over(handler: Callable[[int, FrameType | None], object]) -> dict[int, Handler]:
+    """Give ``handler`` every stop signal that the process does not ignore, and return the
+    handlers it replaced. An ignored one stays ignored: nohup's SIGHUP, and the SIGINT a shell
+    ignores for a job it runs in the background, are the caller's choice."""
+    return {
+        sig: signal.signal(sig, handler)
+        for sig in STOP_SIGNALS
+        if signal.getsignal(sig) is not signal.SIG_IGN
+    }
 
 
 def interrupt(signum: int, frame: FrameType | None) -> NoReturn:
-    """A handler for ``signal.signal``: KeyboardInterrupt, raised again if a finalizer drops it."""
+    """A handler for ``signal.signal``: ``Stopped``, raised again if a finalizer drops it."""
     hook = sys.unraisablehook
     if not isinstance(hook, _RaiseLostInterrupt):
         hook = sys.unraisablehook = _RaiseLostInterrupt(hook)
     hook.signum = signum
-    raise KeyboardInterrupt
+    raise Stopped(signum)
+
+
+def end_as_signalled(stop: KeyboardInterrupt) -> NoReturn:
+    """End the process by the signal that raised ``stop`` (Ctrl-C's, if none did), with its
+    default action: the shell sees 130, 143 or 129, and a script that ran it stops too."""
+    signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
+    for stream in (sys.stdout, sys.stderr):  # the default action ends the process unflushed
+        with contextlib.suppress(OSError):
+            stream.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
+    raise SystemExit(128 + signum)  # only if the signal is blocked
 
 
 class _RaiseLostInterrupt:
