@@ -58,6 +58,7 @@ from uvicorn.loops.auto import auto_loop_factory
 
 from crossgen_local.hris_feed import Employee, HrisFeed, create_program, scim_user, workforce
 from crossgen_local.infra import LocalInfra
+from crossgen_local.interrupts import run_stoppable
 from crossgen_local.stack import SERVICES, CrossgenStack
 from crossgen_local.tokens import TokenIssuer
 
@@ -759,4 +760,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stoppable(main)

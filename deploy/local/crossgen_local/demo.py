@@ -12,7 +12,7 @@ from pathlib import Path
 
 from crossgen_local import journey
 from crossgen_local.infra import LocalInfra
-from crossgen_local.interrupts import end_as_signalled
+from crossgen_local.interrupts import run_stoppable
 from crossgen_local.stack import SERVICES, CrossgenStack
 from crossgen_local.tokens import TokenIssuer
 
@@ -51,8 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt as stop:  # before the walk's end: the shell sees it failed
-        print("\nstopped before the end")
-        end_as_signalled(stop)
+    run_stoppable(main, said="stopped before the end")  # the walk's end not reached: a failure

@@ -32,7 +32,7 @@ from crossgen_local import evidence
 from crossgen_local._common import Managed, say
 from crossgen_local.hris_feed import Employee, HrisFeed, create_program, seq_of, workforce
 from crossgen_local.infra import LocalInfra
-from crossgen_local.interrupts import end_as_signalled
+from crossgen_local.interrupts import run_stoppable
 from crossgen_local.kafka import LocalKafka
 from crossgen_local.oracle import Fault, Verdict, judge
 from crossgen_local.pairs import PairStream
@@ -485,8 +485,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt as stop:
-        print("\nstopped")
-        end_as_signalled(stop)
+    run_stoppable(main)

@@ -19,17 +19,10 @@ from typing import NoReturn
 
 # SIGHUP too: closing the terminal of a demo must not leave a broker behind.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_NAMES = {sig.name for sig in STOP_SIGNALS}
 _AGAIN_AFTER = 0.1  # seconds
 
 Handler = Callable[[int, FrameType | None], object] | int | None
-
-
-class Stopped(KeyboardInterrupt):
-    """The KeyboardInterrupt a stop signal raises; ``signum`` says which."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 def take_over(handler: Callable[[int, FrameType | None], object]) -> dict[int, Handler]:
@@ -44,24 +37,31 @@ def take_over(handler: Callable[[int, FrameType | None], object]) -> dict[int, H
 
 
 def interrupt(signum: int, frame: FrameType | None) -> NoReturn:
-    """A handler for ``signal.signal``: ``Stopped``, raised again if a finalizer drops it."""
+    """A handler for ``signal.signal``: KeyboardInterrupt naming the signal, raised again if a
+    finalizer drops it. A plain one, so that Python ends as after Ctrl-C where none catches it."""
     hook = sys.unraisablehook
     if not isinstance(hook, _RaiseLostInterrupt):
         hook = sys.unraisablehook = _RaiseLostInterrupt(hook)
     hook.signum = signum
-    raise Stopped(signum)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def end_as_signalled(stop: KeyboardInterrupt) -> NoReturn:
-    """End the process by the signal that raised ``stop`` (Ctrl-C's, if none did), with its
-    default action: the shell sees 130, 143 or 129, and a script that ran it stops too."""
-    signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
-    for stream in (sys.stdout, sys.stderr):  # the default action ends the process unflushed
-        with contextlib.suppress(OSError):
-            stream.flush()
-    signal.signal(signum, signal.SIG_DFL)
-    signal.raise_signal(signum)
-    raise SystemExit(128 + signum)  # only if the signal is blocked
+def run_stoppable(main: Callable[[], object], said: str = "stopped") -> None:
+    """Run ``main``; if a stop signal ends it, say ``said`` and end the process by that signal
+    (Ctrl-C's, if none did) with its default action: the shell sees 130, 143 or 129, and a
+    script that ran it stops too."""
+    try:
+        main()
+    except KeyboardInterrupt as stop:
+        print(f"\n{said}")
+        named = stop.args[0] if stop.args else None
+        signum = signal.Signals[named] if named in _NAMES else signal.SIGINT
+        for stream in (sys.stdout, sys.stderr):  # the default action ends the process unflushed
+            with contextlib.suppress(OSError):
+                stream.flush()
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+        raise SystemExit(128 + signum) from None  # only if the signal is blocked
 
 
 class _RaiseLostInterrupt:
