@@ -53,12 +53,12 @@ def run_stoppable(main: Callable[[], object], said: str = "stopped") -> None:
     try:
         main()
     except KeyboardInterrupt as stop:
-        print(f"\n{said}")
         named = stop.args[0] if stop.args else None
         signum = signal.Signals[named] if named in _NAMES else signal.SIGINT
-        for stream in (sys.stdout, sys.stderr):  # the default action ends the process unflushed
-            with contextlib.suppress(OSError):
-                stream.flush()
+        with contextlib.suppress(OSError):  # its terminal may be gone (SIGHUP)
+            print(f"\n{said}", flush=True)
+        with contextlib.suppress(OSError):  # the default action ends the process unflushed
+            sys.stderr.flush()
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
         raise SystemExit(128 + signum) from None  # only if the signal is blocked
