@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -75,14 +75,31 @@ def docker_available() -> bool:
         return False
 
 
+def stop_each(who: str, steps: Iterable[tuple[str, Callable[[], object]]]) -> None:
+    """Run every step of a stop, whatever becomes of one: a failure is reported and the next step
+    runs; a KeyboardInterrupt (Ctrl-C pressed again) is raised once they all have."""
+    interrupted: BaseException | None = None
+    for name, step in steps:
+        try:
+            step()
+        except Exception as exc:
+            say(f"{who}: stopping {name} failed: {exc!r}")
+        except BaseException as exc:
+            interrupted = interrupted or exc
+    if interrupted is not None:
+        raise interrupted
+
+
 def terminate_group(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
     """SIGTERM the process group (the child was started in its own session), then SIGKILL."""
-    if proc.poll() is None:
-        signal_group(proc, signal.SIGTERM)
-        signal_group(proc, signal.SIGCONT)  # a frozen group acts on SIGTERM only once woken
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout)
-    kill_group(proc)
+    try:
+        if proc.poll() is None:
+            signal_group(proc, signal.SIGTERM)
+            signal_group(proc, signal.SIGCONT)  # a frozen group acts on SIGTERM only once woken
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout)
+    finally:
+        kill_group(proc)  # also when Ctrl-C, pressed again, cut the wait short
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:

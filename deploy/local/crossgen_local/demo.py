@@ -5,7 +5,6 @@ Prints what happened: participants, pairing, session, and the emails caught. Wit
 """
 
 import argparse
-import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -25,28 +24,32 @@ def main() -> None:
     args = parser.parse_args()
     tokens = TokenIssuer()
     log_dir = Path(tempfile.mkdtemp(prefix="crossgen-demo-"))
-    with LocalInfra(SERVICES) as infra, CrossgenStack(infra, tokens, log_dir) as stack:
-        print("\n== Crossgen demo ==")
-        result = journey.run(stack.url, tokens, lambda line: print(f"  • {line}"))
-        mails = infra.smtp.wait_for(EXPECTED_EMAILS, timeout=30)
-        print(f"\n== {len(mails)} emails caught by the SMTP sink ==")
-        for mail in mails:
-            print(f"  to {', '.join(mail.rcpt_tos):<20} {mail.message['Subject']}")
-        print(
-            f"\npairing {result.pairing['id']}: {result.pairing['status']}; "
-            f"session {result.session['id']}: {result.session['status']}"
-        )
-        print(f"service logs: {log_dir}")
-        if args.keep_running:
-            print("\nThe system is up. Try it (tokens valid for an hour):")
-            for service in SERVICES:
-                print(f"  {service:<14} {stack.url(service)}/docs")
-            print(f"  admin token: {tokens.token(journey.ADMIN, 'admin')}")
-            print("Ctrl-C stops everything.")
-            with contextlib.suppress(KeyboardInterrupt):  # its way to end, so not a failure
+    up = False  # kept running after its walk: from then on a stop is its way to end
+    try:
+        with LocalInfra(SERVICES) as infra, CrossgenStack(infra, tokens, log_dir) as stack:
+            print("\n== Crossgen demo ==")
+            result = journey.run(stack.url, tokens, lambda line: print(f"  • {line}"))
+            mails = infra.smtp.wait_for(EXPECTED_EMAILS, timeout=30)
+            print(f"\n== {len(mails)} emails caught by the SMTP sink ==")
+            for mail in mails:
+                print(f"  to {', '.join(mail.rcpt_tos):<20} {mail.message['Subject']}")
+            print(
+                f"\npairing {result.pairing['id']}: {result.pairing['status']}; "
+                f"session {result.session['id']}: {result.session['status']}"
+            )
+            print(f"service logs: {log_dir}")
+            if args.keep_running:
+                up = True
+                print("\nThe system is up. Try it (tokens valid for an hour):")
+                for service in SERVICES:
+                    print(f"  {service:<14} {stack.url(service)}/docs")
+                print(f"  admin token: {tokens.token(journey.ADMIN, 'admin')}")
+                print("Ctrl-C stops everything.")
                 while True:
                     time.sleep(1)
-    if args.keep_running:
+    except KeyboardInterrupt:  # (also one pressed again while everything stops)
+        if not up:
+            raise
         print("\nstopped")
 
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from types import FrameType
 
-from ._common import Managed, say
+from ._common import Managed, say, stop_each
 from .interrupts import Handler, interrupt, take_over
 from .kafka import LocalKafka
 from .postgres import LocalPostgres
@@ -67,23 +67,13 @@ class LocalInfra(Managed):
             return
         self._stopping = True
         t0 = time.monotonic()
-        interrupted: BaseException | None = None
-        for name, step in (
-            ("smtp", self.smtp.stop),
-            ("kafka", self.kafka.stop),
-            ("postgres", self.postgres.close),
-        ):
-            try:
-                step()
-            except Exception as exc:
-                say(f"infra: stopping {name} failed: {exc!r}")
-            except BaseException as exc:  # KeyboardInterrupt: finish cleaning up first
-                interrupted = interrupted or exc
-        self._restore_signal_handlers()
-        atexit.unregister(self.stop)
-        say(f"infra: stopped in {time.monotonic() - t0:.1f}s")
-        if interrupted is not None:
-            raise interrupted
+        try:
+            parts = (("smtp", self.smtp.stop), ("kafka", self.kafka.stop))
+            stop_each("infra", (*parts, ("postgres", self.postgres.close)))
+        finally:
+            self._restore_signal_handlers()
+            atexit.unregister(self.stop)
+            say(f"infra: stopped in {time.monotonic() - t0:.1f}s")
 
     def _install_signal_handlers(self) -> None:
         # Python only lets the main thread set handlers; elsewhere the caller must stop() us.

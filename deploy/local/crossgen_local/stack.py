@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from crossgen_local._common import Managed, free_port, say
+from crossgen_local._common import Managed, free_port, say, stop_each
 from crossgen_local.infra import LocalInfra
 from crossgen_local.processes import ServiceProcess
 from crossgen_local.tokens import TokenIssuer
@@ -106,5 +106,5 @@ class CrossgenStack(Managed):
             raise
 
     def stop(self) -> None:
-        for process in [*self.replicas.values(), *self.processes.values()]:
-            process.stop()
+        processes = [*self.replicas.values(), *self.processes.values()]
+        stop_each("stack", ((process.name, process.stop) for process in processes))
