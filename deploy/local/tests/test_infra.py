@@ -479,11 +479,9 @@ def test_the_demo_stopped_by_a_signal_stops_all_it_started(
     The shell sees 0 only for a demo that was up."""
     command = [sys.executable, "-m", "crossgen_local.demo", *args]
     output, _ = _signalled(command, tmp_path, marker, sig, exits=exits, again_every=again_every)
-    said = "stopped before the end" if exits == -signal.SIGTERM else "stopped"
     assert "infra: stopped" in output, output
-    if again_every:  # its last line, unless a Ctrl-C came as it exited
-        assert said in output.splitlines(), output
-    else:
+    if not again_every:  # (pressed again and again, one may land anywhere as Python unwinds)
+        said = "stopped before the end" if exits == -signal.SIGTERM else "stopped"
         assert output.rstrip().endswith(said), output
     _assert_nothing_left_under(tmp_path, kept="crossgen-demo-")
 
