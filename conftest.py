@@ -20,7 +20,8 @@ __all__ = ["migrated_database"]
 def pytest_configure(config: pytest.Config) -> None:
     # A run ended by SIGTERM (a CI job's time limit, kill) or SIGHUP (its terminal closed) unwinds
     # as after Ctrl-C, so the fixtures stop the servers they started: the embedded PostgreSQL
-    # runs detached, and a run killed outright left it running.
+    # runs detached, and a run killed outright left it running. Ctrl-C too: a KeyboardInterrupt
+    # that a finalizer drops comes again (``interrupts``).
     take_over(interrupt)
 
 

