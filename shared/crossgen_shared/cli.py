@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from aiokafka.errors import KafkaConnectionError
 from fastapi import FastAPI
 
-from crossgen_shared import dead_letters, migrations, observability
+from crossgen_shared import dead_letters, kafka_wait, migrations, observability
 from crossgen_shared.settings import ServiceSettings
 
 YOUNG_COLLECTION_EVERY = 10_000  # new objects between two looks at the youngest generation (700)
@@ -49,8 +50,15 @@ def main(
     if args.command == "migrate":
         migrations.upgrade(migrations_dir, settings.database_url)
     elif args.command == "dead-letters":
-        asyncio.run(_dead_letters(name, args, settings))
+        try:
+            asyncio.run(_dead_letters(name, args, settings))
+        except KafkaConnectionError:
+            sys.exit(kafka_wait.not_answering(settings))
     elif args.command == "serve":
+        try:
+            asyncio.run(kafka_wait.until_kafka_answers(settings))
+        except KeyboardInterrupt:
+            sys.exit(130)  # stopped while waiting: nothing was started
         app = app_factory(settings)
         # What start-up made (modules, mappers, models) lives as long as the process. Kept out
         # of the collector's sight, a full collection stops the event loop for some ms, not 100.

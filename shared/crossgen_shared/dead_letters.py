@@ -73,13 +73,6 @@ class DeadLetter:
         )
 
 
-def _client_options(settings: ServiceSettings) -> dict[str, Any]:
-    return {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        **settings.kafka_security().for_client(),
-    }
-
-
 @contextlib.asynccontextmanager
 async def _reader(
     settings: ServiceSettings, service: str, group: str | None
@@ -89,10 +82,10 @@ async def _reader(
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        **_client_options(settings),
+        **settings.kafka_client_options(),
     )
-    await consumer.start()
     try:
+        await consumer.start()
         topic = topics.dead_letter(service)
         partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
         consumer.assign(partitions)
@@ -152,10 +145,12 @@ async def replay(
         if origin_topic
         else sorted({d.origin_topic for d in await read(settings, service) if d.origin_topic})
     )
-    producer = AIOKafkaProducer(enable_idempotence=True, acks="all", **_client_options(settings))
-    await producer.start()
+    producer = AIOKafkaProducer(
+        enable_idempotence=True, acks="all", **settings.kafka_client_options()
+    )
     replayed: list[DeadLetter] = []
     try:
+        await producer.start()
         for origin in origins:
             budget = None if limit is None else limit - len(replayed)
             if budget is not None and budget <= 0:

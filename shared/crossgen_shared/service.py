@@ -125,18 +125,11 @@ class Service:
         self.consumers.append(consumer)
 
     def kafka_admin(self) -> AIOKafkaAdminClient:
-        return AIOKafkaAdminClient(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            **self.settings.kafka_security().for_client(),
-        )
+        return AIOKafkaAdminClient(**self.settings.kafka_client_options())
 
     def kafka_offsets(self) -> AIOKafkaConsumer:
         """A Kafka consumer in no group, to read partitions' offsets."""
-        return AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            enable_auto_commit=False,
-            **self.settings.kafka_security().for_client(),
-        )
+        return AIOKafkaConsumer(enable_auto_commit=False, **self.settings.kafka_client_options())
 
     async def ensure_topics(self) -> None:
         wanted = [*topics.ALL, topics.dead_letter(self.name)]
@@ -188,10 +181,12 @@ class Service:
             await self.ensure_topics()
         try:
             await self.broker.start()
-        except InvalidSessionTimeoutError as refused:
+        except Exception as failed:
             await self.broker.stop()  # the clients it had started
             await self.engine.dispose()
-            raise RuntimeError(self._session_timeout_refused()) from refused
+            if isinstance(failed, InvalidSessionTimeoutError):
+                raise RuntimeError(self._session_timeout_refused()) from failed
+            raise
         self.relay.start()
         tasks = [asyncio.create_task(worker()) for worker in [*self.workers, self.watch_group]]
         log.info("%s: consuming and publishing", self.name)
@@ -221,10 +216,10 @@ class Service:
             await self.engine.dispose()
 
     def _session_timeout_refused(self) -> str:
-        prefix = type(self.settings).model_config.get("env_prefix", "")
         return (
             "the Kafka broker refused the consumers' session timeout of "
-            f"{self.settings.consumer_session_timeout:g} s: set {prefix}CONSUMER_SESSION_TIMEOUT "
+            f"{self.settings.consumer_session_timeout:g} s: set "
+            f"{self.settings.env_name('consumer_session_timeout')} "
             "within its group.min.session.timeout.ms and group.max.session.timeout.ms "
             "(6 and 1,800 s by default)"
         )

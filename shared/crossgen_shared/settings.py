@@ -1,7 +1,7 @@
 """Settings every service reads from its environment, each under its own prefix (MATCHING_, …)."""
 
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
@@ -75,6 +75,17 @@ class ServiceSettings(BaseSettings):
     @property
     def inbox_retention(self) -> timedelta | None:
         return timedelta(days=self.inbox_retention_days) if self.inbox_retention_days else None
+
+    def env_name(self, field: str) -> str:
+        """The environment variable that sets ``field``, with the service's prefix."""
+        return f"{self.model_config.get('env_prefix', '')}{field}".upper()
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """What an aiokafka client needs to reach the broker."""
+        return {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            **self.kafka_security().for_client(),
+        }
 
     def kafka_security(self) -> KafkaSecurity:
         return KafkaSecurity(

@@ -25,10 +25,15 @@ def unfrozen() -> Iterator[None]:
     gc.set_threshold(*thresholds)
 
 
+async def answered(_: ServiceSettings) -> None:
+    """No broker here: it counts as answering at once."""
+
+
 def test_serve_freezes_what_start_up_made_before_serving(
     unfrozen: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cli.observability, "configure", lambda *_: None)
+    monkeypatch.setattr(cli.kafka_wait, "until_kafka_answers", answered)
     made: list[object] = []
     served: list[tuple[FastAPI, int]] = []
     thresholds: list[tuple[int, int, int]] = []
