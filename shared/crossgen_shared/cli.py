@@ -14,8 +14,9 @@ from pathlib import Path
 import uvicorn
 from aiokafka.errors import KafkaConnectionError
 from fastapi import FastAPI
+from sqlalchemy import make_url
 
-from crossgen_shared import dead_letters, kafka_wait, migrations, observability
+from crossgen_shared import db, dead_letters, kafka_wait, migrations, observability
 from crossgen_shared.settings import ServiceSettings
 
 YOUNG_COLLECTION_EVERY = 10_000  # new objects between two looks at the youngest generation (700)
@@ -48,7 +49,12 @@ def main(
     observability.configure(name, settings_factory())
     settings = settings_factory()
     if args.command == "migrate":
-        migrations.upgrade(migrations_dir, settings.database_url)
+        try:
+            migrations.upgrade(migrations_dir, settings.database_url)
+        except Exception as failed:
+            if not db.unavailable(failed):
+                raise
+            sys.exit(_database_not_answering(settings))
     elif args.command == "dead-letters":
         try:
             asyncio.run(_dead_letters(name, args, settings))
@@ -81,6 +87,14 @@ def main(
     else:
         chosen = next(c for c in commands if c.name == args.command)
         sys.exit(chosen.run(args, settings))
+
+
+def _database_not_answering(settings: ServiceSettings) -> str:
+    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    return (
+        f"PostgreSQL at {where} does not answer. Is it up? "
+        f"{settings.env_name('database_url')} says where it is."
+    )
 
 
 def _dead_letter_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,6 +5,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import uuid4
 
+from pydantic_settings import SettingsConfigDict
+
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
 from crossgen_shared.db import Base
@@ -24,14 +26,22 @@ def fresh_settings(postgres: LocalPostgres, tokens: TokenIssuer, **extra: Any) -
     )
 
 
-def offline_settings(**extra: Any) -> ServiceSettings:
+class DemoSettings(ServiceSettings):
+    """A service's settings, with a prefix of its own as each service has."""
+
+    model_config = SettingsConfigDict(env_prefix="DEMO_")
+
+
+def offline_settings(
+    kind: type[ServiceSettings] = ServiceSettings, **extra: Any
+) -> ServiceSettings:
     """Settings for code that reads them but reaches no database nor identity provider."""
-    return ServiceSettings(
-        database_url="postgresql+asyncpg://unused/db",
-        jwt_issuer="idp",
-        jwt_public_key="unused",
-        **extra,
-    )
+    given: dict[str, Any] = {
+        "database_url": "postgresql+asyncpg://unused/db",
+        "jwt_issuer": "idp",
+        "jwt_public_key": "unused",
+    }
+    return kind(**(given | extra))
 
 
 async def messaging_service(name: str, settings: ServiceSettings) -> Service:

@@ -1,8 +1,11 @@
 """``serve`` puts what start-up made out of the garbage collector's sight before it serves: a
 full collection then walks only what the service made since, so it pauses the loop briefly; and
-the collector looks at young objects less often, so that few of them live on to need one."""
+the collector looks at young objects less often, so that few of them live on to need one. A
+one-shot command whose broker or database does not answer stops with one line that says what to
+check, not a traceback."""
 
 import gc
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ from fastapi import FastAPI
 from crossgen_shared import cli
 from crossgen_shared.settings import ServiceSettings
 
-from .messaging import offline_settings
+from .messaging import DemoSettings, offline_settings
 
 
 @pytest.fixture
@@ -57,3 +60,51 @@ def test_serve_freezes_what_start_up_made_before_serving(
     assert frozen > 10_000
     # And what it makes while serving dies young before the collector looks: few full passes.
     assert thresholds == [(cli.YOUNG_COLLECTION_EVERY, 10, 10)]
+
+
+def a_closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port  # nothing listens once the probe is closed
+
+
+@pytest.mark.parametrize(
+    ("command", "setting", "says"),
+    [
+        (
+            ["dead-letters", "list"],
+            {"kafka_bootstrap_servers": "127.0.0.1:{port}"},
+            "Kafka at 127.0.0.1:{port} does not answer. Is the broker up? "
+            "DEMO_KAFKA_BOOTSTRAP_SERVERS says where it is.",
+        ),
+        (
+            ["migrate"],
+            {"database_url": "postgresql+asyncpg://crossgen:secret@127.0.0.1:{port}/demo"},
+            "PostgreSQL at postgresql+asyncpg://crossgen:***@127.0.0.1:{port}/demo does not "
+            "answer. Is it up? DEMO_DATABASE_URL says where it is.",
+        ),
+    ],
+    ids=["dead-letters, no broker", "migrate, no database"],
+)
+def test_a_command_stops_with_what_to_check_when_what_it_needs_does_not_answer(
+    command: list[str],
+    setting: dict[str, str],
+    says: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr(cli.observability, "configure", lambda *_: None)
+    port = a_closed_port()
+    settings = offline_settings(
+        DemoSettings, **{name: value.format(port=port) for name, value in setting.items()}
+    )
+    migrations = tmp_path / "migrations"  # a service's, with no revision yet
+    (migrations / "versions").mkdir(parents=True)
+    env = "from crossgen_shared.migrations import run_env\nrun_env()\n"
+    (migrations / "env.py").write_text(env)
+
+    with pytest.raises(SystemExit) as stopped:
+        cli.main("demo", lambda: settings, lambda _: FastAPI(), migrations, command)
+
+    assert stopped.value.code == says.format(port=port)
