@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaConnectionError
 from fastapi import FastAPI
 from sqlalchemy import make_url
 
-from crossgen_shared import db, dead_letters, kafka_wait, migrations, observability
+from crossgen_shared import before_serving, db, dead_letters, migrations, observability
 from crossgen_shared.settings import ServiceSettings
 
 YOUNG_COLLECTION_EVERY = 10_000  # new objects between two looks at the youngest generation (700)
@@ -59,10 +59,10 @@ def main(
         try:
             asyncio.run(_dead_letters(name, args, settings))
         except KafkaConnectionError:
-            sys.exit(kafka_wait.not_answering(settings))
+            sys.exit(before_serving.kafka_not_answering(settings))
     elif args.command == "serve":
         try:
-            asyncio.run(kafka_wait.until_kafka_answers(settings))
+            asyncio.run(before_serving.until_ready(settings, migrations_dir))
         except KeyboardInterrupt:
             sys.exit(130)  # stopped while waiting: nothing was started
         app = app_factory(settings)

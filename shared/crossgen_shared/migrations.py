@@ -5,6 +5,8 @@ from pathlib import Path
 
 from alembic import command, context, op
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -20,6 +22,20 @@ def config(script_location: Path, database_url: str) -> Config:
 
 def upgrade(script_location: Path, database_url: str, revision: str = "head") -> None:
     command.upgrade(config(script_location, database_url), revision)
+
+
+def missing_revisions(
+    connection: Connection, script_location: Path, database_url: str
+) -> list[str]:
+    """The service's migrations the database has not had, oldest first; none when it has had
+    the latest, or a revision these scripts do not know (a newer release's)."""
+    script = ScriptDirectory.from_config(config(script_location, database_url))
+    applied = MigrationContext.configure(connection).get_current_heads()
+    known = [revision.revision for revision in script.walk_revisions()]  # newest first
+    if any(revision not in known for revision in applied):
+        return []
+    had = {r.revision for head in applied for r in script.iterate_revisions(head, "base")}
+    return [revision for revision in reversed(known) if revision not in had]
 
 
 def run_env() -> None:

@@ -28,15 +28,15 @@ def unfrozen() -> Iterator[None]:
     gc.set_threshold(*thresholds)
 
 
-async def answered(_: ServiceSettings) -> None:
-    """No broker here: it counts as answering at once."""
+async def ready(*_: object) -> None:
+    """No broker nor database here: they count as ready at once."""
 
 
 def test_serve_freezes_what_start_up_made_before_serving(
     unfrozen: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cli.observability, "configure", lambda *_: None)
-    monkeypatch.setattr(cli.kafka_wait, "until_kafka_answers", answered)
+    monkeypatch.setattr(cli.before_serving, "until_ready", ready)
     made: list[object] = []
     served: list[tuple[FastAPI, int]] = []
     thresholds: list[tuple[int, int, int]] = []

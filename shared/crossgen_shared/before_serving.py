@@ -1,0 +1,107 @@
+"""What ``serve`` waits for before it serves: a Kafka broker that answers, and a database whose
+schema the service's migrations have reached.
+
+Under Kubernetes or compose the broker may come up after the services, and a service that exited
+would be started again only after a back-off that grows to minutes. A database without the
+service's latest migration would fail every record's transaction until each one was parked in
+the dead-letter topic. A database that does not answer is not waited for: the service starts,
+and its consumers and relay wait for it on their own.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError
+from sqlalchemy import pool
+from sqlalchemy.ext.asyncio import create_async_engine
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+
+from crossgen_shared import migrations
+from crossgen_shared.db import unavailable
+from crossgen_shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+LONGEST_PAUSE = 10.0  # seconds between two tries at most: what came up is found that soon
+
+
+class SchemaBehind(Exception):
+    """The database lacks migrations this release of the service needs."""
+
+
+async def until_ready(settings: ServiceSettings, script_location: Path) -> None:
+    await until_kafka_answers(settings)
+    await until_schema_current(settings, script_location)
+
+
+def kafka_not_answering(settings: ServiceSettings, meanwhile: str = "") -> str:
+    return (
+        f"Kafka at {settings.kafka_bootstrap_servers} does not answer{meanwhile}. Is the broker "
+        f"up? {settings.env_name('kafka_bootstrap_servers')} says where it is."
+    )
+
+
+async def until_kafka_answers(settings: ServiceSettings) -> None:
+    async def answers() -> None:
+        admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+        try:
+            await admin.start()
+        finally:
+            await admin.close()
+
+    def pausing(attempt: RetryCallState) -> str:
+        return kafka_not_answering(settings, f"; trying again in {attempt.upcoming_sleep:g} s")
+
+    if await _until(answers, KafkaConnectionError, pausing):
+        log.info("Kafka at %s answers", settings.kafka_bootstrap_servers)
+
+
+async def until_schema_current(settings: ServiceSettings, script_location: Path) -> None:
+    """Wait while the database's schema is behind the service's latest migration. A schema ahead
+    of it, which a newer release migrated, is used: migrations keep the last release working."""
+    engine = create_async_engine(settings.database_url, poolclass=pool.NullPool)
+
+    async def current() -> None:
+        async with engine.connect() as connection:
+            missing = await connection.run_sync(
+                migrations.missing_revisions, script_location, settings.database_url
+            )
+        if missing:
+            raise SchemaBehind(f"the database lacks migration(s) {', '.join(missing)}")
+
+    def pausing(attempt: RetryCallState) -> str:
+        assert attempt.outcome is not None
+        return (
+            f"{attempt.outcome.exception()}; run this service's `migrate` command. Looking again "
+            f"in {attempt.upcoming_sleep:g} s"
+        )
+
+    try:
+        if await _until(current, SchemaBehind, pausing):
+            log.info("the database's schema is current")
+    except Exception as exc:
+        if not unavailable(exc):
+            raise
+    finally:
+        await engine.dispose()
+
+
+async def _until(
+    attempt_once: Callable[[], Awaitable[None]],
+    passing: type[Exception],
+    pausing: Callable[[RetryCallState], str],
+) -> bool:
+    """Try until no ``passing`` error is raised, saying ``pausing`` before each pause; whether
+    there was one."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(passing),
+        wait=wait_exponential(multiplier=0.5, max=LONGEST_PAUSE),
+        before_sleep=lambda attempt: log.warning(pausing(attempt)),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            await attempt_once()
+    return attempt.retry_state.attempt_number > 1

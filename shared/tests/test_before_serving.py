@@ -1,0 +1,169 @@
+"""What ``serve`` waits for, over a real broker and database: a broker that comes up after the
+service starts, and a database that lacks the service's latest migration until ``migrate`` runs;
+each wait says what is missing and what to do. A database a newer release migrated, or one that
+does not answer, is not waited for."""
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+from fastapi import FastAPI
+
+from crossgen_local.kafka import LocalKafka
+from crossgen_local.postgres import LocalPostgres
+from crossgen_shared import before_serving, cli, migrations
+
+from .messaging import DemoSettings, offline_settings
+
+pytestmark = pytest.mark.integration
+
+REVISION = """
+from alembic import op
+import sqlalchemy as sa
+
+revision = "{revision}"
+down_revision = {down_revision!r}
+
+
+def upgrade() -> None:
+    op.create_table("note_{revision}", sa.Column("id", sa.Integer, primary_key=True))
+"""
+
+
+def refused(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def nothing_to_wait_for(*_: object) -> None:
+    pass
+
+
+@pytest.fixture
+def serving(monkeypatch: pytest.MonkeyPatch) -> list[FastAPI]:
+    """What ``serve`` handed to uvicorn; the test's own logging stays as pytest set it."""
+    monkeypatch.setattr(cli.observability, "configure", lambda *_: None)
+    served: list[FastAPI] = []
+    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **_: served.append(app))
+    return served
+
+
+@pytest.fixture(scope="module")
+def kafka() -> Iterator[LocalKafka]:
+    with LocalKafka() as broker:
+        if broker.mode == "external":
+            pytest.skip("an external broker cannot be taken down here")
+        yield broker
+
+
+@pytest.fixture
+def scripts(tmp_path: Path) -> Path:
+    """A service's migrations: two revisions."""
+    (tmp_path / "versions").mkdir()
+    (tmp_path / "env.py").write_text("from crossgen_shared.migrations import run_env\nrun_env()\n")
+    for revision, down_revision in (("0001", None), ("0002", "0001")):
+        text = REVISION.format(revision=revision, down_revision=down_revision)
+        (tmp_path / "versions" / f"{revision}.py").write_text(text)
+    return tmp_path
+
+
+def serve(settings: DemoSettings, scripts: Path = Path(".")) -> None:
+    cli.main("demo", lambda: settings, lambda _: FastAPI(), scripts, argv=["serve"])
+
+
+def warnings_in(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_serve_waits_for_a_broker_that_comes_up_later_then_serves(
+    kafka: LocalKafka,
+    serving: list[FastAPI],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(before_serving, "until_schema_current", nothing_to_wait_for)
+    settings = offline_settings(DemoSettings, kafka_bootstrap_servers=kafka.bootstrap_servers)
+    port = int(kafka.bootstrap_servers.rpartition(":")[2])
+    down = threading.Thread(target=kafka.restart, kwargs={"crash": True, "down_for": 4.0})
+    down.start()
+    try:
+        while not refused(port):  # killed: the first try finds it down
+            time.sleep(0.01)
+        with caplog.at_level(logging.INFO, logger="crossgen_shared.before_serving"):
+            serve(settings)
+    finally:
+        down.join()
+
+    assert len(serving) == 1
+    waits = [w for w in warnings_in(caplog) if w.startswith("Kafka")]
+    assert waits, "no line said that the service waits"
+    assert waits[0].startswith(f"Kafka at {kafka.bootstrap_servers} does not answer; trying again")
+    assert waits[0].endswith("DEMO_KAFKA_BOOTSTRAP_SERVERS says where it is.")
+    assert caplog.records[-1].getMessage() == f"Kafka at {kafka.bootstrap_servers} answers"
+
+
+def test_serve_waits_for_the_latest_migration_then_serves(
+    postgres: LocalPostgres,
+    scripts: Path,
+    serving: list[FastAPI],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(before_serving, "until_kafka_answers", nothing_to_wait_for)
+    database = f"test_{uuid4().hex[:12]}"
+    postgres.create_database(database)
+    settings = offline_settings(DemoSettings, database_url=postgres.url(database))
+    migrations.upgrade(scripts, settings.database_url, "0001")  # the last release's
+
+    with caplog.at_level(logging.INFO, logger="crossgen_shared.before_serving"):
+        service = threading.Thread(target=serve, args=(settings, scripts))
+        service.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not warnings_in(caplog) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert serving == [], "served on a schema without the latest migration"
+            cli.main("demo", lambda: settings, lambda _: FastAPI(), scripts, argv=["migrate"])
+        finally:
+            service.join(30)
+
+    assert len(serving) == 1
+    assert warnings_in(caplog)[0].startswith(
+        "the database lacks migration(s) 0002; run this service's `migrate` command. "
+        "Looking again in"
+    )
+    assert caplog.records[-1].getMessage() == "the database's schema is current"
+
+
+@pytest.mark.parametrize("database", ["migrated by a newer release", "not answering"])
+def test_serve_does_not_wait_for_a_database_that(
+    database: str,
+    postgres: LocalPostgres,
+    scripts: Path,
+    serving: list[FastAPI],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(before_serving, "until_kafka_answers", nothing_to_wait_for)
+    if database == "not answering":
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        url = f"postgresql+asyncpg://crossgen:secret@127.0.0.1:{port}/demo"
+    else:
+        name = f"test_{uuid4().hex[:12]}"
+        postgres.create_database(name)
+        url = postgres.url(name)
+        migrations.upgrade(scripts, url)
+        (scripts / "versions" / "0002.py").unlink()  # this release is the one before
+    settings = offline_settings(DemoSettings, database_url=url)
+
+    serve(settings, scripts)
+
+    assert len(serving) == 1
+    assert warnings_in(caplog) == []
