@@ -79,6 +79,7 @@ def fault_names(scale: Scale, kafka_rounds: int = 0) -> list[str]:
     return [
         *(f"kill -9 {service}" for service in SERVICES),
         *kafka,
+        f"kill -9 kafka, down {scale.outage:g}s, matching killed and started meanwhile",
         f"stop postgres {scale.outage:g}s",
         f"kill -9 postgres, down {scale.outage:g}s",
         "kill -9 a postgres backend of matching's",
@@ -135,6 +136,7 @@ class FaultRun:
         injections = kafka * self.kafka_rounds or [
             *((partial(self.kill_and_restart, s), self.probe_through) for s in SERVICES),
             *kafka,
+            (partial(self.start_before_kafka, "matching"), self.probe_through),
             (partial(self.outage, postgres), self.probe_through),
             (partial(self.outage, postgres, crash_postgres), self.probe_through),
             (self.kill_a_backend, self.probe_through),
@@ -258,6 +260,25 @@ class FaultRun:
         down_for = self.scale.outage if crash else 0.0
         await asyncio.to_thread(partial(self.infra.kafka.restart, crash=crash, down_for=down_for))
         return injected, time.time()
+
+    async def start_before_kafka(self, service: str) -> tuple[float, float]:
+        """The broker killed -9 and left down; meanwhile the service is killed -9 and started
+        again, and waits for the broker (``before_serving``). Repaired when the broker is back;
+        the service's start counts in the recovery."""
+        injected = time.time()
+        down = asyncio.create_task(self.restart_kafka(crash=True))
+        await asyncio.sleep(self.scale.outage / 4)  # the broker is down by then
+        process = self.stack.processes[service]
+        await asyncio.to_thread(process.kill)
+        logged = process.log_path.stat().st_size
+        process.start()
+        _, repaired = await down
+        await asyncio.to_thread(process.wait_ready, f"{self.stack.url(service)}/health/ready", 60)
+        with process.log_path.open("rb") as log:
+            log.seek(logged)
+            waits = log.read().count(b"does not answer; trying again")
+        say(f"faults: {service} said {waits} time(s) that it waits for the broker")
+        return injected, repaired
 
     async def freeze(self, component: LocalKafka | LocalPostgres) -> tuple[float, float]:
         """The component stops answering for the outage's length, its connections open (a long
