@@ -2,10 +2,10 @@
 schema the service's migrations have reached.
 
 Under Kubernetes or compose the broker may come up after the services, and a service that exited
-would be started again only after a back-off that grows to minutes. A database without the
-service's latest migration would fail every record's transaction until each one was parked in
-the dead-letter topic. A database that does not answer is not waited for: the service starts,
-and its consumers and relay wait for it on their own.
+would be started again only after a back-off that grows to minutes. On a database without the
+service's latest migration, a record whose transaction needs a missing table or column would fail
+until it was parked in the dead-letter topic. A database that does not answer is not waited for:
+the service starts, not ready, and its consumers and relay wait for the database on their own.
 """
 
 import logging
@@ -84,6 +84,7 @@ async def until_schema_current(settings: ServiceSettings, script_location: Path)
     except Exception as exc:
         if not unavailable(exc):
             raise
+        log.warning("the database does not answer (%s); its schema was not checked", exc)
     finally:
         await engine.dispose()
 
