@@ -24,11 +24,11 @@ class LocalInfra(Managed):
         self.postgres = LocalPostgres(databases)
         self.smtp = SmtpSink()
         self._previous_handlers: dict[int, Handler] = {}
-        self._stopping = False
+        self._stopping = self._signalled = False
 
     def start(self) -> None:
         t0 = time.monotonic()
-        self._stopping = False
+        self._stopping = self._signalled = False
         self._install_signal_handlers()
         atexit.register(self.stop)  # safety net if the caller never reaches stop()
         errors: list[BaseException] = []
@@ -96,6 +96,9 @@ class LocalInfra(Managed):
         # KeyboardInterrupt, not SystemExit: pytest and the demo runner both treat it as
         # "abort now" and unwind through every context manager (which stops the infra). A
         # signal that comes while it stops is ignored: the stop runs to its end.
+        # Said once: Ctrl-C pressed again and again while the services stop is no news.
         if not self._stopping:
-            say(f"infra: got signal {signal.Signals(signum).name}, shutting down…")
+            if not self._signalled:
+                say(f"infra: got signal {signal.Signals(signum).name}, shutting down…")
+            self._signalled = True
             interrupt(signum, frame)
