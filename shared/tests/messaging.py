@@ -1,6 +1,7 @@
 """A service of the tests' own on a fresh database holding just the outbox and inbox."""
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import uuid4
@@ -42,6 +43,13 @@ def offline_settings(
         "jwt_public_key": "unused",
     }
     return kind(**(given | extra))
+
+
+def a_closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port  # nothing listens once the probe is closed
 
 
 async def messaging_service(name: str, settings: ServiceSettings) -> Service:

@@ -18,7 +18,7 @@ from crossgen_local.kafka import LocalKafka
 from crossgen_local.postgres import LocalPostgres
 from crossgen_shared import before_serving, cli, migrations
 
-from .messaging import DemoSettings, offline_settings
+from .messaging import DemoSettings, a_closed_port, offline_settings
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +51,17 @@ def serving(monkeypatch: pytest.MonkeyPatch) -> list[FastAPI]:
     served: list[FastAPI] = []
     monkeypatch.setattr(cli.uvicorn, "run", lambda app, **_: served.append(app))
     return served
+
+
+@pytest.fixture
+def kafka_answering(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(before_serving, "until_kafka_answers", nothing_to_wait_for)
+
+
+def a_database(postgres: LocalPostgres) -> str:
+    name = f"test_{uuid4().hex[:12]}"
+    postgres.create_database(name)
+    return postgres.url(name)
 
 
 @pytest.fixture(scope="module")
@@ -107,17 +118,14 @@ def test_serve_waits_for_a_broker_that_comes_up_later_then_serves(
     assert caplog.records[-1].getMessage() == f"Kafka at {kafka.bootstrap_servers} answers"
 
 
+@pytest.mark.usefixtures("kafka_answering")
 def test_serve_waits_for_the_latest_migration_then_serves(
     postgres: LocalPostgres,
     scripts: Path,
     serving: list[FastAPI],
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(before_serving, "until_kafka_answers", nothing_to_wait_for)
-    database = f"test_{uuid4().hex[:12]}"
-    postgres.create_database(database)
-    settings = offline_settings(DemoSettings, database_url=postgres.url(database))
+    settings = offline_settings(DemoSettings, database_url=a_database(postgres))
     migrations.upgrade(scripts, settings.database_url, "0001")  # the last release's
 
     with caplog.at_level(logging.INFO, logger="crossgen_shared.before_serving"):
@@ -140,25 +148,19 @@ def test_serve_waits_for_the_latest_migration_then_serves(
     assert caplog.records[-1].getMessage() == "the database's schema is current"
 
 
+@pytest.mark.usefixtures("kafka_answering")
 @pytest.mark.parametrize("database", ["migrated by a newer release", "not answering"])
 def test_serve_does_not_wait_for_a_database_that(
     database: str,
     postgres: LocalPostgres,
     scripts: Path,
     serving: list[FastAPI],
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(before_serving, "until_kafka_answers", nothing_to_wait_for)
     if database == "not answering":
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        url = f"postgresql+asyncpg://crossgen:secret@127.0.0.1:{port}/demo"
+        url = f"postgresql+asyncpg://crossgen:secret@127.0.0.1:{a_closed_port()}/demo"
     else:
-        name = f"test_{uuid4().hex[:12]}"
-        postgres.create_database(name)
-        url = postgres.url(name)
+        url = a_database(postgres)
         migrations.upgrade(scripts, url)
         (scripts / "versions" / "0002.py").unlink()  # this release is the one before
     settings = offline_settings(DemoSettings, database_url=url)

@@ -5,7 +5,6 @@ one-shot command whose broker or database does not answer stops with one line th
 check, not a traceback."""
 
 import gc
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from fastapi import FastAPI
 from crossgen_shared import cli
 from crossgen_shared.settings import ServiceSettings
 
-from .messaging import DemoSettings, offline_settings
+from .messaging import DemoSettings, a_closed_port, offline_settings
 
 
 @pytest.fixture
@@ -60,13 +59,6 @@ def test_serve_freezes_what_start_up_made_before_serving(
     assert frozen > 10_000
     # And what it makes while serving dies young before the collector looks: few full passes.
     assert thresholds == [(cli.YOUNG_COLLECTION_EVERY, 10, 10)]
-
-
-def a_closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port  # nothing listens once the probe is closed
 
 
 @pytest.mark.parametrize(
