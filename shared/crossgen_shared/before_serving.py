@@ -4,8 +4,9 @@ schema the service's migrations have reached.
 Under Kubernetes or compose the broker may come up after the services, and a service that exited
 would be started again only after a back-off that grows to minutes. On a database without the
 service's latest migration, a record whose transaction needs a missing table or column would fail
-until it was parked in the dead-letter topic. A database that does not answer is not waited for:
-the service starts, not ready, and its consumers and relay wait for the database on their own.
+until it was parked in the dead-letter topic. A database that cannot be used (down, or refusing
+the service's credentials or database name) is not waited for: the service starts, not ready,
+and its consumers and relay wait for the database on their own.
 """
 
 import logging
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from crossgen_shared import migrations
-from crossgen_shared.db import unavailable
+from crossgen_shared.db import reason, unavailable
 from crossgen_shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ async def until_schema_current(settings: ServiceSettings, script_location: Path)
     except Exception as exc:
         if not unavailable(exc):
             raise
-        log.warning("the database does not answer (%s); its schema was not checked", exc)
+        log.warning("the database cannot be used now (%s); its schema was not checked", reason(exc))
     finally:
         await engine.dispose()
 

@@ -54,7 +54,7 @@ def main(
         except Exception as failed:
             if not db.unavailable(failed):
                 raise
-            sys.exit(_database_not_answering(settings))
+            sys.exit(_database_unusable(settings, failed))
     elif args.command == "dead-letters":
         try:
             asyncio.run(_dead_letters(name, args, settings))
@@ -89,11 +89,11 @@ def main(
         sys.exit(chosen.run(args, settings))
 
 
-def _database_not_answering(settings: ServiceSettings) -> str:
+def _database_unusable(settings: ServiceSettings, failed: Exception) -> str:
     where = make_url(settings.database_url).render_as_string(hide_password=True)
     return (
-        f"PostgreSQL at {where} does not answer. Is it up? "
-        f"{settings.env_name('database_url')} says where it is."
+        f"PostgreSQL at {where} cannot be used: {db.reason(failed)}. "
+        f"{settings.env_name('database_url')} says where it is and as whom."
     )
 
 

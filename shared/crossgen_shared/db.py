@@ -104,6 +104,11 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def reason(exc: BaseException) -> str:
+    """What the server or the driver said, without SQLAlchemy's wrapping."""
+    return str(getattr(exc, "orig", None) or exc)
+
+
 def refused_data(exc: BaseException) -> bool:
     """Whether the database refused a value (SQLSTATE class 22: too long, NUL, out of range, or
     a value asyncpg cannot encode): the input's fault, the same on every retry."""
@@ -116,15 +121,17 @@ def refused_data(exc: BaseException) -> bool:
 
 # SQLSTATE classes worth a retry: a server that cannot serve now (connection exception,
 # insufficient resources, operator intervention: starting up, shutting down, too many clients),
-# and a transaction the server rolled back to let another through (deadlock, serialization
-# failure). asyncpg's errors for them reach us as plain DBAPIErrors, not OperationalErrors.
-_UNAVAILABLE = ("08", "53", "57P", "40")
+# a transaction the server rolled back to let another through (deadlock, serialization
+# failure), and a connection refused for its credentials or database name (a password rotated
+# before the service's secret, a database not created yet): never the record's fault. asyncpg's
+# errors for them reach us as plain DBAPIErrors, not OperationalErrors.
+_UNAVAILABLE = ("08", "53", "57P", "40", "28", "3D")
 
 
 def unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` is the database's passing trouble (down, restarted, a broken connection,
-    a deadlock, every pooled connection busy for too long), not the work's: the same work may
-    succeed if done again."""
+    """Whether ``exc`` is the database's trouble (down, restarted, a broken connection, a
+    deadlock, every pooled connection busy for too long, the connection refused), not the
+    work's: the same work may succeed once it has passed or been put right."""
     if isinstance(exc, OperationalError | InterfaceError | OSError | PoolTimeout):
         return True
     if not isinstance(exc, DBAPIError):

@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from crossgen_shared import asyncapi, observability, retention, topics
 from crossgen_shared.auth import TokenVerifier
 from crossgen_shared.consumer import Consumer, Handler, InTurn, Progress
-from crossgen_shared.db import create_engine, refused_data, session_factory, unavailable
+from crossgen_shared.db import create_engine, reason, refused_data, session_factory, unavailable
 from crossgen_shared.errors import InputErrors, Refusal, RequestError
 from crossgen_shared.events import Event
 from crossgen_shared.group_watch import GroupWatch
@@ -270,9 +270,7 @@ class Service:
         async def database_error(_: Request, exc: Exception) -> JSONResponse:
             # Either way the unit of work has rolled back: nothing of the request was written.
             if refused_data(exc):
-                return JSONResponse(
-                    {"detail": f"data refused: {getattr(exc, 'orig', exc)}"}, status_code=422
-                )
+                return JSONResponse({"detail": f"data refused: {reason(exc)}"}, status_code=422)
             if unavailable(exc):
                 return JSONResponse(
                     {"detail": "the database is unavailable for a moment; try again"},

@@ -1,7 +1,7 @@
 """What ``serve`` waits for, over a real broker and database: a broker that comes up after the
 service starts, and a database that lacks the service's latest migration until ``migrate`` runs;
 each wait says what is missing and what to do. A database a newer release migrated, or one that
-does not answer, is not waited for."""
+cannot be used now, is not waited for: the service starts, and waits for it as it runs."""
 
 import logging
 import socket
@@ -149,7 +149,7 @@ def test_serve_waits_for_the_latest_migration_then_serves(
 
 
 @pytest.mark.usefixtures("kafka_answering")
-@pytest.mark.parametrize("database", ["migrated by a newer release", "not answering"])
+@pytest.mark.parametrize("database", ["migrated by a newer release", "not answering", "missing"])
 def test_serve_does_not_wait_for_a_database_that(
     database: str,
     postgres: LocalPostgres,
@@ -159,6 +159,8 @@ def test_serve_does_not_wait_for_a_database_that(
 ) -> None:
     if database == "not answering":
         url = f"postgresql+asyncpg://crossgen:secret@127.0.0.1:{a_closed_port()}/demo"
+    elif database == "missing":
+        url = postgres.url("not_created")
     else:
         url = a_database(postgres)
         migrations.upgrade(scripts, url)
@@ -168,5 +170,14 @@ def test_serve_does_not_wait_for_a_database_that(
     serve(settings, scripts)
 
     assert len(serving) == 1
-    expected = [] if database != "not answering" else ["the database does not answer"]
-    assert [w.partition(" (")[0] for w in warnings_in(caplog)] == expected
+    said = {
+        "not answering": "[Errno 111] Connect call failed",
+        "missing": 'database "not_created" does not exist',
+    }
+    warned = warnings_in(caplog)
+    if database in said:
+        [line] = warned
+        assert line.startswith(f"the database cannot be used now ({said[database]}"), line
+        assert line.endswith("; its schema was not checked"), line
+    else:
+        assert warned == []

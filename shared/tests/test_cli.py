@@ -73,8 +73,9 @@ def test_serve_freezes_what_start_up_made_before_serving(
         (
             ["migrate"],
             {"database_url": "postgresql+asyncpg://crossgen:secret@127.0.0.1:{port}/demo"},
-            "PostgreSQL at postgresql+asyncpg://crossgen:***@127.0.0.1:{port}/demo does not "
-            "answer. Is it up? DEMO_DATABASE_URL says where it is.",
+            "PostgreSQL at postgresql+asyncpg://crossgen:***@127.0.0.1:{port}/demo cannot be "
+            "used: [Errno 111] Connect call failed ('127.0.0.1', {port}). DEMO_DATABASE_URL says "
+            "where it is and as whom.",
         ),
     ],
     ids=["dead-letters, no broker", "migrate, no database"],

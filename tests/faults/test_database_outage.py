@@ -1,6 +1,7 @@
 """A finding of the fault suite, pinned: while PostgreSQL starts up, shuts down or is out of
 connections, asyncpg's errors arrive as plain DBAPIErrors; the consumer must retry them forever
-rather than count them against the record and dead-letter it after ``max_attempts``."""
+rather than count them against the record and dead-letter it after ``max_attempts``. So must it
+while the server refuses the service's credentials or does not have its database."""
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -31,6 +32,9 @@ def as_sqlalchemy_raises_it(error: Exception) -> DBAPIError:
         asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"),
         asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
         asyncpg.exceptions.SerializationError("could not serialize access"),
+        asyncpg.exceptions.InvalidPasswordError('password authentication failed for user "m"'),
+        asyncpg.exceptions.InvalidAuthorizationSpecificationError('role "m" does not exist'),
+        asyncpg.exceptions.InvalidCatalogNameError('database "matching" does not exist'),
     ],
 )
 def test_a_database_that_cannot_serve_now_is_retried(error: Exception) -> None:
