@@ -54,7 +54,7 @@ def main(
         except Exception as failed:
             if not db.unavailable(failed):
                 raise
-            sys.exit(_database_unusable(settings, failed))
+            sys.exit(database_unusable(settings, failed))
     elif args.command == "dead-letters":
         try:
             asyncio.run(_dead_letters(name, args, settings))
@@ -89,7 +89,8 @@ def main(
         sys.exit(chosen.run(args, settings))
 
 
-def _database_unusable(settings: ServiceSettings, failed: Exception) -> str:
+def database_unusable(settings: ServiceSettings, failed: Exception) -> str:
+    """What a command whose database is down or refuses it says, the password hidden."""
     where = make_url(settings.database_url).render_as_string(hide_password=True)
     return (
         f"PostgreSQL at {where} cannot be used: {db.reason(failed)}. "

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 
 from crossgen_local.tokens import TokenIssuer
 from crossgen_matching import service
@@ -34,12 +34,14 @@ employee_number,department,title
 """
 
 
-def run(file: Path, matching: Service, tokens: TokenIssuer) -> subprocess.CompletedProcess[str]:
+def run(
+    file: Path, matching: Service, tokens: TokenIssuer, database_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "crossgen_matching", "import-employees", str(file)],
         env=os.environ
         | tokens.service_env("MATCHING")
-        | {"MATCHING_DATABASE_URL": matching.settings.database_url},
+        | {"MATCHING_DATABASE_URL": database_url or matching.settings.database_url},
         capture_output=True,
         text=True,
         timeout=120,
@@ -110,3 +112,21 @@ async def test_a_file_without_employee_numbers_is_refused_whole(
     file.write_text("name,email\nAna,ana@acme.example\n")
     result = run(file, matching, tokens)
     assert result.returncode == 2 and "no employee_number column" in result.stderr
+
+
+async def test_a_database_that_cannot_be_used_is_named_with_what_to_do(
+    matching: Service, tokens: TokenIssuer, tmp_path: Path
+) -> None:
+    file = tmp_path / "titles.csv"
+    file.write_text(SECOND_LOAD)
+    url = make_url(matching.settings.database_url).set(database="not_created")
+
+    result = run(file, matching, tokens, database_url=url.render_as_string(hide_password=False))
+
+    assert result.returncode == 1 and result.stdout == ""
+    where = url.render_as_string(hide_password=True)
+    assert result.stderr.splitlines()[-1] == (
+        f'PostgreSQL at {where} cannot be used: database "not_created" does not exist. '
+        "MATCHING_DATABASE_URL says where it is and as whom. Importing the file again is safe: "
+        "rows already imported come out unchanged."
+    )

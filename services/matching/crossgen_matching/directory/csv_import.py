@@ -36,7 +36,9 @@ from crossgen_matching.directory import employees
 from crossgen_matching.directory.freshness import Outcome
 from crossgen_matching.directory.record import LIST_FIELDS, PERSON_FIELDS, EmployeeRecord
 from crossgen_matching.settings import MatchingSettings
+from crossgen_shared import cli
 from crossgen_shared.cli import Command
+from crossgen_shared.db import unavailable
 from crossgen_shared.errors import RequestError
 from crossgen_shared.service import Service
 from crossgen_shared.settings import ServiceSettings
@@ -163,9 +165,18 @@ def _run(args: argparse.Namespace, settings: ServiceSettings) -> int:
 
     try:
         summary = asyncio.run(run())
-    except (UnusableFile, OSError, UnicodeDecodeError, csv.Error) as exc:
-        print(f"cannot import: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        # The file's trouble names the file; the database's (down, refusing) does not.
+        if isinstance(exc, UnusableFile | UnicodeDecodeError | csv.Error) or (
+            isinstance(exc, OSError) and exc.filename is not None
+        ):
+            print(f"cannot import: {exc}", file=sys.stderr)
+            return 2
+        if not unavailable(exc):
+            raise
+        again = "Importing the file again is safe: rows already imported come out unchanged."
+        print(f"{cli.database_unusable(settings, exc)} {again}", file=sys.stderr)
+        return 1
     print(summary.render())
     return 1 if summary.rejected else 0
 
