@@ -113,6 +113,10 @@ async def test_a_file_without_employee_numbers_is_refused_whole(
     result = run(file, matching, tokens)
     assert result.returncode == 2 and "no employee_number column" in result.stderr
 
+    result = run(tmp_path / "elsewhere.csv", matching, tokens)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].startswith("cannot import: [Errno 2] No such file")
+
 
 async def test_a_database_that_cannot_be_used_is_named_with_what_to_do(
     matching: Service, tokens: TokenIssuer, tmp_path: Path

@@ -89,7 +89,11 @@ def row_record(row: dict[str, str], as_of: datetime) -> EmployeeRecord:
 
 async def import_file(service: Service, path: Path, as_of: datetime, console: Console) -> Summary:
     summary = Summary()
-    with path.open(newline="", encoding="utf-8-sig") as file:
+    try:
+        opened = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise UnusableFile(str(exc)) from exc
+    with opened as file:
         total = max(sum(1 for _ in file) - 1, 0)
         file.seek(0)
         reader = csv.DictReader(file)
@@ -165,13 +169,10 @@ def _run(args: argparse.Namespace, settings: ServiceSettings) -> int:
 
     try:
         summary = asyncio.run(run())
+    except (UnusableFile, UnicodeDecodeError, csv.Error) as exc:
+        print(f"cannot import: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:
-        # The file's trouble names the file; the database's (down, refusing) does not.
-        if isinstance(exc, UnusableFile | UnicodeDecodeError | csv.Error) or (
-            isinstance(exc, OSError) and exc.filename is not None
-        ):
-            print(f"cannot import: {exc}", file=sys.stderr)
-            return 2
         if not unavailable(exc):
             raise
         again = "Importing the file again is safe: rows already imported come out unchanged."
