@@ -250,8 +250,7 @@ class FaultRun:
         await asyncio.to_thread(process.kill)
         repaired = time.time()
         process.start()
-        ready = f"{self.stack.url(service)}/health/ready"
-        await asyncio.to_thread(process.wait_ready, ready, 60)
+        await asyncio.to_thread(self.stack.wait_ready, service)
         return injected, repaired
 
     async def restart_kafka(self, crash: bool = False) -> tuple[float, float]:
@@ -273,7 +272,7 @@ class FaultRun:
         logged = process.log_path.stat().st_size
         process.start()
         _, repaired = await down
-        await asyncio.to_thread(process.wait_ready, f"{self.stack.url(service)}/health/ready", 60)
+        await asyncio.to_thread(self.stack.wait_ready, service)
         with process.log_path.open("rb") as log:
             log.seek(logged)
             waits = log.read().count(b"does not answer; trying again")

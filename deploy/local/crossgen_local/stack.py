@@ -72,8 +72,13 @@ class CrossgenStack(Managed):
         self.ports[name] = free_port()
         replica = self.replicas[name] = self._process(service, name)
         replica.start()
-        replica.wait_ready(f"{self.url(name)}/health/ready", timeout=60)
+        self.wait_ready(name)
         return replica
+
+    def wait_ready(self, name: str) -> None:
+        """Until the process ``name`` (a service or a replica) answers its readiness probe."""
+        process = self.processes.get(name) or self.replicas[name]
+        process.wait_ready(f"{self.url(name)}/health/ready", timeout=60)
 
     def migrate(self, service: str) -> None:
         log = self.log_dir / f"{service}-migrate.log"
@@ -99,8 +104,8 @@ class CrossgenStack(Managed):
         try:
             for process in self.processes.values():
                 process.start()
-            for service, process in self.processes.items():
-                process.wait_ready(f"{self.url(service)}/health/ready", timeout=60)
+            for service in self.processes:
+                self.wait_ready(service)
         except BaseException:
             self.stop()
             raise
