@@ -7,16 +7,22 @@ service's latest migration, a record whose transaction needs a missing table or 
 until it was parked in the dead-letter topic. A database that cannot be used (down, or refusing
 the service's credentials or database name) is not waited for: the service starts, not ready,
 and its consumers and relay wait for the database on their own.
+
+While it waits, a stand-in answers on the service's HTTP port (``Standin``).
 """
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError
 from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from crossgen_shared import migrations
@@ -32,9 +38,60 @@ class SchemaBehind(Exception):
     """The database lacks migrations this release of the service needs."""
 
 
+class Standin:
+    """Answers on the service's HTTP port from the first pause of the wait: alive, so that the
+    pod's startup probe leaves it be (a pod it restarted would wait again, after a back-off
+    that grows to minutes); not ready, so that it gets no traffic; any other request 503, with
+    what the service waits for. Stopped before the service itself serves there."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        config = uvicorn.Config(
+            self.answer,
+            host=settings.http_host,
+            port=settings.http_port,
+            interface="asgi3",
+            lifespan="off",
+            # As the service's own server has them: uvicorn sets its loggers for the process,
+            # and access_log=False would leave the service's access lines unlogged.
+            log_config=None,
+        )
+        self._server = uvicorn.Server(config)
+        self._serving: asyncio.Task[None] | None = None
+        self.waiting_for = ""
+
+    def say(self, line: str) -> None:
+        """Log a pause's line, and answer with it from now on."""
+        log.warning(line)
+        self.waiting_for = line
+        if self._serving is None:
+            config = self._server.config
+            log.info("meanwhile %s:%d answers: alive, not ready", config.host, config.port)
+            self._serving = asyncio.create_task(self._server.serve(), name="stand-in")
+
+    async def stop(self) -> None:
+        if self._serving is not None:
+            self._server.should_exit = True
+            await self._serving
+
+    async def answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/health/live":
+            response = JSONResponse({"status": "alive"})
+        else:
+            response = JSONResponse(
+                {"status": "starting", "detail": self.waiting_for},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+        await response(scope, receive, send)
+
+
 async def until_ready(settings: ServiceSettings, script_location: Path) -> None:
-    await until_kafka_answers(settings)
-    await until_schema_current(settings, script_location)
+    standin = Standin(settings)
+    try:
+        await until_kafka_answers(settings, standin)
+        await until_schema_current(settings, script_location, standin)
+    finally:
+        await standin.stop()
 
 
 def kafka_not_answering(settings: ServiceSettings, meanwhile: str = "") -> str:
@@ -44,7 +101,7 @@ def kafka_not_answering(settings: ServiceSettings, meanwhile: str = "") -> str:
     )
 
 
-async def until_kafka_answers(settings: ServiceSettings) -> None:
+async def until_kafka_answers(settings: ServiceSettings, standin: Standin) -> None:
     async def answers() -> None:
         admin = AIOKafkaAdminClient(**settings.kafka_client_options())
         try:
@@ -55,11 +112,13 @@ async def until_kafka_answers(settings: ServiceSettings) -> None:
     def pausing(attempt: RetryCallState) -> str:
         return kafka_not_answering(settings, f"; trying again in {attempt.upcoming_sleep:g} s")
 
-    if await _until(answers, KafkaConnectionError, pausing):
+    if await _until(answers, KafkaConnectionError, pausing, standin):
         log.info("Kafka at %s answers", settings.kafka_bootstrap_servers)
 
 
-async def until_schema_current(settings: ServiceSettings, script_location: Path) -> None:
+async def until_schema_current(
+    settings: ServiceSettings, script_location: Path, standin: Standin
+) -> None:
     """Wait while the database's schema is behind the service's latest migration. A schema ahead
     of it, which a newer release migrated, is used: migrations keep the last release working."""
     engine = create_async_engine(settings.database_url, poolclass=pool.NullPool)
@@ -80,7 +139,7 @@ async def until_schema_current(settings: ServiceSettings, script_location: Path)
         )
 
     try:
-        if await _until(current, SchemaBehind, pausing):
+        if await _until(current, SchemaBehind, pausing, standin):
             log.info("the database's schema is current")
     except Exception as exc:
         if not unavailable(exc):
@@ -94,13 +153,14 @@ async def _until(
     attempt_once: Callable[[], Awaitable[None]],
     passing: type[Exception],
     pausing: Callable[[RetryCallState], str],
+    standin: Standin,
 ) -> bool:
     """Try until no ``passing`` error is raised, saying ``pausing`` before each pause; whether
     there was one."""
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(passing),
         wait=wait_exponential(multiplier=0.5, max=LONGEST_PAUSE),
-        before_sleep=lambda attempt: log.warning(pausing(attempt)),
+        before_sleep=lambda attempt: standin.say(pausing(attempt)),
         reraise=True,
     )
     async for attempt in retrying:

@@ -11,12 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
 from crossgen_local.kafka import LocalKafka
 from crossgen_local.postgres import LocalPostgres
 from crossgen_shared import before_serving, cli, migrations
+from crossgen_shared.settings import ServiceSettings
 
 from .messaging import DemoSettings, a_closed_port, offline_settings
 
@@ -83,7 +85,12 @@ def scripts(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def serve(settings: DemoSettings, scripts: Path = Path(".")) -> None:
+def settings_for(**extra: str) -> ServiceSettings:
+    """A service's settings whose HTTP port is free: a wait serves a stand-in there."""
+    return offline_settings(DemoSettings, http_host="127.0.0.1", http_port=a_closed_port(), **extra)
+
+
+def serve(settings: ServiceSettings, scripts: Path = Path(".")) -> None:
     cli.main("demo", lambda: settings, lambda _: FastAPI(), scripts, argv=["serve"])
 
 
@@ -98,7 +105,7 @@ def test_serve_waits_for_a_broker_that_comes_up_later_then_serves(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr(before_serving, "until_schema_current", nothing_to_wait_for)
-    settings = offline_settings(DemoSettings, kafka_bootstrap_servers=kafka.bootstrap_servers)
+    settings = settings_for(kafka_bootstrap_servers=kafka.bootstrap_servers)
     port = int(kafka.bootstrap_servers.rpartition(":")[2])
     down = threading.Thread(target=kafka.restart, kwargs={"crash": True, "down_for": 4.0})
     down.start()
@@ -125,7 +132,7 @@ def test_serve_waits_for_the_latest_migration_then_serves(
     serving: list[FastAPI],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = offline_settings(DemoSettings, database_url=a_database(postgres))
+    settings = settings_for(database_url=a_database(postgres))
     migrations.upgrade(scripts, settings.database_url, "0001")  # the last release's
 
     with caplog.at_level(logging.INFO, logger="crossgen_shared.before_serving"):
@@ -136,6 +143,8 @@ def test_serve_waits_for_the_latest_migration_then_serves(
             while not warnings_in(caplog) and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert serving == [], "served on a schema without the latest migration"
+            standin = f"http://127.0.0.1:{settings.http_port}"
+            live, ready = (httpx.get(f"{standin}/health/{probe}") for probe in ("live", "ready"))
             cli.main("demo", lambda: settings, lambda _: FastAPI(), scripts, argv=["migrate"])
         finally:
             service.join(30)
@@ -146,6 +155,12 @@ def test_serve_waits_for_the_latest_migration_then_serves(
         "Looking again in"
     )
     assert caplog.records[-1].getMessage() == "the database's schema is current"
+    # Meanwhile the probes found the process alive and not ready; the port is free for uvicorn.
+    assert (live.status_code, live.json()) == (200, {"status": "alive"})
+    assert (ready.status_code, ready.headers["retry-after"]) == (503, "5")
+    assert ready.json()["detail"].startswith("the database lacks migration(s) 0002")
+    assert refused(settings.http_port)
+    assert logging.getLogger("uvicorn.access").propagate, "the service's access lines are lost"
 
 
 @pytest.mark.usefixtures("kafka_answering")
@@ -165,7 +180,7 @@ def test_serve_does_not_wait_for_a_database_that(
         url = a_database(postgres)
         migrations.upgrade(scripts, url)
         (scripts / "versions" / "0002.py").unlink()  # this release is the one before
-    settings = offline_settings(DemoSettings, database_url=url)
+    settings = settings_for(database_url=url)
 
     serve(settings, scripts)
 
