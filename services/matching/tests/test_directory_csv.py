@@ -1,6 +1,8 @@
 """``python -m crossgen_matching import-employees FILE.csv`` against a real PostgreSQL."""
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -131,6 +133,69 @@ async def test_a_database_that_cannot_be_used_is_named_with_what_to_do(
     where = url.render_as_string(hide_password=True)
     assert result.stderr.splitlines()[-1] == (
         f'PostgreSQL at {where} cannot be used: database "not_created" does not exist. '
-        "MATCHING_DATABASE_URL says where it is and as whom. Importing the file again is safe: "
-        "rows already imported come out unchanged."
+        "MATCHING_DATABASE_URL says where it is and as whom. No row was imported. Importing the "
+        "file again is safe: rows already imported come out unchanged."
     )
+
+
+def many_rows(count: int, first: int = 1000) -> str:
+    rows = (f"{n},Person {n},p{n}@acme.example\n" for n in range(first, first + count))
+    return "employee_number,display_name,email\n" + "".join(rows)
+
+
+async def imported_numbers(matching: Service) -> set[str]:
+    async with matching.sessions() as session:
+        return set(await session.scalars(select(Employee.employee_number)))
+
+
+async def test_a_line_the_reader_cannot_read_stops_the_import_and_says_how_far_it_got(
+    matching: Service, tokens: TokenIssuer, tmp_path: Path
+) -> None:
+    file = tmp_path / "people.csv"
+    huge = "x" * 200_000  # past the CSV reader's field size limit
+    file.write_text(many_rows(428) + f'2000,"{huge}",q@acme.example\n' + many_rows(20, 3000))
+
+    result = run(file, matching, tokens)
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-3:] == [
+        "cannot import: line 430: field larger than field limit (131072)",
+        "Rows up to line 401 were imported: created 400, updated 0, unchanged 0, rejected 0",
+        "Importing the file again is safe: rows already imported come out unchanged.",
+    ]
+    assert await imported_numbers(matching) == {str(n) for n in range(1000, 1400)}
+
+
+async def test_ctrl_c_stops_the_import_and_says_how_far_it_got(
+    matching: Service, tokens: TokenIssuer, tmp_path: Path
+) -> None:
+    file = tmp_path / "people.csv"
+    file.write_text(many_rows(20_000))
+    env = os.environ | tokens.service_env("MATCHING")
+    importing = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crossgen_matching", "import-employees", str(file),
+        env=env | {"MATCHING_DATABASE_URL": matching.settings.database_url},
+        stderr=subprocess.PIPE,
+        # Ctrl-C as a terminal sends it, whatever this run ignores (a background job's SIGINT).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        for _ in range(1200):  # a minute at most, until the first batch is in
+            if await imported_numbers(matching):
+                break
+            await asyncio.sleep(0.05)
+        importing.send_signal(signal.SIGINT)
+        _, said = await asyncio.wait_for(importing.communicate(), 60)
+    finally:
+        if importing.returncode is None:
+            importing.kill()
+    stderr = said.decode()
+
+    assert importing.returncode == 130, stderr
+    imported = await imported_numbers(matching)
+    assert 200 <= len(imported) < 20_000 and len(imported) % 200 == 0
+    assert stderr.splitlines()[-2:] == [
+        f"stopped. Rows up to line {len(imported) + 1} were imported: created {len(imported)}, "
+        "updated 0, unchanged 0, rejected 0",
+        "Importing the file again is safe: rows already imported come out unchanged.",
+    ]

@@ -14,7 +14,10 @@ languages, skills and interests hold several values separated by ";" ("Figma; Ti
 A column the file does not have leaves what is stored; an empty cell clears it. Rows go through
 the same directory write path as SCIM and the HRIS topic, so a termination in the file ends
 pairings the same way. Events wait in the outbox for the running service to publish them.
-Exit code: 0, or 1 when rows were rejected, or 2 when the file cannot be read at all.
+Each 200 rows commit together. Stopped part-way (the database, a line the CSV reader cannot
+read, Ctrl-C), it says up to which line the rows were imported; importing the file again is safe.
+Exit code: 0, or 1 when rows were rejected or the database could not be used, or 2 when the file
+cannot be read, or 130 after Ctrl-C.
 """
 
 import argparse
@@ -22,6 +25,7 @@ import asyncio
 import csv
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +58,20 @@ class Summary:
     counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
     rejected: list[tuple[int, str]] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    committed_through: int = 0  # the last line of the last batch committed
+
+    def add(self, batch: "Summary", last_line: int) -> None:
+        for outcome, count in batch.counts.items():
+            self.counts[outcome] += count
+        self.rejected += batch.rejected
+        self.committed_through = last_line
+
+    def stopped(self) -> str:
+        """What an import stopped part-way had done."""
+        again = "Importing the file again is safe: rows already imported come out unchanged."
+        if not self.committed_through:
+            return f"No row was imported. {again}"
+        return f"Rows up to line {self.committed_through} were imported: {self.render()}\n{again}"
 
     def render(self) -> str:
         counts = self.counts
@@ -87,8 +105,9 @@ def row_record(row: dict[str, str], as_of: datetime) -> EmployeeRecord:
     return EmployeeRecord.model_validate(values | {"source": "csv"})
 
 
-async def import_file(service: Service, path: Path, as_of: datetime, console: Console) -> Summary:
-    summary = Summary()
+async def import_file(
+    service: Service, path: Path, as_of: datetime, console: Console, summary: Summary
+) -> None:
     try:
         opened = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
@@ -104,21 +123,35 @@ async def import_file(service: Service, path: Path, as_of: datetime, console: Co
         summary.ignored_columns = [h for h in headers if h not in COLUMNS]
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("importing employees", total=total)
+
+            async def commit(batch: list[tuple[int, dict[str, str]]]) -> None:
+                summary.add(await _import_batch(service, batch, as_of), batch[-1][0])
+                progress.advance(task, len(batch))
+
             batch: list[tuple[int, dict[str, str]]] = []
-            for row in reader:
-                batch.append((reader.line_num, row))
+            for numbered in _numbered(reader):
+                batch.append(numbered)
                 if len(batch) == BATCH:
-                    await _import_batch(service, batch, as_of, summary)
-                    progress.advance(task, len(batch))
+                    await commit(batch)
                     batch = []
-            await _import_batch(service, batch, as_of, summary)
-            progress.advance(task, len(batch))
-    return summary
+            if batch:
+                await commit(batch)
+
+
+def _numbered(reader: "csv.DictReader[str]") -> Iterator[tuple[int, dict[str, str]]]:
+    """Each row with its line; a line the reader cannot read stops the import."""
+    try:
+        for row in reader:
+            yield reader.line_num, row
+    except csv.Error as exc:  # the DictReader's own line_num is the last row it gave
+        raise UnusableFile(f"line {reader.reader.line_num}: {exc}") from exc
 
 
 async def _import_batch(
-    service: Service, rows: list[tuple[int, dict[str, str]]], as_of: datetime, summary: Summary
-) -> None:
+    service: Service, rows: list[tuple[int, dict[str, str]]], as_of: datetime
+) -> Summary:
+    """The batch's outcomes, once committed."""
+    summary = Summary()
     async with service.unit_of_work() as uow:
         for line, row in rows:
             try:
@@ -134,6 +167,7 @@ async def _import_batch(
                 continue
             summary.counts[change.outcome] += 1
         await uow.commit()
+    return summary
 
 
 def _describe(exc: ValueError) -> str:
@@ -160,23 +194,28 @@ def _run(args: argparse.Namespace, settings: ServiceSettings) -> int:
         as_of = as_of.replace(tzinfo=UTC)
     service = build(settings)
     console = Console(stderr=True)
+    summary = Summary()
 
-    async def run() -> Summary:
+    async def run() -> None:
         try:
-            return await import_file(service, args.file, as_of, console)
+            await import_file(service, args.file, as_of, console, summary)
         finally:
             await service.engine.dispose()
 
     try:
-        summary = asyncio.run(run())
-    except (UnusableFile, UnicodeDecodeError, csv.Error) as exc:
+        asyncio.run(run())
+    except (UnusableFile, UnicodeDecodeError, csv.Error) as exc:  # csv.Error: in the header
         print(f"cannot import: {exc}", file=sys.stderr)
+        if summary.committed_through:
+            print(summary.stopped(), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"stopped. {summary.stopped()}", file=sys.stderr)
+        return 130
     except Exception as exc:
         if not unavailable(exc):
             raise
-        again = "Importing the file again is safe: rows already imported come out unchanged."
-        print(f"{cli.database_unusable(settings, exc)} {again}", file=sys.stderr)
+        print(f"{cli.database_unusable(settings, exc)} {summary.stopped()}", file=sys.stderr)
         return 1
     print(summary.render())
     return 1 if summary.rejected else 0
