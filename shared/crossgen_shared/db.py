@@ -8,7 +8,8 @@ import socket
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, LargeBinary, String, func, text
+from sqlalchemy import JSON, BigInteger, DateTime, Index, LargeBinary, String, event, func, text
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -85,13 +86,27 @@ def create_engine(
     # No pre-ping: it cost every transaction three more round trips (BEGIN, ping, ROLLBACK). A
     # connection a server restart broke fails its first use instead; SQLAlchemy then renews the
     # whole pool, and what failed is done again (see ``unavailable``).
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=pool_timeout,
         connect_args={"server_settings": settings},
     )
+    event.listen(engine.sync_engine, "handle_error", _drop_read_only_connections)
+    return engine
+
+
+_READ_ONLY = "25006"  # read_only_sql_transaction
+
+
+def _drop_read_only_connections(context: ExceptionContext) -> None:
+    """A write refused because the server is read-only (SQLSTATE 25006) was sent to a standby:
+    after a failover, the demoted primary or a replica not promoted yet. Taken for a broken
+    connection, it renews the pool, so that the next connection goes where the database's
+    address leads by then; the work is retried (``unavailable``), not counted against it."""
+    if getattr(context.original_exception, "sqlstate", None) == _READ_ONLY:
+        context.is_disconnect = True
 
 
 def application_name(service: str, pid: int) -> str:

@@ -61,3 +61,35 @@ async def test_a_request_after_a_restart_is_told_to_retry_then_works(
         assert [r.status_code for r in after[1:]] == [200, 200]
         assert after[0].status_code in (200, 503)
     await service.engine.dispose()
+
+
+async def test_a_write_a_standby_refused_is_told_to_retry_and_the_next_reaches_the_primary(
+    own_postgres: LocalPostgres, tokens: TokenIssuer
+) -> None:
+    """A failover: the sessions end, and the server the service reconnects to is read-only for
+    a while. The connection a standby gave must not stay in the pool once the primary is back."""
+    service = await messaging_service("matching", fresh_settings(own_postgres, tokens))
+    router = APIRouter()
+
+    @router.post("/handled/{event_id}")
+    async def handle(event_id: str, uow: UnitOfWork = Depends(unit_of_work)) -> None:
+        async with uow:
+            uow.session.add(InboxRecord(consumer="test", event_id=event_id))
+            await uow.commit()
+
+    app = service.http_app([router])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        assert (await client.post("/handled/before")).status_code == 200
+        with own_postgres.standby():
+            # The first finds its session ended; the next, on a new one, a read-only server.
+            during = [await client.post(f"/handled/during-{n}") for n in range(3)]
+        after = [await client.post(f"/handled/after-{n}") for n in range(3)]
+
+    assert [(r.status_code, r.headers["Retry-After"]) for r in during] == [(503, "1")] * 3
+    assert [r.status_code for r in after] == [200] * 3
+    async with service.sessions() as session:
+        handled = set(await session.scalars(select(InboxRecord.event_id)))
+    assert handled == {"before", "after-0", "after-1", "after-2"}
+    await service.engine.dispose()

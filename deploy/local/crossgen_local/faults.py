@@ -1,6 +1,6 @@
 """The fault suite (issue 8): while HRIS records stream in, crash and restart each service; restart
-the Kafka broker, crash it and freeze it; stop PostgreSQL, crash it, kill one of its backends and
-freeze it; stop the SMTP relay; freeze one of two replicas of a service and kill one. Then let the
+the Kafka broker, crash it and freeze it; stop PostgreSQL, crash it, kill one of its backends,
+freeze it and fail it over (read-only for a while); stop the SMTP relay; freeze one of two replicas of a service and kill one. Then let the
 system catch up and judge what every service stored and sent against what the feed got accepted.
 
 ``python -m crossgen_local.faults`` runs the short form (as the test does); ``--long`` the long one,
@@ -84,6 +84,7 @@ def fault_names(scale: Scale, kafka_rounds: int = 0) -> list[str]:
         f"kill -9 postgres, down {scale.outage:g}s",
         "kill -9 a postgres backend of matching's",
         f"freeze postgres {scale.outage:g}s",
+        f"postgres fails over, read-only {scale.outage:g}s",
         f"stop the smtp relay {scale.outage:g}s",
         f"freeze one of two {scale.replicated} replicas mid-transaction",
         f"kill -9 one of two {scale.replicated} replicas",
@@ -141,6 +142,7 @@ class FaultRun:
             (partial(self.outage, postgres, crash_postgres), self.probe_through),
             (self.kill_a_backend, self.probe_through),
             (partial(self.freeze, postgres), self.probe_through),
+            (self.fail_over, self.probe_through),
             (partial(self.outage, self.infra.smtp), self.mail_through),
             (self.freeze_a_replica, self.through_while_frozen),
             (self.kill_a_replica, self.probe_through),
@@ -296,6 +298,19 @@ class FaultRun:
         await asyncio.to_thread(stop or component.stop)
         await asyncio.sleep(self.scale.outage)
         await asyncio.to_thread(component.start)
+        return injected, time.time()
+
+    async def fail_over(self) -> tuple[float, float]:
+        """PostgreSQL fails over: every session ends, and for the outage's length the server is
+        read-only, as a standby (``LocalPostgres.standby``). Repaired when new sessions may write;
+        a connection a service opened meanwhile must not keep refusing its writes."""
+
+        def standby() -> None:
+            with self.infra.postgres.standby():
+                time.sleep(self.scale.outage)
+
+        injected = time.time()
+        await asyncio.to_thread(standby)
         return injected, time.time()
 
     async def kill_a_backend(self) -> tuple[float, float]:

@@ -12,7 +12,7 @@ import tempfile
 import time
 import urllib.parse
 import warnings
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -29,6 +29,14 @@ Mode = Literal["external", "docker", "embedded"]
 _OLDEST_BACKEND = (
     "select pid from pg_stat_activity where application_name like :client"
     " order by backend_start limit 1"
+)
+_READ_ONLY = "default_transaction_read_only"
+_CLIENT_DATABASES = (
+    "select datname from pg_database where not datistemplate and datname <> current_database()"
+)
+_END_CLIENT_SESSIONS = (
+    "select pg_terminate_backend(pid) from pg_stat_activity"
+    " where backend_type = 'client backend' and pid <> pg_backend_pid()"
 )
 T = TypeVar("T")
 AUTOVACUUM_NAPTIME = "5s"  # PostgreSQL's default is a minute
@@ -171,6 +179,29 @@ class LocalPostgres(Managed):
                 return int(pid)
             except TimeoutError:
                 raise RuntimeError(f"PostgreSQL went on as if backend {pid} had not died") from None
+
+    @contextlib.contextmanager
+    def standby(self) -> Iterator[None]:
+        """A failover as its clients see it: every session ends, and until the block is left
+        the server they reconnect to is a standby (a write is refused: read-only); then new
+        sessions may write, as on the promoted server, while those opened meanwhile stay
+        read-only, as connections to the standby would."""
+        _run(self._read_only(True))
+        say("postgres: every session ended; the server is read-only, as a standby")
+        try:
+            yield
+        finally:
+            _run(self._read_only(False))
+            say("postgres: new sessions may write again, as on the promoted server")
+
+    async def _read_only(self, read_only: bool) -> None:
+        setting = f"set {_READ_ONLY} = on" if read_only else f"reset {_READ_ONLY}"
+        async with self._admin_connection() as admin:
+            databases = await admin.scalars(text(_CLIENT_DATABASES))
+            for database in databases:
+                await admin.execute(text(f"alter database {_ident(database)} {setting}"))
+            if read_only:
+                await admin.execute(text(_END_CLIENT_SESSIONS))
 
     def freeze(self, seconds: float) -> None:
         """Freeze the server for ``seconds`` (SIGSTOP to the postmaster and its backends; Docker's
