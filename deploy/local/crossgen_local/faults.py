@@ -1,7 +1,8 @@
 """The fault suite (issue 8): while HRIS records stream in, crash and restart each service; restart
 the Kafka broker, crash it and freeze it; stop PostgreSQL, crash it, kill one of its backends,
-freeze it and fail it over (read-only for a while); stop the SMTP relay; freeze one of two replicas of a service and kill one. Then let the
-system catch up and judge what every service stored and sent against what the feed got accepted.
+freeze it and fail it over (read-only for a while); stop the SMTP relay; freeze one of two replicas
+of a service and kill one. Then let the system catch up and judge what every service stored and sent
+against what the feed got accepted.
 
 ``python -m crossgen_local.faults`` runs the short form (as the test does); ``--long`` the long one,
 which writes ``benchmarks/results/faults.json``. ``--kafka-rounds N`` runs only the broker's three
