@@ -137,10 +137,12 @@ def refused_data(exc: BaseException) -> bool:
 # SQLSTATE classes worth a retry: a server that cannot serve now (connection exception,
 # insufficient resources, operator intervention: starting up, shutting down, too many clients),
 # a transaction the server rolled back to let another through (deadlock, serialization
-# failure), and a connection refused for its credentials or database name (a password rotated
-# before the service's secret, a database not created yet): never the record's fault. asyncpg's
-# errors for them reach us as plain DBAPIErrors, not OperationalErrors.
-_UNAVAILABLE = ("08", "53", "57P", "40", "28", "3D")
+# failure), a connection refused for its credentials or database name (a password rotated
+# before the service's secret, a database not created yet), a privilege the service's role lacks
+# (a grant revoked or lost in a restore: the service owns every table it touches), and the
+# server's own system errors (I/O): never the record's fault. asyncpg's errors for them reach us
+# as plain DBAPIErrors, not OperationalErrors.
+_UNAVAILABLE = ("08", "53", "57P", "40", "28", "3D", "42501", "58")
 
 
 def unavailable(exc: BaseException) -> bool:
