@@ -4,11 +4,12 @@ schema the service's migrations have reached.
 Under Kubernetes or compose the broker may come up after the services, and a service that exited
 would be started again only after a back-off that grows to minutes. On a database without the
 service's latest migration, a record whose transaction needs a missing table or column would fail
-until it was parked in the dead-letter topic. A database that cannot be used (down, or refusing
-the service's credentials or database name) is not waited for: the service starts, not ready,
-and its consumers and relay wait for the database on their own.
+until it was parked in the dead-letter topic. So it also waits while the database cannot be used
+(down, or refusing the service's credentials or database name), to check the schema once it can:
+a database restored from an old backup comes back behind.
 
-While it waits, a stand-in answers on the service's HTTP port (``Standin``).
+While it waits, a stand-in answers on the service's HTTP port (``Standin``), so that the pod is
+not restarted meanwhile.
 """
 
 import asyncio
@@ -23,11 +24,12 @@ from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from crossgen_shared import migrations
-from crossgen_shared.db import reason, unavailable
+from crossgen_shared.db import unavailable
 from crossgen_shared.settings import ServiceSettings
+from crossgen_shared.unreachable import database_unusable, kafka_not_answering
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +96,6 @@ async def until_ready(settings: ServiceSettings, script_location: Path) -> None:
         await standin.stop()
 
 
-def kafka_not_answering(settings: ServiceSettings, meanwhile: str = "") -> str:
-    return (
-        f"Kafka at {settings.kafka_bootstrap_servers} does not answer{meanwhile}. Is the broker "
-        f"up? {settings.env_name('kafka_bootstrap_servers')} says where it is."
-    )
-
-
 async def until_kafka_answers(settings: ServiceSettings, standin: Standin) -> None:
     async def answers() -> None:
         admin = AIOKafkaAdminClient(**settings.kafka_client_options())
@@ -112,15 +107,19 @@ async def until_kafka_answers(settings: ServiceSettings, standin: Standin) -> No
     def pausing(attempt: RetryCallState) -> str:
         return kafka_not_answering(settings, f"; trying again in {attempt.upcoming_sleep:g} s")
 
-    if await _until(answers, KafkaConnectionError, pausing, standin):
+    def passing(exc: BaseException) -> bool:
+        return isinstance(exc, KafkaConnectionError)
+
+    if await _until(answers, passing, pausing, standin):
         log.info("Kafka at %s answers", settings.kafka_bootstrap_servers)
 
 
 async def until_schema_current(
     settings: ServiceSettings, script_location: Path, standin: Standin
 ) -> None:
-    """Wait while the database's schema is behind the service's latest migration. A schema ahead
-    of it, which a newer release migrated, is used: migrations keep the last release working."""
+    """Wait while the database cannot be used, and while its schema is behind the service's
+    latest migration. A schema ahead of it, which a newer release migrated, is used: migrations
+    keep the last release working."""
     engine = create_async_engine(settings.database_url, poolclass=pool.NullPool)
 
     async def current() -> None:
@@ -131,34 +130,35 @@ async def until_schema_current(
         if missing:
             raise SchemaBehind(f"the database lacks migration(s) {', '.join(missing)}")
 
+    def passing(exc: BaseException) -> bool:
+        return isinstance(exc, SchemaBehind) or unavailable(exc)
+
     def pausing(attempt: RetryCallState) -> str:
         assert attempt.outcome is not None
-        return (
-            f"{attempt.outcome.exception()}; run this service's `migrate` command. Looking again "
-            f"in {attempt.upcoming_sleep:g} s"
-        )
+        failed = attempt.outcome.exception()
+        assert failed is not None
+        then = f"Looking again in {attempt.upcoming_sleep:g} s"
+        if isinstance(failed, SchemaBehind):
+            return f"{failed}; run this service's `migrate` command. {then}"
+        return f"{database_unusable(settings, failed)} {then}"
 
     try:
-        if await _until(current, SchemaBehind, pausing, standin):
+        if await _until(current, passing, pausing, standin):
             log.info("the database's schema is current")
-    except Exception as exc:
-        if not unavailable(exc):
-            raise
-        log.warning("the database cannot be used now (%s); its schema was not checked", reason(exc))
     finally:
         await engine.dispose()
 
 
 async def _until(
     attempt_once: Callable[[], Awaitable[None]],
-    passing: type[Exception],
+    passing: Callable[[BaseException], bool],
     pausing: Callable[[RetryCallState], str],
     standin: Standin,
 ) -> bool:
     """Try until no ``passing`` error is raised, saying ``pausing`` before each pause; whether
     there was one."""
     retrying = AsyncRetrying(
-        retry=retry_if_exception_type(passing),
+        retry=retry_if_exception(passing),
         wait=wait_exponential(multiplier=0.5, max=LONGEST_PAUSE),
         before_sleep=lambda attempt: standin.say(pausing(attempt)),
         reraise=True,

@@ -14,9 +14,8 @@ from pathlib import Path
 import uvicorn
 from aiokafka.errors import KafkaConnectionError
 from fastapi import FastAPI
-from sqlalchemy import make_url
 
-from crossgen_shared import before_serving, db, dead_letters, migrations, observability
+from crossgen_shared import before_serving, db, dead_letters, migrations, observability, unreachable
 from crossgen_shared.settings import ServiceSettings
 
 YOUNG_COLLECTION_EVERY = 10_000  # new objects between two looks at the youngest generation (700)
@@ -54,12 +53,12 @@ def main(
         except Exception as failed:
             if not db.unavailable(failed):
                 raise
-            sys.exit(database_unusable(settings, failed))
+            sys.exit(unreachable.database_unusable(settings, failed))
     elif args.command == "dead-letters":
         try:
             asyncio.run(_dead_letters(name, args, settings))
         except KafkaConnectionError:
-            sys.exit(before_serving.kafka_not_answering(settings))
+            sys.exit(unreachable.kafka_not_answering(settings))
     elif args.command == "serve":
         try:
             asyncio.run(before_serving.until_ready(settings, migrations_dir))
@@ -87,15 +86,6 @@ def main(
     else:
         chosen = next(c for c in commands if c.name == args.command)
         sys.exit(chosen.run(args, settings))
-
-
-def database_unusable(settings: ServiceSettings, failed: Exception) -> str:
-    """What a command whose database is down or refuses it says, the password hidden."""
-    where = make_url(settings.database_url).render_as_string(hide_password=True)
-    return (
-        f"PostgreSQL at {where} cannot be used: {db.reason(failed)}. "
-        f"{settings.env_name('database_url')} says where it is and as whom."
-    )
 
 
 def _dead_letter_arguments(parser: argparse.ArgumentParser) -> None:

@@ -40,7 +40,7 @@ from crossgen_matching.directory import employees
 from crossgen_matching.directory.freshness import Outcome
 from crossgen_matching.directory.record import LIST_FIELDS, PERSON_FIELDS, EmployeeRecord
 from crossgen_matching.settings import MatchingSettings
-from crossgen_shared import cli
+from crossgen_shared import unreachable
 from crossgen_shared.cli import Command
 from crossgen_shared.db import unavailable
 from crossgen_shared.errors import RequestError
@@ -215,7 +215,8 @@ def _run(args: argparse.Namespace, settings: ServiceSettings) -> int:
     except Exception as exc:
         if not unavailable(exc):
             raise
-        print(f"{cli.database_unusable(settings, exc)} {summary.stopped()}", file=sys.stderr)
+        unusable = unreachable.database_unusable(settings, exc)
+        print(f"{unusable} {summary.stopped()}", file=sys.stderr)
         return 1
     print(summary.render())
     return 1 if summary.rejected else 0
