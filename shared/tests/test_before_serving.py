@@ -99,6 +99,17 @@ def warnings_in(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
 
+def said(caplog: pytest.LogCaptureFixture, start: str) -> bool:
+    """Whether a warning that begins with ``start`` is logged within 30 s (a service waiting in
+    another thread)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(line.startswith(start) for line in warnings_in(caplog)):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_serve_waits_for_a_broker_that_comes_up_later_then_serves(
     kafka: LocalKafka,
     serving: list[FastAPI],
@@ -140,9 +151,7 @@ def test_serve_waits_for_the_latest_migration_then_serves(
         service = threading.Thread(target=serve, args=(settings, scripts))
         service.start()
         try:
-            deadline = time.monotonic() + 30
-            while not warnings_in(caplog) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            assert said(caplog, "the database lacks migration(s) 0002;"), warnings_in(caplog)
             assert serving == [], "served on a schema without the latest migration"
             standin = f"http://127.0.0.1:{settings.http_port}"
             live, ready = (httpx.get(f"{standin}/health/{probe}") for probe in ("live", "ready"))
@@ -191,22 +200,14 @@ def test_serve_waits_for_a_database_it_cannot_use_then_for_its_migrations(
     name = f"test_{uuid4().hex[:12]}"
     settings = settings_for(database_url=postgres.url(name))
 
-    def said(start: str) -> bool:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if any(line.startswith(start) for line in warnings_in(caplog)):
-                return True
-            time.sleep(0.05)
-        return False
-
     with caplog.at_level(logging.INFO, logger="crossgen_shared.before_serving"):
         service = threading.Thread(target=serve, args=(settings, scripts))
         service.start()
         try:
-            assert said("PostgreSQL at"), warnings_in(caplog)
+            assert said(caplog, "PostgreSQL at"), warnings_in(caplog)
             ready = httpx.get(f"http://127.0.0.1:{settings.http_port}/health/ready")
             postgres.create_database(name)
-            assert said("the database lacks migration(s) 0001, 0002;"), warnings_in(caplog)
+            assert said(caplog, "the database lacks migration(s) 0001, 0002;"), warnings_in(caplog)
             assert serving == [], "served on a database without its schema"
             cli.main("demo", lambda: settings, lambda _: FastAPI(), scripts, argv=["migrate"])
         finally:

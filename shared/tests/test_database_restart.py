@@ -1,6 +1,7 @@
 """Connections are not pinged before each use: after PostgreSQL stops or restarts, or is killed
 -9 and recovers (its clients told nothing), an HTTP request is told to try again in a moment (503,
-Retry-After), also while no connection can be made, and the next one works on fresh connections."""
+Retry-After), also while no connection can be made, and the next one works on fresh connections.
+So after a failover, while the server the service reconnects to refuses writes as a standby."""
 
 import asyncio
 from collections.abc import Iterator
