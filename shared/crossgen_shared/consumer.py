@@ -193,6 +193,7 @@ class Consumer:
             listener=self.offsets,
             batch=True,
             max_records=self.batch_size,
+            decoder=_undecoded,
             # A rebalance waits for every member's next heartbeat, and a service's consumers join
             # one after another at its start: at the default 3 s, a restart took 3 s more for
             # each of them.
@@ -210,7 +211,7 @@ class Consumer:
 
         # The message is taken from the context, not asked for as a parameter: FastStream
         # resolves such a parameter in a worker thread, a thread hop for every batch. The body
-        # is the records' values, which ``handle`` reads from the records themselves.
+        # is left undecoded: ``handle`` reads the records themselves.
         async def consume(body: Any) -> None:
             message: KafkaMessage = context.get_local("message")
             records = message.raw_message  # a tuple (a list under TestKafkaBroker)
@@ -313,6 +314,15 @@ class Consumer:
                 found = self.receive(record)
             except InvalidEvent as exc:
                 await self.dead_letter(record, str(exc))
+                continue
+            except MemoryError:
+                raise  # the process's trouble, not the record's
+            except Exception as exc:
+                # A reader's bug, most likely. Reading depends on the record alone, so it would
+                # fail on every redelivery and hold up its partition for good: parked instead,
+                # to replay once the reader is fixed.
+                log.exception("%s: cannot read %s", self.name, _place(record))
+                await self.dead_letter(record, f"cannot be read: {type(exc).__name__}: {exc}")
                 continue
             if found is not None:
                 received.append(found)
@@ -499,14 +509,18 @@ class Consumer:
             raise
         if first:
             CONSUMED.labels(self.name, "-", "dead-lettered").inc()
-            log.warning(
-                "%s: dead-lettering %s[%d]@%d: %s",
-                self.name,
-                record.topic,
-                record.partition,
-                record.offset,
-                reason,
-            )
+            log.warning("%s: dead-lettering %s: %s", self.name, _place(record), reason)
+
+
+async def _undecoded(message: KafkaMessage) -> None:
+    """FastStream's decoding of a batch, left out. It parsed every value as JSON (a second time,
+    for nothing), and what it raised (RecursionError, for a value nested too deeply) skipped the
+    whole batch, before ``consume`` could rewind it or park the record: its records were lost."""
+    return None
+
+
+def _place(record: Any) -> str:
+    return f"{record.topic}[{record.partition}]@{record.offset}"
 
 
 def _rewind(consumer: AIOKafkaConsumer, records: Sequence[Any]) -> None:

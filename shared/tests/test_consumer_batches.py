@@ -133,6 +133,28 @@ async def test_a_bad_record_is_parked_and_the_rest_of_its_batch_is_applied(
     assert letter.key == garbled.key and letter.headers["dlq_consumer"] == parking.name
 
 
+@dataclasses.dataclass
+class Misreading(Consumer):
+    """Its reading fails on the record named "unreadable", as a reader with a bug would."""
+
+    def receive(self, record: Any) -> Any:
+        if b'"unreadable"' in record.value:
+            raise KeyError("display_name")
+        return super().receive(record)
+
+
+async def test_a_record_its_consumer_fails_to_read_is_parked_not_read_again_forever(
+    service: Service,
+) -> None:
+    """Reading depends on the record alone: raised, the batch would come again, and fail again."""
+    handlers: dict[type[Event], Handler] = {ParticipantJoined: leave_unless_bad}
+    misreading = Misreading(service.name, topics.PARTICIPANTS, handlers, service.unit_of_work)
+    await misreading.handle([record(0), record(1, "unreadable"), record(2)])
+
+    assert await letters(service) == [("1", "cannot be read: KeyError: 'display_name'")]
+    assert await counts(service) == (2, 2)
+
+
 async def test_an_event_without_a_handler_is_passed_by_unread(service: Service) -> None:
     """Its consumers that handle it check it: here it is neither read nor parked, even broken.
     An unknown type is still parked: no consumer could use it."""

@@ -136,13 +136,19 @@ def field_type(cls: type[BaseModel], name: str) -> Any:
     return kind
 
 
+# Arrays nested past the interpreter's recursion limit: json raises RecursionError, no ValueError.
+nested_too_deeply = st.integers(2_000, 50_000).map(lambda depth: b"[" * depth + b"]" * depth)
+
+
 @st.composite
 def mutated_events(draw: st.DrawFn, events: list[type[Event]]) -> Record:
     """A valid envelope whose data has a field dropped or replaced, or whose type is unknown."""
     cls = draw(st.sampled_from(events))
     data = sample(cls)
     name = draw(st.sampled_from(sorted(data)))
-    mutation = draw(st.sampled_from(["drop", "replace", "extremes", "version", "not an object"]))
+    mutation = draw(
+        st.sampled_from(["drop", "replace", "extremes", "version", "not an object", "too deep"])
+    )
     if mutation == "drop":
         del data[name]
     elif mutation == "replace":
@@ -158,6 +164,8 @@ def mutated_events(draw: st.DrawFn, events: list[type[Event]]) -> Record:
         headers["ce_type"] = headers["ce_type"].rsplit(".", 1)[0] + ".v9"
     elif mutation == "not an object":
         value = json.dumps(draw(json_values)).encode()
+    elif mutation == "too deep":
+        value = draw(nested_too_deeply)
     return key, headers, value
 
 
@@ -185,7 +193,7 @@ garbage: st.SearchStrategy[Record] = st.tuples(
 hris_records: st.SearchStrategy[Record] = st.tuples(
     st.none(),
     st.fixed_dictionaries({}, optional={"hris-format": st.sampled_from(sorted(vendors.MAPPERS))}),
-    json_values.map(lambda v: json.dumps(v).encode()),
+    json_values.map(lambda v: json.dumps(v).encode()) | nested_too_deeply,
 )
 
 

@@ -59,12 +59,15 @@ async def test_a_bad_record_is_dead_lettered_and_the_feed_goes_on(matching: Serv
         bad_email = b'{"employees": [{"id": "9", "fields": {"Work Email": "no"}}]}'
         await publish(broker, bad_email, "bad-2")
         await publish(broker, payload("bamboohr", "deleted"), "bad-3", "bamboohr")  # unknown id
+        # 100 kB of brackets: json raises RecursionError, not ValueError, for it.
+        await publish(broker, b"[" * 50_000 + b"]" * 50_000, "bad-4")
         await publish(broker, payload("merge", "changed"), "good", "merge")
     letters = [row.headers for row in await parked(matching.sessions)]
     reasons = [h["dlq_reason"] for h in letters]
     assert reasons[0].startswith("the value is not JSON")
     assert reasons[1].startswith("bamboohr: email: value is not a valid email address")
     assert "by id '4107' only, and the directory does not know them" in reasons[2]
+    assert reasons[3] == "the value is not JSON: arrays and objects nested too deeply"
     assert all(h["dlq_origin_topic"] == topics.HRIS for h in letters)
     assert letters[2]["hris-format"] == "bamboohr"  # kept, so a replay reads it the same way
     assert (await employees(matching)).keys() == {"300077"}

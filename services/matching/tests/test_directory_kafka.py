@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -156,6 +157,39 @@ async def test_the_hris_feed_and_dead_letter_replay(
     )
     assert "the value is not JSON" in listing.stdout
     assert f"from {topics.HRIS}[" in listing.stdout and "3 dead letter(s) parked" in listing.stdout
+
+
+async def test_a_record_nested_too_deeply_is_parked_and_the_rest_of_its_batch_stored(
+    settings: MatchingSettings,
+) -> None:
+    """FastStream decoded a batch's values before the consumer saw them, and json's
+    RecursionError there skipped the whole batch: its records were neither stored nor parked."""
+    matching = build(settings)
+    key = uuid4().hex.encode()
+    deep = b"[" * 50_000 + b"]" * 50_000
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:  # all sent before matching runs, so that it takes them in one batch
+        for value in (payload("scim", "hired"), deep, payload("merge", "changed")):
+            await producer.send_and_wait(topics.HRIS, value, key=key)
+    finally:
+        await producer.stop()
+
+    async def stored() -> set[str]:
+        async with matching.sessions() as session:
+            return set(await session.scalars(select(Employee.employee_number)))
+
+    async with matching.running():
+        await eventually(lambda: _has(stored, {"100482", "300077"}))
+    [letter] = [d for d in await dead_letters.read(settings, "matching") if d.key == key]
+    assert (
+        letter.header("dlq_reason") == "the value is not JSON: arrays and objects nested too deeply"
+    )
+    assert letter.value == deep
+
+
+async def _has(stored: Callable[[], Awaitable[set[str]]], numbers: set[str]) -> bool:
+    return numbers <= await stored()
 
 
 async def _exists(employee: Callable[[str], Awaitable[Employee | None]], number: str) -> bool:

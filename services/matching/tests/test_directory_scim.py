@@ -401,6 +401,8 @@ async def test_errors_are_rfc_7644_error_responses(
     assert unknown["scimType"] == "invalidFilter" and "not supported" in unknown["detail"]
     syntax = await error("POST", "/Users", 400, content=b"{not json")
     assert syntax["scimType"] == "invalidSyntax"
+    deep = await error("PUT", "/Users/E-1", 400, content=b"[" * 50_000 + b"]" * 50_000)
+    assert deep["scimType"] == "invalidSyntax" and "nested too deeply" in deep["detail"]
     nameless = {"schemas": [str(User.__schema__)], "userName": "who@example.com"}
     assert (await error("POST", "/Users", 400, json=nameless))["scimType"] == "invalidValue"
     bad_email = _scim_json(person("E-3", "z@example.com")) | {"emails": [{"value": "nope"}]}

@@ -10,7 +10,6 @@ reason, and the feed goes on.
 """
 
 import hashlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from crossgen_matching.directory import employees, read_ahead, vendors
+from crossgen_matching.directory import employees, payload, read_ahead, vendors
 from crossgen_matching.directory.record import EmployeeRecord
 from crossgen_shared import topics
 from crossgen_shared.consumer import Consumer, Received
@@ -76,14 +75,14 @@ def read(record: Any) -> tuple[str, list[EmployeeRecord]]:
     """The format and employee records of a Kafka record; ValueError saying what is wrong."""
     headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
     try:
-        payload = json.loads((record.value or b"").decode())
+        value = payload.parse((record.value or b"").decode())
     except ValueError as exc:
         raise ValueError(f"the value is not JSON: {exc}") from exc
-    name = vendors.format_of(payload, headers.get(FORMAT_HEADER))
+    name = vendors.format_of(value, headers.get(FORMAT_HEADER))
     received_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
     try:
         return name, vendors.MAPPERS[name].employees(
-            payload, source=f"hris:{name}", received_at=received_at
+            value, source=f"hris:{name}", received_at=received_at
         )
     except ValidationError as exc:
         problems = "; ".join(

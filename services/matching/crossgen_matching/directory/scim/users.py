@@ -4,7 +4,6 @@ Every call needs a bearer token with the ``integration`` role; its subject names
 and is kept as the record's source (``scim:<subject>``).
 """
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +25,7 @@ from scim2_models import (
 )
 from sqlalchemy import ColumnElement, and_, func, select
 
-from crossgen_matching.directory import employees
+from crossgen_matching.directory import employees, payload
 from crossgen_matching.directory.models import Employee
 from crossgen_matching.directory.record import EmployeeRecord
 from crossgen_matching.directory.scim import filters, resources
@@ -48,7 +47,7 @@ def _users_url(request: Request) -> str:
 
 async def _body(request: Request) -> Any:
     try:
-        return json.loads(await request.body())
+        return payload.parse(await request.body())
     except ValueError as exc:
         raise InvalidSyntaxException(detail=f"the body is not JSON: {exc}") from exc
 
