@@ -29,7 +29,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -193,6 +193,7 @@ class Consumer:
             listener=self.offsets,
             batch=True,
             max_records=self.batch_size,
+            parser=_parsed,
             decoder=_undecoded,
             # A rebalance waits for every member's next heartbeat, and a service's consumers join
             # one after another at its start: at the default 3 s, a restart took 3 s more for
@@ -512,10 +513,31 @@ class Consumer:
             log.warning("%s: dead-lettering %s: %s", self.name, _place(record), reason)
 
 
+# What FastStream's parsing or decoding of a batch raises skips the batch, before ``consume``
+# can rewind it or park the record at fault: the batch's records are lost. So neither may raise.
+
+
+async def _parsed(
+    records: tuple[Any, ...], parse: Callable[[tuple[Any, ...]], Awaitable[KafkaMessage]]
+) -> KafkaMessage:
+    """FastStream's parsing, which decodes every header value as UTF-8. A value that is not (a
+    binary header, as Spring Kafka's correlation id) or that is null comes to FastStream and to
+    ``consume`` as text (U+FFFD for the bytes), or empty: every reader of headers here decodes
+    them so anyway."""
+    try:
+        return await parse(records)
+    except (UnicodeDecodeError, AttributeError):
+        return await parse(tuple(map(_readable_headers, records)))
+
+
+def _readable_headers(record: Any) -> Any:
+    readable = [(k, (v or b"").decode(errors="replace").encode()) for k, v in record.headers]
+    return replace(record, headers=readable)
+
+
 async def _undecoded(message: KafkaMessage) -> None:
-    """FastStream's decoding of a batch, left out. It parsed every value as JSON (a second time,
-    for nothing), and what it raised (RecursionError, for a value nested too deeply) skipped the
-    whole batch, before ``consume`` could rewind it or park the record: its records were lost."""
+    """FastStream's decoding, left out: it parsed every value as JSON (a second time, for
+    nothing), and json raises RecursionError for a value nested too deeply."""
     return None
 
 
