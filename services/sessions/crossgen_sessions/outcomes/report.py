@@ -4,7 +4,6 @@ Learners and mentors are reported separately: each side's rows group the pairing
 month the pairing opened) and that side's department, month by month. Months and weeks are UTC.
 """
 
-import csv
 import io
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -13,9 +12,12 @@ from datetime import UTC, date, datetime, timedelta
 from statistics import fmean
 from uuid import UUID
 
+from defusedcsv import csv
+
 from crossgen_shared.events import Benefit, Role
 
-# Departments will come with matching's events; until then everyone is in this one.
+# Where a side is reported whose department its pairing's events did not name: none in the HRIS,
+# or a pairing accepted before the events named departments.
 UNKNOWN_DEPARTMENT = "unknown"
 SIDES: tuple[Role, ...] = ("learner", "mentor")
 BENEFITS: tuple[str, ...] = tuple(benefit.value for benefit in Benefit)
@@ -136,7 +138,9 @@ CSV_COLUMNS = (
 
 
 def as_csv(rows: Iterable[OutcomeRow]) -> str:
-    """The rows for a spreadsheet: one line each, an empty cell where there is no rating."""
+    """The rows for a spreadsheet: one line each, an empty cell where there is no rating. The
+    departments come from the HRIS: one a spreadsheet would run as a formula (``=``, ``+``,
+    ``-``, ``@`` …) is written as text, after a ``'``."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
