@@ -101,12 +101,15 @@ def _dead_letter_arguments(parser: argparse.ArgumentParser) -> None:
 async def _dead_letters(service: str, args: argparse.Namespace, settings: ServiceSettings) -> None:
     if args.action == "list":
         letters = await dead_letters.read(settings, service)
-        verb = "parked"
+        summary = f"{len(letters)} dead letter(s) parked"
     else:
         letters = await dead_letters.replay(
             settings, service, origin_topic=args.origin_topic, limit=args.limit
         )
-        verb = "replayed"
+        cut = sum(1 for letter in letters if letter.cut)
+        summary = f"{len(letters) - cut} dead letter(s) replayed"
+        if cut:
+            summary += f"; {cut} passed over, cut when parked (above)"
     for letter in letters:
         print(letter.describe())
-    print(f"{len(letters)} dead letter(s) {verb}")
+    print(summary)

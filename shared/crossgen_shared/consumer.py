@@ -498,12 +498,8 @@ class Consumer:
             async with self.uow() as uow:
                 first = await uow.claim_all(f"{self.name} dead letters", [_letter_id(record)])
                 if first:
-                    uow.forward(
-                        topics.dead_letter(self.service),
-                        record.key,
-                        record.value or b"",
-                        dead_letters.headers(self.name, record, reason),
-                    )
+                    value, headers = dead_letters.letter(self.name, record, reason)
+                    uow.forward(topics.dead_letter(self.service), record.key, value, headers)
                 await uow.commit()
         except Exception as exc:
             await self._waited_out(exc, "cannot park a record yet")

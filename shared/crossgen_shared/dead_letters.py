@@ -23,23 +23,34 @@ from crossgen_shared.settings import ServiceSettings
 
 PREFIX = "dlq_"
 PREVIEW = 200  # characters of a value shown by `dead-letters list`
+# What a dead letter keeps of a record's value at most. With its headers it must fit the
+# dead-letter topic (Kafka takes 1 MiB a record unless told otherwise): one that did not, the
+# outbox relay, which publishes in order, tried forever, holding up every event behind it. Such a
+# record stays whole on its origin topic, for that topic's retention; it is not replayed.
+VALUE_LIMIT = 1_000_000
+CUT = f"{PREFIX}value_cut"
 
 
-def headers(consumer: str, record: Any, reason: str) -> dict[str, str]:
-    """The headers ``record`` (an aiokafka ConsumerRecord) is parked with: its own, and why, by
-    whom and from where."""
+def letter(consumer: str, record: Any, reason: str) -> tuple[bytes, dict[str, str]]:
+    """The value and headers ``record`` (an aiokafka ConsumerRecord) is parked with: its own
+    value, cut to VALUE_LIMIT bytes, and its own headers, with why, by whom and from where."""
     kept = {
         k: v.decode(errors="replace")
         for k, v in record.headers or ()
         if not k.startswith(PREFIX)  # a replayed record that fails again gets fresh ones
     }
-    return kept | {
+    headers = kept | {
         "dlq_reason": reason[:2000],
         "dlq_consumer": consumer,
         "dlq_origin_topic": record.topic,
         "dlq_origin_partition": str(record.partition),
         "dlq_origin_offset": str(record.offset),
     }
+    value = record.value or b""
+    if len(value) > VALUE_LIMIT:
+        headers[CUT] = f"{VALUE_LIMIT} of {len(value)} bytes"
+        value = value[:VALUE_LIMIT]
+    return value, headers
 
 
 @dataclass(frozen=True)
@@ -61,15 +72,29 @@ class DeadLetter:
     def original_headers(self) -> list[tuple[str, bytes]]:
         return [(k, v) for k, v in self.headers if not k.startswith(PREFIX)]
 
+    @property
+    def cut(self) -> str:
+        """How much of its value the letter kept, if it was cut when parked: "" if whole."""
+        return self.header(CUT)
+
     def describe(self) -> str:
         value = self.value.decode(errors="replace")
         preview = value if len(value) <= PREVIEW else value[:PREVIEW] + "…"
         key = self.key.decode(errors="replace") if self.key is not None else "-"
+        origin = (
+            f"{self.origin_topic}[{self.header('dlq_origin_partition')}]"
+            f"@{self.header('dlq_origin_offset')}"
+        )
+        cut = (
+            f"\n  value cut when parked ({self.cut}), so never replayed: the whole record is at"
+            f" {origin} while that topic keeps it"
+            if self.cut
+            else ""
+        )
         return (
             f"[{self.partition}@{self.offset}] {self.header('dlq_reason')}\n"
-            f"  from {self.origin_topic}[{self.header('dlq_origin_partition')}]"
-            f"@{self.header('dlq_origin_offset')} by {self.header('dlq_consumer')}\n"
-            f"  key {key}  value {preview}"
+            f"  from {origin} by {self.header('dlq_consumer')}\n"
+            f"  key {key}  value {preview}{cut}"
         )
 
 
@@ -139,7 +164,8 @@ async def replay(
     origin_topic: str | None = None,
     limit: int | None = None,
 ) -> list[DeadLetter]:
-    """Re-publish dead letters not replayed before to their origin topic; returns them."""
+    """Re-publish dead letters not replayed before to their origin topic; returns them, and
+    those of the origin topics passed over because their value was cut when parked."""
     origins = (
         [origin_topic]
         if origin_topic
@@ -175,9 +201,10 @@ async def _replay_origin(
             if limit is not None and len(replayed) >= limit:
                 break
             if letter.origin_topic == origin:
-                await producer.send_and_wait(
-                    origin, letter.value, key=letter.key, headers=letter.original_headers
-                )
+                if not letter.cut:
+                    await producer.send_and_wait(
+                        origin, letter.value, key=letter.key, headers=letter.original_headers
+                    )
                 replayed.append(letter)
             # Other origins' letters are passed over here: their own groups replay them.
             done[TopicPartition(topics.dead_letter(service), letter.partition)] = letter.offset + 1

@@ -11,10 +11,11 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import select
 
 import crossgen_matching
@@ -188,11 +189,66 @@ async def test_a_batch_goes_through_whatever_bytes_its_records_carry(
 
     async with matching.running():
         await eventually(lambda: _has(stored, {"100482", "300077"}))
-    [letter] = [d for d in await dead_letters.read(settings, "matching") if d.key == key]
+        await eventually(lambda: _count(lambda: _letters(settings, key), 1))
+    [letter] = await _letters(settings, key)
     assert (
         letter.header("dlq_reason") == "the value is not JSON: arrays and objects nested too deeply"
     )
     assert letter.value == deep
+
+
+async def test_a_record_too_large_to_park_whole_does_not_hold_up_the_outbox(
+    settings: MatchingSettings,
+) -> None:
+    """A record near the broker's size limit fits its topic, but parked with the dead letter's
+    headers it would not: the outbox relay, which publishes in order, would try it forever."""
+    matching = build(settings)
+    key = uuid4().hex.encode()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for value in (b"x" * 1_048_400, b"\x00 not json"):
+            await producer.send_and_wait(topics.HRIS, value, key=key)
+    finally:
+        await producer.stop()
+
+    async with matching.running():
+        await eventually(lambda: _count(lambda: _letters(settings, key), 2))
+    large, small = await _letters(settings, key)
+    assert small.value == b"\x00 not json"
+    assert large.header("dlq_reason").startswith("the value is not JSON")
+    assert large.value == b"x" * 1_000_000 and large.cut == "1000000 of 1048400 bytes"
+    assert "value cut when parked (1000000 of 1048400 bytes), so never replayed" in (
+        large.describe()
+    )
+
+    # Replayed, the cut value would only be parked again: it is passed over, the other goes.
+    sent_before = await _hris_end(settings)
+    replayed = await dead_letters.replay(settings, "matching", origin_topic=topics.HRIS)
+    assert large in replayed and small in replayed
+    assert await _hris_end(settings) - sent_before == sum(1 for d in replayed if not d.cut)
+
+
+async def _letters(settings: MatchingSettings, key: bytes) -> list[dead_letters.DeadLetter]:
+    return [d for d in await dead_letters.read(settings, "matching") if d.key == key]
+
+
+async def _hris_end(settings: MatchingSettings) -> int:
+    """How many records the HRIS topic has had, over its partitions."""
+    consumer = AIOKafkaConsumer(topics.HRIS, bootstrap_servers=settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topics.HRIS, p) for p in consumer.partitions_for_topic(topics.HRIS) or ()
+        ]
+        assert partitions
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
+async def _count(found: Callable[[], Awaitable[list[Any]]], count: int) -> bool:
+    return len(await found()) == count
 
 
 async def _has(stored: Callable[[], Awaitable[set[str]]], numbers: set[str]) -> bool:
