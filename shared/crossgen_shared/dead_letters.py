@@ -1,10 +1,11 @@
 """Each service's dead-letter topic: parking a record with why, listing, and replaying after a fix.
 
-A dead letter keeps the original key, value and headers, and adds ``dlq_*`` headers: the reason,
-the consumer, and the origin topic / partition / offset. The consumer writes it to its outbox
-(consumer.py), so it is published once however often its batch comes again. Replay re-publishes
-it to its origin topic without the ``dlq_*`` headers; consumers are idempotent, so a record
-replayed to a topic that several services read is harmless to those that had handled it.
+A dead letter keeps the original key, value (cut if too long) and headers, and adds ``dlq_*``
+headers: the reason, the consumer, and the origin topic / partition / offset. The consumer writes
+it to its outbox (consumer.py), so it is published once however often its batch comes again.
+Replay re-publishes it to its origin topic without the ``dlq_*`` headers; consumers are
+idempotent, so a record replayed to a topic that several services read is harmless to those that
+had handled it.
 
 Replay remembers what it did as consumer-group offsets on the dead-letter topic, one group per
 origin topic, so each record is replayed once however replays are filtered.
@@ -23,17 +24,17 @@ from crossgen_shared.settings import ServiceSettings
 
 PREFIX = "dlq_"
 PREVIEW = 200  # characters of a value shown by `dead-letters list`
-# What a dead letter keeps of a record's value at most. With its headers it must fit the
-# dead-letter topic (Kafka takes 1 MiB a record unless told otherwise): one that did not, the
-# outbox relay, which publishes in order, tried forever, holding up every event behind it. Such a
-# record stays whole on its origin topic, for that topic's retention; it is not replayed.
-VALUE_LIMIT = 1_000_000
+# Bytes of a dead letter's value and headers together, at most: a longer value is cut. A letter
+# must fit the dead-letter topic (Kafka takes 1 MiB a record unless told otherwise); one that did
+# not, the outbox relay, which publishes in order, tried forever, holding up every event behind
+# it. Such a record stays whole on its origin topic, for that topic's retention; not replayed.
+LIMIT = 1_000_000
 CUT = f"{PREFIX}value_cut"
 
 
 def letter(consumer: str, record: Any, reason: str) -> tuple[bytes, dict[str, str]]:
     """The value and headers ``record`` (an aiokafka ConsumerRecord) is parked with: its own
-    value, cut to VALUE_LIMIT bytes, and its own headers, with why, by whom and from where."""
+    headers, with why, by whom and from where, and its own value, cut to fit ``LIMIT``."""
     kept = {
         k: v.decode(errors="replace")
         for k, v in record.headers or ()
@@ -47,9 +48,10 @@ def letter(consumer: str, record: Any, reason: str) -> tuple[bytes, dict[str, st
         "dlq_origin_offset": str(record.offset),
     }
     value = record.value or b""
-    if len(value) > VALUE_LIMIT:
-        headers[CUT] = f"{VALUE_LIMIT} of {len(value)} bytes"
-        value = value[:VALUE_LIMIT]
+    room = max(0, LIMIT - sum(len(k) + len(v.encode()) for k, v in headers.items()))
+    if len(value) > room:
+        headers[CUT] = f"{room} of {len(value)} bytes"
+        value = value[:room]
     return value, headers
 
 
