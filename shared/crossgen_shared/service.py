@@ -244,6 +244,7 @@ class Service:
             version=version,
             lifespan=lifespan,
             telemetry=observability.http_telemetry(),
+            max_body_size=self.settings.http_max_body_bytes,
         )
         app.state.service = self
         app.state.token_verifier = TokenVerifier(self.settings.auth())

@@ -29,6 +29,10 @@ class ServiceSettings(BaseSettings):
     kafka_ssl_ca: str | None = None  # CA bundle, PEM text
     http_host: str = "0.0.0.0"
     http_port: int = 8000
+    # Bytes of a request body at most: a longer one is answered 413 before it is read. FastAPI
+    # parses a body before it checks the caller's token, so without a limit anyone who reaches
+    # the port could make a service hold gigabytes (a 10 MB list of numbers took 430 MB).
+    http_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     jwt_issuer: str
     jwt_audience: str = "crossgen"
     jwt_jwks_url: str | None = None
