@@ -1,7 +1,9 @@
 """Chat and signed webhooks against a real local HTTP server, and the URL checks that guard them."""
 
 import asyncio
+import gzip
 import json
+import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +13,8 @@ import uvicorn
 from faststream.kafka import KafkaBroker
 
 from crossgen_local.processes import free_port
-from crossgen_notifications.channels import signing
+from crossgen_notifications.channels import DeliveryError, signing
+from crossgen_notifications.channels.http import HttpPoster
 from crossgen_notifications.channels.urls import UnsafeUrl, UrlPolicy
 from crossgen_notifications.channels.webhook import DELIVERY_HEADER
 from crossgen_notifications.preferences import store
@@ -276,6 +279,43 @@ async def test_a_500_is_retried_with_the_same_delivery_id(
     [row] = await notifications_of(notifications, channel="webhook")
     assert (row.status, row.attempts) == ("sent", 2)
     assert [r.headers[DELIVERY_HEADER.lower()] for r in receiver.requests] == [str(row.id)] * 2
+
+
+async def test_an_error_s_body_is_read_only_as_far_as_the_log_shows_it() -> None:
+    """A receiver decides how much it answers: 100 MB of zeros as 100 kB of gzip was read and
+    unpacked whole (300 MiB at the peak), for the 200 characters the error keeps of it. Asked
+    for no compression, a receiver that compresses all the same is shown as it answered."""
+    bomb = gzip.compress(bytes(100 * 1024 * 1024))
+
+    async def answer(scope: Any, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        headers = [(b"content-encoding", b"gzip"), (b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 500, "headers": headers})
+        await send({"type": "http.response.body", "body": bomb})
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(answer, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn has no event to wait on
+        await asyncio.sleep(0.01)
+    poster = HttpPoster(UrlPolicy(("127.0.0.1",), allow_http=True, allow_private=True), 10.0)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DeliveryError) as refused:
+            await poster.post(f"http://127.0.0.1:{port}/hook", b"{}", {})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        await poster.aclose()
+        server.should_exit = True
+        await task
+    assert peak < 10 * 1024 * 1024, f"{peak / 2**20:.0f} MiB at the peak"
+    reason = refused.value.reason
+    assert reason.startswith("HTTP 500: \x1f\ufffd") and len(reason) == len("HTTP 500: ") + 200
+    assert not refused.value.permanent
 
 
 async def test_a_webhook_that_hangs_times_out_and_is_retried(
