@@ -39,6 +39,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    client: tuple[str, int]  # the connection's address and port
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -64,7 +65,7 @@ class Receiver:
             if not message.get("more_body"):
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        self.requests.append(Received(scope["path"], headers, body))
+        self.requests.append(Received(scope["path"], headers, body, tuple(scope["client"])))
         status = self.replies.pop(0) if self.replies else 200
         if status == HANG:
             await self.released.wait()
@@ -279,6 +280,18 @@ async def test_a_500_is_retried_with_the_same_delivery_id(
     [row] = await notifications_of(notifications, channel="webhook")
     assert (row.status, row.attempts) == ("sent", 2)
     assert [r.headers[DELIVERY_HEADER.lower()] for r in receiver.requests] == [str(row.id)] * 2
+
+
+async def test_posts_to_one_receiver_share_a_connection(receiver: Receiver) -> None:
+    """A short answer is read whole: one left unread would close its connection, and every
+    message to a chat would pay a new connection (and TLS handshake)."""
+    poster = HttpPoster(UrlPolicy(("127.0.0.1",), allow_http=True, allow_private=True), 10.0)
+    try:
+        for _ in range(3):
+            await poster.post(receiver.url(), b"{}", {})
+    finally:
+        await poster.aclose()
+    assert len({request.client for request in receiver.requests}) == 1
 
 
 async def test_an_error_s_body_is_read_only_as_far_as_the_log_shows_it() -> None:

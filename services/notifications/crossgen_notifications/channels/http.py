@@ -22,8 +22,8 @@ class HttpPoster:
         except UnsafeUrl as exc:
             raise DeliveryError(f"refused URL: {exc}", permanent=True) from exc
         try:
-            # The receiver decides how much it answers: only what the log keeps of an error is
-            # read, and not unpacked (100 MB of zeros as 100 kB of gzip was, whole, for 200
+            # The receiver decides how much it answers: only what the log keeps of it is read,
+            # and not unpacked (100 MB of zeros as 100 kB of gzip was, whole, for 200
             # characters; unpacking even one chunk of it takes 64 MB).
             async with self._client.stream(
                 "POST",
@@ -37,9 +37,10 @@ class HttpPoster:
                 },
                 extensions={"sni_hostname": destination.host},
             ) as response:
+                # The usual short answer is read whole, so the connection is used again.
+                excerpt = await _start_of(response)
                 if response.is_success:
                     return
-                excerpt = await _start_of(response)
         except httpx.TimeoutException as exc:
             raise DeliveryError(f"timed out: {type(exc).__name__}", permanent=False) from exc
         except httpx.HTTPError as exc:
