@@ -11,15 +11,15 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
 from uuid import uuid4
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
 import crossgen_matching
 from crossgen_local.databases import migrated_database
+from crossgen_local.evidence import read_topic
 from crossgen_local.kafka import LocalKafka
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
@@ -189,7 +189,7 @@ async def test_a_batch_goes_through_whatever_bytes_its_records_carry(
 
     async with matching.running():
         await eventually(lambda: _has(stored, {"100482", "300077"}))
-        await eventually(lambda: _count(lambda: _letters(settings, key), 1))
+        await eventually(lambda: _count_letters(settings, 1, key))
     [letter] = await _letters(settings, key)
     assert (
         letter.header("dlq_reason") == "the value is not JSON: arrays and objects nested too deeply"
@@ -213,7 +213,7 @@ async def test_a_record_too_large_to_park_whole_does_not_hold_up_the_outbox(
         await producer.stop()
 
     async with matching.running():
-        await eventually(lambda: _count(lambda: _letters(settings, key), 2))
+        await eventually(lambda: _count_letters(settings, 2, key))
     large, small = await _letters(settings, key)
     assert small.value == b"\x00 not json"
     assert large.header("dlq_reason").startswith("the value is not JSON")
@@ -225,32 +225,22 @@ async def test_a_record_too_large_to_park_whole_does_not_hold_up_the_outbox(
     )
 
     # Replayed, the cut value would only be parked again: it is passed over, the other goes.
-    sent_before = await _hris_end(settings)
+    sent_before = await _hris_records(settings)
     replayed = await dead_letters.replay(settings, "matching", origin_topic=topics.HRIS)
     assert large in replayed and small in replayed
-    assert await _hris_end(settings) - sent_before == sum(1 for d in replayed if not d.cut)
+    assert await _hris_records(settings) - sent_before == sum(1 for d in replayed if not d.cut)
 
 
-async def _letters(settings: MatchingSettings, key: bytes) -> list[dead_letters.DeadLetter]:
-    return [d for d in await dead_letters.read(settings, "matching") if d.key == key]
+async def _letters(
+    settings: MatchingSettings, key: bytes | None = None
+) -> list[dead_letters.DeadLetter]:
+    """Matching's dead letters: all of them, or those of records with ``key``."""
+    letters = await dead_letters.read(settings, "matching")
+    return [d for d in letters if key is None or d.key == key]
 
 
-async def _hris_end(settings: MatchingSettings) -> int:
-    """How many records the HRIS topic has had, over its partitions."""
-    consumer = AIOKafkaConsumer(topics.HRIS, bootstrap_servers=settings.kafka_bootstrap_servers)
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(topics.HRIS, p) for p in consumer.partitions_for_topic(topics.HRIS) or ()
-        ]
-        assert partitions
-        return sum((await consumer.end_offsets(partitions)).values())
-    finally:
-        await consumer.stop()
-
-
-async def _count(found: Callable[[], Awaitable[list[Any]]], count: int) -> bool:
-    return len(await found()) == count
+async def _hris_records(settings: MatchingSettings) -> int:
+    return len(await read_topic(settings.kafka_bootstrap_servers, topics.HRIS))
 
 
 async def _has(stored: Callable[[], Awaitable[set[str]]], numbers: set[str]) -> bool:
@@ -266,5 +256,5 @@ async def _removed(employee: Callable[[str], Awaitable[Employee | None]], number
     return found is not None and found.removed_at is not None
 
 
-async def _count_letters(settings: MatchingSettings, count: int) -> bool:
-    return len(await dead_letters.read(settings, "matching")) == count
+async def _count_letters(settings: MatchingSettings, count: int, key: bytes | None = None) -> bool:
+    return len(await _letters(settings, key)) == count
