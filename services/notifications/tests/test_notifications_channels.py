@@ -5,6 +5,7 @@ import gzip
 import json
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,13 +74,13 @@ class Receiver:
         await send({"type": "http.response.body", "body": b"ok" if status == 200 else b"nope"})
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
+@asynccontextmanager
+async def serving(app: Any, port: int) -> AsyncIterator[None]:
+    """``app`` served on 127.0.0.1:``port`` for the block."""
     config = uvicorn.Config(
-        receiver,
+        app,
         host="127.0.0.1",
-        port=receiver.port,
+        port=port,
         lifespan="off",
         log_level="warning",
         timeout_graceful_shutdown=1,
@@ -88,10 +89,19 @@ async def receiver() -> AsyncIterator[Receiver]:
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn has no event to wait on
         await asyncio.sleep(0.01)
-    yield receiver
-    receiver.released.set()
-    server.should_exit = True
-    await task
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    receiver = Receiver()
+    async with serving(receiver, receiver.port):
+        yield receiver
+        receiver.released.set()  # before the server stops: it waits for every request
 
 
 async def prefer(
@@ -308,23 +318,16 @@ async def test_an_error_s_body_is_read_only_as_far_as_the_log_shows_it() -> None
         await send({"type": "http.response.body", "body": bomb})
 
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(answer, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn has no event to wait on
-        await asyncio.sleep(0.01)
     poster = HttpPoster(UrlPolicy(("127.0.0.1",), allow_http=True, allow_private=True), 10.0)
-    tracemalloc.start()
-    try:
-        with pytest.raises(DeliveryError) as refused:
-            await poster.post(f"http://127.0.0.1:{port}/hook", b"{}", {})
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-        await poster.aclose()
-        server.should_exit = True
-        await task
+    async with serving(answer, port):
+        tracemalloc.start()
+        try:
+            with pytest.raises(DeliveryError) as refused:
+                await poster.post(f"http://127.0.0.1:{port}/hook", b"{}", {})
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            await poster.aclose()
     assert peak < 10 * 1024 * 1024, f"{peak / 2**20:.0f} MiB at the peak"
     reason = refused.value.reason
     assert reason.startswith("HTTP 500: \x1f\ufffd") and len(reason) == len("HTTP 500: ") + 200
