@@ -33,6 +33,7 @@ from crossgen_shared.service import Service
 from crossgen_shared.testing import publish_event
 
 HANG = -1  # a reply that never comes
+STALL = -2  # a 200 whose body never ends
 
 
 @dataclass
@@ -52,8 +53,8 @@ class Receiver:
 
     port: int = field(default_factory=free_port)
     requests: list[Received] = field(default_factory=list)
-    replies: list[int] = field(default_factory=list)  # status codes, or HANG; then 200
-    released: asyncio.Event = field(default_factory=asyncio.Event)  # ends every HANG
+    replies: list[int] = field(default_factory=list)  # status codes, HANG or STALL; then 200
+    released: asyncio.Event = field(default_factory=asyncio.Event)  # ends every HANG and STALL
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -70,6 +71,12 @@ class Receiver:
         status = self.replies.pop(0) if self.replies else 200
         if status == HANG:
             await self.released.wait()
+        if status == STALL:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"o", "more_body": True})
+            await self.released.wait()
+            await send({"type": "http.response.body", "body": b"k"})
+            return
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b"ok" if status == 200 else b"nope"})
 
@@ -360,6 +367,32 @@ async def test_a_webhook_that_hangs_times_out_and_is_retried(
     await worker.deliver_due()
     [row] = await notifications_of(notifications, channel="webhook")
     assert (row.status, row.attempts) == ("sent", 2)
+
+
+async def test_a_webhook_that_answers_200_and_stalls_has_the_message_once(
+    broker: KafkaBroker,
+    notifications: Service,
+    settings: NotificationsSettings,
+    clock: Clock,
+    deliver: Callable[[], Delivery],
+    receiver: Receiver,
+    both_known: None,
+    learner: ParticipantJoined,
+    proposal: MatchProposed,
+) -> None:
+    """The status says the message arrived: a body that never ends must not turn it into a
+    timeout, or the message is posted again."""
+    await prefer(notifications, settings, learner.person_id, webhook=WebhookIn(url=receiver.url()))
+    await publish_event(broker, proposal)
+    receiver.replies = [STALL]
+    worker = deliver()
+    await worker.deliver_due()
+    [row] = await notifications_of(notifications, channel="webhook")
+    assert (row.status, row.attempts, row.last_error) == ("sent", 1, None)
+
+    clock.advance(seconds=settings.delivery_retry_delay)
+    await worker.deliver_due()
+    assert len(receiver.requests) == 1
 
 
 @pytest.mark.parametrize("status", [404, 410])
