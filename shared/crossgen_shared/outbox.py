@@ -24,6 +24,31 @@ PUBLISHED = Counter(
     "crossgen_outbox_published_total", "Events published from the outbox", ["topic"]
 )
 _RELAY_LOCK = 0x0C05_06E0  # advisory lock id: any constant shared by the replicas of a service
+# A round's values in bytes, past its first record: events are a few kB, but a dead letter can be
+# nearly 1 MB, and a round of 500 of them held 500 MB (the services' memory limit is 512 MiB).
+ROUND_BYTES = 8 * 1024 * 1024
+# The first ``rows`` waiting, each with how many bytes of values wait before it, and how many wait.
+_waiting = (
+    select(OutboxRecord.seq, func.octet_length(OutboxRecord.value).label("size"))
+    .where(OutboxRecord.published_at.is_(None))
+    .order_by(OutboxRecord.seq)
+    .limit(bindparam("rows"))
+    .subquery()
+)
+_ahead = select(
+    _waiting.c.seq,
+    func.coalesce(
+        func.sum(_waiting.c.size).over(order_by=_waiting.c.seq, rows=(None, -1)), 0
+    ).label("ahead"),
+    func.count().over().label("waiting"),
+).subquery()
+# Those of them that start within the round's bytes, in order.
+_ROUND = (
+    select(OutboxRecord, _ahead.c.waiting)
+    .join(_ahead, OutboxRecord.seq == _ahead.c.seq)
+    .where(_ahead.c.ahead < bindparam("bytes"))
+    .order_by(OutboxRecord.seq)
+)
 # The batch's rows as one array: one statement for any batch size, prepared once a connection.
 _PUBLISHED = (
     update(OutboxRecord)
@@ -69,7 +94,7 @@ class OutboxRelay:
             # (Cleared after it, a commit during the publishing waited for the next poll.)
             self._wake.clear()
             try:
-                published = await self.publish_pending()
+                more = await self.publish_pending()
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -80,25 +105,21 @@ class OutboxRelay:
                 # consumers skip the copies of what had reached them.
                 await wait_to_retry(log, "outbox relay", exc, failures)
                 continue
-            if published < self._batch_size:
+            if not more:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_interval)
 
-    async def publish_pending(self) -> int:
-        """Publish one batch of unpublished events; returns how many went out."""
+    async def publish_pending(self) -> bool:
+        """Publish one round of unpublished events; returns whether more may be waiting."""
         async with self._sessions() as session, session.begin():
             if not await session.scalar(select(func.pg_try_advisory_xact_lock(_RELAY_LOCK))):
-                return 0  # another replica is publishing
-            rows = (
-                await session.scalars(
-                    select(OutboxRecord)
-                    .where(OutboxRecord.published_at.is_(None))
-                    .order_by(OutboxRecord.seq)
-                    .limit(self._batch_size)
-                )
+                return False  # another replica is publishing
+            found = (
+                await session.execute(_ROUND, {"rows": self._batch_size, "bytes": ROUND_BYTES})
             ).all()
-            if not rows:
-                return 0
+            if not found:
+                return False
+            rows = [row for row, _ in found]
             # Send the whole batch, then wait for every acknowledgement (acks=all, idempotent).
             pending = [
                 await self._broker.publish(
@@ -110,4 +131,5 @@ class OutboxRelay:
             await session.execute(_PUBLISHED, {"seqs": [row.seq for row in rows]})
             for row in rows:
                 PUBLISHED.labels(row.topic).inc()
-            return len(rows)
+            # A full round, or one its bytes cut short.
+            return len(rows) == self._batch_size or len(rows) < found[0].waiting

@@ -22,7 +22,7 @@ class ScriptedRelay(OutboxRelay):
         self.looks = 0
         self.looked_again = asyncio.Event()
 
-    async def publish_pending(self) -> int:
+    async def publish_pending(self) -> bool:
         self.looks += 1
         if self.looks > 1:
             self.looked_again.set()
@@ -30,7 +30,7 @@ class ScriptedRelay(OutboxRelay):
             raise self.first
         else:
             self.wake()  # an event committed during the look
-        return 0
+        return False
 
     async def second_look(self) -> None:
         self.start()

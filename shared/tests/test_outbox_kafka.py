@@ -1,0 +1,64 @@
+"""Over a real Kafka broker: the relay's round is bounded by bytes as well as by rows, so records
+near Kafka's limit (dead letters of large bad records) do not fill a service's memory."""
+
+import tracemalloc
+from collections.abc import Iterator
+from uuid import uuid4
+
+import pytest
+from sqlalchemy import func, select
+
+from crossgen_local.evidence import read_topic
+from crossgen_local.kafka import LocalKafka
+from crossgen_local.postgres import LocalPostgres
+from crossgen_local.tokens import TokenIssuer
+from crossgen_shared.db import OutboxRecord
+from crossgen_shared.outbox import ROUND_BYTES
+
+from .messaging import fresh_settings, messaging_service
+
+pytestmark = pytest.mark.integration
+
+LARGE = 1_000_000  # bytes: as a dead letter may be
+
+
+@pytest.fixture(scope="module")
+def kafka() -> Iterator[LocalKafka]:
+    with LocalKafka() as broker:
+        yield broker
+
+
+async def test_a_round_takes_as_many_large_records_as_fit_its_bytes(
+    postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka
+) -> None:
+    """40 records of 1 MB waiting: one round took all 40 (a backlog of 500 would have taken
+    500 MB), and now takes those that start within ``ROUND_BYTES``; the next rounds go on at
+    once, in order."""
+    settings = fresh_settings(postgres, tokens, kafka_bootstrap_servers=kafka.bootstrap_servers)
+    service = await messaging_service("relaying", settings)
+    topic = f"crossgen.test.large.{uuid4().hex[:8]}"
+    for n in range(40):
+        async with service.unit_of_work() as uow:
+            uow.forward(topic, b"same key", bytes([n]) * LARGE, {})
+            await uow.commit()
+    await service.broker.connect()
+    try:
+        tracemalloc.start()
+        try:
+            more = await service.relay.publish_pending()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        async with service.sessions() as session:
+            first = await session.scalar(
+                select(func.count()).where(OutboxRecord.published_at.is_not(None))
+            )
+        while more:
+            more = await service.relay.publish_pending()
+    finally:
+        await service.broker.stop()
+        await service.engine.dispose()
+    assert first == ROUND_BYTES // LARGE + 1  # each record that starts within the bytes
+    assert peak < 2 * ROUND_BYTES, f"{peak / 2**20:.0f} MiB at the peak"
+    published = await read_topic(kafka.bootstrap_servers, topic)
+    assert [record.value[0] for record in published] == list(range(40))
