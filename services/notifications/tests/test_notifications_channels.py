@@ -7,15 +7,18 @@ import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import uvicorn
 from faststream.kafka import KafkaBroker
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crossgen_local.processes import free_port
 from crossgen_notifications.channels import DeliveryError, signing
-from crossgen_notifications.channels.http import HttpPoster
+from crossgen_notifications.channels.http import HttpPoster, _seconds_to_wait
 from crossgen_notifications.channels.urls import UnsafeUrl, UrlPolicy
 from crossgen_notifications.channels.webhook import DELIVERY_HEADER
 from crossgen_notifications.preferences import store
@@ -32,6 +35,7 @@ from crossgen_shared.events import (
 from crossgen_shared.service import Service
 from crossgen_shared.testing import publish_event
 
+HTTP_DATE = "%a, %d %b %Y %H:%M:%S GMT"
 HANG = -1  # a reply that never comes
 STALL = -2  # a 200 whose body never ends
 
@@ -53,7 +57,8 @@ class Receiver:
 
     port: int = field(default_factory=free_port)
     requests: list[Received] = field(default_factory=list)
-    replies: list[int] = field(default_factory=list)  # status codes, HANG or STALL; then 200
+    # Status codes, HANG or STALL, or a status with headers; then 200.
+    replies: list[int | tuple[int, dict[str, str]]] = field(default_factory=list)
     released: asyncio.Event = field(default_factory=asyncio.Event)  # ends every HANG and STALL
 
     def url(self, path: str = "/hook") -> str:
@@ -68,7 +73,8 @@ class Receiver:
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         self.requests.append(Received(scope["path"], headers, body, tuple(scope["client"])))
-        status = self.replies.pop(0) if self.replies else 200
+        reply = self.replies.pop(0) if self.replies else 200
+        status, extra = reply if isinstance(reply, tuple) else (reply, {})
         if status == HANG:
             await self.released.wait()
         if status == STALL:
@@ -77,7 +83,8 @@ class Receiver:
             await self.released.wait()
             await send({"type": "http.response.body", "body": b"k"})
             return
-        await send({"type": "http.response.start", "status": status, "headers": []})
+        headers = [(k.encode(), v.encode()) for k, v in extra.items()]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"ok" if status == 200 else b"nope"})
 
 
@@ -297,6 +304,68 @@ async def test_a_500_is_retried_with_the_same_delivery_id(
     [row] = await notifications_of(notifications, channel="webhook")
     assert (row.status, row.attempts) == ("sent", 2)
     assert [r.headers[DELIVERY_HEADER.lower()] for r in receiver.requests] == [str(row.id)] * 2
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "waits"),
+    [
+        (429, "600", 600),
+        (503, (datetime.now(UTC) + timedelta(seconds=900)).strftime(HTTP_DATE), 900),
+        (429, str(10**400), 3600),  # no longer than the longest backoff
+        (429, "soon", None),  # not understood: the usual backoff
+    ],
+    ids=["seconds", "date", "too long", "garbled"],
+)
+async def test_a_receiver_that_asks_to_wait_is_not_asked_again_sooner(
+    broker: KafkaBroker,
+    notifications: Service,
+    settings: NotificationsSettings,
+    clock: Clock,
+    deliver: Callable[[], Delivery],
+    receiver: Receiver,
+    both_known: None,
+    learner: ParticipantJoined,
+    proposal: MatchProposed,
+    status: int,
+    retry_after: str,
+    waits: int | None,
+) -> None:
+    """A chat that limits how often it is posted to says when to come back (Retry-After): asked
+    sooner, it refuses again, and each refusal uses up one of the message's attempts."""
+    await prefer(notifications, settings, learner.person_id, webhook=WebhookIn(url=receiver.url()))
+    await publish_event(broker, proposal)
+    receiver.replies = [(status, {"Retry-After": retry_after})]
+    failed_at = clock()
+    worker = deliver()
+    await worker.deliver_due()
+    [row] = await notifications_of(notifications, channel="webhook")
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.next_attempt_at is not None
+    wait = (row.next_attempt_at - failed_at).total_seconds()
+    if waits is None:
+        assert settings.delivery_retry_delay / 2 <= wait <= settings.delivery_retry_delay
+    else:
+        assert waits - 60 <= wait <= waits  # an HTTP-date is to the second
+        clock.advance(seconds=waits - 60)
+        await worker.deliver_due()
+        assert len(receiver.requests) == 1
+    clock.advance(seconds=60)
+    await worker.deliver_due()
+    [row] = await notifications_of(notifications, channel="webhook")
+    assert (row.status, len(receiver.requests)) == ("sent", 2)
+
+
+@given(
+    st.text(max_size=40)
+    | st.from_regex(
+        r"[A-Z][a-z]{2}, [0-9]{1,2} [A-Z][a-z]{2} [0-9]{1,5} [0-9]{2}:[0-9]{2}:[0-9]{2} "
+        r"(GMT|[+-][0-9]{4})",
+        fullmatch=True,
+    )
+)
+def test_any_retry_after_is_read_as_a_wait_or_not_at_all(retry_after: str) -> None:
+    wait = _seconds_to_wait(retry_after)
+    assert wait is None or wait >= 0
 
 
 async def test_posts_to_one_receiver_share_a_connection(receiver: Receiver) -> None:

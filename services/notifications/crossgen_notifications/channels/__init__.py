@@ -35,10 +35,11 @@ class Outgoing:
 
 
 class DeliveryError(Exception):
-    def __init__(self, reason: str, *, permanent: bool) -> None:
+    def __init__(self, reason: str, *, permanent: bool, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
+        self.retry_after = retry_after  # seconds the receiver asked us to wait, if it did
 
 
 class Channel(Protocol):

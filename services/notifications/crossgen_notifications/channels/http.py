@@ -2,6 +2,8 @@
 
 import asyncio
 import contextlib
+import email.utils
+from datetime import UTC, datetime
 
 import httpx
 
@@ -42,6 +44,7 @@ class HttpPoster:
             raise DeliveryError(
                 f"HTTP {response.status_code}: {excerpt}",
                 permanent=response.status_code in _PERMANENT,
+                retry_after=_seconds_to_wait(response.headers.get("Retry-After")),
             )
 
     async def _request(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
@@ -83,3 +86,19 @@ async def _start_of(response: httpx.Response, within: float, characters: int = E
                 if len(start) >= 4 * characters:  # enough bytes for that many characters in UTF-8
                     break
     return start.decode(response.encoding or "utf-8", errors="replace")[:characters]
+
+
+def _seconds_to_wait(retry_after: str | None) -> float | None:
+    """Retry-After as seconds from now (RFC 9110: a number of seconds, or an HTTP-date); None
+    if absent or not understood."""
+    if retry_after is None:
+        return None
+    if (seconds := retry_after.strip(" \t")).isascii() and seconds.isdigit():
+        return float(seconds)
+    try:
+        when = email.utils.parsedate_to_datetime(retry_after)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": an HTTP-date is in GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

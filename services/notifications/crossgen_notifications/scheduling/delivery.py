@@ -413,7 +413,7 @@ class Delivery:
                 row.attempts,
                 error.reason,
             )
-            due = now + timedelta(seconds=self._backoff(row.attempts))
+            due = now + timedelta(seconds=self._backoff(row.attempts, error.retry_after))
             _pending_again(row, items, error.reason, due)
             DELIVERIES.labels(message.channel, "retry").inc()
 
@@ -453,13 +453,13 @@ class Delivery:
             await uow.emit(_failed(told, reason, self._clock()))
         DELIVERIES.labels(row.channel, "failed").inc()
 
-    def _backoff(self, attempts: int) -> float:
-        """Doubling per attempt up to the maximum; the random half spreads retries out."""
-        ceiling = min(
-            self._settings.delivery_retry_delay * 2 ** (attempts - 1),
-            self._settings.delivery_retry_max_delay,
-        )
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+    def _backoff(self, attempts: int, asked: float | None = None) -> float:
+        """Doubling per attempt up to the maximum; the random half spreads retries out. No sooner
+        than the receiver ``asked`` (asked sooner, it refuses again and an attempt is used up),
+        but no later than the maximum either: a receiver cannot hold a message for ever."""
+        most = self._settings.delivery_retry_max_delay
+        ceiling = min(self._settings.delivery_retry_delay * 2 ** (attempts - 1), most)
+        return max(ceiling / 2 + random.uniform(0, ceiling / 2), min(asked or 0.0, most))
 
 
 def _pending_again(
