@@ -25,7 +25,8 @@ PUBLISHED = Counter(
 )
 _RELAY_LOCK = 0x0C05_06E0  # advisory lock id: any constant shared by the replicas of a service
 # A round's values in bytes, past its first record: events are a few kB, but a dead letter can be
-# nearly 1 MB, and a round of 500 of them held 500 MB (the services' memory limit is 512 MiB).
+# nearly 1 MB, and a round of 500 of them would hold over 500 MB (40 held 43 MB; the services'
+# memory limit is 512 MiB).
 ROUND_BYTES = 8 * 1024 * 1024
 # The first ``rows`` waiting, each with how many bytes of values wait before it, and how many wait.
 _waiting = (
