@@ -134,6 +134,21 @@ async def prefer(
 
 
 @pytest.fixture
+async def proposal_by_webhook(
+    broker: KafkaBroker,
+    notifications: Service,
+    settings: NotificationsSettings,
+    receiver: Receiver,
+    both_known: None,
+    learner: ParticipantJoined,
+    proposal: MatchProposed,
+) -> None:
+    """The learner takes messages by webhook, at ``receiver``, and has a proposal to be told of."""
+    await prefer(notifications, settings, learner.person_id, webhook=WebhookIn(url=receiver.url()))
+    await publish_event(broker, proposal)
+
+
+@pytest.fixture
 def deliver(
     notifications: Service, settings: NotificationsSettings, clock: Clock
 ) -> Callable[[], Delivery]:
@@ -281,18 +296,13 @@ async def test_chat_messages_have_the_shape_each_chat_expects(
 
 
 async def test_a_500_is_retried_with_the_same_delivery_id(
-    broker: KafkaBroker,
     notifications: Service,
     settings: NotificationsSettings,
     clock: Clock,
     deliver: Callable[[], Delivery],
     receiver: Receiver,
-    both_known: None,
-    learner: ParticipantJoined,
-    proposal: MatchProposed,
+    proposal_by_webhook: None,
 ) -> None:
-    await prefer(notifications, settings, learner.person_id, webhook=WebhookIn(url=receiver.url()))
-    await publish_event(broker, proposal)
     receiver.replies = [500]
     worker = deliver()
     await worker.deliver_due()
@@ -317,23 +327,18 @@ async def test_a_500_is_retried_with_the_same_delivery_id(
     ids=["seconds", "date", "too long", "garbled"],
 )
 async def test_a_receiver_that_asks_to_wait_is_not_asked_again_sooner(
-    broker: KafkaBroker,
     notifications: Service,
     settings: NotificationsSettings,
     clock: Clock,
     deliver: Callable[[], Delivery],
     receiver: Receiver,
-    both_known: None,
-    learner: ParticipantJoined,
-    proposal: MatchProposed,
+    proposal_by_webhook: None,
     status: int,
     retry_after: str,
     waits: int | None,
 ) -> None:
     """A chat that limits how often it is posted to says when to come back (Retry-After): asked
     sooner, it refuses again, and each refusal uses up one of the message's attempts."""
-    await prefer(notifications, settings, learner.person_id, webhook=WebhookIn(url=receiver.url()))
-    await publish_event(broker, proposal)
     receiver.replies = [(status, {"Retry-After": retry_after})]
     failed_at = clock()
     worker = deliver()
@@ -411,18 +416,13 @@ async def test_an_error_s_body_is_read_only_as_far_as_the_log_shows_it() -> None
 
 
 async def test_a_webhook_that_hangs_times_out_and_is_retried(
-    broker: KafkaBroker,
     notifications: Service,
     settings: NotificationsSettings,
     clock: Clock,
     deliver: Callable[[], Delivery],
     receiver: Receiver,
-    both_known: None,
-    learner: ParticipantJoined,
-    proposal: MatchProposed,
+    proposal_by_webhook: None,
 ) -> None:
-    await prefer(notifications, settings, learner.person_id, webhook=WebhookIn(url=receiver.url()))
-    await publish_event(broker, proposal)
     receiver.replies = [HANG]
     worker = deliver()
     started = asyncio.get_running_loop().time()
@@ -439,20 +439,15 @@ async def test_a_webhook_that_hangs_times_out_and_is_retried(
 
 
 async def test_a_webhook_that_answers_200_and_stalls_has_the_message_once(
-    broker: KafkaBroker,
     notifications: Service,
     settings: NotificationsSettings,
     clock: Clock,
     deliver: Callable[[], Delivery],
     receiver: Receiver,
-    both_known: None,
-    learner: ParticipantJoined,
-    proposal: MatchProposed,
+    proposal_by_webhook: None,
 ) -> None:
     """The status says the message arrived: a body that never ends must not turn it into a
     timeout, or the message is posted again."""
-    await prefer(notifications, settings, learner.person_id, webhook=WebhookIn(url=receiver.url()))
-    await publish_event(broker, proposal)
     receiver.replies = [STALL]
     worker = deliver()
     await worker.deliver_due()
@@ -466,18 +461,12 @@ async def test_a_webhook_that_answers_200_and_stalls_has_the_message_once(
 
 @pytest.mark.parametrize("status", [404, 410])
 async def test_a_webhook_that_is_gone_fails_for_good(
-    broker: KafkaBroker,
     notifications: Service,
-    settings: NotificationsSettings,
     deliver: Callable[[], Delivery],
     receiver: Receiver,
-    both_known: None,
-    learner: ParticipantJoined,
-    proposal: MatchProposed,
+    proposal_by_webhook: None,
     status: int,
 ) -> None:
-    await prefer(notifications, settings, learner.person_id, webhook=WebhookIn(url=receiver.url()))
-    await publish_event(broker, proposal)
     receiver.replies = [status]
     await deliver().deliver_due()
     [row] = await notifications_of(notifications, channel="webhook")
@@ -487,17 +476,12 @@ async def test_a_webhook_that_is_gone_fails_for_good(
 
 
 async def test_a_url_refused_at_send_time_fails_without_a_request(
-    broker: KafkaBroker,
     notifications: Service,
     settings: NotificationsSettings,
     clock: Clock,
     receiver: Receiver,
-    both_known: None,
-    learner: ParticipantJoined,
-    proposal: MatchProposed,
+    proposal_by_webhook: None,
 ) -> None:
-    await prefer(notifications, settings, learner.person_id, webhook=WebhookIn(url=receiver.url()))
-    await publish_event(broker, proposal)
     # The operator has since closed the door on private addresses.
     closed = settings.model_copy(update={"outbound_allow_private": False})
     await Delivery(notifications.unit_of_work, closed, clock=clock).deliver_due()
