@@ -319,10 +319,10 @@ async def test_a_500_is_retried_with_the_same_delivery_id(
 @pytest.mark.parametrize(
     ("status", "retry_after", "waits"),
     [
-        (429, "600", 600),
-        (503, (datetime.now(UTC) + timedelta(seconds=900)).strftime(HTTP_DATE), 900),
-        (429, str(10**400), 3600),  # no longer than the longest backoff
-        (429, "soon", None),  # not understood: the usual backoff
+        (429, lambda: "600", 600),
+        (503, lambda: (datetime.now(UTC) + timedelta(seconds=900)).strftime(HTTP_DATE), 900),
+        (429, lambda: str(10**400), 3600),  # no longer than the longest backoff
+        (429, lambda: "soon", None),  # not understood: the usual backoff
     ],
     ids=["seconds", "date", "too long", "garbled"],
 )
@@ -334,12 +334,12 @@ async def test_a_receiver_that_asks_to_wait_is_not_asked_again_sooner(
     receiver: Receiver,
     proposal_by_webhook: None,
     status: int,
-    retry_after: str,
+    retry_after: Callable[[], str],  # made when the test runs: a date is relative to then
     waits: int | None,
 ) -> None:
     """A chat that limits how often it is posted to says when to come back (Retry-After): asked
     sooner, it refuses again, and each refusal uses up one of the message's attempts."""
-    receiver.replies = [(status, {"Retry-After": retry_after})]
+    receiver.replies = [(status, {"Retry-After": retry_after()})]
     failed_at = clock()
     worker = deliver()
     await worker.deliver_due()
@@ -456,6 +456,27 @@ async def test_a_webhook_that_answers_200_and_stalls_has_the_message_once(
 
     clock.advance(seconds=settings.delivery_retry_delay)
     await worker.deliver_due()
+    assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize(("status", "permanent"), [(301, True), (308, True), (307, False)])
+async def test_a_redirect_is_not_followed_and_says_where_it_leads(
+    notifications: Service,
+    deliver: Callable[[], Delivery],
+    receiver: Receiver,
+    proposal_by_webhook: None,
+    status: int,
+    permanent: bool,
+) -> None:
+    """A redirect could lead past the allow-list; a permanent one answers every retry the same."""
+    receiver.replies = [(status, {"Location": "https://hooks.example/new" + "x" * 500})]
+    await deliver().deliver_due()
+    [row] = await notifications_of(notifications, channel="webhook")
+    reason = f"HTTP {status}: redirects to https://hooks.example/new{'x' * 175}, and redirects"
+    assert (row.status, row.last_error) == (
+        "failed" if permanent else "pending",
+        f"{reason} are not followed",
+    )
     assert len(receiver.requests) == 1
 
 

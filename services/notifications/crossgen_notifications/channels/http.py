@@ -10,8 +10,9 @@ import httpx
 from crossgen_notifications.channels import DeliveryError
 from crossgen_notifications.channels.urls import UnsafeUrl, UrlPolicy
 
-# The receiver's fault, and lasting: a retry cannot help (408 and 429 ask for one).
-_PERMANENT = frozenset(range(400, 500)) - {408, 425, 429}
+# The receiver's fault, and lasting: a retry cannot help (408 and 429 ask for one). Redirects are
+# not followed (one could lead past the allow-list), and a permanent one answers every retry.
+_PERMANENT = frozenset(range(400, 500)) - {408, 425, 429} | {301, 308}
 EXCERPT = 200  # characters of an error's body kept in its reason
 # Shares of the timeout: most of it until the answer's status, a tenth for its body, and the
 # rest to spare, so the caller's own timeout never fires once the status is known. A receiver
@@ -41,6 +42,9 @@ class HttpPoster:
         finally:
             await response.aclose()
         if not response.is_success:
+            if response.is_redirect:  # what the person needs to change their URL to
+                moved_to = response.headers["Location"][:EXCERPT]
+                excerpt = f"redirects to {moved_to}, and redirects are not followed"
             raise DeliveryError(
                 f"HTTP {response.status_code}: {excerpt}",
                 permanent=response.status_code in _PERMANENT,
