@@ -11,7 +11,7 @@ import logging
 
 from faststream.kafka import KafkaBroker
 from prometheus_client import Counter
-from sqlalchemy import BigInteger, any_, bindparam, func, select, update
+from sqlalchemy import BigInteger, Text, any_, bindparam, cast, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,13 +24,14 @@ PUBLISHED = Counter(
     "crossgen_outbox_published_total", "Events published from the outbox", ["topic"]
 )
 _RELAY_LOCK = 0x0C05_06E0  # advisory lock id: any constant shared by the replicas of a service
-# A round's values in bytes, past its first record: events are a few kB, but a dead letter can be
-# nearly 1 MB, and a round of 500 of them would hold over 500 MB (40 held 43 MB; the services'
-# memory limit is 512 MiB).
+# A round's records in bytes (values and headers), past its first record: events are a few kB,
+# but a dead letter can be nearly 1 MB, headers included, and a round of 500 of them would hold
+# over 500 MB (40 held 43 MB; the services' memory limit is 512 MiB).
 ROUND_BYTES = 8 * 1024 * 1024
-# The first ``rows`` waiting, each with how many bytes of values wait before it, and how many wait.
+_SIZE = func.octet_length(OutboxRecord.value) + func.octet_length(cast(OutboxRecord.headers, Text))
+# The first ``rows`` waiting, each with how many bytes of records wait before it, and how many wait.
 _waiting = (
-    select(OutboxRecord.seq, func.octet_length(OutboxRecord.value).label("size"))
+    select(OutboxRecord.seq, _SIZE.label("size"))
     .where(OutboxRecord.published_at.is_(None))
     .order_by(OutboxRecord.seq)
     .limit(bindparam("rows"))

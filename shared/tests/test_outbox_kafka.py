@@ -28,18 +28,22 @@ def kafka() -> Iterator[LocalKafka]:
         yield broker
 
 
+@pytest.mark.parametrize("large", ["value", "headers"])
 async def test_a_round_takes_as_many_large_records_as_fit_its_bytes(
-    postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka
+    postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka, large: str
 ) -> None:
     """40 records of 1 MB waiting: one round took all 40 (a backlog of 500 would have taken
     500 MB), and now takes those that start within ``ROUND_BYTES``; the next rounds go on at
-    once, in order."""
+    once, in order. A letter's 1 MB may be mostly headers: they count too."""
     settings = fresh_settings(postgres, tokens, kafka_bootstrap_servers=kafka.bootstrap_servers)
     service = await messaging_service("relaying", settings)
     topic = f"crossgen.test.large.{uuid4().hex[:8]}"
     for n in range(40):
         async with service.unit_of_work() as uow:
-            uow.forward(topic, b"same key", bytes([n]) * LARGE, {})
+            if large == "value":
+                uow.forward(topic, b"same key", bytes([n]) * LARGE, {})
+            else:  # the header's JSON, {"h": "…"}, is 1 MB too
+                uow.forward(topic, b"same key", bytes([n]), {"h": "x" * (LARGE - 10)})
             await uow.commit()
     await service.broker.connect()
     try:
