@@ -11,6 +11,7 @@ import pytest
 
 from crossgen_local.databases import migrated_database
 from crossgen_local.interrupts import interrupt, take_over
+from crossgen_local.kafka import LocalKafka
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
 
@@ -29,6 +30,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def postgres() -> Iterator[LocalPostgres]:
     with LocalPostgres([]) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def kafka() -> Iterator[LocalKafka]:
+    """A broker for the module: some modules stop or restart theirs."""
+    with LocalKafka() as broker:
+        yield broker
 
 
 @pytest.fixture(scope="session")

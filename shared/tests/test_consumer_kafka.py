@@ -7,7 +7,7 @@ keeps it but takes no records, is restarted."""
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -37,12 +37,6 @@ async def note(event: ParticipantJoined, _: Envelope, uow: UnitOfWork) -> None:
         raise NotReady("what it refers to has not come yet")
     BATCH_OF[event.display_name] = uow
     uow.after_commit(lambda: HANDLED.append(event.display_name))
-
-
-@pytest.fixture(scope="module")
-def kafka() -> Iterator[LocalKafka]:
-    with LocalKafka() as broker:
-        yield broker
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 near Kafka's limit (dead letters of large bad records) do not fill a service's memory."""
 
 import tracemalloc
-from collections.abc import Iterator
 from uuid import uuid4
 
 import pytest
@@ -20,12 +19,6 @@ from .messaging import fresh_settings, messaging_service
 pytestmark = pytest.mark.integration
 
 LARGE = 1_000_000  # bytes: as a dead letter may be
-
-
-@pytest.fixture(scope="module")
-def kafka() -> Iterator[LocalKafka]:
-    with LocalKafka() as broker:
-        yield broker
 
 
 @pytest.mark.parametrize("large", ["value", "headers"])

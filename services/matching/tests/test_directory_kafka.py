@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from uuid import uuid4
 
@@ -35,12 +35,6 @@ pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hris"
 MIGRATIONS = Path(crossgen_matching.__file__).parent / "migrations"
-
-
-@pytest.fixture(scope="module")
-def kafka() -> Iterator[LocalKafka]:
-    with LocalKafka() as broker:
-        yield broker
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ resent."""
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
 
@@ -33,12 +32,6 @@ pytestmark = pytest.mark.integration
 
 PAIRS = 3  # three pairings, each proposed and accepted: twelve emails
 SMTP_DELAY = 1.0  # seconds between storing a message and saying so
-
-
-@pytest.fixture(scope="module")
-def kafka() -> Iterator[LocalKafka]:
-    with LocalKafka() as broker:
-        yield broker
 
 
 def journey() -> list[tuple[str, Event]]:
