@@ -33,7 +33,7 @@ from crossgen_shared.events import (
 )
 from crossgen_shared.service import Service
 
-from .test_directory_kafka import eventually, kafka, settings  # noqa: F401 (fixtures)
+from .test_directory_kafka import eventually, settings  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 
