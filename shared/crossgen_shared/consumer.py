@@ -166,6 +166,8 @@ class Consumer:
     session_timeout: float = 10.0
     # The service's consumers' applied batches, for a batch that came too early to wait for.
     progress: Progress | None = None
+    # Bytes a dead letter may hold: less if the dead-letter topic takes less (``Service``).
+    letter_limit: int = dead_letters.LIMIT
     attempts: dict[str, int] = field(default_factory=dict)
     offsets: OffsetCommits = field(init=False)
     subscriber: Any = field(init=False, default=None)  # FastStream's, once registered
@@ -498,8 +500,10 @@ class Consumer:
             async with self.uow() as uow:
                 first = await uow.claim_all(f"{self.name} dead letters", [_letter_id(record)])
                 if first:
-                    value, headers = dead_letters.letter(self.name, record, reason)
-                    uow.forward(topics.dead_letter(self.service), record.key, value, headers)
+                    parked = dead_letters.letter(self.name, record, reason, self.letter_limit)
+                    uow.forward(
+                        topics.dead_letter(self.service), parked.key, parked.value, parked.headers
+                    )
                 await uow.commit()
         except Exception as exc:
             await self._waited_out(exc, "cannot park a record yet")

@@ -18,23 +18,53 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import for_code
 
 from crossgen_shared import topics
 from crossgen_shared.settings import ServiceSettings
 
 PREFIX = "dlq_"
 PREVIEW = 200  # characters of a value shown by `dead-letters list`
-# Bytes of a dead letter's value and headers together, at most: a longer value is cut. A letter
-# must fit the dead-letter topic (Kafka takes 1 MiB a record unless told otherwise); one that did
-# not, the outbox relay, which publishes in order, tried forever, holding up every event behind
-# it. Such a record stays whole on its origin topic, for that topic's retention; not replayed.
+# Bytes of a dead letter's key, value and headers together, at most: a longer key or value is
+# cut. A letter must fit the dead-letter topic (Kafka takes 1 MiB a record unless told
+# otherwise); one that did not, the outbox relay, which publishes in order, tried forever,
+# holding up every event behind it. Such a record stays whole on its origin topic, for that
+# topic's retention; not replayed.
 LIMIT = 1_000_000
 CUT = f"{PREFIX}value_cut"
+KEY_CUT = f"{PREFIX}key_cut"
+MAX_BYTES = "max.message.bytes"  # the topic's config
 
 
-def letter(consumer: str, record: Any, reason: str) -> tuple[bytes, dict[str, str]]:
-    """The value and headers ``record`` (an aiokafka ConsumerRecord) is parked with: its own
-    headers, with why, by whom and from where, and its own value, cut to fit ``LIMIT``."""
+async def room_on(admin: AIOKafkaAdminClient, topic: str) -> int:
+    """The bytes a letter may hold on ``topic``: ``LIMIT``, or less if the topic takes less than
+    Kafka's default (its ``max.message.bytes``). A twenty-fifth of what it takes, 1 kB at least,
+    is left for the record's framing."""
+    wanted = ConfigResource(ConfigResourceType.TOPIC, topic, {MAX_BYTES: None})
+    [response] = await admin.describe_configs([wanted])
+    [resource] = response.to_object()["resources"]
+    if resource["error_code"]:
+        raise for_code(resource["error_code"])(resource["error_message"])
+    [takes] = (
+        int(entry["config_value"])
+        for entry in resource["config_entries"]
+        if entry["config_names"] == MAX_BYTES
+    )
+    return min(LIMIT, takes - max(1024, takes // 25))
+
+
+@dataclass(frozen=True)
+class Letter:
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+
+
+def letter(consumer: str, record: Any, reason: str, limit: int = LIMIT) -> Letter:
+    """What ``record`` (an aiokafka ConsumerRecord) is parked with: its own headers, with why,
+    by whom and from where, and its own key and value, cut to fit ``limit`` bytes."""
     kept = {
         k: v.decode(errors="replace")
         for k, v in record.headers or ()
@@ -47,12 +77,17 @@ def letter(consumer: str, record: Any, reason: str) -> tuple[bytes, dict[str, st
         "dlq_origin_partition": str(record.partition),
         "dlq_origin_offset": str(record.offset),
     }
-    value = record.value or b""
-    room = max(0, LIMIT - sum(len(k) + len(v.encode()) for k, v in headers.items()))
+    key, value = record.key, record.value or b""
+    room = max(0, limit - sum(len(k) + len(v.encode()) for k, v in headers.items()))
+    # Any garbage a producer sent can be as long as the broker takes: the key too.
+    if key is not None and len(key) > room:
+        headers[KEY_CUT] = f"{room} of {len(key)} bytes"
+        key = key[:room]
+    room -= len(key or b"")
     if len(value) > room:
         headers[CUT] = f"{room} of {len(value)} bytes"
         value = value[:room]
-    return value, headers
+    return Letter(key, value, headers)
 
 
 @dataclass(frozen=True)
@@ -76,8 +111,9 @@ class DeadLetter:
 
     @property
     def cut(self) -> str:
-        """How much of its value the letter kept, if it was cut when parked: "" if whole."""
-        return self.header(CUT)
+        """How much of its key and value the letter kept, if cut when parked: "" if whole."""
+        cuts = (("key", self.header(KEY_CUT)), ("value", self.header(CUT)))
+        return ", ".join(f"{part} {kept}" for part, kept in cuts if kept)
 
     def describe(self) -> str:
         value = self.value.decode(errors="replace")
@@ -88,7 +124,7 @@ class DeadLetter:
             f"@{self.header('dlq_origin_offset')}"
         )
         cut = (
-            f"\n  value cut when parked ({self.cut}), so never replayed: the whole record is at"
+            f"\n  cut when parked ({self.cut}), so never replayed: the whole record is at"
             f" {origin} while that topic keeps it"
             if self.cut
             else ""
@@ -167,7 +203,7 @@ async def replay(
     limit: int | None = None,
 ) -> list[DeadLetter]:
     """Re-publish dead letters not replayed before to their origin topic; returns them, and
-    those of the origin topics passed over because their value was cut when parked."""
+    those of the origin topics passed over because they were cut when parked."""
     origins = (
         [origin_topic]
         if origin_topic

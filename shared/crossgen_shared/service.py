@@ -22,7 +22,7 @@ from prometheus_client import make_asgi_app
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from crossgen_shared import asyncapi, observability, retention, topics
+from crossgen_shared import asyncapi, dead_letters, observability, retention, topics
 from crossgen_shared.auth import TokenVerifier
 from crossgen_shared.consumer import Consumer, Handler, InTurn, Progress
 from crossgen_shared.db import create_engine, reason, refused_data, session_factory, unavailable
@@ -153,6 +153,33 @@ class Service:
         finally:
             await admin.close()
 
+    async def fit_dead_letters(self) -> None:
+        """Cut letters to fit the dead-letter topic, which may take less than Kafka's default:
+        one it refused, the outbox relay would try forever, holding every later event."""
+        topic = topics.dead_letter(self.name)
+        admin = self.kafka_admin()
+        try:
+            await admin.start()
+            room = await dead_letters.room_on(admin, topic)
+        except Exception as exc:
+            log.warning(
+                "%s: cannot read %s's %s (%s: %s): dead letters are cut to %d bytes, to fit"
+                " Kafka's default; allow DescribeConfigs on the topic if it takes less",
+                self.name,
+                topic,
+                dead_letters.MAX_BYTES,
+                type(exc).__name__,
+                exc,
+                dead_letters.LIMIT,
+            )
+            return
+        finally:
+            await admin.close()
+        if room < dead_letters.LIMIT:
+            log.info("%s: dead letters are cut to %d bytes, to fit %s", self.name, room, topic)
+        for consumer in self.consumers:
+            consumer.letter_limit = room
+
     async def watch_group(self) -> None:
         """The background worker that restarts a consumer which lost its place in the group, or
         takes none of the records of the partitions it holds."""
@@ -179,6 +206,7 @@ class Service:
         """Kafka side up for the duration: topics, consumers, relay; drained on exit."""
         if self.settings.create_topics:
             await self.ensure_topics()
+        await self.fit_dead_letters()
         try:
             await self.broker.start()
         except Exception as failed:

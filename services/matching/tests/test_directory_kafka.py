@@ -213,8 +213,8 @@ async def test_a_record_too_large_to_park_whole_does_not_hold_up_the_outbox(
     assert large.header("dlq_reason").startswith("the value is not JSON")
     kept = len(large.value)
     assert large.value == b"x" * kept and 999_000 < kept < 1_000_000  # the headers fit too
-    assert large.cut == f"{kept} of 1048400 bytes"
-    assert f"value cut when parked ({kept} of 1048400 bytes), so never replayed" in (
+    assert large.cut == f"value {kept} of 1048400 bytes"
+    assert f"cut when parked (value {kept} of 1048400 bytes), so never replayed" in (
         large.describe()
     )
 
@@ -223,6 +223,31 @@ async def test_a_record_too_large_to_park_whole_does_not_hold_up_the_outbox(
     replayed = await dead_letters.replay(settings, "matching", origin_topic=topics.HRIS)
     assert large in replayed and small in replayed
     assert await _hris_records(settings) - sent_before == sum(1 for d in replayed if not d.cut)
+
+
+async def test_a_record_whose_key_fills_it_is_parked_with_its_key_cut(
+    settings: MatchingSettings,
+) -> None:
+    """A key near the broker's size limit: parked whole with the dead letter's headers, the
+    letter would not fit its topic, and the outbox relay would try it forever. The key is cut as
+    a long value is, and the records parked after it are not held up."""
+    matching = build(settings)
+    huge, small = b"k" * 1_048_400, uuid4().hex.encode()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for value, key in ((b"\x00", huge), (b"\x00 not json", small)):  # parked in this order
+            await producer.send_and_wait(topics.HRIS, value, key=key, partition=0)
+    finally:
+        await producer.stop()
+
+    async with matching.running():
+        await eventually(lambda: _count_letters(settings, 1, small))
+    [cut] = [d for d in await _letters(settings) if d.key and d.key.startswith(b"kkk")]
+    kept = len(cut.key or b"")
+    assert cut.key == b"k" * kept and 999_000 < kept < 1_000_000
+    assert cut.value == b""
+    assert cut.cut == f"key {kept} of 1048400 bytes, value 0 of 1 bytes"
 
 
 async def _letters(
