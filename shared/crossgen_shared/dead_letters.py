@@ -27,14 +27,15 @@ from crossgen_shared.settings import ServiceSettings
 
 PREFIX = "dlq_"
 PREVIEW = 200  # characters of a value shown by `dead-letters list`
-# Bytes of a dead letter's key, value and headers together, at most: a longer key or value is
-# cut. A letter must fit the dead-letter topic (Kafka takes 1 MiB a record unless told
-# otherwise); one that did not, the outbox relay, which publishes in order, tried forever,
-# holding up every event behind it. Such a record stays whole on its origin topic, for that
-# topic's retention; not replayed.
+# Bytes of a dead letter's headers, key and value together, at most: what does not fit is cut.
+# A letter must fit the dead-letter topic (Kafka takes 1 MiB a record unless told otherwise);
+# one that did not, the outbox relay, which publishes in order, tried forever, holding up every
+# event behind it. Such a record stays whole on its origin topic, for that topic's retention;
+# not replayed.
 LIMIT = 1_000_000
 CUT = f"{PREFIX}value_cut"
 KEY_CUT = f"{PREFIX}key_cut"
+HEADERS_CUT = f"{PREFIX}headers_cut"
 MAX_BYTES = "max.message.bytes"  # the topic's config
 
 
@@ -63,31 +64,43 @@ class Letter:
 
 
 def letter(consumer: str, record: Any, reason: str, limit: int = LIMIT) -> Letter:
-    """What ``record`` (an aiokafka ConsumerRecord) is parked with: its own headers, with why,
-    by whom and from where, and its own key and value, cut to fit ``limit`` bytes."""
-    kept = {
-        k: v.decode(errors="replace")
-        for k, v in record.headers or ()
-        if not k.startswith(PREFIX)  # a replayed record that fails again gets fresh ones
-    }
-    headers = kept | {
+    """What ``record`` (an aiokafka ConsumerRecord) is parked with: why, by whom and from where,
+    and as much of its own headers, key and value as fits ``limit`` bytes, in that order."""
+    own = {
         "dlq_reason": reason[:2000],
         "dlq_consumer": consumer,
         "dlq_origin_topic": record.topic,
         "dlq_origin_partition": str(record.partition),
         "dlq_origin_offset": str(record.offset),
     }
+    room = max(0, limit - _size(own))
+    # What a producer sent can be as long as the broker takes, its key and headers too; and a
+    # header's bytes that are not UTF-8 take three each once read as text.
+    theirs = {
+        k: v.decode(errors="replace")
+        for k, v in record.headers or ()
+        if not k.startswith(PREFIX)  # a replayed record that fails again gets fresh ones
+    }
+    kept: dict[str, str] = {}
+    for name, text in theirs.items():
+        if _size(kept) + _size({name: text}) <= room:
+            kept[name] = text
+    if len(kept) < len(theirs):
+        own[HEADERS_CUT] = f"{_size(kept)} of {_size(theirs)} bytes"
+    room -= _size(kept)
     key, value = record.key, record.value or b""
-    room = max(0, limit - sum(len(k) + len(v.encode()) for k, v in headers.items()))
-    # Any garbage a producer sent can be as long as the broker takes: the key too.
     if key is not None and len(key) > room:
-        headers[KEY_CUT] = f"{room} of {len(key)} bytes"
+        own[KEY_CUT] = f"{room} of {len(key)} bytes"
         key = key[:room]
     room -= len(key or b"")
     if len(value) > room:
-        headers[CUT] = f"{room} of {len(value)} bytes"
+        own[CUT] = f"{room} of {len(value)} bytes"
         value = value[:room]
-    return Letter(key, value, headers)
+    return Letter(key, value, kept | own)
+
+
+def _size(headers: dict[str, str]) -> int:
+    return sum(len(k) + len(v.encode()) for k, v in headers.items())
 
 
 @dataclass(frozen=True)
@@ -111,8 +124,13 @@ class DeadLetter:
 
     @property
     def cut(self) -> str:
-        """How much of its key and value the letter kept, if cut when parked: "" if whole."""
-        cuts = (("key", self.header(KEY_CUT)), ("value", self.header(CUT)))
+        """How much of its headers, key and value the letter kept, if cut when parked: "" if
+        whole."""
+        cuts = (
+            ("headers", self.header(HEADERS_CUT)),
+            ("key", self.header(KEY_CUT)),
+            ("value", self.header(CUT)),
+        )
         return ", ".join(f"{part} {kept}" for part, kept in cuts if kept)
 
     def describe(self) -> str:

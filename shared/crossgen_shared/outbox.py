@@ -8,9 +8,10 @@ the database update republishes a batch, and consumers deduplicate on the event 
 import asyncio
 import contextlib
 import logging
+from datetime import UTC, datetime
 
 from faststream.kafka import KafkaBroker
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from sqlalchemy import BigInteger, Text, any_, bindparam, cast, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,6 +23,12 @@ log = logging.getLogger(__name__)
 
 PUBLISHED = Counter(
     "crossgen_outbox_published_total", "Events published from the outbox", ["topic"]
+)
+# What an alert watches: the broker refusing a record (too large for its topic, not allowed) is
+# retried for ever, and holds every later event of the service behind it.
+OLDEST_WAITING = Gauge(
+    "crossgen_outbox_oldest_waiting_seconds",
+    "Age of the oldest event not yet published, at the publishing replica's last round (else 0)",
 )
 _RELAY_LOCK = 0x0C05_06E0  # advisory lock id: any constant shared by the replicas of a service
 # A round's records in bytes (values and headers), past its first record: events are a few kB,
@@ -115,13 +122,16 @@ class OutboxRelay:
         """Publish one round of unpublished events; returns whether more may be waiting."""
         async with self._sessions() as session, session.begin():
             if not await session.scalar(select(func.pg_try_advisory_xact_lock(_RELAY_LOCK))):
-                return False  # another replica is publishing
+                OLDEST_WAITING.set(0)  # another replica is publishing, and says
+                return False
             found = (
                 await session.execute(_ROUND, {"rows": self._batch_size, "bytes": ROUND_BYTES})
             ).all()
-            if not found:
-                return False
             rows = [row for row, _ in found]
+            age = (datetime.now(UTC) - rows[0].created_at).total_seconds() if rows else 0
+            OLDEST_WAITING.set(max(0, age))
+            if not rows:
+                return False
             # Send the whole batch, then wait for every acknowledgement (acks=all, idempotent).
             pending = [
                 await self._broker.publish(

@@ -1,11 +1,16 @@
 """Over a real Kafka broker: the relay's round is bounded by bytes as well as by rows, so records
-near Kafka's limit (dead letters of large bad records) do not fill a service's memory."""
+near Kafka's limit (dead letters of large bad records) do not fill a service's memory; and a
+record the broker refuses shows in a metric."""
 
 import tracemalloc
+from datetime import timedelta
 from uuid import uuid4
 
 import pytest
-from sqlalchemy import func, select
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select, update
 
 from crossgen_local.evidence import read_topic
 from crossgen_local.kafka import LocalKafka
@@ -19,6 +24,7 @@ from .messaging import fresh_settings, messaging_service
 pytestmark = pytest.mark.integration
 
 LARGE = 1_000_000  # bytes: as a dead letter may be
+OLDEST = "crossgen_outbox_oldest_waiting_seconds"
 
 
 @pytest.mark.parametrize("large", ["value", "headers"])
@@ -59,3 +65,43 @@ async def test_a_round_takes_as_many_large_records_as_fit_its_bytes(
     assert peak < 2 * ROUND_BYTES, f"{peak / 2**20:.0f} MiB at the peak"
     published = await read_topic(kafka.bootstrap_servers, topic)
     assert [record.value[0] for record in published] == list(range(40))
+
+
+async def test_an_event_the_broker_refuses_shows_in_the_oldest_waiting_age(
+    postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka
+) -> None:
+    """The relay retries a record the broker refuses (here, too large for its topic), holding
+    every later event behind it: before, only its log said so; now a metric an alert can watch
+    grows with the wait, and is 0 again once nothing waits."""
+    settings = fresh_settings(postgres, tokens, kafka_bootstrap_servers=kafka.bootstrap_servers)
+    service = await messaging_service("ageing", settings)
+    topic = f"crossgen.test.small.{uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic, 1, 1, topic_configs={"max.message.bytes": "2000"})]
+        )
+    finally:
+        await admin.close()
+    async with service.unit_of_work() as uow:
+        uow.forward(topic, b"key", b"x" * 5000, {})
+        await uow.commit()
+    async with service.sessions() as session, session.begin():
+        await session.execute(
+            update(OutboxRecord).values(created_at=func.now() - timedelta(minutes=1))
+        )
+    await service.broker.connect()
+    try:
+        with pytest.raises(KafkaError):
+            await service.relay.publish_pending()
+        refused = REGISTRY.get_sample_value(OLDEST)
+        async with service.sessions() as session, session.begin():
+            await session.execute(update(OutboxRecord).values(value=b"x"))  # fixed by hand
+        await service.relay.publish_pending()
+        await service.relay.publish_pending()
+    finally:
+        await service.broker.stop()
+        await service.engine.dispose()
+    assert refused is not None and 60 <= refused < 120
+    assert REGISTRY.get_sample_value(OLDEST) == 0

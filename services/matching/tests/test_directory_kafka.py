@@ -225,29 +225,42 @@ async def test_a_record_too_large_to_park_whole_does_not_hold_up_the_outbox(
     assert await _hris_records(settings) - sent_before == sum(1 for d in replayed if not d.cut)
 
 
-async def test_a_record_whose_key_fills_it_is_parked_with_its_key_cut(
-    settings: MatchingSettings,
+@pytest.mark.parametrize("fills", ["key", "headers"])
+async def test_a_record_whose_key_or_headers_fill_it_is_parked_with_them_cut(
+    settings: MatchingSettings, fills: str
 ) -> None:
-    """A key near the broker's size limit: parked whole with the dead letter's headers, the
-    letter would not fit its topic, and the outbox relay would try it forever. The key is cut as
-    a long value is, and the records parked after it are not held up."""
+    """A key, or headers, near the broker's size limit (bytes of a header that are not UTF-8
+    take three each once read as text): parked whole with the dead letter's headers, the letter
+    would not fit its topic, and the outbox relay would try it forever. They are cut as a long
+    value is, and the records parked after it are not held up."""
     matching = build(settings)
-    huge, small = b"k" * 1_048_400, uuid4().hex.encode()
+    marker, small = uuid4().hex.encode(), uuid4().hex.encode()
+    if fills == "key":
+        key, headers = marker + b"k" * (1_048_400 - len(marker)), [("ce_id", b"1")]
+    else:
+        key, headers = marker, [("binary", b"\xff" * 400_000), ("ce_id", b"1")]
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
     try:
-        for value, key in ((b"\x00", huge), (b"\x00 not json", small)):  # parked in this order
-            await producer.send_and_wait(topics.HRIS, value, key=key, partition=0)
+        for value, sent in ((b"\x00", (key, headers)), (b"\x00 not json", (small, []))):
+            await producer.send_and_wait(  # parked in this order
+                topics.HRIS, value, key=sent[0], headers=sent[1], partition=0
+            )
     finally:
         await producer.stop()
 
     async with matching.running():
         await eventually(lambda: _count_letters(settings, 1, small))
-    [cut] = [d for d in await _letters(settings) if d.key and d.key.startswith(b"kkk")]
-    kept = len(cut.key or b"")
-    assert cut.key == b"k" * kept and 999_000 < kept < 1_000_000
-    assert cut.value == b""
-    assert cut.cut == f"key {kept} of 1048400 bytes, value 0 of 1 bytes"
+    [cut] = [d for d in await _letters(settings) if d.key and d.key.startswith(marker)]
+    assert cut.header("ce_id") == "1"  # what fits is kept
+    if fills == "key":
+        kept = len(cut.key or b"")
+        assert cut.key == key[:kept] and 999_000 < kept < 1_000_000
+        assert cut.value == b""
+        assert cut.cut == f"key {kept} of 1048400 bytes, value 0 of 1 bytes"
+    else:
+        assert cut.header("binary") == "" and (cut.key, cut.value) == (key, b"\x00")
+        assert cut.cut == "headers 6 of 1200012 bytes"
 
 
 async def _letters(
