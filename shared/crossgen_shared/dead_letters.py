@@ -82,12 +82,14 @@ def letter(consumer: str, record: Any, reason: str, limit: int = LIMIT) -> Lette
         if not k.startswith(PREFIX)  # a replayed record that fails again gets fresh ones
     }
     kept: dict[str, str] = {}
-    for name, text in theirs.items():
-        if _size(kept) + _size({name: text}) <= room:
-            kept[name] = text
+    used = 0
+    for name, text in theirs.items():  # a record may have many thousand headers
+        size = _size({name: text})
+        if used + size <= room:
+            kept[name], used = text, used + size
     if len(kept) < len(theirs):
-        own[HEADERS_CUT] = f"{_size(kept)} of {_size(theirs)} bytes"
-    room -= _size(kept)
+        own[HEADERS_CUT] = f"{used} of {_size(theirs)} bytes"
+    room -= used
     key, value = record.key, record.value or b""
     if key is not None and len(key) > room:
         own[KEY_CUT] = f"{room} of {len(key)} bytes"
@@ -100,7 +102,7 @@ def letter(consumer: str, record: Any, reason: str, limit: int = LIMIT) -> Lette
 
 
 def _size(headers: dict[str, str]) -> int:
-    return sum(len(k) + len(v.encode()) for k, v in headers.items())
+    return sum(len(k.encode()) + len(v.encode()) for k, v in headers.items())
 
 
 @dataclass(frozen=True)

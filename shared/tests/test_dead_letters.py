@@ -49,4 +49,4 @@ def test_a_letter_fits_its_limit_and_keeps_what_fits(
 
 
 def _size(headers: Iterable[tuple[str, str]]) -> int:
-    return sum(len(k) + len(v.encode()) for k, v in headers)
+    return sum(len(k.encode()) + len(v.encode()) for k, v in headers)
