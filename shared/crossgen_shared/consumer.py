@@ -44,6 +44,7 @@ from crossgen_shared.envelope import Envelope, InvalidEvent, decode
 from crossgen_shared.events import BY_TYPE, Event
 from crossgen_shared.offsets import OffsetCommits, spans
 from crossgen_shared.unit_of_work import UnitOfWork
+from crossgen_shared.unreadable import UnreadableRecords
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ class Consumer:
     letter_limit: int = dead_letters.LIMIT
     attempts: dict[str, int] = field(default_factory=dict)
     offsets: OffsetCommits = field(init=False)
+    unreadable: UnreadableRecords = field(init=False)
     subscriber: Any = field(init=False, default=None)  # FastStream's, once registered
     stopping: set[asyncio.Task[None]] = field(init=False, default_factory=set)  # (``restart``)
     # When a batch last brought records of each partition (time.monotonic), and whether one is
@@ -179,6 +181,8 @@ class Consumer:
 
     def __post_init__(self) -> None:
         self.offsets = OffsetCommits(self.name, self.commit_every)
+        group = topics.consumer_group(self.service)
+        self.unreadable = UnreadableRecords(self.name, group, self.batch_size, self.offsets)
 
     @property
     def name(self) -> str:
@@ -210,6 +214,8 @@ class Consumer:
             description=self.description,
         )
 
+        # FastStream fetches each batch with ``get_msg``: around a record the client cannot read.
+        self.subscriber.get_msg = self.unreadable.around(subscriber.get_msg)
         context = broker.context
 
         # The message is taken from the context, not asked for as a parameter: FastStream
@@ -252,9 +258,12 @@ class Consumer:
         return {TopicPartition(self.topic, partition) for partition in known}
 
     def assigned(self) -> set[TopicPartition]:
-        """The partitions the running Kafka consumer holds in the group now."""
+        """The partitions the running Kafka consumer holds in the group now, but those waiting
+        at a record it cannot read: someone must move the group past it."""
         consumer = getattr(self.subscriber, "consumer", None)
-        return set(consumer.assignment()) if isinstance(consumer, AIOKafkaConsumer) else set()
+        if not isinstance(consumer, AIOKafkaConsumer):
+            return set()
+        return consumer.assignment() - self.unreadable.waiting(consumer)
 
     def last_taken(self, partition: TopicPartition) -> float | None:
         """When a batch last brought records of ``partition`` (time.monotonic, 0 if none has);

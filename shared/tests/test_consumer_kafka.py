@@ -2,15 +2,21 @@
 consumer's other partitions go on, and the offsets it commits never pass the waiting record), and
 offsets waiting to be committed are committed when the service stops or a rebalance takes their
 partitions; a consumer given a batch wait takes records that trickle in as one batch; a batch
-handled leaves no line in the log at INFO; and a consumer that lost its place in the group, or
-keeps it but takes no records, is restarted."""
+handled leaves no line in the log at INFO; a consumer that lost its place in the group, or
+keeps it but takes no records, is restarted; and a record the Kafka client cannot read holds back
+its own partition only."""
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from crossgen_local.kafka import LocalKafka
 from crossgen_local.postgres import LocalPostgres
@@ -375,3 +381,65 @@ async def test_a_consumer_that_keeps_its_place_but_takes_no_records_is_restarted
         f"idling:{topics.SESSIONS}: records unread in the partitions it holds (2: 1), none taken"
     )
     assert "Its Kafka consumer's fetch task had ended: returned." in restarted
+
+
+# A producer that writes a header name that is not UTF-8, as a Go or C client can: aiokafka's own
+# writes names as UTF-8, so its pure-Python record builder is given a name that encodes to bytes
+# that are not.
+UNREADABLE = r"""
+import asyncio, sys
+from aiokafka import AIOKafkaProducer
+
+class NotUtf8(str):
+    def encode(self, *args, **kwargs):
+        return b"\xffname"
+
+async def main():
+    producer = AIOKafkaProducer(bootstrap_servers=sys.argv[1])
+    await producer.start()
+    await producer.send_and_wait(
+        sys.argv[2], b"{}", headers=[(NotUtf8("x"), b"v")], partition=int(sys.argv[3])
+    )
+    await producer.stop()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_record_the_kafka_client_cannot_read_holds_back_its_partition_only(
+    postgres: LocalPostgres,
+    tokens: TokenIssuer,
+    kafka: LocalKafka,
+    producer: AIOKafkaProducer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """aiokafka cannot read a record whose header name is not UTF-8: every fetch that met it
+    failed, and dropped what it had taken from the other partitions, which had moved past it (in
+    a loop as FastStream's, half of them were lost). Now the partition waits at that record, and
+    says what to do; the records before it and every other partition's are handled."""
+    where = TopicPartition(f"crossgen.test.unreadable.{uuid4().hex[:8]}", 0)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(where.topic, 3, 1)])
+    finally:
+        await admin.close()
+    service = await replica("unreading", where.topic, postgres, tokens, kafka)
+    await send_to(producer, where, "before")
+    await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", UNREADABLE, kafka.bootstrap_servers, where.topic, "0"],
+        env=os.environ | {"AIOKAFKA_NO_EXTENSIONS": "1"},
+        check=True,
+    )
+    others = [f"other {n}" for n in range(60)]
+
+    async def all_handled() -> bool:
+        return {"before", *others} <= set(HANDLED)
+
+    async with service.running():
+        for n, name in enumerate(others):
+            await send_to(producer, TopicPartition(where.topic, 1 + n % 2), name)
+        await eventually(all_handled, within=60)
+    assert f"{where.topic}[0] waits at offset 1" in caplog.text
+    assert "--reset-offsets --to-offset 2" in caplog.text

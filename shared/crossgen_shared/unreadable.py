@@ -1,0 +1,114 @@
+"""Records the Kafka client cannot read, and the partition that waits at each.
+
+aiokafka reads every header name as UTF-8, and cannot read a record whose name is not: Kafka
+takes one from any producer that writes raw bytes (a Go or C client can), and its own clients
+read it with U+FFFD. Every fetch that meets the record then fails, and drops what it had already
+taken from the consumer's other partitions, which have moved past those records: a consumer that
+fetched again, as FastStream's loop does, lost them. So after such a failure every partition goes
+back to what was handled (what comes again, the inbox skips), and each is read alone. The one that
+fails is read a record at a time up to the record it cannot read, and paused there, with what to
+do; the others go on.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from crossgen_shared.offsets import OffsetCommits
+
+log = logging.getLogger(__name__)
+
+WAIT_MS = 500  # for a partition's records, read alone
+
+Fetch = Callable[[AIOKafkaConsumer], Awaitable[tuple[Any, ...]]]
+
+
+class UnreadableRecords:
+    def __init__(self, name: str, group: str, batch_size: int, offsets: OffsetCommits) -> None:
+        self._name = name
+        self._group = group
+        self._batch_size = batch_size
+        self._offsets = offsets
+        self.at: dict[TopicPartition, int] = {}  # where each partition waits
+
+    def around(self, fetch: Fetch) -> Fetch:
+        """``fetch`` (FastStream's, of a batch), and around a record it cannot read."""
+
+        async def fetching(consumer: AIOKafkaConsumer) -> tuple[Any, ...]:
+            try:
+                return await fetch(consumer)
+            except UnicodeDecodeError:
+                return await self._read_alone(consumer)
+
+        return fetching
+
+    def waiting(self, consumer: AIOKafkaConsumer) -> set[TopicPartition]:
+        """The partitions paused at a record the client cannot read."""
+        return {partition for partition in consumer.paused() if partition in self.at}
+
+    async def _read_alone(self, consumer: AIOKafkaConsumer) -> tuple[Any, ...]:
+        await self._offsets.commit()  # what was handled: where the partitions go back to
+        readable = sorted(consumer.assignment() - consumer.paused())
+        await _back_to_committed(consumer, readable)
+        taken: list[Any] = []
+        for partition in readable:
+            try:
+                found = await consumer.getmany(
+                    partition, timeout_ms=WAIT_MS, max_records=self._batch_size
+                )
+            except UnicodeDecodeError:
+                await _back_to_committed(consumer, [partition])
+                taken += await self._up_to_unreadable(consumer, partition)
+                continue
+            taken += found.get(partition, [])
+        return tuple(taken)
+
+    async def _up_to_unreadable(
+        self, consumer: AIOKafkaConsumer, partition: TopicPartition
+    ) -> list[Any]:
+        """The records before the one that cannot be read (a batch's worth at most), and the
+        partition paused at it; without it, if the partition had no more records yet."""
+        taken: list[Any] = []
+        while len(taken) < self._batch_size:
+            try:
+                found = await consumer.getmany(partition, timeout_ms=WAIT_MS, max_records=1)
+            except UnicodeDecodeError:
+                # The failed read moved nothing: the partition is at the record.
+                await self._wait_at(consumer, partition, await consumer.position(partition))
+                break
+            if not found:
+                break
+            taken += found[partition]
+        return taken
+
+    async def _wait_at(
+        self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int
+    ) -> None:
+        consumer.pause(partition)
+        self.at[partition] = offset
+        where = f"{partition.topic}[{partition.partition}]"
+        log.error(
+            "%s: %s waits at offset %d: the Kafka client cannot read that record (a header name"
+            " that is not UTF-8); the other partitions go on. Stop the service and move its"
+            " group past it: kafka-consumer-groups.sh --bootstrap-server <brokers> --group %s"
+            " --topic %s:%d --reset-offsets --to-offset %d --execute (records its producer sent"
+            " in the same batch fail the same way: past those too)",
+            self._name,
+            where,
+            offset,
+            self._group,
+            partition.topic,
+            partition.partition,
+            offset + 1,
+        )
+
+
+async def _back_to_committed(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+    for partition in partitions:
+        committed = await consumer.committed(partition)
+        if committed is None:  # nothing committed yet: where the group starts
+            await consumer.seek_to_beginning(partition)
+        else:
+            consumer.seek(partition, committed)
