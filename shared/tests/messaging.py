@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import uuid4
 
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic_settings import SettingsConfigDict
 
 from crossgen_local.postgres import LocalPostgres
@@ -66,3 +67,14 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30) -
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.1)
+
+
+async def create_topic(bootstrap: str, name: str, partitions: int = 1, **config: str) -> None:
+    """A topic of the test's own, with ``config`` (Kafka's names, dots as underscores)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        configs = {key.replace("_", "."): value for key, value in config.items()}
+        await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
+    finally:
+        await admin.close()

@@ -16,7 +16,6 @@ from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from crossgen_local.kafka import LocalKafka
 from crossgen_local.postgres import LocalPostgres
@@ -28,7 +27,7 @@ from crossgen_shared.events import ParticipantJoined
 from crossgen_shared.service import Service
 from crossgen_shared.unit_of_work import UnitOfWork
 
-from .messaging import eventually, fresh_settings, messaging_service
+from .messaging import create_topic, eventually, fresh_settings, messaging_service
 from .test_observability import joined
 
 pytestmark = pytest.mark.integration
@@ -418,12 +417,7 @@ async def test_a_record_the_kafka_client_cannot_read_holds_back_its_partition_on
     a loop as FastStream's, half of them were lost). Now the partition waits at that record, and
     says what to do; the records before it and every other partition's are handled."""
     where = TopicPartition(f"crossgen.test.unreadable.{uuid4().hex[:8]}", 0)
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(where.topic, 3, 1)])
-    finally:
-        await admin.close()
+    await create_topic(kafka.bootstrap_servers, where.topic, partitions=3)
     service = await replica("unreading", where.topic, postgres, tokens, kafka)
     await send_to(producer, where, "before")
     await asyncio.to_thread(

@@ -5,7 +5,6 @@ from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from crossgen_local.kafka import LocalKafka
 from crossgen_local.postgres import LocalPostgres
@@ -13,7 +12,7 @@ from crossgen_local.tokens import TokenIssuer
 from crossgen_shared import dead_letters, topics
 from crossgen_shared.events import ParticipantJoined
 
-from .messaging import eventually, fresh_settings, messaging_service
+from .messaging import create_topic, eventually, fresh_settings, messaging_service
 from .test_consumer_kafka import note
 
 pytestmark = pytest.mark.integration
@@ -28,18 +27,9 @@ async def test_a_letter_is_cut_to_fit_a_dead_letter_topic_that_takes_less(
     relay, which publishes in order, tried it forever: the letter parked after it, and every
     event of the service, waited behind it."""
     name, topic = f"fitting{uuid4().hex[:6]}", f"crossgen.test.fitting.{uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(
-                    topics.dead_letter(name), 1, 1, topic_configs={"max.message.bytes": str(TAKES)}
-                )
-            ]
-        )
-    finally:
-        await admin.close()
+    await create_topic(
+        kafka.bootstrap_servers, topics.dead_letter(name), max_message_bytes=str(TAKES)
+    )
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
     await producer.start()
     try:

@@ -7,7 +7,6 @@ from datetime import timedelta
 from uuid import uuid4
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
@@ -19,7 +18,7 @@ from crossgen_local.tokens import TokenIssuer
 from crossgen_shared.db import OutboxRecord
 from crossgen_shared.outbox import ROUND_BYTES
 
-from .messaging import fresh_settings, messaging_service
+from .messaging import create_topic, fresh_settings, messaging_service
 
 pytestmark = pytest.mark.integration
 
@@ -76,14 +75,7 @@ async def test_an_event_the_broker_refuses_shows_in_the_oldest_waiting_age(
     settings = fresh_settings(postgres, tokens, kafka_bootstrap_servers=kafka.bootstrap_servers)
     service = await messaging_service("ageing", settings)
     topic = f"crossgen.test.small.{uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(topic, 1, 1, topic_configs={"max.message.bytes": "2000"})]
-        )
-    finally:
-        await admin.close()
+    await create_topic(kafka.bootstrap_servers, topic, max_message_bytes="2000")
     async with service.unit_of_work() as uow:
         uow.forward(topic, b"key", b"x" * 5000, {})
         await uow.commit()
