@@ -15,12 +15,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import Counter
 
 from crossgen_shared.offsets import OffsetCommits
 
 log = logging.getLogger(__name__)
 
 WAIT_MS = 500  # for a partition's records, read alone
+# The group watch leaves such a partition be (restarting would not help): this is its alert.
+PAUSED = Counter(
+    "crossgen_partitions_paused_unreadable_total",
+    "Partitions paused at a record the Kafka client cannot read, until the group is moved past it",
+    ["consumer"],
+)
 
 Fetch = Callable[[AIOKafkaConsumer], Awaitable[tuple[Any, ...]]]
 
@@ -88,6 +95,7 @@ class UnreadableRecords:
     ) -> None:
         consumer.pause(partition)
         self.at[partition] = offset
+        PAUSED.labels(self._name).inc()
         where = f"{partition.topic}[{partition.partition}]"
         log.error(
             "%s: %s waits at offset %d: the Kafka client cannot read that record (a header name"

@@ -16,6 +16,7 @@ from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import REGISTRY
 
 from crossgen_local.kafka import LocalKafka
 from crossgen_local.postgres import LocalPostgres
@@ -436,4 +437,6 @@ async def test_a_record_the_kafka_client_cannot_read_holds_back_its_partition_on
             await send_to(producer, TopicPartition(where.topic, 1 + n % 2), name)
         await eventually(all_handled, within=60)
     assert f"{where.topic}[0] waits at offset 1" in caplog.text
+    paused = "crossgen_partitions_paused_unreadable_total", {"consumer": f"unreading:{where.topic}"}
+    assert REGISTRY.get_sample_value(*paused) == 1
     assert "--reset-offsets --to-offset 2" in caplog.text
