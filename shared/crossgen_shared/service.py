@@ -131,35 +131,41 @@ class Service:
         """A Kafka consumer in no group, to read partitions' offsets."""
         return AIOKafkaConsumer(enable_auto_commit=False, **self.settings.kafka_client_options())
 
-    async def ensure_topics(self) -> None:
-        wanted = [*topics.ALL, topics.dead_letter(self.name)]
+    async def prepare_topics(self) -> None:
+        """Before the consumers start, with one admin client: the topics created (unless the
+        chart does that), and dead letters cut to fit their topic."""
         admin = self.kafka_admin()
-        await admin.start()
         try:
-            existing = set(await admin.list_topics())
-            new = [
-                NewTopic(
-                    name,
-                    num_partitions=self.settings.topic_partitions,
-                    replication_factor=self.settings.topic_replication_factor,
-                )
-                for name in wanted
-                if name not in existing
-            ]
-            if new:
-                # A replica may create them at the same moment.
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics(new)
+            if self.settings.create_topics:
+                await admin.start()
+                await self._ensure_topics(admin)
+            await self._fit_dead_letters(admin)
         finally:
             await admin.close()
 
-    async def fit_dead_letters(self) -> None:
-        """Cut letters to fit the dead-letter topic, which may take less than Kafka's default:
-        one it refused, the outbox relay would try forever, holding every later event."""
+    async def _ensure_topics(self, admin: AIOKafkaAdminClient) -> None:
+        wanted = [*topics.ALL, topics.dead_letter(self.name)]
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(
+                name,
+                num_partitions=self.settings.topic_partitions,
+                replication_factor=self.settings.topic_replication_factor,
+            )
+            for name in wanted
+            if name not in existing
+        ]
+        if new:
+            # A replica may create them at the same moment.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(new)
+
+    async def _fit_dead_letters(self, admin: AIOKafkaAdminClient) -> None:
+        """The dead-letter topic may take less than Kafka's default: a letter it refused, the
+        outbox relay would try forever, holding every later event."""
         topic = topics.dead_letter(self.name)
-        admin = self.kafka_admin()
         try:
-            await admin.start()
+            await admin.start()  # already, if it created the topics; optional otherwise
             room = await dead_letters.room_on(admin, topic)
         except Exception as exc:
             log.warning(
@@ -173,8 +179,6 @@ class Service:
                 dead_letters.LIMIT,
             )
             return
-        finally:
-            await admin.close()
         if room < dead_letters.LIMIT:
             log.info("%s: dead letters are cut to %d bytes, to fit %s", self.name, room, topic)
         for consumer in self.consumers:
@@ -204,9 +208,7 @@ class Service:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Kafka side up for the duration: topics, consumers, relay; drained on exit."""
-        if self.settings.create_topics:
-            await self.ensure_topics()
-        await self.fit_dead_letters()
+        await self.prepare_topics()
         try:
             await self.broker.start()
         except Exception as failed:

@@ -38,7 +38,7 @@ class UnreadableRecords:
         self._group = group
         self._batch_size = batch_size
         self._offsets = offsets
-        self.at: dict[TopicPartition, int] = {}  # where each partition waits
+        self._stopped: set[TopicPartition] = set()  # at such a record, once
 
     def around(self, fetch: Fetch) -> Fetch:
         """``fetch`` (FastStream's, of a batch), and around a record it cannot read."""
@@ -53,7 +53,7 @@ class UnreadableRecords:
 
     def waiting(self, consumer: AIOKafkaConsumer) -> set[TopicPartition]:
         """The partitions paused at a record the client cannot read."""
-        return {partition for partition in consumer.paused() if partition in self.at}
+        return consumer.paused() & self._stopped
 
     async def _read_alone(self, consumer: AIOKafkaConsumer) -> tuple[Any, ...]:
         await self._offsets.commit()  # what was handled: where the partitions go back to
@@ -94,7 +94,7 @@ class UnreadableRecords:
         self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int
     ) -> None:
         consumer.pause(partition)
-        self.at[partition] = offset
+        self._stopped.add(partition)
         PAUSED.labels(self._name).inc()
         where = f"{partition.topic}[{partition.partition}]"
         log.error(
