@@ -430,27 +430,53 @@ asyncio.run(main())
 """
 
 
-async def test_a_record_the_kafka_client_cannot_read_holds_back_its_partition_only(
-    postgres: LocalPostgres,
-    tokens: TokenIssuer,
-    kafka: LocalKafka,
-    producer: AIOKafkaProducer,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """aiokafka cannot read a record whose header name is not UTF-8: every fetch that met it
-    failed, and dropped what it had taken from the other partitions, which had moved past it (in
-    a loop as FastStream's, half of them were lost). Now the partition waits at that record, and
-    says what to do; the records before it and every other partition's are handled."""
-    where = TopicPartition(f"crossgen.test.unreadable.{uuid4().hex[:8]}", 0)
-    await create_topic(kafka.bootstrap_servers, where.topic, partitions=3)
-    service = await replica("unreading", where.topic, postgres, tokens, kafka)
-    await send_to(producer, where, "before")
+async def header_name_not_utf8(
+    kafka: LocalKafka, _: AIOKafkaProducer, where: TopicPartition
+) -> str:
     await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-c", UNREADABLE, kafka.bootstrap_servers, where.topic, "0"],
         env=os.environ | {"AIOKAFKA_NO_EXTENSIONS": "1"},
         check=True,
     )
+    return "a header name that is not UTF-8"
+
+
+async def damaged_on_disk(
+    kafka: LocalKafka, producer: AIOKafkaProducer, where: TopicPartition
+) -> str:
+    """A record whose bytes changed in the broker's log after it was written (a failing disk):
+    the broker checks a batch's CRC when it takes it, not when it serves it."""
+    if kafka.mode != "local" or kafka.data_dir is None:
+        pytest.skip("needs the broker's log files: a local broker")
+    await send_to(producer, where, "damaged")
+    log = kafka.data_dir / "kraft" / f"{where.topic}-{where.partition}" / f"{0:020d}.log"
+    at = log.read_bytes().rindex(b"damaged")
+    with log.open("r+b") as segment:
+        segment.seek(at)
+        segment.write(b"DAMAGED")
+    return "its batch fails its CRC check, the leader's log is damaged"
+
+
+@pytest.mark.parametrize("unreadable", [header_name_not_utf8, damaged_on_disk])
+async def test_a_record_the_kafka_client_cannot_read_holds_back_its_partition_only(
+    postgres: LocalPostgres,
+    tokens: TokenIssuer,
+    kafka: LocalKafka,
+    producer: AIOKafkaProducer,
+    caplog: pytest.LogCaptureFixture,
+    unreadable: Callable[[LocalKafka, AIOKafkaProducer, TopicPartition], Awaitable[str]],
+) -> None:
+    """aiokafka cannot read a record whose header name is not UTF-8, nor one whose batch fails
+    its CRC: every fetch that met it failed, and dropped what it had taken from the other
+    partitions, which had moved past it (in a loop as FastStream's, half of them were lost). Now
+    the partition waits at that record, and says what to do; the records before it and every
+    other partition's are handled."""
+    where = TopicPartition(f"crossgen.test.unreadable.{uuid4().hex[:8]}", 0)
+    await create_topic(kafka.bootstrap_servers, where.topic, partitions=3)
+    service = await replica("unreading", where.topic, postgres, tokens, kafka)
+    await send_to(producer, where, "before")
+    why = await unreadable(kafka, producer, where)
     others = [f"other {n}" for n in range(60)]
 
     async def all_handled() -> bool:
@@ -460,7 +486,10 @@ async def test_a_record_the_kafka_client_cannot_read_holds_back_its_partition_on
         for n, name in enumerate(others):
             await send_to(producer, TopicPartition(where.topic, 1 + n % 2), name)
         await eventually(all_handled, within=60)
-    assert f"{where.topic}[0] waits at offset 1" in caplog.text
+    assert (
+        f"{where.topic}[0] waits at offset 1: the Kafka client cannot read that record ({why}"
+        in caplog.text
+    )
     paused = "crossgen_partitions_paused_unreadable_total", {"consumer": f"unreading:{where.topic}"}
     assert REGISTRY.get_sample_value(*paused) == 1
     assert "--reset-offsets --to-offset 2" in caplog.text
