@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -136,6 +137,7 @@ class Received:
 
 
 RESTART_STOP = 10.0  # seconds a restart waits for the Kafka consumer it replaces to stop
+POSITION_WAIT = 1.0  # seconds the group watch waits to learn where a consumer is
 
 # About a full batch of our events (0.5-1 KB each): a burst fills it at once and never waits.
 BATCH_BYTES = 64 * 1024
@@ -193,6 +195,9 @@ class Consumer:
             self.topic,
             group_id=topics.consumer_group(self.service),
             auto_offset_reset="earliest",
+            # A producer writing in transactions (Kafka Connect's exactly-once sources do): what
+            # it aborted is not handled, what it has not committed yet waits.
+            isolation_level="read_committed",
             # Committed by ``self.offsets``, after the batch's transaction; on an exception
             # ``consume`` rewinds the batch's partitions as FastStream's NACK would.
             ack_policy=AckPolicy.MANUAL,
@@ -270,6 +275,18 @@ class Consumer:
         None while a batch is handled: a consumer waiting for its database is busy, not
         stalled."""
         return None if self.handling else self.taken_at.get(partition, 0.0)
+
+    async def position(self, partition: TopicPartition) -> int | None:
+        """The offset of the next record the Kafka consumer will take of ``partition``; None if
+        it cannot tell at once (not running, not holding it, its position being looked up)."""
+        consumer = getattr(self.subscriber, "consumer", None)
+        if not isinstance(consumer, AIOKafkaConsumer):
+            return None
+        try:
+            async with asyncio.timeout(POSITION_WAIT):
+                return int(await consumer.position(partition))
+        except (TimeoutError, IllegalStateError):
+            return None
 
     def kafka_tasks_ended(self) -> dict[str, str]:
         """How each of the Kafka consumer's background tasks that ended did: the likely cause of

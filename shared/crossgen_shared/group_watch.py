@@ -110,6 +110,8 @@ class Watched(Protocol):
 
     def last_taken(self, partition: TopicPartition) -> float | None: ...
 
+    async def position(self, partition: TopicPartition) -> int | None: ...
+
     def kafka_tasks_ended(self) -> dict[str, str]: ...
 
     async def restart(self) -> None: ...
@@ -186,12 +188,25 @@ class GroupWatch:
             if taken is None or taken >= since:  # busy with a batch, or it took some since
                 self._unread_since[partition] = now
             elif now - since >= self.stall_after:
-                stalled.setdefault(consumer.name, {})[partition] = count
+                if await self._taken_all(consumer, partition):
+                    self._unread_since[partition] = now
+                else:
+                    stalled.setdefault(consumer.name, {})[partition] = count
         for consumer in consumers:
             if counts := stalled.get(consumer.name):
                 where = ", ".join(f"{p.partition}: {n}" for p, n in sorted(counts.items()))
                 why = f"records unread in the partitions it holds ({where}), none taken"
                 await self._restart(consumer, "not taking", f"{why} for {self.stall_after:.0f} s")
+
+    async def _taken_all(self, consumer: Watched, partition: TopicPartition) -> bool:
+        """Whether the consumer has taken all there is of ``partition``: past the group's
+        committed offset then lies the marker that ends a producer's transaction, an offset
+        that no consumer is handed and so none commits."""
+        position = await consumer.position(partition)
+        if position is None:
+            return False
+        ends = await (await self.offsets()).end_offsets([partition])
+        return position >= ends[partition]
 
     async def _restart(self, consumer: Watched, reason: str, why: str) -> None:
         ended = consumer.kafka_tasks_ended()

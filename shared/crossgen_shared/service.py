@@ -129,7 +129,12 @@ class Service:
 
     def kafka_offsets(self) -> AIOKafkaConsumer:
         """A Kafka consumer in no group, to read partitions' offsets."""
-        return AIOKafkaConsumer(enable_auto_commit=False, **self.settings.kafka_client_options())
+        return AIOKafkaConsumer(
+            enable_auto_commit=False,
+            # The ends its consumers can read to: short of a transaction not committed yet.
+            isolation_level="read_committed",
+            **self.settings.kafka_client_options(),
+        )
 
     async def prepare_topics(self) -> None:
         """Before the consumers start, with one admin client: the topics created (unless the

@@ -313,6 +313,46 @@ def restart_line(caplog: pytest.LogCaptureFixture) -> str:
     return line
 
 
+async def test_records_a_producer_wrote_in_transactions_are_handled_once_committed(
+    postgres: LocalPostgres,
+    tokens: TokenIssuer,
+    kafka: LocalKafka,
+    producer: AIOKafkaProducer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A producer may write in transactions (Kafka Connect's exactly-once sources do): what it
+    aborted stays in the log, marked so, and is not handled; what it has not committed yet waits.
+    Each transaction ends with a marker at an offset of its own, which no consumer is handed:
+    a consumer that reached it, or waits for a commit, has not stalled."""
+    where = TopicPartition(f"crossgen.test.transactions.{uuid4().hex[:8]}", 0)
+    await create_topic(kafka.bootstrap_servers, where.topic)
+    service = await watched_service("transacting", postgres, tokens, kafka)
+    service.consume(where.topic, {ParticipantJoined: note})
+    writer = AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap_servers, transactional_id=f"hris-{uuid4().hex[:8]}"
+    )
+    await writer.start()
+    try:
+        async with service.running():
+            await writer.begin_transaction()
+            await send_to(writer, where, "withdrawn")
+            await writer.abort_transaction()
+            async with writer.transaction():
+                await send_to(writer, where, "sent")
+            await eventually(handled("sent"), within=20)
+            await writer.begin_transaction()
+            await send_to(writer, where, "pending")
+            await asyncio.sleep(3)  # the watch restarts a consumer that took nothing for 1 s
+            assert HANDLED == ["sent"]
+            await writer.commit_transaction()
+            await eventually(handled("pending"), within=20)
+            await asyncio.sleep(3)
+    finally:
+        await writer.stop()
+    assert HANDLED == ["sent", "pending"]
+    assert "restarting it" not in caplog.text
+
+
 async def test_a_consumer_that_lost_its_place_in_the_group_is_restarted(
     postgres: LocalPostgres,
     tokens: TokenIssuer,

@@ -41,6 +41,7 @@ class FakeConsumer:
     topic: str
     holds: list[int] = field(default_factory=list)  # its partitions in the group
     taken: float | None = 0.0  # when it last took records of each (None: handling a batch)
+    at: int | None = None  # the next offset it takes of each (None: it cannot tell)
     restarts: int = 0
     ended: dict[str, str] = field(default_factory=dict)
 
@@ -56,6 +57,9 @@ class FakeConsumer:
 
     def last_taken(self, partition: TopicPartition) -> float | None:
         return self.taken
+
+    async def position(self, partition: TopicPartition) -> int | None:
+        return self.at
 
     def kafka_tasks_ended(self) -> dict[str, str]:
         return self.ended
@@ -271,6 +275,20 @@ async def test_a_consumer_that_takes_its_records_or_is_busy_with_a_batch_is_left
     admin = FakeAdmin([answer], committed={at: 1})
     await watch(admin, 0, taking, busy, offsets=FakeOffsets(ends=ends)).check()
     assert (taking.restarts, busy.restarts) == (0, 0)
+
+
+@pytest.mark.parametrize(("at", "restarts"), [(4, 0), (3, 1), (None, 1)])
+async def test_a_consumer_that_took_all_up_to_a_transactions_marker_is_left_alone(
+    at: int | None, restarts: int
+) -> None:
+    """The group committed 3, after the last record handed over; offset 3 is the marker that
+    ended the producer's transaction, which no consumer is handed. A consumer whose next offset
+    is 4 has taken all there is; one still at 3, or that cannot tell, has not."""
+    idle = FakeConsumer(TOPIC, holds=[0, 1, 2], at=at)
+    partition = TopicPartition(TOPIC, 0)
+    admin = FakeAdmin([held_by_one(idle)], committed={partition: 3})
+    await watch(admin, 0, idle, offsets=FakeOffsets(ends={partition: 4})).check()
+    assert idle.restarts == restarts
 
 
 async def test_a_consumer_is_given_time_to_take_its_records_and_more_after_a_freeze(
