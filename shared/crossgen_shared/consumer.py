@@ -524,7 +524,7 @@ class Consumer:
         next. Raises when the database is unavailable: the batch comes again."""
         try:
             async with self.uow() as uow:
-                first = await uow.claim_all(f"{self.name} dead letters", [_letter_id(record)])
+                first = await uow.claim_all(f"{self.name} dead letters", [record_digest(record)])
                 if first:
                     parked = dead_letters.letter(self.name, record, reason, self.letter_limit)
                     uow.forward(
@@ -582,11 +582,13 @@ def _resume(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> Non
     consumer.resume(*(partition for partition in partitions if partition in assigned))
 
 
-def _letter_id(record: Any) -> str:
-    """The inbox id a record is parked under: a digest of where it sits and what it holds. On a
-    broker its place alone tells records apart; FastStream's test broker gives every record
-    offset 0, and its content still does."""
-    digest = hashlib.sha256(f"{record.topic}:{record.partition}:{record.offset}".encode())
+def record_digest(record: Any) -> str:
+    """What the inbox knows a record (aiokafka's) by where it has no id of its own: a digest of
+    where it sits, when it was written and what it holds. Its place alone does not tell records
+    apart: a topic deleted and created again numbers its records from 0 again, and FastStream's
+    test broker gives every record offset 0."""
+    place = f"{record.topic}:{record.partition}:{record.offset}:{record.timestamp}"
+    digest = hashlib.sha256(place.encode())
     for part in (record.key or b"", record.value or b"", *(v for _, v in record.headers or ())):
         digest.update(len(part).to_bytes(8, "big") + part)
     digest.update(repr([k for k, _ in record.headers or ()]).encode())

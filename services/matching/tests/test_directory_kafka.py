@@ -5,16 +5,20 @@ plain Kafka producer, as a company's integration would send them.
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import UnknownTopicOrPartitionError
 from sqlalchemy import select
 
 import crossgen_matching
@@ -261,6 +265,50 @@ async def test_a_record_whose_key_or_headers_fill_it_is_parked_with_them_cut(
     else:
         assert cut.header("binary") == "" and (cut.key, cut.value) == (key, b"\x00")
         assert cut.cut == "headers 6 of 1200012 bytes"
+
+
+async def test_records_sent_to_an_hris_topic_made_anew_are_applied(
+    settings: MatchingSettings,
+) -> None:
+    """An integration engineer deletes the HRIS topic and creates it again (to clear a trial's
+    records, or to have fewer partitions): its offsets start again at 0. A record without an
+    ``hris-event-id`` then sits where one already handled sat, and the inbox, which knew such
+    records by their place, skipped it as handled: the employee never came."""
+    matching = build(settings)
+
+    async def stored() -> set[str]:
+        async with matching.sessions() as session:
+            return set(await session.scalars(select(Employee.employee_number)))
+
+    for value, number in [
+        (payload("scim", "hired"), "100482"),
+        (payload("merge", "changed"), "300077"),
+    ]:
+        await _made_anew(settings.kafka_bootstrap_servers, topics.HRIS)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topics.HRIS, value, partition=0)
+        finally:
+            await producer.stop()
+        async with matching.running():
+            await eventually(partial(_has, stored, {number}), within=30)
+
+
+async def _made_anew(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        with contextlib.suppress(UnknownTopicOrPartitionError):
+            await admin.delete_topics([topic])
+
+        async def gone() -> bool:
+            return topic not in await admin.list_topics()
+
+        await eventually(gone, within=30)
+        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    finally:
+        await admin.close()
 
 
 async def _letters(

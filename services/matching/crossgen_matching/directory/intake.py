@@ -4,9 +4,9 @@ Its records are vendor payloads, not CloudEvents: JSON values whose format a ``h
 header names (``scim``, ``bamboohr``, ``merge``) or the payload shows. Otherwise it is consumed as
 every topic is (consumer.py): in matching's group, in batches (which the broker gathers for up to
 ``hris_batch_wait``: settings.py says why only here), the inbox keyed on the record's
-``hris-event-id`` header or else its topic, partition and offset, the offsets committed after the
-transaction; a record that cannot be read or applied goes to the dead-letter topic with the
-reason, and the feed goes on.
+``hris-event-id`` header or else a digest of its place, time and content, the offsets committed
+after the transaction; a record that cannot be read or applied goes to the dead-letter topic with
+the reason, and the feed goes on.
 """
 
 import hashlib
@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from crossgen_matching.directory import employees, payload, read_ahead, vendors
 from crossgen_matching.directory.record import EmployeeRecord
 from crossgen_shared import topics
-from crossgen_shared.consumer import Consumer, Received
+from crossgen_shared.consumer import Consumer, Received, record_digest
 from crossgen_shared.envelope import InvalidEvent
 from crossgen_shared.errors import RequestError
 from crossgen_shared.service import Service
@@ -94,10 +94,10 @@ def read(record: Any) -> tuple[str, list[EmployeeRecord]]:
 
 
 def record_id(record: Any) -> str:
-    """What the inbox knows the record by: the producer's event id, else where it sits."""
+    """What the inbox knows the record by: the producer's event id, else its digest."""
     for key, value in record.headers or ():
         if key == EVENT_ID_HEADER and value:
             event_id = value.decode(errors="replace")
             # The inbox keeps 64 characters; a longer id is kept as its digest.
             return event_id if len(event_id) <= 64 else hashlib.sha256(value).hexdigest()
-    return f"{record.topic}:{record.partition}:{record.offset}"
+    return record_digest(record)
