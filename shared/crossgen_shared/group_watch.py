@@ -19,14 +19,19 @@ where aiokafka's tasks were waiting then, to find what stalled.
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
-from aiokafka.structs import TopicPartition
+from aiokafka.errors import (
+    GroupCoordinatorNotAvailableError,
+    GroupLoadInProgressError,
+    NotCoordinatorForGroupError,
+)
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import Counter
 
 log = logging.getLogger(__name__)
@@ -44,6 +49,13 @@ RESTARTING = "restarting it"  # in the log line of a restart, which the fault su
 
 # No rebalance under way: what no member holds now stays unheld until somebody joins.
 SETTLED = {"Stable", "Empty", "Dead"}
+# What the broker answers while it sets up a group's coordinator, and seconds between asking.
+COORDINATOR_SETTLING = (
+    GroupCoordinatorNotAvailableError,
+    GroupLoadInProgressError,
+    NotCoordinatorForGroupError,
+)
+COORDINATOR_WAITS = (0.1, 0.2, 0.5, 1.0, 2.0)
 
 
 def held(group: Any) -> set[TopicPartition] | None:
@@ -96,6 +108,30 @@ async def records_unread(
     if never := [p for p in partitions if read.get(p, -1) < 0]:
         read |= await offsets.beginning_offsets(never)
     return {p: ends[p] - read[p] for p in partitions if ends[p] > read[p]}
+
+
+async def records_gone(
+    admin: AIOKafkaAdminClient, offsets: AIOKafkaConsumer, group: str, topics: Collection[str]
+) -> dict[TopicPartition, range]:
+    """The offsets of the records of ``topics`` deleted before the group read them (the topic's
+    retention, or someone's delete-records), per partition: from what the group committed to
+    where the partition now starts. Where the group has committed nothing, none can tell."""
+    committed = await _committed_offsets(admin, group)
+    read = {p: at.offset for p, at in committed.items() if p.topic in topics and at.offset >= 0}
+    starts = await offsets.beginning_offsets(list(read)) if read else {}
+    return {p: range(read[p], starts[p]) for p in read if starts[p] > read[p]}
+
+
+async def _committed_offsets(
+    admin: AIOKafkaAdminClient, group: str
+) -> dict[TopicPartition, OffsetAndMetadata]:
+    """A group new to the broker (a service's first start) has no coordinator for a moment."""
+    for wait in COORDINATOR_WAITS:
+        try:
+            return await admin.list_consumer_group_offsets(group)
+        except COORDINATOR_SETTLING:
+            await asyncio.sleep(wait)
+    return await admin.list_consumer_group_offsets(group)
 
 
 class Watched(Protocol):

@@ -18,7 +18,7 @@ from aiokafka.errors import InvalidSessionTimeoutError, TopicAlreadyExistsError
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
-from prometheus_client import make_asgi_app
+from prometheus_client import Counter, make_asgi_app
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -28,7 +28,7 @@ from crossgen_shared.consumer import Consumer, Handler, InTurn, Progress
 from crossgen_shared.db import create_engine, reason, refused_data, session_factory, unavailable
 from crossgen_shared.errors import InputErrors, Refusal, RequestError
 from crossgen_shared.events import Event
-from crossgen_shared.group_watch import GroupWatch
+from crossgen_shared.group_watch import GroupWatch, records_gone
 from crossgen_shared.outbox import OutboxRelay
 from crossgen_shared.periodic import every
 from crossgen_shared.settings import ServiceSettings
@@ -37,6 +37,11 @@ from crossgen_shared.unit_of_work import UnitOfWork
 log = logging.getLogger(__name__)
 
 OFFSETS_AT_STOP = 5.0  # seconds a stopping service waits to commit its consumers' offsets
+RECORDS_GONE = Counter(
+    "crossgen_records_deleted_unread_total",
+    "Records deleted (the topic's retention) before the service's group read them",
+    ["consumer"],
+)
 
 # What every operation of a service's routers may answer besides success. A 422 is either a use
 # case's refusal or FastAPI's list of what is wrong with the input; both keep ``detail``.
@@ -145,6 +150,7 @@ class Service:
                 await admin.start()
                 await self._ensure_topics(admin)
             await self._fit_dead_letters(admin)
+            await self._report_records_gone(admin)
         finally:
             await admin.close()
 
@@ -188,6 +194,41 @@ class Service:
             log.info("%s: dead letters are cut to %d bytes, to fit %s", self.name, room, topic)
         for consumer in self.consumers:
             consumer.letter_limit = room
+
+    async def _report_records_gone(self, admin: AIOKafkaAdminClient) -> None:
+        """Records deleted before the service read them (it was away longer than a topic keeps
+        them): its consumers start where the partitions now start, which Kafka's client does
+        saying no more than an INFO line, so the service says what it lost."""
+        group = topics.consumer_group(self.name)
+        offsets = self.kafka_offsets()
+        try:
+            await admin.start()
+            await offsets.start()
+            gone = await records_gone(admin, offsets, group, {c.topic for c in self.consumers})
+        except Exception as exc:
+            log.warning(
+                "%s: cannot tell whether records were deleted before it read them (%s: %s)",
+                self.name,
+                type(exc).__name__,
+                exc,
+            )
+            return
+        finally:
+            await offsets.stop()
+        for partition, lost in sorted(gone.items()):
+            RECORDS_GONE.labels(f"{self.name}:{partition.topic}").inc(len(lost))
+            log.error(
+                "%s: %s[%d]: %d records (offsets %d to %d) were deleted before %s read them: the"
+                " topic keeps its records for less time than the service was away. They are"
+                " lost to it; have their producer send them again if they matter",
+                self.name,
+                partition.topic,
+                partition.partition,
+                len(lost),
+                lost.start,
+                lost.stop - 1,
+                self.name,
+            )
 
     async def watch_group(self) -> None:
         """The background worker that restarts a consumer which lost its place in the group, or

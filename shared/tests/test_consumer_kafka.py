@@ -16,6 +16,7 @@ from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from prometheus_client import REGISTRY
 
 from crossgen_local.kafka import LocalKafka
@@ -291,6 +292,40 @@ async def test_a_session_timeout_the_broker_refuses_stops_the_start_with_what_to
     with pytest.raises(RuntimeError, match="session timeout of 3 s: set CONSUMER_SESSION_TIMEOUT"):
         async with service.running():
             pass
+
+
+async def test_records_deleted_before_the_service_read_them_are_reported(
+    postgres: LocalPostgres,
+    tokens: TokenIssuer,
+    kafka: LocalKafka,
+    producer: AIOKafkaProducer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A service away longer than a topic keeps its records finds them deleted: its consumer
+    starts where the partition now starts, which Kafka's client did saying no more than an INFO
+    line. The service now says, as it starts, which records it lost."""
+    where = TopicPartition(f"crossgen.test.gone.{uuid4().hex[:8]}", 0)
+    await create_topic(kafka.bootstrap_servers, where.topic)
+    async with (await replica("away", where.topic, postgres, tokens, kafka)).running():
+        await send_to(producer, where, "read")
+        await eventually(handled("read"))
+    for name in ["deleted 1", "deleted 2", "kept"]:
+        await send_to(producer, where, name)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_records({where: RecordsToDelete(before_offset=3)})  # as retention
+    finally:
+        await admin.close()
+    async with (await replica("away", where.topic, postgres, tokens, kafka)).running():
+        await eventually(handled("kept"))
+    assert HANDLED == ["read", "kept"]
+    assert (
+        f"away: {where.topic}[0]: 2 records (offsets 1 to 2) were deleted before away read them"
+        in caplog.text
+    )
+    gone = "crossgen_records_deleted_unread_total", {"consumer": f"away:{where.topic}"}
+    assert REGISTRY.get_sample_value(*gone) == 2
 
 
 async def watched_service(

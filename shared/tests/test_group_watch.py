@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.protocol.admin import DescribeGroupsResponse_v3
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from crossgen_shared import group_watch
 from crossgen_shared.consumer import Consumer
-from crossgen_shared.group_watch import GroupWatch, held
+from crossgen_shared.group_watch import GroupWatch, held, records_gone
 
 TOPIC = "crossgen.pairings.v1"
 OTHER = "crossgen.participants.v1"
@@ -85,10 +86,11 @@ class FakeAdmin:
         return [self.answers.pop(0)]
 
     async def list_consumer_group_offsets(
-        self, group: str, partitions: list[TopicPartition]
+        self, group: str, partitions: list[TopicPartition] | None = None
     ) -> dict[TopicPartition, OffsetAndMetadata]:
         # As a broker answers for partitions asked for: -1 where the group committed none.
-        return {p: OffsetAndMetadata(self.committed.get(p, -1), "") for p in partitions}
+        asked = list(self.committed) if partitions is None else partitions
+        return {p: OffsetAndMetadata(self.committed.get(p, -1), "") for p in asked}
 
 
 @dataclass
@@ -352,3 +354,28 @@ async def test_a_restart_that_cannot_start_the_consumer_tries_again() -> None:
     await restarting.restart()
     assert stalled.stopped
     assert (subscriber.starts, subscriber.consumer) == (2, "a new Kafka consumer")
+
+
+async def test_records_gone_run_from_the_groups_commit_to_where_the_partition_starts() -> None:
+    """Partition 0 committed at 5 and now starts at 8; partition 1 committed past its start; the
+    group committed nothing on partition 2 (none can tell); another topic is not asked about."""
+    at = {n: TopicPartition(TOPIC, n) for n in range(3)}
+    admin = FakeAdmin([], committed={at[0]: 5, at[1]: 9, TopicPartition(OTHER, 0): 1})
+    offsets = FakeOffsets(firsts={at[0]: 8, at[1]: 4, at[2]: 6, TopicPartition(OTHER, 0): 7})
+    assert await records_gone(admin, offsets, "crossgen-x", {TOPIC}) == {at[0]: range(5, 8)}
+
+
+async def test_records_gone_waits_for_the_coordinator_of_a_group_new_to_the_broker() -> None:
+    class Settling(FakeAdmin):
+        async def list_consumer_group_offsets(
+            self, group: str, partitions: list[TopicPartition] | None = None
+        ) -> dict[TopicPartition, OffsetAndMetadata]:
+            if not self.asked:
+                self.asked.append([group])
+                raise GroupCoordinatorNotAvailableError()
+            return await super().list_consumer_group_offsets(group, partitions)
+
+    at = TopicPartition(TOPIC, 0)
+    admin = Settling([], committed={at: 1})
+    offsets = FakeOffsets(firsts={at: 3})
+    assert await records_gone(admin, offsets, "crossgen-x", {TOPIC}) == {at: range(1, 3)}
