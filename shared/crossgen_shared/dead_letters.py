@@ -20,7 +20,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import for_code
+from aiokafka.errors import UnknownTopicOrPartitionError, for_code
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from crossgen_shared import topics
 from crossgen_shared.settings import ServiceSettings
@@ -42,7 +43,17 @@ MAX_BYTES = "max.message.bytes"  # the topic's config
 async def room_on(admin: AIOKafkaAdminClient, topic: str) -> int:
     """The bytes a letter may hold on ``topic``: ``LIMIT``, or less if the topic takes less than
     Kafka's default (its ``max.message.bytes``). A twenty-fifth of what it takes, 1 kB at least,
-    is left for the record's framing."""
+    is left for the record's framing. A topic just created is unknown to the broker a moment."""
+    takes: int = await AsyncRetrying(
+        retry=retry_if_exception_type(UnknownTopicOrPartitionError),
+        wait=wait_exponential(multiplier=0.1, max=1),
+        stop=stop_after_delay(3),
+        reraise=True,
+    )(_max_bytes, admin, topic)
+    return min(LIMIT, takes - max(1024, takes // 25))
+
+
+async def _max_bytes(admin: AIOKafkaAdminClient, topic: str) -> int:
     wanted = ConfigResource(ConfigResourceType.TOPIC, topic, {MAX_BYTES: None})
     [response] = await admin.describe_configs([wanted])
     [resource] = response.to_object()["resources"]
@@ -53,7 +64,7 @@ async def room_on(admin: AIOKafkaAdminClient, topic: str) -> int:
         for entry in resource["config_entries"]
         if entry["config_names"] == MAX_BYTES
     )
-    return min(LIMIT, takes - max(1024, takes // 25))
+    return takes
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from aiokafka.errors import (
 )
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import Counter
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,12 @@ RESTARTING = "restarting it"  # in the log line of a restart, which the fault su
 
 # No rebalance under way: what no member holds now stays unheld until somebody joins.
 SETTLED = {"Stable", "Empty", "Dead"}
-# What the broker answers while it sets up a group's coordinator, and seconds between asking.
+# What the broker answers while it sets up a group's coordinator.
 COORDINATOR_SETTLING = (
     GroupCoordinatorNotAvailableError,
     GroupLoadInProgressError,
     NotCoordinatorForGroupError,
 )
-COORDINATOR_WAITS = (0.1, 0.2, 0.5, 1.0, 2.0)
 
 
 def held(group: Any) -> set[TopicPartition] | None:
@@ -126,12 +126,12 @@ async def _committed_offsets(
     admin: AIOKafkaAdminClient, group: str
 ) -> dict[TopicPartition, OffsetAndMetadata]:
     """A group new to the broker (a service's first start) has no coordinator for a moment."""
-    for wait in COORDINATOR_WAITS:
-        try:
-            return await admin.list_consumer_group_offsets(group)
-        except COORDINATOR_SETTLING:
-            await asyncio.sleep(wait)
-    return await admin.list_consumer_group_offsets(group)
+    return await AsyncRetrying(
+        retry=retry_if_exception_type(COORDINATOR_SETTLING),
+        wait=wait_exponential(multiplier=0.1, max=2),
+        stop=stop_after_delay(4),
+        reraise=True,
+    )(admin.list_consumer_group_offsets, group)
 
 
 class Watched(Protocol):

@@ -143,7 +143,7 @@ class Service:
 
     async def prepare_topics(self) -> None:
         """Before the consumers start, with one admin client: the topics created (unless the
-        chart does that), and dead letters cut to fit their topic."""
+        chart does that), dead letters cut to fit their topic, records deleted unread told."""
         admin = self.kafka_admin()
         try:
             if self.settings.create_topics:

@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable
 from types import SimpleNamespace
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -50,3 +51,30 @@ def test_a_letter_fits_its_limit_and_keeps_what_fits(
 
 def _size(headers: Iterable[tuple[str, str]]) -> int:
     return sum(len(k.encode()) + len(v.encode()) for k, v in headers)
+
+
+class JustCreated:
+    """An admin client whose broker does not know the topic yet at the first question."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    async def describe_configs(self, resources: list[Any]) -> list[Any]:
+        self.asked += 1
+        known = self.asked > 1
+        resource = {
+            "error_code": 0 if known else 3,  # UNKNOWN_TOPIC_OR_PARTITION
+            "error_message": None if known else "This server does not host this topic-partition.",
+            "config_entries": [{"config_names": dead_letters.MAX_BYTES, "config_value": "100000"}]
+            if known
+            else [],
+        }
+        return [SimpleNamespace(to_object=lambda: {"resources": [resource]})]
+
+
+async def test_the_room_on_a_topic_just_created_is_asked_again_until_the_broker_knows_it() -> None:
+    """A service that has just created its dead-letter topic: the broker did not know it for a
+    moment, and the service warned that it could not read its limit."""
+    admin = JustCreated()
+    assert await dead_letters.room_on(admin, "crossgen.x.deadletter.v1") == 96_000  # type: ignore[arg-type]
+    assert admin.asked == 2
