@@ -10,8 +10,9 @@ a second pass, compares the total score with a greedy pass over the same candida
 joins --joins newcomers one at a time and reports the latency of each repair, and as many mentors
 into the same program short of mentors (everyone waiting). --sweep adds the
 candidate sample / top-K tuning table at 10k. --grow N times each join into a program that
-starts empty and grows by N mentors and N learners (--sizes "" for that alone). Results: tables
-on stdout and benchmarks/results/matching.json (or --out).
+starts empty and grows by N mentors and N learners (--sizes "" for that alone). --alike N times
+--joins mentors joining a program where N learners wait who all want the same: their scores tie.
+Results: tables on stdout and benchmarks/results/matching.json (or --out).
 """
 
 import argparse
@@ -38,6 +39,7 @@ import synthetic  # noqa: E402
 from crossgen_matching.optimiser import program as matching  # noqa: E402
 from crossgen_matching.optimiser.candidates import all_arcs, top_k  # noqa: E402
 from crossgen_matching.optimiser.incremental import LiveMatching  # noqa: E402
+from crossgen_matching.optimiser.model import Learner, Mentor, Person, Program  # noqa: E402
 from crossgen_matching.optimiser.solve import flow, greedy  # noqa: E402
 
 T = TypeVar("T")
@@ -182,6 +184,36 @@ def grow(size: int) -> dict[str, Any]:
             }
         )
     return {"size": size, "tenths": tenths}
+
+
+def alike(size: int, joins: int) -> dict[str, Any]:
+    """``size`` learners waiting who want the same skills as much, as seniors who sign up for the
+    same trend do, and ``joins`` mentors joining one at a time: for each mentor, every learner of
+    a department scores the same, so thousands tie and the tie goes to the lowest id."""
+
+    def person(number: str, i: int, senior: bool) -> Person:
+        return Person(
+            number, f"dept {i % 10}", frozenset({"en"}), tenure_years=20 if senior else 1,
+            job_level=8 if senior else 2,
+        )  # fmt: skip
+
+    wants = {"generative ai": 4, "hybrid work": 3}
+    learners = tuple(Learner(person(f"E-{i:06d}", i, True), wants) for i in range(size))
+    mentors = [
+        Mentor(person(f"M-{i:06d}", i, False), dict.fromkeys(wants, 5)) for i in range(joins)
+    ]
+    live = LiveMatching(Program(learners, ()))
+    latencies, proposed = [], 0
+    for mentor in mentors:
+        repair, seconds = timed(partial(live.join_mentor, mentor))
+        latencies.append(seconds * 1000)
+        proposed += len(repair.proposed)
+    return {
+        "waiting_before": size,
+        "waiting_after": len(live.waiting),
+        "proposed": proposed,
+        "mentor_join_ms": _latency(latencies),
+    }
 
 
 def _latency(milliseconds: list[float]) -> dict[str, float]:
@@ -349,11 +381,16 @@ def main() -> None:
         "--grow", type=int, default=0, help="mentors (and learners) joining an empty program"
     )
     parser.add_argument(
+        "--alike", type=int, default=0, help="learners alike waiting, --joins mentors joining"
+    )
+    parser.add_argument(
         "--sweep", action="store_true", help="also the sample / K tables (10k, and 100k if run)"
     )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "matching.json")
     parser.add_argument(
-        "--child", choices=["run", "exact", "sweep", "sweep_large", "grow"], help=argparse.SUPPRESS
+        "--child",
+        choices=["run", "exact", "sweep", "sweep_large", "grow", "alike"],
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -364,6 +401,7 @@ def main() -> None:
             "sweep": lambda size, _: sweep(size),
             "sweep_large": lambda size, _: sweep_large(size),
             "grow": lambda size, _: grow(size),
+            "alike": alike,
         }[args.child]
         print(json.dumps(work(args.size, args.joins)))
         return
@@ -392,12 +430,22 @@ def main() -> None:
             f"... {args.grow} mentors and learners joining one by one", file=sys.stderr, flush=True
         )
         results["grow"] = child("grow", args.grow, 0)
+    if args.alike:
+        print(f"... {args.joins} mentors joining {args.alike} learners alike", file=sys.stderr)
+        results["alike"] = child("alike", args.alike, args.joins)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     if sizes:
         print(table(results))
     if args.grow:
         print("\n" + grow_table(results["grow"]))
+    if args.alike:
+        a, ms = results["alike"], results["alike"]["mentor_join_ms"]
+        print(
+            f"\n{args.joins} mentors joining {a['waiting_before']} learners alike: join p50"
+            f" {ms['p50']:.1f} ms, p99 {ms['p99']:.1f} ms, max {ms['max']:.1f} ms;"
+            f" {a['proposed']} proposed"
+        )
     print(f"\nwritten to {args.out}")
 
 

@@ -53,15 +53,20 @@ def test_a_joining_mentor_takes_whom_pair_by_pair_checks_would(
         _mentors_join_one_by_one(drawn, capacities)
 
 
+def _pid(i: int) -> PersonId:
+    """Ids out of the learners' order, some longer than those before: ties go by id."""
+    return f"p{7 * i % 31}"
+
+
 def _mentors_join_one_by_one(drawn: list[Drawn], capacities: list[int]) -> None:
     learners = tuple(
         Learner(
             Person(
-                f"p{i:02d}",
+                _pid(i),
                 department,
                 languages,
                 job_level=level,
-                manager_id=f"p{boss:02d}" if boss < i else None,
+                manager_id=_pid(boss) if boss < i else None,
             ),
             wants,
         )
@@ -70,12 +75,15 @@ def _mentors_join_one_by_one(drawn: list[Drawn], capacities: list[int]) -> None:
     # Some learners were forbidden with the first mentor to join, and some ended with another.
     forbidden = frozenset(Pair(x.id, "m0") for x in learners[::4])
     ended = frozenset(Pair(x.id, "m1") for x in learners[1::5])
-    matching = LiveMatching(Program(learners, (), forbidden=forbidden, ended=ended))
+    # One learner is there from the start; the others join while no mentor has room.
+    matching = LiveMatching(Program(learners[:1], (), forbidden=forbidden, ended=ended))
+    for learner in learners[1:]:
+        matching.join_learner(learner)
     for n, capacity in enumerate(capacities):
         _, languages, _, _, boss = drawn[n % len(drawn)]
         teaches = drawn[-1 - n % len(drawn)][0]
         # A mentor may report to a waiting learner: that pair is in the management chain.
-        under = f"p{boss % len(drawn):02d}"
+        under = _pid(boss % len(drawn))
         mentor = Mentor(Person(f"m{n}", "it", languages, manager_id=under), teaches, capacity)
         waiting = set(matching.waiting)
         repair = matching.join_mentor(mentor)

@@ -53,6 +53,10 @@ class Growing:
         return grown
 
     def extend(self, values: npt.ArrayLike) -> None:
+        if self.data.dtype.kind == "U":  # text: as wide as its longest value yet
+            values = np.asarray(values, dtype=np.str_)
+            if values.itemsize > self.data.itemsize:
+                self.data = self.data.astype(values.dtype)
         values = np.asarray(values, dtype=self.data.dtype)
         end = self.size + len(values)
         if end > len(self.data):

@@ -1,0 +1,156 @@
+"""Launch day: a whole company enrolled at once, then every proposal mailed.
+
+    python benchmarks/launch_bench.py [--employees 10000] [--timeout 1800] [--out PATH]
+
+One run on one local stack (crossgen_local). The HRIS feed brings --employees people, mentors and
+learners alternately, into matching's directory before any program exists. Then an admin creates
+a program and makes it automatic (``PUT /programs/{id}/eligibility``), which enrols everyone
+eligible in that one request. Matching takes up the participant-joined events, each learner is
+matched as they join (each mentor takes the best learner waiting), and notifications mails each
+proposal to the learner and to the mentor. It measures the request, then the time from its answer
+to the first and the last email, with progress every 5 s; the peak RSS and CPU seconds of each
+service; and it checks that exactly one email per person arrived. Results: a table on stdout and
+benchmarks/results/launch.json (or --out).
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import host
+import httpx
+from pipeline_bench import Usage
+
+from crossgen_local import evidence
+from crossgen_local.hris_feed import ELIGIBILITY, HrisFeed, workforce
+from crossgen_local.infra import LocalInfra
+from crossgen_local.interrupts import run_stoppable
+from crossgen_local.stack import SERVICES, CrossgenStack
+from crossgen_local.tokens import TokenIssuer
+
+HERE = Path(__file__).resolve().parent
+PROGRESS_EVERY = 5.0  # seconds
+
+
+def say(line: str) -> None:
+    print(f"... {line}", file=sys.stderr, flush=True)
+
+
+async def launch(stack: CrossgenStack, employees: int, give_up_after: float) -> dict[str, Any]:
+    infra = stack.infra
+    people = workforce(employees)
+    started = time.monotonic()
+    async with HrisFeed(infra.kafka.bootstrap_servers) as feed:
+        await feed.offer(((person, 1) for person in people), float("inf"))
+    while (stored := await _count(infra, "matching", "employees")) < employees:
+        say(f"directory: {stored} of {employees} employees")
+        await asyncio.sleep(PROGRESS_EVERY)
+    directory_s = time.monotonic() - started
+    say(f"directory: all {employees} employees in {directory_s:.1f} s; enrolling them")
+
+    admin = stack.tokens.headers("launch-admin", "admin")
+    async with httpx.AsyncClient(base_url=stack.url("matching"), timeout=give_up_after) as http:
+        created = await http.post("/programs", json={"name": "Launch"}, headers=admin)
+        program_id = created.raise_for_status().json()["id"]
+        asked = time.monotonic()
+        answer = await http.put(
+            f"/programs/{program_id}/eligibility", json=ELIGIBILITY, headers=admin
+        )
+        answer.raise_for_status()
+    answered, answered_at = time.monotonic(), time.time()
+    say(f"enrolment answered in {answered - asked:.1f} s")
+
+    expected = 2 * sum(person.role == "learner" for person in people)
+    while (arrived := len(infra.smtp.messages)) < expected:
+        if time.monotonic() - answered > give_up_after:
+            break
+        say(f"{time.monotonic() - answered:6.1f} s: {arrived} of {expected} emails")
+        await asyncio.sleep(PROGRESS_EVERY if arrived < expected * 0.9 else 0.5)
+    mails = infra.smtp.messages
+    arrivals = sorted(mail.received_at - answered_at for mail in mails)
+    recipients = Counter(tuple(mail.rcpt_tos) for mail in mails)
+    return {
+        "employees": employees,
+        "directory_s": directory_s,
+        "enrolment_request_s": answered - asked,
+        "emails": {
+            "expected": expected,
+            "arrived": len(mails),
+            "people_mailed_twice": sum(count > 1 for count in recipients.values()),
+            "first_s": arrivals[0] if arrivals else None,
+            "last_s": arrivals[-1] if len(mails) >= expected else None,
+        },
+        "pairings": await _count(infra, "matching", "pairings"),
+    }
+
+
+async def _count(infra: LocalInfra, service: str, table: str) -> int:
+    rows = await evidence.rows(infra, service, f"SELECT count(*) FROM {table}")
+    return int(rows[0][0])
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    log_dir = Path(tempfile.mkdtemp(prefix="crossgen-launch-bench-"))
+    results: dict[str, Any] = {"machine": host.facts(), "args": {"employees": args.employees}}
+    with LocalInfra(SERVICES) as infra, CrossgenStack(infra, TokenIssuer(), log_dir) as stack:
+        trees = {name: (p.pid, True) for name, p in stack.processes.items() if p.pid}
+        for name, pid in (("kafka", infra.kafka.pid), ("postgres", infra.postgres.pid)):
+            if pid:
+                trees[name] = (pid, True)
+        with Usage(trees) as usage:
+            results |= asyncio.run(launch(stack, args.employees, args.timeout))
+        results["peak_rss_mb"] = {name: usage.peaks_mb[name] for name in stack.processes}
+        results["cpu_s"] = usage.cpu_s
+    results["log_dir"] = str(log_dir)
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    emails = results["emails"]
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    lines = [
+        f"{'employees':>9} {'directory s':>11} {'enrolment s':>11} {'first email s':>13}"
+        f" {'last email s':>12} {'emails':>13} {'mailed twice':>12} {'pairings':>8}",
+    ]
+    lines.append("-" * len(lines[0]))
+    lines.append(
+        f"{results['employees']:>9} {results['directory_s']:>11.1f}"
+        f" {results['enrolment_request_s']:>11.1f} {seconds(emails['first_s']):>13}"
+        f" {seconds(emails['last_s']):>12} {emails['arrived']:>6}/{emails['expected']:<6}"
+        f" {emails['people_mailed_twice']:>12} {results['pairings']:>8}"
+    )
+    rss = "  ".join(f"{name} {mb:.0f}" for name, mb in results["peak_rss_mb"].items())
+    cpu = "  ".join(f"{name} {s:.1f}" for name, s in results["cpu_s"].items())
+    lines += [f"peak RSS MB: {rss}", f"CPU s from the first record: {cpu}"]
+    lines.append(
+        "emails are timed from the enrolment's answer; service logs in " + results["log_dir"]
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--employees", type=int, default=10_000)
+    parser.add_argument("--timeout", type=float, default=1800.0, help="s to wait for the emails")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "launch.json")
+    args = parser.parse_args()
+    if args.employees < 2:
+        parser.error("--employees must be at least 2")
+    results = measure(args)
+    print(table(results))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    run_stoppable(main)
