@@ -35,6 +35,10 @@ bench-pipeline: bootstrap
 bench-intake: bootstrap
 	$(PY) benchmarks/intake_bench.py $(ARGS)
 
+.PHONY: bench-launch
+bench-launch: bootstrap
+	$(PY) benchmarks/launch_bench.py $(ARGS)
+
 .PHONY: faults
 faults: bootstrap
 	$(PY) -m crossgen_local.faults --long $(ARGS)

@@ -66,12 +66,15 @@ async def launch(stack: CrossgenStack, employees: int, give_up_after: float) -> 
     answered, answered_at = time.monotonic(), time.time()
     say(f"enrolment answered in {answered - asked:.1f} s")
 
-    expected = 2 * sum(person.role == "learner" for person in people)
+    expected, said = 2 * sum(person.role == "learner" for person in people), answered
     while (arrived := len(infra.smtp.messages)) < expected:
-        if time.monotonic() - answered > give_up_after:
+        now = time.monotonic()
+        if now - answered > give_up_after:
             break
-        say(f"{time.monotonic() - answered:6.1f} s: {arrived} of {expected} emails")
-        await asyncio.sleep(PROGRESS_EVERY if arrived < expected * 0.9 else 0.5)
+        if now - said >= PROGRESS_EVERY:
+            say(f"{now - answered:6.1f} s: {arrived} of {expected} emails")
+            said = now
+        await asyncio.sleep(0.5)
     mails = infra.smtp.messages
     arrivals = sorted(mail.received_at - answered_at for mail in mails)
     recipients = Counter(tuple(mail.rcpt_tos) for mail in mails)
