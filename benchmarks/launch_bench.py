@@ -9,8 +9,9 @@ eligible in that one request. Matching takes up the participant-joined events, e
 matched as they join (each mentor takes the best learner waiting), and notifications mails each
 proposal to the learner and to the mentor. It measures the request, then the time from its answer
 to the first and the last email, with progress every 5 s; the peak RSS and CPU seconds of each
-service; and it checks that exactly one email per person arrived. Results: a table on stdout and
-benchmarks/results/launch.json (or --out).
+service; and it checks that exactly one email per person arrived. Last, the admin previews a
+whole-program run over everyone enrolled: its time and matching's peak RSS meanwhile. Results: a
+table on stdout and benchmarks/results/launch.json (or --out).
 """
 
 import argparse
@@ -80,6 +81,7 @@ async def launch(stack: CrossgenStack, employees: int, give_up_after: float) -> 
     recipients = Counter(tuple(mail.rcpt_tos) for mail in mails)
     return {
         "employees": employees,
+        "program_id": program_id,
         "directory_s": directory_s,
         "enrolment_request_s": answered - asked,
         "emails": {
@@ -90,6 +92,21 @@ async def launch(stack: CrossgenStack, employees: int, give_up_after: float) -> 
             "last_s": arrivals[-1] if len(mails) >= expected else None,
         },
         "pairings": await _count(infra, "matching", "pairings"),
+    }
+
+
+async def preview(stack: CrossgenStack, program_id: str, give_up_after: float) -> dict[str, Any]:
+    """A whole-program run over everyone enrolled, previewed: how long, and what it would change."""
+    say("previewing a whole-program run")
+    admin = stack.tokens.headers("launch-admin", "admin")
+    async with httpx.AsyncClient(base_url=stack.url("matching"), timeout=give_up_after) as http:
+        asked = time.monotonic()
+        answer = await http.post(f"/programs/{program_id}/matching/preview", headers=admin)
+        run = answer.raise_for_status().json()
+    return {
+        "seconds": time.monotonic() - asked,
+        **{key: run[key] for key in ("learners", "mentors", "kept", "withdrawn")},
+        "proposed": len(run["proposed"]),
     }
 
 
@@ -110,6 +127,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             results |= asyncio.run(launch(stack, args.employees, args.timeout))
         results["peak_rss_mb"] = {name: usage.peaks_mb[name] for name in stack.processes}
         results["cpu_s"] = usage.cpu_s
+        with Usage(trees) as usage:
+            results["preview"] = asyncio.run(preview(stack, results["program_id"], args.timeout))
+        results["preview"]["matching_peak_rss_mb"] = usage.peaks_mb["matching"]
     results["log_dir"] = str(log_dir)
     return results
 
@@ -134,6 +154,12 @@ def table(results: dict[str, Any]) -> str:
     rss = "  ".join(f"{name} {mb:.0f}" for name, mb in results["peak_rss_mb"].items())
     cpu = "  ".join(f"{name} {s:.1f}" for name, s in results["cpu_s"].items())
     lines += [f"peak RSS MB: {rss}", f"CPU s from the first record: {cpu}"]
+    run = results["preview"]
+    lines.append(
+        f"then a whole-program run previewed: {run['learners']} learners, {run['mentors']} mentors"
+        f" in {run['seconds']:.1f} s (kept {run['kept']}, withdrawn {run['withdrawn']}, new"
+        f" {run['proposed']}); matching's peak RSS meanwhile {run['matching_peak_rss_mb']:.0f} MB"
+    )
     lines.append(
         "emails are timed from the enrolment's answer; service logs in " + results["log_dir"]
     )

@@ -1,0 +1,17 @@
+"""The launch benchmark, small: a directory enrolled at once, every proposal mailed once, then a
+whole-program run previewed; and the table it prints."""
+
+import argparse
+
+import launch_bench
+
+
+def test_a_small_launch_mails_each_person_once() -> None:
+    results = launch_bench.measure(argparse.Namespace(employees=20, timeout=120))
+    emails = results["emails"]
+    assert (emails["expected"], emails["arrived"], emails["people_mailed_twice"]) == (20, 20, 0)
+    assert 0 <= emails["first_s"] <= emails["last_s"] and results["pairings"] == 10
+    run = results["preview"]
+    assert (run["learners"], run["mentors"], run["kept"] + run["proposed"]) == (10, 10, 10)
+    assert run["matching_peak_rss_mb"] > 0
+    assert "then a whole-program run previewed: 10 learners" in launch_bench.table(results)
