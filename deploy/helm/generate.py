@@ -405,8 +405,26 @@ def umbrella_schema() -> Schema:
 # -- files -----------------------------------------------------------------------------------
 
 
+# Each service's memory request and limit, and the values' comment on them. Matching's peak RSS
+# was 773 MB in a run over 20,000 learners and 20,000 mentors (benchmarks/launch_bench.py); a
+# bare run over 100,000 learners takes 1.9 GB (benchmarks/matching_bench.py).
+MEMORY = {
+    "matching": (
+        "512Mi",
+        "2Gi",
+        "# A whole-program run is held in memory: about 0.8 GB for 20,000 learners and as many\n"
+        "# mentors, 2 GB for 100,000 learners. Raise the limit for larger programs.\n",
+    ),
+    "sessions": ("256Mi", "512Mi", ""),
+    "notifications": ("256Mi", "512Mi", ""),
+}
+
+
 def service_values(service: str) -> str:
-    text = Template((HERE / "src" / "service-values.yaml").read_text()).substitute(service=service)
+    request, limit, note = MEMORY[service]
+    text = Template((HERE / "src" / "service-values.yaml").read_text()).substitute(
+        service=service, memory_request=request, memory_limit=limit, memory_note=note
+    )
     extra = HERE / "src" / f"{service}-values.yaml"
     return text + (extra.read_text() if extra.exists() else "")
 
