@@ -1,8 +1,9 @@
 """What a program owner does: preview and publish a whole-program run, weigh the score, pin and
 forbid pairs.
 
-A run keeps accepted pairings as they are and treats open proposals as free to move: publishing
-withdraws the proposals the run changed and proposes the new ones.
+A run keeps accepted pairings as they are and treats open proposals as free to move, moving one
+only where that raises the program's total score: publishing withdraws the proposals the run
+changed and proposes the new ones.
 
 The run itself (up to half a minute of CPU for 100,000 learners) happens in a thread of its own,
 one run at a time per process: on the event loop it would stop everything else the service does

@@ -165,6 +165,7 @@ async def load(
         forbidden=frozenset(owner_rules["forbidden"]),
         ended=frozenset(ended),
         accepted=frozenset(accepted),
+        proposed=frozenset(proposed.values()),
     )
     return roster
 

@@ -296,3 +296,36 @@ def test_someone_may_learn_one_skill_and_teach_another_but_never_themselves() ->
         mentors=(mentor("both", {"go": 5, "ai": 5}), mentor("m", {"ai": 2})),
     )
     assert pairs(match_program(program)) == {"both": "m", "other": "both"}
+
+
+def test_open_proposals_stay_where_moving_them_gains_nothing() -> None:
+    """Everyone alike: any pairing is as good as any other, so a run keeps those proposed."""
+    learners = tuple(learner(f"l{i}", {"ai": 3}) for i in range(12))
+    mentors = tuple(mentor(f"m{i}", {"ai": 5}) for i in range(12))
+    proposed = frozenset(Pair(f"l{i}", f"m{(i * 5 + 3) % 12}") for i in range(12))
+    result = match_program(Program(learners, mentors, proposed=proposed))
+    assert {Pair(learner, mentor) for learner, mentor in pairs(result).items()} == proposed
+    priced = match_program(
+        Program(learners, mentors, proposed=proposed), Tuning(direct_flow_arcs=0)
+    )
+    assert {Pair(learner, mentor) for learner, mentor in pairs(priced).items()} == proposed
+
+
+def test_an_open_proposal_moves_when_that_raises_the_total() -> None:
+    """Bob wants only what Xavier teaches: Alice, proposed to Xavier, moves to Yara."""
+    program = Program(
+        learners=(learner("alice", {"ai": 5}), learner("bob", {"figma": 5})),
+        mentors=(mentor("xavier", {"ai": 5, "figma": 5}), mentor("yara", {"ai": 4})),
+        proposed=frozenset({Pair("alice", "xavier")}),
+    )
+    assert pairs(match_program(program)) == {"alice": "yara", "bob": "xavier"}
+
+
+def test_an_open_proposal_that_now_breaks_a_rule_is_not_kept() -> None:
+    program = Program(
+        learners=(learner("alice", {"ai": 5}),),
+        mentors=(mentor("xavier", {"ai": 5}), mentor("yara", {"ai": 5})),
+        forbidden=frozenset({Pair("alice", "xavier")}),
+        proposed=frozenset({Pair("alice", "xavier")}),
+    )
+    assert pairs(match_program(program)) == {"alice": "yara"}

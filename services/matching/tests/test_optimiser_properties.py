@@ -211,3 +211,20 @@ def test_pins_and_accepted_pairings_hold_and_so_does_every_rule(program: Program
     assert sorted(placed) == sorted(learners.keys() - kept)
     load = Counter(p.mentor_id for p in [*made, *program.accepted])
     assert all(result.free_capacity[m.id] == m.capacity - load[m.id] >= 0 for m in mentors.values())
+
+
+@PROPERTIES
+@given(programs(max_learners=6, max_mentors=6), st.data())
+def test_open_proposals_never_cost_score_nor_break_a_rule(
+    program: Program, data: st.DataObject
+) -> None:
+    """Any open proposals, even ones that now break a rule or overfill a mentor: the run keeps
+    every rule and stays the optimum, however many it keeps."""
+    every_pair = [Pair(x.id, m.id) for x in program.learners for m in program.mentors]
+    proposed = data.draw(st.sets(st.sampled_from(every_pair))) if every_pair else set()
+    with_proposals = replace(program, proposed=frozenset(proposed))
+    result = match_program(with_proposals)
+    check_hard_rules(program, result)
+    assert result.stats.total == pytest.approx(brute_force_best(program), abs=1e-5)
+    priced = match_program(with_proposals, Tuning(direct_flow_arcs=0, k=1))
+    check_hard_rules(program, priced)

@@ -15,7 +15,7 @@ from itertools import groupby
 import numpy as np
 import numpy.typing as npt
 
-from .index import KEY_SHIFT, ProgramIndex
+from .index import ProgramIndex
 from .scoring import FloatArray, IntArray
 
 CHUNK = 1 << 20  # pairs scored at once: bounds the memory of one step
@@ -96,7 +96,7 @@ def sampled_arcs(
     size = 0
     for lo in range(0, len(keys), CHUNK):
         part = keys[lo : lo + CHUNK]
-        arcs = scored(index, part >> KEY_SHIFT, part & ((1 << KEY_SHIFT) - 1))
+        arcs = scored(index, *index.pair_rows(part))
         end = size + len(arcs)
         learners[size:end], mentors[size:end], scores[size:end] = (
             arcs.learner,

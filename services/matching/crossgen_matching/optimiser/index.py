@@ -310,6 +310,10 @@ class ProgramIndex:
     def pair_key(self, learner_rows: IntArray, mentor_rows: IntArray) -> IntArray:
         return (learner_rows << KEY_SHIFT) | mentor_rows
 
+    def pair_rows(self, keys: IntArray) -> tuple[IntArray, IntArray]:
+        """The learner and mentor rows of pair keys."""
+        return keys >> KEY_SHIFT, keys & ((1 << KEY_SHIFT) - 1)
+
     def eligible(
         self, learner: Learner, among: BoolArray | None = None, *, ranked: bool = True
     ) -> Eligibility:

@@ -101,7 +101,9 @@ class Program:
     ``org`` maps every employee to their manager (the whole directory, not only participants, so
     that a chain through a non-participant is still seen); a participant's own ``manager_id``
     wins over it. ``accepted`` pairings are kept as they are: they use mentor capacity and their
-    learners are not matched again. ``ended`` pairings are never proposed again.
+    learners are not matched again. ``ended`` pairings are never proposed again. ``proposed``
+    pairings (open proposals) are free to move, and move only where that raises the total:
+    among equally good pairings, the run keeps the most of them.
     """
 
     learners: tuple[Learner, ...]
@@ -112,6 +114,7 @@ class Program:
     forbidden: frozenset[Pair] = frozenset()
     ended: frozenset[Pair] = frozenset()
     accepted: frozenset[Pair] = frozenset()
+    proposed: frozenset[Pair] = frozenset()
 
 
 class Rule(Enum):

@@ -6,11 +6,12 @@ top-K lists by price-adjusted score are short) -> finish (anyone left whom a men
 could take gets them, the rest get a reason; every pair gets its explanation).
 """
 
+from collections.abc import Set
 from dataclasses import dataclass
 
 import numpy as np
 
-from .candidates import Arcs, sampled_arcs, top_k
+from .candidates import Arcs, concat, sampled_arcs, scored, top_k
 from .explain import explain_pairs
 from .index import Eligibility, ProgramIndex
 from .model import (
@@ -52,6 +53,7 @@ class Prepared:
     pinned: tuple[Pairing, ...]
     load: IntArray  # per mentor row: places taken by accepted and pinned pairings
     open_learners: IntArray  # learner rows the optimiser places
+    proposed: IntArray  # pair keys of the open proposals it may keep (allowed, mentor with room)
 
 
 def match_program(program: Program, tuning: Tuning | None = None) -> MatchResult:
@@ -82,7 +84,34 @@ def prepare(program: Program) -> Prepared:
     pinned = _pins(program, index, rules, load, partner_of)
     taken = partner_of.keys() | {p.learner_id for p in pinned}
     open_learners = [row for row, learner in enumerate(index.learners) if learner.id not in taken]
-    return Prepared(program, index, rules, pinned, load, np.array(open_learners, dtype=np.int64))
+    return Prepared(
+        program,
+        index,
+        rules,
+        pinned,
+        load,
+        np.array(open_learners, dtype=np.int64),
+        _open_proposals(program, index, rules, load, taken),
+    )
+
+
+def _open_proposals(
+    program: Program, index: ProgramIndex, rules: Rules, load: IntArray, taken: Set[PersonId]
+) -> IntArray:
+    """The pair keys of the open proposals that may stand: learner still to place, mentor with
+    room, no hard rule broken (the program may have changed since they were made)."""
+    learners, mentors = [], []
+    for pair in sorted(program.proposed):
+        learner = index.learner_row.get(pair.learner_id)
+        mentor = index.mentor_row.get(pair.mentor_id)
+        if learner is None or mentor is None or pair.learner_id in taken:
+            continue
+        if load[mentor] < index.mentors[mentor].capacity and (
+            rules.broken_rule(index.learners[learner], index.mentors[mentor]) is None
+        ):
+            learners.append(learner)
+            mentors.append(mentor)
+    return index.pair_key(np.array(learners, dtype=np.int64), np.array(mentors, dtype=np.int64))
 
 
 def _pins(
@@ -124,17 +153,25 @@ def _pins(
 
 
 def candidate_arcs(prepared: Prepared, tuning: Tuning) -> Arcs:
+    """The sampled arcs, and each open proposal's, which the sample may have missed."""
     index = prepared.index
     open_mentors = np.flatnonzero(index.capacity > prepared.load)
-    return sampled_arcs(index, prepared.open_learners, open_mentors, tuning.sample)
+    arcs = sampled_arcs(index, prepared.open_learners, open_mentors, tuning.sample)
+    missing = np.setdiff1d(prepared.proposed, index.pair_key(arcs.learner, arcs.mentor))
+    if not len(missing):
+        return arcs
+    return concat([arcs, scored(index, *index.pair_rows(missing))])
 
 
 def choose(prepared: Prepared, arcs: Arcs, tuning: Tuning) -> IntArray:
     """Positions of the chosen arcs."""
     learners = len(prepared.index.learners)
     free = np.maximum(prepared.index.capacity - prepared.load, 0)
+    # Open proposals win ties: publishing a run withdraws and proposes again each one it moves,
+    # and all alike, a run moved nearly all of 20,000 for nothing (launch_bench.py).
+    proposed = np.isin(prepared.index.pair_key(arcs.learner, arcs.mentor), prepared.proposed)
     if len(arcs) <= tuning.direct_flow_arcs:
-        return flow(arcs, learners, free)
+        return flow(arcs, learners, free, proposed)
     bids = auction(arcs, learners, free, tuning.epsilon)
     reduced = reduced_scores(arcs, learners, bids.price)
     keep = np.unique(
@@ -143,10 +180,11 @@ def choose(prepared: Prepared, arcs: Arcs, tuning: Tuning) -> IntArray:
                 top_k(arcs.learner, reduced, tuning.k),
                 top_k(arcs.mentor, reduced, tuning.k),
                 bids.holder[bids.holder >= 0],  # so the flow is never worse than the auction
+                np.flatnonzero(proposed),
             ]
         )
     )
-    return keep[flow(arcs.take(keep), learners, free)]
+    return keep[flow(arcs.take(keep), learners, free, proposed[keep])]
 
 
 def finish(prepared: Prepared, arcs: Arcs, chosen: IntArray) -> MatchResult:

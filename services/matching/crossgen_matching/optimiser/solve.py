@@ -5,18 +5,23 @@ import numpy as np
 from ortools.graph.python import min_cost_flow
 
 from .candidates import Arcs
+from .index import BoolArray
 from .scoring import IntArray
 
 SCALE = 1_000_000  # scores are 0..1; integer costs keep six decimals
 GREEDY_CHUNK = 1 << 16
 
 
-def flow(arcs: Arcs, learners: int, free_capacity: IntArray) -> IntArray:
-    """Positions of the arcs in a pairing of maximal total score.
+def flow(
+    arcs: Arcs, learners: int, free_capacity: IntArray, favoured: BoolArray | None = None
+) -> IntArray:
+    """Positions of the arcs in a pairing of maximal total score; among pairings of the same
+    total, the one with the most ``favoured`` arcs.
 
     source -> learner (capacity 1) -> mentor (capacity 1, cost -score) -> sink (capacity = free
     places). The source sends one unit per learner; a zero-cost source -> sink bypass lets any
     learner stay unmatched, so the solver maximises total score rather than forcing a pairing.
+    A favoured arc costs one unit less: a millionth of a score, below what the costs tell apart.
     """
     if not len(arcs):
         return np.zeros(0, dtype=np.int64)
@@ -32,7 +37,8 @@ def flow(arcs: Arcs, learners: int, free_capacity: IntArray) -> IntArray:
     costs = np.concatenate(
         [
             np.zeros(learners, dtype=np.int64),
-            -np.rint(arcs.score * SCALE).astype(np.int64),
+            -np.rint(arcs.score * SCALE).astype(np.int64)
+            - (0 if favoured is None else favoured.astype(np.int64)),
             np.zeros(mentors + 1, dtype=np.int64),
         ]
     )
