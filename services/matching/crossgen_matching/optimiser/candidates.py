@@ -61,6 +61,21 @@ def scored(index: ProgramIndex, learners: IntArray, mentors: IntArray) -> Arcs:
     return concat(parts)
 
 
+def with_pairs(index: ProgramIndex, arcs: Arcs, keys: IntArray) -> Arcs:
+    """``arcs`` (in pair key order, as ``sampled_arcs`` gives them) and the allowed pairs of
+    ``keys`` they lack, in the same order: the auction reads them learner by learner."""
+    have = index.pair_key(arcs.learner, arcs.mentor)
+    extra = scored(index, *index.pair_rows(np.setdiff1d(keys, have)))
+    if not len(extra):
+        return arcs
+    at = np.searchsorted(have, index.pair_key(extra.learner, extra.mentor))
+    return Arcs(
+        np.insert(arcs.learner, at, extra.learner),
+        np.insert(arcs.mentor, at, extra.mentor),
+        np.insert(arcs.score, at, extra.score),
+    )
+
+
 def sampled_arcs(
     index: ProgramIndex, open_learners: IntArray, open_mentors: IntArray, sample: int
 ) -> Arcs:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .candidates import Arcs, concat, sampled_arcs, scored, top_k
+from .candidates import Arcs, sampled_arcs, top_k, with_pairs
 from .explain import explain_pairs
 from .index import Eligibility, ProgramIndex
 from .model import (
@@ -157,10 +157,7 @@ def candidate_arcs(prepared: Prepared, tuning: Tuning) -> Arcs:
     index = prepared.index
     open_mentors = np.flatnonzero(index.capacity > prepared.load)
     arcs = sampled_arcs(index, prepared.open_learners, open_mentors, tuning.sample)
-    missing = np.setdiff1d(prepared.proposed, index.pair_key(arcs.learner, arcs.mentor))
-    if not len(missing):
-        return arcs
-    return concat([arcs, scored(index, *index.pair_rows(missing))])
+    return with_pairs(index, arcs, prepared.proposed)
 
 
 def choose(prepared: Prepared, arcs: Arcs, tuning: Tuning) -> IntArray:
