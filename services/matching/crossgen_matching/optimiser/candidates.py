@@ -63,9 +63,15 @@ def scored(index: ProgramIndex, learners: IntArray, mentors: IntArray) -> Arcs:
 
 def with_pairs(index: ProgramIndex, arcs: Arcs, keys: IntArray) -> Arcs:
     """``arcs`` (in pair key order, as ``sampled_arcs`` gives them) and the allowed pairs of
-    ``keys`` they lack, in the same order: the auction reads them learner by learner."""
+    ``keys`` (sorted) they lack, in the same order: the auction reads them learner by learner."""
+    if not len(keys):  # a program's first run: no key of all its arcs to make
+        return arcs
+    # Looked up in the sorted keys, not with setdiff1d: that sorts the millions of arcs again.
     have = index.pair_key(arcs.learner, arcs.mentor)
-    extra = scored(index, *index.pair_rows(np.setdiff1d(keys, have)))
+    at = np.searchsorted(have, keys)
+    lacking = at == len(have)
+    lacking[~lacking] = have[at[~lacking]] != keys[~lacking]
+    extra = scored(index, *index.pair_rows(keys[lacking]))
     if not len(extra):
         return arcs
     at = np.searchsorted(have, index.pair_key(extra.learner, extra.mentor))

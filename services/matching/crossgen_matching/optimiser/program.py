@@ -98,8 +98,8 @@ def prepare(program: Program) -> Prepared:
 def _open_proposals(
     program: Program, index: ProgramIndex, rules: Rules, load: IntArray, taken: Set[PersonId]
 ) -> IntArray:
-    """The pair keys of the open proposals that may stand: learner still to place, mentor with
-    room, no hard rule broken (the program may have changed since they were made)."""
+    """The pair keys, sorted, of the open proposals that may stand: learner still to place,
+    mentor with room, no hard rule broken (the program may have changed since they were made)."""
     learners, mentors = [], []
     for pair in sorted(program.proposed):
         learner = index.learner_row.get(pair.learner_id)
@@ -111,7 +111,9 @@ def _open_proposals(
         ):
             learners.append(learner)
             mentors.append(mentor)
-    return index.pair_key(np.array(learners, dtype=np.int64), np.array(mentors, dtype=np.int64))
+    return np.sort(
+        index.pair_key(np.array(learners, dtype=np.int64), np.array(mentors, dtype=np.int64))
+    )
 
 
 def _pins(
@@ -166,7 +168,11 @@ def choose(prepared: Prepared, arcs: Arcs, tuning: Tuning) -> IntArray:
     free = np.maximum(prepared.index.capacity - prepared.load, 0)
     # Open proposals win ties: publishing a run withdraws and proposes again each one it moves,
     # and all alike, a run moved nearly all of 20,000 for nothing (launch_bench.py).
-    proposed = np.isin(prepared.index.pair_key(arcs.learner, arcs.mentor), prepared.proposed)
+    proposed = (
+        np.isin(prepared.index.pair_key(arcs.learner, arcs.mentor), prepared.proposed)
+        if len(prepared.proposed)
+        else np.zeros(len(arcs), dtype=bool)
+    )
     if len(arcs) <= tuning.direct_flow_arcs:
         return flow(arcs, learners, free, proposed)
     bids = auction(arcs, learners, free, tuning.epsilon)
