@@ -42,45 +42,13 @@ async def program(uow: UnitOfWork, program_id: UUID, *, lock: bool = False) -> P
     return found
 
 
-async def set_rules(uow: UnitOfWork, program_id: UUID, rules: ProgramRules) -> int:
-    """Store the program's rules; an automatic program enrols the eligible employees already in
-    the directory at once. Returns how many were enrolled."""
-    # Locked: an HRIS record for the same person waits, and then finds them enrolled.
+async def set_rules(uow: UnitOfWork, program_id: UUID, rules: ProgramRules) -> Program:
+    """Store the program's rules; automatic_enrolment.py enrols the directory's eligible people."""
+    # Locked: self-enrolments and HRIS records under way finish first, under the old rules.
     chosen = await program(uow, program_id, lock=True)
     chosen.enrolment = rules.enrolment
     chosen.eligibility = rules.model_dump(mode="json", include={"learner", "mentor"})
-    if rules.enrolment != "automatic":
-        return 0
-    enrolled = select(Participant.person_id).where(
-        Participant.program_id == program_id, Participant.status == "active"
-    )
-    candidates = await uow.session.scalars(
-        select(Employee)
-        .where(
-            *lookup.PRESENT,
-            Employee.email.is_not(None),
-            Employee.employee_number.not_in(enrolled),
-        )
-        .order_by(Employee.employee_number)
-    )
-    today = date.today()
-    count = 0
-    for employee in candidates.all():
-        if role := rules.automatic_role(employee, today):
-            await _enrol(uow, chosen, employee, role, together=True)
-            count += 1
-            if count % WRITE_EVERY == 0:
-                await uow.session.flush()
-    await uow.session.flush()
-    return count
-
-
-# Participants written so many at a time. A row at a time, 40,000 took over a minute
-# (launch_bench.py). All at the end, nothing waited on the database until then: the event loop
-# ran nothing else (the consumers' heartbeats neither) and the server ended the transaction as
-# idle. None of them can conflict: an enrolment's row holds a key share of its program's row,
-# which this locks first, until its commit.
-WRITE_EVERY = 500
+    return chosen
 
 
 async def eligible(session: AsyncSession, rules: ProgramRules) -> dict[Role, int]:
@@ -120,7 +88,7 @@ async def enrol_automatically(uow: UnitOfWork, employee: Employee) -> None:
         if role is None:
             continue
         if not await _is_active(uow, candidate.id, employee.employee_number):
-            await _enrol(uow, candidate, employee, role)
+            await enrol_from_directory(uow, candidate, employee, role)
 
 
 async def _automatic_programs(uow: UnitOfWork) -> list[Program]:
@@ -159,7 +127,7 @@ async def _is_active(uow: UnitOfWork, program_id: UUID, person_id: str) -> bool:
     return found is not None
 
 
-async def _enrol(
+async def enrol_from_directory(
     uow: UnitOfWork, chosen: Program, employee: Employee, role: Role, *, together: bool = False
 ) -> None:
     """Enrol on what the directory knows (``together``: the row is left for the caller to write

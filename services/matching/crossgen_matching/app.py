@@ -4,7 +4,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from crossgen_matching import erasure, expiry, joins, resolve, views
+from crossgen_matching import automatic_enrolment, erasure, expiry, joins, resolve, views
 from crossgen_matching.directory import intake, scim
 from crossgen_matching.settings import MatchingSettings
 from crossgen_shared import topics
@@ -34,6 +34,13 @@ def build(settings: MatchingSettings) -> Service:
             matching.unit_of_work,
             settings.proposal_expiry,
             settings.proposal_expiry_check_interval,
+        )
+    )
+    matching.workers.append(
+        partial(
+            automatic_enrolment.watch,
+            matching.unit_of_work,
+            settings.automatic_enrolment_check_interval,
         )
     )
     if settings.resolve_interval_hours:

@@ -56,6 +56,23 @@ class Program(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class AutomaticEnrolment(Base):
+    """A program's run through the directory since its latest switch to automatic enrolment
+    (automatic_enrolment.py). A table of its own: a change to the program's row would move the
+    program's revision at every batch."""
+
+    __tablename__ = "automatic_enrolments"
+
+    program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    # The last employee number the run looked at; None: it has not started.
+    after: Mapped[str | None] = mapped_column(String(64), default=None)
+    to_check: Mapped[int] = mapped_column(default=0)  # candidates when the run started
+    checked: Mapped[int] = mapped_column(default=0)
+    enrolled: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
 class Participant(Base):
     __tablename__ = "participants"
     # Enrolled once at a time: a person who left (a rehire, say) may enrol again.

@@ -2,16 +2,19 @@
 program admits, and the skills it knows."""
 
 from dataclasses import asdict
-from typing import Self
+from datetime import datetime
+from typing import Literal, Self
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from crossgen_matching import admission, optimiser, program_admin
+from crossgen_matching import admission, automatic_enrolment, optimiser, program_admin
 from crossgen_matching.catalogue import SkillName
 from crossgen_matching.eligibility import ProgramRules
+from crossgen_matching.models import AutomaticEnrolment
 from crossgen_shared.auth import Principal, require
+from crossgen_shared.errors import NotFound
 from crossgen_shared.service import unit_of_work
 from crossgen_shared.unit_of_work import UnitOfWork
 
@@ -136,9 +139,36 @@ class EligibleOut(BaseModel):
     mentor: int
 
 
+class AutomaticEnrolmentOut(BaseModel):
+    """The enrolment of the directory's eligible people since the latest switch to automatic."""
+
+    state: Literal["enrolling", "done"]
+    to_check: int = Field(
+        description="employees it looks at: present, with an email, not in the program at its start"
+    )
+    checked: int = Field(description="employees it has looked at so far")
+    enrolled: int = Field(description="people it has enrolled so far")
+    started_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, run: AutomaticEnrolment | None) -> Self | None:
+        if run is None:
+            return None
+        state = "enrolling" if run.finished_at is None else "done"
+        return cls(
+            state=state, to_check=run.to_check, checked=run.checked, enrolled=run.enrolled,
+            started_at=run.started_at, finished_at=run.finished_at,
+        )  # fmt: skip
+
+
 class EligibilityOut(ProgramRules):
     eligible: EligibleOut = Field(description="present employees who meet each role's rules")
-    enrolled: int = Field(default=0, description="people this request enrolled")
+    automatic_enrolment: AutomaticEnrolmentOut | None = Field(
+        default=None,
+        description="an automatic program's enrolment of the directory, in the background;"
+        " follow it at GET /programs/{program_id}/automatic-enrolment",
+    )
 
 
 @router.get("/programs/{program_id}/eligibility", response_model=EligibilityOut)
@@ -149,7 +179,7 @@ async def get_eligibility(
 ) -> EligibilityOut:
     async with uow:
         rules = admission.rules_of(await admission.program(uow, program_id))
-        return await _eligibility(uow, rules, enrolled=0)
+        return await _eligibility(uow, rules, await automatic_enrolment.progress(uow, program_id))
 
 
 @router.put("/programs/{program_id}/eligibility", response_model=EligibilityOut)
@@ -159,18 +189,40 @@ async def put_eligibility(
     _: Principal = Depends(require("admin")),
     uow: UnitOfWork = Depends(unit_of_work),
 ) -> EligibilityOut:
-    """Set who the program admits in each role; switching to (or staying) automatic enrols every
-    present, eligible employee with an email who is not in the program yet."""
+    """Set who the program admits in each role; switching to (or staying) automatic starts the
+    enrolment of every present, eligible employee with an email who is not in the program yet,
+    in the background (``automatic_enrolment`` in the answer)."""
     async with uow:
-        enrolled = await admission.set_rules(uow, program_id, body)
-        out = await _eligibility(uow, body, enrolled=enrolled)
+        run = await automatic_enrolment.set_rules(uow, program_id, body)
+        out = await _eligibility(uow, body, run)
         await uow.commit()
         return out
 
 
-async def _eligibility(uow: UnitOfWork, rules: ProgramRules, *, enrolled: int) -> EligibilityOut:
+@router.get("/programs/{program_id}/automatic-enrolment", response_model=AutomaticEnrolmentOut)
+async def get_automatic_enrolment(
+    program_id: UUID,
+    _: Principal = Depends(require("admin")),
+    uow: UnitOfWork = Depends(unit_of_work),
+) -> AutomaticEnrolmentOut:
+    """How far the enrolment started by the latest switch to automatic has got."""
+    async with uow:
+        out = AutomaticEnrolmentOut.of(await automatic_enrolment.progress(uow, program_id))
+    if out is None:
+        raise NotFound(
+            f"program {program_id} does not enrol automatically: PUT"
+            f' /programs/{program_id}/eligibility with "enrolment": "automatic" starts it'
+        )
+    return out
+
+
+async def _eligibility(
+    uow: UnitOfWork, rules: ProgramRules, run: AutomaticEnrolment | None
+) -> EligibilityOut:
     eligible = EligibleOut(**await admission.eligible(uow.session, rules))
-    return EligibilityOut(**dict(rules), eligible=eligible, enrolled=enrolled)
+    return EligibilityOut(
+        **dict(rules), eligible=eligible, automatic_enrolment=AutomaticEnrolmentOut.of(run)
+    )
 
 
 class SkillCatalogueBody(BaseModel):

@@ -21,6 +21,11 @@ class MatchingSettings(ServiceSettings):
     proposal_expiry_check_interval: float = Field(
         default=3600.0, gt=0, description="Seconds between two looks for expired proposals"
     )
+    automatic_enrolment_check_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds between two looks for automatic enrolments to start or go on with",
+    )
     resolve_interval_hours: float = Field(
         default=24.0, ge=0, description="Hours between two re-solves of every program; 0: never"
     )

@@ -1,23 +1,17 @@
-"""Who a program admits: its rules over the HTTP API, the check at self-enrolment, enrolling the
-eligible directory at once, and a run refused for want of a role."""
+"""Who a program admits: its rules over the HTTP API, the check at self-enrolment, and a run
+refused for want of a role (the switch to automatic: test_automatic_enrolment.py)."""
 
-import asyncio
 from datetime import UTC, date, datetime
 from typing import Any
-from uuid import UUID
 
 import httpx
-from sqlalchemy import select, text
 
 from crossgen_local.tokens import TokenIssuer
-from crossgen_matching import service
 from crossgen_matching.directory import employees
 from crossgen_matching.directory.record import EmployeeRecord
-from crossgen_matching.models import Participant
 from crossgen_shared.events import ParticipantJoined
 from crossgen_shared.service import Service
 
-from .test_directory_kafka import eventually
 from .test_matching_admin import admin, events
 from .test_matching_flow import ENROL, enrol, program
 
@@ -66,14 +60,15 @@ async def test_the_rules_are_kept_with_how_many_meet_them(
     pid = await program(api, tokens)
     url = f"/programs/{pid}/eligibility"
     default = (await admin(api, tokens, "GET", url)).json()
-    assert default["enrolment"] == "self" and default["enrolled"] == 0
+    assert default["enrolment"] == "self" and default["automatic_enrolment"] is None
     assert default["learner"]["departments"] == [] and default["learner"]["job_level_min"] is None
     assert default["eligible"] == {"learner": 4, "mentor": 4}  # every present employee
 
     put = await admin(api, tokens, "PUT", url, json=JUNIOR_DESIGNERS)
     assert put.status_code == 200, put.text
     assert put.json()["eligible"] == {"learner": 1, "mentor": 2}
-    assert put.json()["mentor"]["departments"] == ["Design"] and put.json()["enrolled"] == 0
+    assert put.json()["mentor"]["departments"] == ["Design"]
+    assert put.json()["automatic_enrolment"] is None
     assert (await admin(api, tokens, "GET", url)).json() == put.json()
 
     assert (await api.get(url, headers=tokens.headers("D1", "participant"))).status_code == 403
@@ -126,68 +121,6 @@ async def test_self_enrolment_must_meet_the_rules_of_the_role(
     # Without rules, anyone enrols as before: even someone the directory does not know.
     open_program = await program(api, tokens)
     await enrol(api, tokens, open_program, "Z9", role="mentor")
-
-
-async def test_switching_to_automatic_enrols_the_eligible_directory_at_once(
-    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
-) -> None:
-    await company(matching)
-    pid = await program(api, tokens)
-    await enrol(api, tokens, pid, "S1", role="mentor")  # enrolled already: left as is
-    automatic = JUNIOR_DESIGNERS | {"enrolment": "automatic"}
-    switched = await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=automatic)
-    assert switched.status_code == 200, switched.text
-    # D1 as mentor; not D2 (no email), not S1 (enrolled), not F1 (not eligible), not X1 (left).
-    assert switched.json()["enrolled"] == 1
-    joined = await events(matching, ParticipantJoined)
-    assert [(e.person_id, e.role) for e in joined] == [("S1", "mentor"), ("D1", "mentor")]
-    assert (joined[1].display_name, joined[1].email, joined[1].skills) == (
-        "Dana",
-        "dana@example.com",
-        (),
-    )
-    async with matching.sessions() as session:
-        dana = await session.scalar(select(Participant).where(Participant.person_id == "D1"))
-    assert dana is not None and (dana.languages, dana.timezone) == (["de"], "Europe/Berlin")
-
-    again = await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=automatic)
-    assert again.json()["enrolled"] == 0 and len(await events(matching, ParticipantJoined)) == 2
-
-
-async def test_a_switch_to_automatic_waits_for_a_self_enrolment_under_way(
-    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
-) -> None:
-    """The switch writes its participants at its end, all at once: it must not meet one that a
-    self-enrolment committed meanwhile. It does not: that row holds a key share of the program's
-    row, which the switch locks first."""
-    await company(matching)
-    pid = await program(api, tokens)
-    automatic = JUNIOR_DESIGNERS | {"enrolment": "automatic"}
-    async with matching.unit_of_work() as dana:
-        await service.enrol(
-            dana, program_id=UUID(pid), person_id="D1", role="mentor", display_name="Dana",
-            email="dana@example.com", skills={}, capacity=1,
-        )  # fmt: skip
-        switch = asyncio.create_task(
-            admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=automatic)
-        )
-
-        async def switch_waits() -> bool:
-            async with matching.sessions() as session:
-                return bool(await session.scalar(text(WAITING_FOR_A_LOCK)))
-
-        await eventually(switch_waits)
-        await dana.commit()
-    switched = await switch
-    assert switched.status_code == 200 and switched.json()["enrolled"] == 1, switched.text
-    joined = await events(matching, ParticipantJoined)
-    assert [(e.person_id, e.role) for e in joined] == [("D1", "mentor"), ("S1", "learner")]
-
-
-WAITING_FOR_A_LOCK = (
-    "SELECT count(*) FROM pg_stat_activity"
-    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-)
 
 
 async def test_a_run_without_a_role_says_why_and_how_many_meet_its_rules(

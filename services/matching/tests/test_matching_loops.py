@@ -17,15 +17,17 @@ from faststream.kafka import TestKafkaBroker
 from sqlalchemy import update
 
 from crossgen_local.tokens import TokenIssuer
-from crossgen_matching import expiry, resolve
+from crossgen_matching import automatic_enrolment, expiry, resolve
 from crossgen_matching.app import build
 from crossgen_matching.models import Pairing
 from crossgen_matching.settings import MatchingSettings
-from crossgen_shared.events import MatchDeclined, MatchProposed
+from crossgen_shared.events import MatchDeclined, MatchProposed, ParticipantJoined
 from crossgen_shared.service import Service
 
+from .test_automatic_enrolment import AUTOMATIC
 from .test_matching_admin import admin, events
-from .test_matching_flow import enrol
+from .test_matching_eligibility import company
+from .test_matching_flow import enrol, program
 from .test_matching_pins_at_join import join, mentors
 
 PATIENCE = 10.0  # seconds a loop gets to do what the test waits for
@@ -123,3 +125,25 @@ async def test_the_resolve_loop_re_matches_a_program_after_a_failed_round(
     [withdrawn] = await events(matching, MatchDeclined)
     assert withdrawn.pairing_id == proposed.pairing_id and withdrawn.reason == "re-matched"
     assert "re-solving the programs failed; the next run retries" in caplog.text
+
+
+async def test_the_enrolment_loop_enrols_a_switched_program_after_a_failed_round(
+    api: httpx.AsyncClient,
+    matching: Service,
+    tokens: TokenIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await company(matching)
+    pid = await program(api, tokens)
+    await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=AUTOMATIC)
+    batch = failing_once(automatic_enrolment.enrol_next_batch)
+    monkeypatch.setattr(automatic_enrolment, "enrol_next_batch", batch)
+    service = with_loops(matching, automatic_enrolment_check_interval=0.2)
+    with caplog.at_level(logging.INFO, logger=automatic_enrolment.__name__):
+        async with TestKafkaBroker(service.broker), service.running():
+            joined = await until(matching, ParticipantJoined, 2)
+            done = await admin(api, tokens, "GET", f"/programs/{pid}/automatic-enrolment")
+    assert [e.person_id for e in joined] == ["D1", "S1"] and done.json()["state"] == "done"
+    assert "enrolling automatic programs failed; the next run retries" in caplog.text
+    assert f"program {pid}: automatic enrolment done: 2 enrolled of 3 looked at" in caplog.text

@@ -1,0 +1,153 @@
+"""A switch to automatic enrolment: the admin's request answers at once, and a run in the
+background enrols the directory's eligible people, a batch per transaction (the worker itself:
+test_matching_loops.py)."""
+
+import asyncio
+from datetime import date
+from uuid import UUID
+
+import httpx
+import pytest
+from sqlalchemy import select, text
+
+from crossgen_local.tokens import TokenIssuer
+from crossgen_matching import automatic_enrolment, service
+from crossgen_matching.models import Participant
+from crossgen_shared.events import ParticipantJoined
+from crossgen_shared.service import Service
+
+from .test_directory_kafka import eventually
+from .test_matching_admin import admin, events
+from .test_matching_eligibility import JUNIOR_DESIGNERS, company, hire
+from .test_matching_flow import enrol, program
+
+AUTOMATIC = JUNIOR_DESIGNERS | {"enrolment": "automatic"}
+
+
+async def run_batches(matching: Service) -> int:
+    """Run batches as the worker does, until there is nothing left to do; how many ran."""
+    ran = 0
+    while True:
+        async with matching.unit_of_work() as uow:
+            more = await automatic_enrolment.enrol_next_batch(uow)
+            await uow.commit()
+        if not more:
+            return ran
+        ran += 1
+
+
+async def joined(matching: Service) -> list[tuple[str, str]]:
+    return [(e.person_id, e.role) for e in await events(matching, ParticipantJoined)]
+
+
+async def test_a_switch_answers_at_once_and_the_run_enrols_the_eligible_directory(
+    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
+) -> None:
+    await company(matching)
+    pid = await program(api, tokens)
+    await enrol(api, tokens, pid, "S1", role="mentor")  # enrolled already: left as is
+    url = f"/programs/{pid}/automatic-enrolment"
+    switched = await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=AUTOMATIC)
+    assert switched.status_code == 200, switched.text
+    # To look at: D1 and F1; not D2 (no email), S1 (in the program), X1 (left).
+    started = switched.json()["automatic_enrolment"]
+    assert started | {"started_at": None} == {
+        "state": "enrolling", "to_check": 2, "checked": 0, "enrolled": 0,
+        "started_at": None, "finished_at": None,
+    }  # fmt: skip
+    assert (await admin(api, tokens, "GET", url)).json() == started
+    assert await joined(matching) == [("S1", "mentor")]
+
+    assert await run_batches(matching) == 1
+    done = (await admin(api, tokens, "GET", url)).json()
+    assert (done["state"], done["checked"], done["enrolled"]) == ("done", 2, 1)
+    assert done["finished_at"] >= done["started_at"]
+    assert await joined(matching) == [("S1", "mentor"), ("D1", "mentor")]  # F1 is not eligible
+    dana = (await events(matching, ParticipantJoined))[1]
+    assert (dana.display_name, dana.email, dana.skills) == ("Dana", "dana@example.com", ())
+    async with matching.sessions() as session:
+        row = await session.scalar(select(Participant).where(Participant.person_id == "D1"))
+    assert row is not None and (row.languages, row.timezone) == (["de"], "Europe/Berlin")
+
+    again = await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=AUTOMATIC)
+    assert again.json()["automatic_enrolment"]["to_check"] == 1  # F1
+    await run_batches(matching)
+    assert (await admin(api, tokens, "GET", url)).json()["enrolled"] == 0
+    assert len(await joined(matching)) == 2
+
+
+async def test_a_run_goes_on_where_its_last_batch_ended_and_stops_at_a_switch_back(
+    api: httpx.AsyncClient,
+    matching: Service,
+    tokens: TokenIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(automatic_enrolment, "BATCH", 1)
+    await company(matching)
+    await hire(matching, "D3", email="dee@example.com", department="Design", job_level="L2",
+               hire_date=date.today().replace(day=1))  # fmt: skip
+    pid = await program(api, tokens)
+    url = f"/programs/{pid}/automatic-enrolment"
+    await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=AUTOMATIC)
+    async with matching.unit_of_work() as uow:
+        assert await automatic_enrolment.enrol_next_batch(uow)
+        await uow.commit()
+    progress = (await admin(api, tokens, "GET", url)).json()
+    assert (progress["state"], progress["to_check"], progress["checked"]) == ("enrolling", 4, 1)
+    assert await joined(matching) == [("D1", "mentor")]
+    # A batch that never commits (the replica died) leaves no trace: its person is enrolled later.
+    async with matching.unit_of_work() as uow:
+        assert await automatic_enrolment.enrol_next_batch(uow)
+
+    # Back to self-enrolment: the run stops where it is.
+    to_self = await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=JUNIOR_DESIGNERS)
+    assert to_self.json()["automatic_enrolment"] is None
+    stopped = await admin(api, tokens, "GET", url)
+    assert stopped.status_code == 404
+    assert (
+        f'PUT /programs/{pid}/eligibility with "enrolment": "automatic"' in stopped.json()["detail"]
+    )
+    assert await run_batches(matching) == 0 and await joined(matching) == [("D1", "mentor")]
+
+    # Automatic again: a new run from the first employee, which finds D1 in the program.
+    await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=AUTOMATIC)
+    assert await run_batches(matching) == 4  # D3, F1, S1 and the empty batch that ends it
+    assert await joined(matching) == [("D1", "mentor"), ("D3", "mentor"), ("S1", "learner")]
+    done = (await admin(api, tokens, "GET", url)).json()
+    assert (done["state"], done["to_check"], done["checked"], done["enrolled"]) == (
+        "done", 3, 3, 2,
+    )  # fmt: skip
+    unknown = "/programs/00000000-0000-0000-0000-000000000000/automatic-enrolment"
+    assert (await admin(api, tokens, "GET", unknown)).status_code == 404
+
+
+async def test_a_batch_waits_for_a_self_enrolment_under_way(
+    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
+) -> None:
+    """A batch writes its participants at its end, all at once: it must not meet one that a
+    self-enrolment committed meanwhile. It does not: that row holds a key share of the program's
+    row, which the batch locks first."""
+    await company(matching)
+    pid = await program(api, tokens)
+    await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=AUTOMATIC)
+    async with matching.unit_of_work() as dana:
+        await service.enrol(
+            dana, program_id=UUID(pid), person_id="D1", role="mentor", display_name="Dana",
+            email="dana@example.com", skills={}, capacity=1,
+        )  # fmt: skip
+        batches = asyncio.create_task(run_batches(matching))
+
+        async def batch_waits() -> bool:
+            async with matching.sessions() as session:
+                return bool(await session.scalar(text(WAITING_FOR_A_LOCK)))
+
+        await eventually(batch_waits)
+        await dana.commit()
+    assert await batches == 1
+    assert await joined(matching) == [("D1", "mentor"), ("S1", "learner")]
+
+
+WAITING_FOR_A_LOCK = (
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
