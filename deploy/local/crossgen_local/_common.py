@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -29,13 +30,23 @@ def free_port() -> int:
 
 
 def free_ports(n: int) -> list[int]:
-    """`n` distinct free ports: all sockets stay open until every port is picked, because
-    the kernel readily hands a just-released port out again (seen ~1 in 5000 calls)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for sock in socks:
+    """`n` free ports, none handed out before by this process. The kernel readily hands a
+    just-released port out again (seen ~1 in 5000 calls), and a port is released from its pick
+    until its user binds it: the stack's three services once got two alike, and one's readiness
+    check was answered by the other. The sockets stay open until every port is picked."""
+    with _PICKING, contextlib.ExitStack() as stack:
+        picked: list[int] = []
+        while len(picked) < n:
+            sock = stack.enter_context(socket.socket())
             sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
+            if (port := int(sock.getsockname()[1])) not in _HANDED_OUT:
+                picked.append(port)
+        _HANDED_OUT.update(picked)
+        return picked
+
+
+_HANDED_OUT: set[int] = set()
+_PICKING = threading.Lock()  # the infra starts its components on threads
 
 
 def tail(path: Path, lines: int = 40) -> str:

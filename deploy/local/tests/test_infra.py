@@ -327,6 +327,13 @@ def test_a_frozen_kafka_answers_once_woken(infra: LocalInfra) -> None:
     assert asyncio.run(consume_one(infra.kafka.bootstrap_servers, topic)) == b"before"
 
 
+def test_no_port_is_handed_out_twice() -> None:
+    """Picked one at a time, each released at once, as the stack's services' ports are until each
+    binds its own."""
+    ports = [free_port() for _ in range(3000)]
+    assert len(set(ports)) == len(ports)
+
+
 def test_service_process(tmp_path: Path) -> None:
     port = free_port()
     service = ServiceProcess(
