@@ -1,6 +1,7 @@
-"""Launch day: a whole company enrolled at once, then every proposal mailed.
+"""Launch day: a whole company enrolled by a program made automatic, then every proposal mailed.
 
-    python benchmarks/launch_bench.py [--employees 10000] [--timeout 1800] [--out PATH]
+    python benchmarks/launch_bench.py [--employees 10000] [--timeout 1800]
+        [--kill-matching-after N] [--out PATH]
 
 One run on one local stack (crossgen_local). The HRIS feed brings --employees people, mentors and
 learners alternately, into matching's directory before any program exists. Then an admin creates
@@ -12,7 +13,9 @@ enrolment, and the time from the request's answer to the first and the last emai
 every 5 s; the peak RSS and CPU seconds of each service; and it checks that exactly one email per
 person arrived. Last, the admin previews a whole-program run over everyone enrolled: its time and
 matching's peak RSS meanwhile. Results: a table on stdout and benchmarks/results/launch.json (or
---out).
+--out). With --kill-matching-after, matching is killed (-9) once the enrolment has looked at N
+employees and started again: the rest of the run says what that crash costs, and whether anyone
+is left out or mailed twice.
 """
 
 import argparse
@@ -45,7 +48,11 @@ def say(line: str) -> None:
     print(f"... {line}", file=sys.stderr, flush=True)
 
 
-async def launch(stack: CrossgenStack, employees: int, give_up_after: float) -> dict[str, Any]:
+async def launch(
+    stack: CrossgenStack, employees: int, give_up_after: float, kill_after: int | None = None
+) -> dict[str, Any]:
+    """The directory filled, the switch, and the emails; with ``kill_after``, matching is killed
+    (-9) and started again once the enrolment has looked at that many employees."""
     infra = stack.infra
     people = workforce(employees)
     started = time.monotonic()
@@ -75,10 +82,17 @@ async def launch(stack: CrossgenStack, employees: int, give_up_after: float) -> 
             return found
 
         expected, said = 2 * sum(person.role == "learner" for person in people), answered
+        killed: dict[str, Any] | None = None
         while (arrived := len(infra.smtp.messages)) < expected:
             now = time.monotonic()
             if now - answered > give_up_after:
                 break
+            if kill_after is not None and killed is None:
+                run = await enrolment()
+                if run["checked"] >= kill_after:
+                    killed = {key: run[key] for key in ("state", "checked")}
+                    await _crash(stack, "matching")
+                    say(f"matching killed after {run['checked']} looked at, and ready again")
             if now - said >= PROGRESS_EVERY:
                 run = await enrolment()
                 say(
@@ -106,7 +120,15 @@ async def launch(stack: CrossgenStack, employees: int, give_up_after: float) -> 
             "last_s": arrivals[-1] if len(mails) >= expected else None,
         },
         "pairings": await _count(infra, "matching", "pairings"),
+        "killed": killed,
     }
+
+
+async def _crash(stack: CrossgenStack, service: str) -> None:
+    process = stack.processes[service]
+    await asyncio.to_thread(process.kill)
+    process.start()
+    await asyncio.to_thread(stack.wait_ready, service)
 
 
 def _seconds(run: dict[str, Any]) -> float | None:
@@ -141,19 +163,26 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     log_dir = Path(tempfile.mkdtemp(prefix="crossgen-launch-bench-"))
     results: dict[str, Any] = {"machine": host.facts(), "args": {"employees": args.employees}}
     with LocalInfra(SERVICES) as infra, CrossgenStack(infra, TokenIssuer(), log_dir) as stack:
-        trees = {name: (p.pid, True) for name, p in stack.processes.items() if p.pid}
-        for name, pid in (("kafka", infra.kafka.pid), ("postgres", infra.postgres.pid)):
-            if pid:
-                trees[name] = (pid, True)
-        with Usage(trees) as usage:
-            results |= asyncio.run(launch(stack, args.employees, args.timeout))
+        with Usage(_trees(stack)) as usage:
+            results |= asyncio.run(
+                launch(stack, args.employees, args.timeout, args.kill_matching_after)
+            )
         results["peak_rss_mb"] = {name: usage.peaks_mb[name] for name in stack.processes}
         results["cpu_s"] = usage.cpu_s
-        with Usage(trees) as usage:
+        with Usage(_trees(stack)) as usage:  # matching's process is another if it was killed
             results["preview"] = asyncio.run(preview(stack, results["program_id"], args.timeout))
         results["preview"]["matching_peak_rss_mb"] = usage.peaks_mb["matching"]
     results["log_dir"] = str(log_dir)
     return results
+
+
+def _trees(stack: CrossgenStack) -> dict[str, tuple[int, bool]]:
+    trees = {name: (p.pid, True) for name, p in stack.processes.items() if p.pid}
+    infra = stack.infra
+    for name, pid in (("kafka", infra.kafka.pid), ("postgres", infra.postgres.pid)):
+        if pid:
+            trees[name] = (pid, True)
+    return trees
 
 
 def table(results: dict[str, Any]) -> str:
@@ -175,6 +204,12 @@ def table(results: dict[str, Any]) -> str:
         f" {seconds(emails['last_s']):>12} {emails['arrived']:>6}/{emails['expected']:<6}"
         f" {emails['people_mailed_twice']:>12} {results['pairings']:>8}"
     )
+    if killed := results["killed"]:
+        lines.append(
+            f"matching was killed (-9) and started again when the enrolment had looked at"
+            f" {killed['checked']} employees ({killed['state']}); below, its first process's RSS"
+            " and CPU"
+        )
     rss = "  ".join(f"{name} {mb:.0f}" for name, mb in results["peak_rss_mb"].items())
     cpu = "  ".join(f"{name} {s:.1f}" for name, s in results["cpu_s"].items())
     lines += [f"peak RSS MB: {rss}", f"CPU s from the first record: {cpu}"]
@@ -194,6 +229,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--employees", type=int, default=10_000)
     parser.add_argument("--timeout", type=float, default=1800.0, help="s to wait for the emails")
+    parser.add_argument(
+        "--kill-matching-after",
+        type=int,
+        metavar="N",
+        help="kill -9 matching once the enrolment has looked at N employees, and start it again",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "launch.json")
     args = parser.parse_args()
     if args.employees < 2:
