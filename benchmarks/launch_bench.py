@@ -31,7 +31,7 @@ from typing import Any
 
 import host
 import httpx
-from pipeline_bench import Usage
+from pipeline_bench import Usage, process_trees
 
 from crossgen_local import evidence
 from crossgen_local.hris_feed import ELIGIBILITY, HrisFeed, workforce
@@ -91,7 +91,7 @@ async def launch(
                 run = await enrolment()
                 if run["checked"] >= kill_after:
                     killed = {key: run[key] for key in ("state", "checked")}
-                    await _crash(stack, "matching")
+                    await asyncio.to_thread(stack.kill_and_restart, "matching")
                     say(f"matching killed after {run['checked']} looked at, and ready again")
             if now - said >= PROGRESS_EVERY:
                 run = await enrolment()
@@ -122,13 +122,6 @@ async def launch(
         "pairings": await _count(infra, "matching", "pairings"),
         "killed": killed,
     }
-
-
-async def _crash(stack: CrossgenStack, service: str) -> None:
-    process = stack.processes[service]
-    await asyncio.to_thread(process.kill)
-    process.start()
-    await asyncio.to_thread(stack.wait_ready, service)
 
 
 def _seconds(run: dict[str, Any]) -> float | None:
@@ -163,26 +156,17 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     log_dir = Path(tempfile.mkdtemp(prefix="crossgen-launch-bench-"))
     results: dict[str, Any] = {"machine": host.facts(), "args": {"employees": args.employees}}
     with LocalInfra(SERVICES) as infra, CrossgenStack(infra, TokenIssuer(), log_dir) as stack:
-        with Usage(_trees(stack)) as usage:
+        with Usage(process_trees(stack)) as usage:
             results |= asyncio.run(
                 launch(stack, args.employees, args.timeout, args.kill_matching_after)
             )
         results["peak_rss_mb"] = {name: usage.peaks_mb[name] for name in stack.processes}
         results["cpu_s"] = usage.cpu_s
-        with Usage(_trees(stack)) as usage:  # matching's process is another if it was killed
+        with Usage(process_trees(stack)) as usage:  # matching's process is another if it was killed
             results["preview"] = asyncio.run(preview(stack, results["program_id"], args.timeout))
         results["preview"]["matching_peak_rss_mb"] = usage.peaks_mb["matching"]
     results["log_dir"] = str(log_dir)
     return results
-
-
-def _trees(stack: CrossgenStack) -> dict[str, tuple[int, bool]]:
-    trees = {name: (p.pid, True) for name, p in stack.processes.items() if p.pid}
-    infra = stack.infra
-    for name, pid in (("kafka", infra.kafka.pid), ("postgres", infra.postgres.pid)):
-        if pid:
-            trees[name] = (pid, True)
-    return trees
 
 
 def table(results: dict[str, Any]) -> str:

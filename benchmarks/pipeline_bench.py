@@ -131,6 +131,16 @@ class Usage(host.Periodic):
         self._cpu_seen.append((time.time(), seen))
 
 
+def process_trees(stack: CrossgenStack) -> dict[str, tuple[int, bool]]:
+    """What Usage samples: each service's process, the broker's and PostgreSQL's (the postmaster
+    and its backends), each with its children."""
+    trees = {name: (p.pid, True) for name, p in stack.processes.items() if p.pid}
+    for name, pid in (("kafka", stack.infra.kafka.pid), ("postgres", stack.infra.postgres.pid)):
+        if pid:
+            trees[name] = (pid, True)
+    return trees
+
+
 def _usage(processes: list[psutil.Process]) -> tuple[int, float]:
     """RSS bytes and CPU seconds (user + system) of ``processes`` together."""
     rss, cpu = 0, 0.0
@@ -647,10 +657,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     arguments = {name: str(value) for name, value in vars(args).items()}
     results: dict[str, Any] = {"machine": host.facts(), "targets": TARGETS, "args": arguments}
     with LocalInfra(SERVICES) as infra, CrossgenStack(infra, tokens, log_dir) as stack:
-        trees = {name: (p.pid, True) for name, p in stack.processes.items() if p.pid}
-        for name, pid in (("kafka", infra.kafka.pid), ("postgres", infra.postgres.pid)):
-            if pid:
-                trees[name] = (pid, True)  # PostgreSQL: the postmaster and its backends
+        trees = process_trees(stack)
         # This process without its children (the services): the feed and the SMTP sink.
         trees["benchmark"] = (os.getpid(), False)
         before = psutil.cpu_times()

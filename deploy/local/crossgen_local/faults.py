@@ -248,12 +248,8 @@ class FaultRun:
 
     async def kill_and_restart(self, service: str) -> tuple[float, float]:
         """Repaired when the process is started again: its boot counts in the recovery."""
-        process = self.stack.processes[service]
         injected = time.time()
-        await asyncio.to_thread(process.kill)
-        repaired = time.time()
-        process.start()
-        await asyncio.to_thread(self.stack.wait_ready, service)
+        repaired = await asyncio.to_thread(self.stack.kill_and_restart, service)
         return injected, repaired
 
     async def restart_kafka(self, crash: bool = False) -> tuple[float, float]:

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from crossgen_local._common import Managed, free_port, say, stop_each
@@ -74,6 +75,16 @@ class CrossgenStack(Managed):
         replica.start()
         self.wait_ready(name)
         return replica
+
+    def kill_and_restart(self, service: str) -> float:
+        """kill -9 a service's process, start it again and wait until it is ready; returns when
+        it was dead (epoch s)."""
+        process = self.processes[service]
+        process.kill()
+        dead = time.time()
+        process.start()
+        self.wait_ready(service)
+        return dead
 
     def wait_ready(self, name: str) -> None:
         """Until the process ``name`` (a service or a replica) answers its readiness probe."""
