@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     JSON,
@@ -71,6 +71,10 @@ class AutomaticEnrolment(Base):
     enrolled: Mapped[int] = mapped_column(default=0)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+    @property
+    def state(self) -> Literal["enrolling", "done"]:
+        return "enrolling" if self.finished_at is None else "done"
 
 
 class Participant(Base):

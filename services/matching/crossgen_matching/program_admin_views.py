@@ -142,6 +142,8 @@ class EligibleOut(BaseModel):
 class AutomaticEnrolmentOut(BaseModel):
     """The enrolment of the directory's eligible people since the latest switch to automatic."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     state: Literal["enrolling", "done"]
     to_check: int = Field(
         description="employees it looks at: present, with an email, not in the program at its start"
@@ -150,16 +152,6 @@ class AutomaticEnrolmentOut(BaseModel):
     enrolled: int = Field(description="people it has enrolled so far")
     started_at: datetime
     finished_at: datetime | None
-
-    @classmethod
-    def of(cls, run: AutomaticEnrolment | None) -> Self | None:
-        if run is None:
-            return None
-        state = "enrolling" if run.finished_at is None else "done"
-        return cls(
-            state=state, to_check=run.to_check, checked=run.checked, enrolled=run.enrolled,
-            started_at=run.started_at, finished_at=run.finished_at,
-        )  # fmt: skip
 
 
 class EligibilityOut(ProgramRules):
@@ -207,22 +199,21 @@ async def get_automatic_enrolment(
 ) -> AutomaticEnrolmentOut:
     """How far the enrolment started by the latest switch to automatic has got."""
     async with uow:
-        out = AutomaticEnrolmentOut.of(await automatic_enrolment.progress(uow, program_id))
-    if out is None:
-        raise NotFound(
-            f"program {program_id} does not enrol automatically: PUT"
-            f' /programs/{program_id}/eligibility with "enrolment": "automatic" starts it'
-        )
-    return out
+        run = await automatic_enrolment.progress(uow, program_id)
+        if run is None:
+            raise NotFound(
+                f"program {program_id} does not enrol automatically: PUT"
+                f' /programs/{program_id}/eligibility with "enrolment": "automatic" starts it'
+            )
+        return AutomaticEnrolmentOut.model_validate(run)  # read while the session is open
 
 
 async def _eligibility(
     uow: UnitOfWork, rules: ProgramRules, run: AutomaticEnrolment | None
 ) -> EligibilityOut:
     eligible = EligibleOut(**await admission.eligible(uow.session, rules))
-    return EligibilityOut(
-        **dict(rules), eligible=eligible, automatic_enrolment=AutomaticEnrolmentOut.of(run)
-    )
+    progress = AutomaticEnrolmentOut.model_validate(run) if run else None
+    return EligibilityOut(**dict(rules), eligible=eligible, automatic_enrolment=progress)
 
 
 class SkillCatalogueBody(BaseModel):
