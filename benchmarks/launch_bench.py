@@ -95,9 +95,10 @@ async def launch(
                     say(f"matching killed after {run['checked']} looked at, and ready again")
             if now - said >= PROGRESS_EVERY:
                 run = await enrolment()
+                failing = f"; {run['state']}: {run['last_error']}" if run["failures"] else ""
                 say(
                     f"{now - answered:6.1f} s: {run['enrolled']} enrolled ({run['checked']} of"
-                    f" {run['to_check']} looked at), {arrived} of {expected} emails"
+                    f" {run['to_check']} looked at), {arrived} of {expected} emails{failing}"
                 )
                 said = now
             await asyncio.sleep(0.5)
@@ -110,8 +111,7 @@ async def launch(
         "program_id": program_id,
         "directory_s": directory_s,
         "enrolment_request_s": answered - asked,
-        "enrolment": {key: run[key] for key in ("state", "to_check", "checked", "enrolled")}
-        | {"seconds": _seconds(run)},
+        "enrolment": {key: run[key] for key in _RUN_FIGURES} | {"seconds": _seconds(run)},
         "emails": {
             "expected": expected,
             "arrived": len(mails),
@@ -122,6 +122,9 @@ async def launch(
         "pairings": await _count(infra, "matching", "pairings"),
         "killed": killed,
     }
+
+
+_RUN_FIGURES = ("state", "to_check", "checked", "enrolled", "failures")
 
 
 def _seconds(run: dict[str, Any]) -> float | None:

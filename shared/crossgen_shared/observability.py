@@ -107,7 +107,7 @@ def log_failure(log: logging.Logger, what: str, exc: Exception, then: str) -> No
     """A background step's failure: one WARNING line when it is passing trouble, which an outage
     makes by the hundred; an ERROR with its traceback otherwise, for somebody to look at."""
     if passing_trouble(exc):
-        log.warning("%s: %s; %s", what, _briefly(exc), then)
+        log.warning("%s: %s; %s", what, briefly(exc), then)
     else:
         log.error("%s failed; %s", what, then, exc_info=exc)
 
@@ -121,7 +121,7 @@ async def wait_to_retry(log: logging.Logger, what: str, exc: Exception, failures
     await asyncio.sleep(delay)
 
 
-def _briefly(exc: BaseException) -> str:
+def briefly(exc: BaseException) -> str:
     """The error's kind and message, without SQLAlchemy's statement and parameters."""
     cause = getattr(exc, "orig", None) or exc
     return f"{type(cause).__name__}: {cause}"
@@ -136,7 +136,7 @@ def _batch_back_for_passing_trouble(record: logging.LogRecord) -> bool:
         return True
     if unavailable(failed):
         return False
-    _one_warning_line(record, f"{_briefly(failed)}; the records come again")
+    _one_warning_line(record, f"{briefly(failed)}; the records come again")
     return True
 
 

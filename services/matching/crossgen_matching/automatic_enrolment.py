@@ -11,16 +11,17 @@ by their record (admission.enrol_automatically), as the program is automatic fro
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 
 from crossgen_matching import admission
 from crossgen_matching.directory import lookup
 from crossgen_matching.directory.models import Employee
 from crossgen_matching.eligibility import ProgramRules
 from crossgen_matching.models import AutomaticEnrolment, Participant
+from crossgen_shared.observability import briefly, log_failure, passing_trouble
 from crossgen_shared.periodic import every
 from crossgen_shared.unit_of_work import UnitOfWork
 
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 
 BATCH = 500  # employees looked at in one transaction: about a second of this service's time
 _PROGRESS_EVERY = 5000  # a log line each time the run has looked at so many more
+# A run whose batch keeps failing tries again at most this far apart: put right (a deploy, a
+# directory record corrected), it goes on within minutes.
+_LONGEST_WAIT = 300.0
+_ERROR_LENGTH = 500  # of the error kept for the admin to read
 
 
 def _candidates(program_id: UUID) -> list[ColumnElement[bool]]:
@@ -55,7 +60,8 @@ async def set_rules(
         run = AutomaticEnrolment(program_id=chosen.id)
         uow.session.add(run)
     run.after, run.checked, run.enrolled, run.finished_at = None, 0, 0, None
-    run.started_at = datetime.now(UTC)
+    run.failures, run.last_error, run.retry_at = 0, None, None
+    run.started_at = _now()
     run.to_check = (
         await uow.session.scalar(
             select(func.count()).select_from(Employee).where(*_candidates(program_id))
@@ -72,17 +78,19 @@ async def progress(uow: UnitOfWork, program_id: UUID) -> AutomaticEnrolment | No
     return await uow.session.get(AutomaticEnrolment, program_id)
 
 
-async def enrol_next_batch(uow: UnitOfWork) -> bool:
-    """Go on with the oldest unfinished run for one batch; returns whether there may be more to
-    do. The caller commits."""
-    program_id = await uow.session.scalar(
+async def due(uow: UnitOfWork) -> UUID | None:
+    """The program whose unfinished run started first, of those not waiting after a failure."""
+    waited = or_(AutomaticEnrolment.retry_at.is_(None), AutomaticEnrolment.retry_at <= _now())
+    return await uow.session.scalar(
         select(AutomaticEnrolment.program_id)
-        .where(AutomaticEnrolment.finished_at.is_(None))
+        .where(AutomaticEnrolment.finished_at.is_(None), waited)
         .order_by(AutomaticEnrolment.started_at)
         .limit(1)
     )
-    if program_id is None:
-        return False
+
+
+async def enrol_batch(uow: UnitOfWork, program_id: UUID) -> None:
+    """Go on with the program's run for one batch. The caller commits."""
     # Locked as the switch does: a self-enrolment or an HRIS record under way holds a key share
     # of the row, so it commits first and this batch finds that person enrolled.
     chosen = await admission.program(uow, program_id, lock=True)
@@ -90,7 +98,7 @@ async def enrol_next_batch(uow: UnitOfWork) -> bool:
     # committed while this one waited.
     run = await uow.session.get(AutomaticEnrolment, program_id, populate_existing=True)
     if run is None or run.finished_at is not None:
-        return True
+        return
     query = select(Employee).where(*_candidates(program_id)).order_by(Employee.employee_number)
     if run.after is not None:
         query = query.where(Employee.employee_number > run.after)
@@ -103,8 +111,9 @@ async def enrol_next_batch(uow: UnitOfWork) -> bool:
     if batch:
         run.after = batch[-1].employee_number
     before, run.checked = run.checked, run.checked + len(batch)
+    run.failures, run.last_error, run.retry_at = 0, None, None
     if len(batch) < BATCH:
-        run.finished_at = datetime.now(UTC)
+        run.finished_at = _now()
         seconds = (run.finished_at - run.started_at).total_seconds()
         log.info(
             "program %s: automatic enrolment done: %d enrolled of %d looked at in %.1f s",
@@ -116,17 +125,55 @@ async def enrol_next_batch(uow: UnitOfWork) -> bool:
             program_id, run.checked, run.to_check, run.enrolled,
         )  # fmt: skip
     await uow.session.flush()
-    return True
+
+
+async def enrol_due(unit_of_work: Callable[[], UnitOfWork], interval: float) -> None:
+    """Run batches while a run is due. A batch that fails for the database's trouble ends the
+    round, which comes again after ``interval``. One that fails otherwise (a bug, a record the
+    code cannot take) would fail again at once: its run records the error and waits, twice as
+    long after each failure in a row, while the other runs go on."""
+    while True:
+        program_id = None
+        try:
+            async with unit_of_work() as uow:
+                if (program_id := await due(uow)) is None:
+                    return
+                await enrol_batch(uow, program_id)
+                await uow.commit()
+        except Exception as exc:
+            if program_id is None or passing_trouble(exc):
+                raise
+            await _failed(unit_of_work, program_id, exc, interval)
+
+
+async def _failed(
+    unit_of_work: Callable[[], UnitOfWork], program_id: UUID, exc: Exception, interval: float
+) -> None:
+    async with unit_of_work() as uow:
+        run = await uow.session.get(AutomaticEnrolment, program_id, with_for_update=True)
+        if run is None or run.finished_at is not None:  # a switch meanwhile: nothing to retry
+            return
+        run.failures += 1
+        run.last_error = briefly(exc)[:_ERROR_LENGTH]
+        wait = min(interval * 2**run.failures, _LONGEST_WAIT)
+        retry_at = run.retry_at = _now() + timedelta(seconds=wait)
+        failures = run.failures
+        await uow.commit()
+    log_failure(
+        log,
+        f"program {program_id}: automatic enrolment",
+        exc,
+        f"{failures} failure(s) in a row, the next attempt at {retry_at:%H:%M:%S} UTC;"
+        f" GET /programs/{program_id}/automatic-enrolment shows the error",
+    )
 
 
 async def watch(unit_of_work: Callable[[], UnitOfWork], interval: float) -> None:
-    """The background worker: every ``interval`` seconds, run batches while there are any."""
+    """The background worker: every ``interval`` seconds, run the batches that are due."""
+    await every(
+        interval, "enrolling automatic programs", lambda: enrol_due(unit_of_work, interval), log
+    )
 
-    async def run() -> None:
-        more = True
-        while more:
-            async with unit_of_work() as uow:
-                more = await enrol_next_batch(uow)
-                await uow.commit()
 
-    await every(interval, "enrolling automatic programs", run, log)
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -71,10 +71,17 @@ class AutomaticEnrolment(Base):
     enrolled: Mapped[int] = mapped_column(default=0)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # Its batch's failures in a row (other than the database's trouble), the last one's error, and
+    # when it is tried again.
+    failures: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
     @property
-    def state(self) -> Literal["enrolling", "done"]:
-        return "enrolling" if self.finished_at is None else "done"
+    def state(self) -> Literal["enrolling", "retrying", "done"]:
+        if self.finished_at is not None:
+            return "done"
+        return "retrying" if self.failures else "enrolling"
 
 
 class Participant(Base):

@@ -144,7 +144,9 @@ class AutomaticEnrolmentOut(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
 
-    state: Literal["enrolling", "done"]
+    state: Literal["enrolling", "retrying", "done"] = Field(
+        description="retrying: its latest batch failed, and is tried again at next_attempt_at"
+    )
     to_check: int = Field(
         description="employees it looks at: present, with an email, not in the program at its start"
     )
@@ -152,6 +154,11 @@ class AutomaticEnrolmentOut(BaseModel):
     enrolled: int = Field(description="people it has enrolled so far")
     started_at: datetime
     finished_at: datetime | None
+    failures: int = Field(description="its batch's failures in a row; 0 once a batch succeeds")
+    last_error: str | None = Field(description="why the latest of those failures happened")
+    next_attempt_at: datetime | None = Field(
+        validation_alias="retry_at", description="when a failed batch is tried again"
+    )
 
 
 class EligibilityOut(ProgramRules):

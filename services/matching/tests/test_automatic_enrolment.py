@@ -3,18 +3,21 @@ background enrols the directory's eligible people, a batch per transaction (the 
 test_matching_loops.py)."""
 
 import asyncio
-from datetime import date
+import logging
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text, update
 
 from crossgen_local.tokens import TokenIssuer
-from crossgen_matching import automatic_enrolment, service
-from crossgen_matching.models import Participant
+from crossgen_matching import admission, automatic_enrolment, service
+from crossgen_matching.models import AutomaticEnrolment, Participant, Program
 from crossgen_shared.events import ParticipantJoined
 from crossgen_shared.service import Service
+from crossgen_shared.unit_of_work import UnitOfWork
 
 from .test_directory_kafka import eventually
 from .test_matching_admin import admin, events
@@ -24,12 +27,20 @@ from .test_matching_flow import enrol, program
 AUTOMATIC = JUNIOR_DESIGNERS | {"enrolment": "automatic"}
 
 
+async def next_batch(uow: UnitOfWork) -> bool:
+    """The batch the worker runs next, if any is due; whether there was one."""
+    program_id = await automatic_enrolment.due(uow)
+    if program_id is not None:
+        await automatic_enrolment.enrol_batch(uow, program_id)
+    return program_id is not None
+
+
 async def run_batches(matching: Service) -> int:
     """Run batches as the worker does, until there is nothing left to do; how many ran."""
     ran = 0
     while True:
         async with matching.unit_of_work() as uow:
-            more = await automatic_enrolment.enrol_next_batch(uow)
+            more = await next_batch(uow)
             await uow.commit()
         if not more:
             return ran
@@ -54,6 +65,7 @@ async def test_a_switch_answers_at_once_and_the_run_enrols_the_eligible_director
     assert started | {"started_at": None} == {
         "state": "enrolling", "to_check": 2, "checked": 0, "enrolled": 0,
         "started_at": None, "finished_at": None,
+        "failures": 0, "last_error": None, "next_attempt_at": None,
     }  # fmt: skip
     assert (await admin(api, tokens, "GET", url)).json() == started
     assert await joined(matching) == [("S1", "mentor")]
@@ -90,14 +102,14 @@ async def test_a_run_goes_on_where_its_last_batch_ended_and_stops_at_a_switch_ba
     url = f"/programs/{pid}/automatic-enrolment"
     await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=AUTOMATIC)
     async with matching.unit_of_work() as uow:
-        assert await automatic_enrolment.enrol_next_batch(uow)
+        assert await next_batch(uow)
         await uow.commit()
     progress = (await admin(api, tokens, "GET", url)).json()
     assert (progress["state"], progress["to_check"], progress["checked"]) == ("enrolling", 4, 1)
     assert await joined(matching) == [("D1", "mentor")]
     # A batch that never commits (the replica died) leaves no trace: its person is enrolled later.
     async with matching.unit_of_work() as uow:
-        assert await automatic_enrolment.enrol_next_batch(uow)
+        assert await next_batch(uow)
 
     # Back to self-enrolment: the run stops where it is.
     to_self = await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=JUNIOR_DESIGNERS)
@@ -151,3 +163,69 @@ WAITING_FOR_A_LOCK = (
     "SELECT count(*) FROM pg_stat_activity"
     " WHERE datname = current_database() AND wait_event_type = 'Lock'"
 )
+
+
+async def test_a_run_whose_batch_fails_says_so_waits_longer_each_time_and_lets_others_go_on(
+    api: httpx.AsyncClient,
+    matching: Service,
+    tokens: TokenIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await company(matching)
+    broken, other = await program(api, tokens), await program(api, tokens)
+    for pid in (broken, other):
+        await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=AUTOMATIC)
+    url = f"/programs/{broken}/automatic-enrolment"
+    real = admission.enrol_from_directory
+    trouble: list[Exception] = [ConnectionResetError("the database went away")]
+
+    async def enrol(uow: UnitOfWork, chosen: Program, *args: Any, **kwargs: Any) -> None:
+        if str(chosen.id) == broken and trouble:
+            raise trouble[0]
+        await real(uow, chosen, *args, **kwargs)
+
+    async def round_of_batches() -> None:
+        await automatic_enrolment.enrol_due(matching.unit_of_work, interval=1.0)
+
+    async def due_now() -> None:
+        async with matching.sessions() as session, session.begin():
+            await session.execute(update(AutomaticEnrolment).values(retry_at=func.now()))
+
+    monkeypatch.setattr(admission, "enrol_from_directory", enrol)
+    # The database's trouble is the service's, not the run's: the round ends, to come again.
+    with pytest.raises(ConnectionResetError):
+        await round_of_batches()
+    assert (await admin(api, tokens, "GET", url)).json()["failures"] == 0
+
+    trouble[0] = ValueError("a bug in the enrolment")
+    with caplog.at_level(logging.ERROR, logger=automatic_enrolment.__name__):
+        await round_of_batches()
+        before = datetime.now(UTC)
+        await round_of_batches()  # not due yet: left alone
+    failing = (await admin(api, tokens, "GET", url)).json()
+    assert (failing["state"], failing["checked"], failing["failures"]) == ("retrying", 0, 1)
+    assert failing["last_error"] == "ValueError: a bug in the enrolment"
+    waits = datetime.fromisoformat(failing["next_attempt_at"]) - before
+    assert timedelta(seconds=1) < waits <= timedelta(seconds=2)
+    [logged] = caplog.records
+    assert f"program {broken}: automatic enrolment failed" in logged.getMessage()
+    assert f"GET {url} shows the error" in logged.getMessage()
+    # The other program's run did not wait behind it.
+    others = (await admin(api, tokens, "GET", f"/programs/{other}/automatic-enrolment")).json()
+    assert (others["state"], others["enrolled"]) == ("done", 2)
+
+    await due_now()
+    await round_of_batches()
+    again = (await admin(api, tokens, "GET", url)).json()
+    assert (again["state"], again["failures"]) == ("retrying", 2)
+    waits = datetime.fromisoformat(again["next_attempt_at"]) - datetime.now(UTC)
+    assert timedelta(seconds=2) < waits <= timedelta(seconds=4)
+
+    trouble.clear()  # put right: the next attempt goes on, and the error is gone
+    await due_now()
+    await round_of_batches()
+    done = (await admin(api, tokens, "GET", url)).json()
+    assert (done["state"], done["enrolled"], done["failures"]) == ("done", 2, 0)
+    assert done["last_error"] is None and done["next_attempt_at"] is None
+    assert len(await joined(matching)) == 4

@@ -137,13 +137,13 @@ async def test_the_enrolment_loop_enrols_a_switched_program_after_a_failed_round
     await company(matching)
     pid = await program(api, tokens)
     await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=AUTOMATIC)
-    batch = failing_once(automatic_enrolment.enrol_next_batch)
-    monkeypatch.setattr(automatic_enrolment, "enrol_next_batch", batch)
+    batch = failing_once(automatic_enrolment.enrol_batch)
+    monkeypatch.setattr(automatic_enrolment, "enrol_batch", batch)
     service = with_loops(matching, automatic_enrolment_check_interval=0.2)
     with caplog.at_level(logging.INFO, logger=automatic_enrolment.__name__):
         async with TestKafkaBroker(service.broker), service.running():
             joined = await until(matching, ParticipantJoined, 2)
             done = await admin(api, tokens, "GET", f"/programs/{pid}/automatic-enrolment")
     assert [e.person_id for e in joined] == ["D1", "S1"] and done.json()["state"] == "done"
-    assert "enrolling automatic programs failed; the next run retries" in caplog.text
+    assert f"program {pid}: automatic enrolment failed; 1 failure(s) in a row" in caplog.text
     assert f"program {pid}: automatic enrolment done: 2 enrolled of 3 looked at" in caplog.text
