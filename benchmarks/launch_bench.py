@@ -25,16 +25,19 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import host
 import httpx
+import pipeline_trace
 from pipeline_bench import Usage, process_trees
+from pipeline_trace import percentiles
 
 from crossgen_local import evidence
-from crossgen_local.hris_feed import ELIGIBILITY, HrisFeed, workforce
+from crossgen_local.hris_feed import ELIGIBILITY, Employee, HrisFeed, workforce
 from crossgen_local.infra import LocalInfra
 from crossgen_local.interrupts import run_stoppable
 from crossgen_local.stack import SERVICES, CrossgenStack
@@ -42,27 +45,98 @@ from crossgen_local.tokens import TokenIssuer
 
 HERE = Path(__file__).resolve().parent
 PROGRESS_EVERY = 5.0  # seconds
+BASELINE_S = 10.0  # of changes offered before the launch
 
 
 def say(line: str) -> None:
     print(f"... {line}", file=sys.stderr, flush=True)
 
 
+class Changes:
+    """HRIS records that change people already in the directory (a new display name each), at a
+    steady rate: how long the directory takes to store one, before the launch and while its
+    enrolment runs."""
+
+    def __init__(self, feed: HrisFeed, people: list[Employee], rate: float) -> None:
+        self.feed, self.people, self.rate = feed, people, rate
+        self.sent = 0
+        self.ids: dict[str, list[str]] = {}  # phase -> the HRIS event ids sent in it
+
+    async def offer(self, phase: str, going_on: Callable[[], bool]) -> None:
+        if self.rate <= 0:
+            return
+        ids = self.ids.setdefault(phase, [])
+
+        def records() -> Iterator[tuple[Employee, int]]:
+            while going_on():
+                person = self.people[self.sent % len(self.people)]
+                seq = 2 + self.sent // len(self.people)  # the directory was filled with 1
+                self.sent += 1
+                ids.append(f"{person.number}:{seq}")
+                yield person, seq
+
+        await self.feed.offer(records(), self.rate)
+
+    async def stored(self, matching_url: str) -> dict[str, dict[str, Any]]:
+        """Each phase's records sent and stored, and the time from a record's due time to its
+        change stored, in seconds; the last sent are waited for, a minute at most."""
+        sent, waited_for = [i for ids in self.ids.values() for i in ids], time.monotonic() + 60
+        while not (at := await pipeline_trace.directory_times(matching_url)).keys() >= set(sent):
+            if time.monotonic() > waited_for:
+                break
+            await asyncio.sleep(0.5)
+        due = {f"{a.employee_number}:{a.seq}": a.due_at for a in self.feed.accepted}
+        return {
+            phase: {
+                "sent": len(ids),
+                "stored": sum(i in at for i in ids),
+                "seconds": percentiles(at[i] - due[i] for i in ids if i in at and i in due),
+            }
+            for phase, ids in self.ids.items()
+        }
+
+
 async def launch(
-    stack: CrossgenStack, employees: int, give_up_after: float, kill_after: int | None = None
+    stack: CrossgenStack,
+    employees: int,
+    give_up_after: float,
+    kill_after: int | None = None,
+    changes_rate: float = 10.0,
 ) -> dict[str, Any]:
     """The directory filled, the switch, and the emails; with ``kill_after``, matching is killed
-    (-9) and started again once the enrolment has looked at that many employees."""
+    (-9) and started again once the enrolment has looked at that many employees. Meanwhile,
+    ``changes_rate`` HRIS records a second change people in the directory (``Changes``), for
+    ``BASELINE_S`` before the switch and until the enrolment ends."""
     infra = stack.infra
     people = workforce(employees)
     started = time.monotonic()
     async with HrisFeed(infra.kafka.bootstrap_servers) as feed:
         await feed.offer(((person, 1) for person in people), float("inf"))
-    while (stored := await _count(infra, "matching", "employees")) < employees:
-        say(f"directory: {stored} of {employees} employees")
-        await asyncio.sleep(PROGRESS_EVERY)
-    directory_s = time.monotonic() - started
-    say(f"directory: all {employees} employees in {directory_s:.1f} s; enrolling them")
+        while (stored := await _count(infra, "matching", "employees")) < employees:
+            say(f"directory: {stored} of {employees} employees")
+            await asyncio.sleep(PROGRESS_EVERY)
+        directory_s = time.monotonic() - started
+        say(f"directory: all {employees} employees in {directory_s:.1f} s")
+        changes = Changes(feed, people, changes_rate)
+        say(f"{changes_rate:g} changes a second for {BASELINE_S:g} s before the launch, and in it")
+        until = time.monotonic() + BASELINE_S
+        await changes.offer("before", lambda: time.monotonic() < until)
+        results = await _enrol_and_mail(stack, people, give_up_after, kill_after, changes)
+    results["changes"] = {"rate": changes_rate} | await changes.stored(
+        infra.postgres.url("matching")
+    )
+    return {"employees": employees, "directory_s": directory_s} | results
+
+
+async def _enrol_and_mail(
+    stack: CrossgenStack,
+    people: list[Employee],
+    give_up_after: float,
+    kill_after: int | None,
+    changes: Changes,
+) -> dict[str, Any]:
+    infra = stack.infra
+    say("enrolling them")
 
     admin = stack.tokens.headers("launch-admin", "admin")
     async with httpx.AsyncClient(base_url=stack.url("matching"), timeout=give_up_after) as http:
@@ -83,6 +157,8 @@ async def launch(
 
         expected, said = 2 * sum(person.role == "learner" for person in people), answered
         killed: dict[str, Any] | None = None
+        enrolling = True
+        changing = asyncio.create_task(changes.offer("during", lambda: enrolling))
         while (arrived := len(infra.smtp.messages)) < expected:
             now = time.monotonic()
             if now - answered > give_up_after:
@@ -93,8 +169,10 @@ async def launch(
                     killed = {key: run[key] for key in ("state", "checked")}
                     await asyncio.to_thread(stack.kill_and_restart, "matching")
                     say(f"matching killed after {run['checked']} looked at, and ready again")
-            if now - said >= PROGRESS_EVERY:
+            if now - said >= PROGRESS_EVERY or (enrolling and changes.rate > 0):
                 run = await enrolment()
+                enrolling = run["state"] != "done"
+            if now - said >= PROGRESS_EVERY:
                 failing = f"; {run['state']}: {run['last_error']}" if run["failures"] else ""
                 say(
                     f"{now - answered:6.1f} s: {run['enrolled']} enrolled ({run['checked']} of"
@@ -103,13 +181,13 @@ async def launch(
                 said = now
             await asyncio.sleep(0.5)
         run = await enrolment()
+        enrolling = False
+        await changing
     mails = infra.smtp.messages
     arrivals = sorted(mail.received_at - answered_at for mail in mails)
     recipients = Counter(tuple(mail.rcpt_tos) for mail in mails)
     return {
-        "employees": employees,
         "program_id": program_id,
-        "directory_s": directory_s,
         "enrolment_request_s": answered - asked,
         "enrolment": {key: run[key] for key in _RUN_FIGURES} | {"seconds": _seconds(run)},
         "emails": {
@@ -119,6 +197,7 @@ async def launch(
             "first_s": arrivals[0] if arrivals else None,
             "last_s": arrivals[-1] if len(mails) >= expected else None,
         },
+        "participants": await _count(infra, "matching", "participants"),
         "pairings": await _count(infra, "matching", "pairings"),
         "killed": killed,
     }
@@ -157,11 +236,16 @@ async def _count(infra: LocalInfra, service: str, table: str) -> int:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     log_dir = Path(tempfile.mkdtemp(prefix="crossgen-launch-bench-"))
-    results: dict[str, Any] = {"machine": host.facts(), "args": {"employees": args.employees}}
+    results: dict[str, Any] = {
+        "machine": host.facts(),
+        "args": {"employees": args.employees, "changes_rate": args.changes_rate},
+    }
     with LocalInfra(SERVICES) as infra, CrossgenStack(infra, TokenIssuer(), log_dir) as stack:
         with Usage(process_trees(stack)) as usage:
             results |= asyncio.run(
-                launch(stack, args.employees, args.timeout, args.kill_matching_after)
+                launch(
+                    stack, args.employees, args.timeout, args.kill_matching_after, args.changes_rate
+                )
             )
         results["peak_rss_mb"] = {name: usage.peaks_mb[name] for name in stack.processes}
         results["cpu_s"] = usage.cpu_s
@@ -197,6 +281,15 @@ def table(results: dict[str, Any]) -> str:
             f" {killed['checked']} employees ({killed['state']}); below, its first process's RSS"
             " and CPU"
         )
+    changes = results["changes"]
+    for phase, when in (("before", "before the launch"), ("during", "while the enrolment ran")):
+        if phase in changes:
+            took = changes[phase]["seconds"] or {}
+            lines.append(
+                f"HRIS changes {when}, {changes['rate']:g}/s: {changes[phase]['stored']} of"
+                f" {changes[phase]['sent']} stored, in (s) "
+                + "  ".join(f"{k} {v:.3f}" for k, v in took.items())
+            )
     rss = "  ".join(f"{name} {mb:.0f}" for name, mb in results["peak_rss_mb"].items())
     cpu = "  ".join(f"{name} {s:.1f}" for name, s in results["cpu_s"].items())
     lines += [f"peak RSS MB: {rss}", f"CPU s from the first record: {cpu}"]
@@ -221,6 +314,12 @@ def main() -> None:
         type=int,
         metavar="N",
         help="kill -9 matching once the enrolment has looked at N employees, and start it again",
+    )
+    parser.add_argument(
+        "--changes-rate",
+        type=float,
+        default=10.0,
+        help="HRIS records a second that change people, before the launch and while it enrols",
     )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "launch.json")
     args = parser.parse_args()

@@ -8,7 +8,7 @@ import launch_bench
 
 def test_a_small_launch_mails_each_person_once() -> None:
     results = launch_bench.measure(
-        argparse.Namespace(employees=20, timeout=120, kill_matching_after=None)
+        argparse.Namespace(employees=20, timeout=120, kill_matching_after=None, changes_rate=20)
     )
     emails = results["emails"]
     assert (emails["expected"], emails["arrived"], emails["people_mailed_twice"]) == (20, 20, 0)
@@ -19,18 +19,25 @@ def test_a_small_launch_mails_each_person_once() -> None:
     assert (run["learners"], run["mentors"], run["kept"] + run["proposed"]) == (10, 10, 10)
     assert run["matching_peak_rss_mb"] > 0
     assert "then a whole-program run previewed: 10 learners" in launch_bench.table(results)
+    changes = results["changes"]["before"]  # the enrolment of 20 may end before one is sent
+    assert changes["sent"] == changes["stored"] >= 100
+    assert "HRIS changes before the launch, 20/s: " in launch_bench.table(results)
 
 
 def test_matching_killed_mid_enrolment_leaves_nobody_out_and_mails_nobody_twice() -> None:
     """A crash in the middle of the background enrolment: the batch under way is lost with the
     process, and the restarted service goes on where the last committed batch ended."""
     results = launch_bench.measure(
-        argparse.Namespace(employees=3000, timeout=300, kill_matching_after=500)
+        argparse.Namespace(employees=3000, timeout=300, kill_matching_after=500, changes_rate=10)
     )
     assert results["killed"]["state"] == "enrolling", results["killed"]
     enrolment, emails = results["enrolment"], results["emails"]
-    assert (enrolment["state"], enrolment["to_check"], enrolment["enrolled"]) == (
+    # The run enrols most; a person whose HRIS change came before the run reached them was
+    # enrolled by that record.
+    assert (enrolment["state"], enrolment["to_check"], results["participants"]) == (
         "done", 3000, 3000,
     )  # fmt: skip
     assert (emails["expected"], emails["arrived"], emails["people_mailed_twice"]) == (3000, 3000, 0)
     assert "matching was killed (-9) and started again" in launch_bench.table(results)
+    during = results["changes"]["during"]  # HRIS changes sent meanwhile: none lost
+    assert during["sent"] == during["stored"] > 0
