@@ -9,7 +9,7 @@ from uuid import UUID
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import Update, select, update
 from sqlalchemy.orm import aliased
 
 from crossgen_local.tokens import TokenIssuer
@@ -166,12 +166,22 @@ async def moves(matching: Service, program_id: UUID, change: Awaitable[Any]) -> 
     return await revision(matching, program_id) != before
 
 
-async def directory_change(matching: Service, person: str, **values: str) -> None:
+async def changed(matching: Service, statement: Update) -> None:
     async with matching.unit_of_work() as uow:
-        await uow.session.execute(
-            update(Employee).where(Employee.employee_number == person).values(**values)
-        )
+        await uow.session.execute(statement)
         await uow.commit()
+
+
+async def directory_change(matching: Service, person: str, **values: str) -> None:
+    await changed(
+        matching, update(Employee).where(Employee.employee_number == person).values(**values)
+    )
+
+
+async def participant_change(matching: Service, participant: UUID, **values: Any) -> None:
+    await changed(
+        matching, update(Participant).where(Participant.id == participant).values(**values)
+    )
 
 
 async def test_what_a_decision_reads_moves_the_revision(
@@ -186,6 +196,10 @@ async def test_what_a_decision_reads_moves_the_revision(
         learner = await session.scalar(select(Participant.id).where(Participant.person_id == "E5"))
     assert learner is not None
     assert await moves(matching, pid, join(matching, learner))  # proposed
+    # A new name or email (the directory's, say) does not: no decision reads them.
+    new_name = participant_change(matching, mentor, display_name="Eve", email="eve@example.com")
+    assert not await moves(matching, pid, new_name)
+    assert await moves(matching, pid, participant_change(matching, mentor, capacity=2))
     url = f"/programs/{pid}"
     pair = {"learner_id": str(learner), "mentor_id": str(mentor)}
     assert await moves(matching, pid, admin(api, tokens, "POST", f"{url}/pins", json=pair))
