@@ -103,7 +103,7 @@ async def enrol_automatically(uow: UnitOfWork, employee: Employee) -> None:
     if not (lookup.is_present(employee) and employee.email):
         return
     today = date.today()
-    for candidate in await _automatic_programs(uow):
+    for candidate in await automatic_programs(uow):
         role = rules_of(candidate).automatic_role(employee, today)
         if role is None:
             continue
@@ -111,11 +111,11 @@ async def enrol_automatically(uow: UnitOfWork, employee: Employee) -> None:
             await enrol_from_directory(uow, candidate, employee, role)
 
 
-async def _automatic_programs(uow: UnitOfWork) -> list[Program]:
-    """The automatic programs, each with a key share of its row: a PUT of its rules (FOR UPDATE)
-    enrolling everyone is waited for and then seen, while matching decisions (FOR NO KEY UPDATE)
-    are not. Read once a transaction: the shares hold until it ends, so a batch of records asks
-    once."""
+async def automatic_programs(uow: UnitOfWork) -> list[Program]:
+    """The automatic programs, each with a key share of its row: a PUT of its rules and a batch
+    of its automatic enrolment (FOR UPDATE) are waited for and then seen, while matching decisions
+    (FOR NO KEY UPDATE) are not. Read once a transaction: the shares hold until it ends, so a
+    batch of records asks once (first, intake.reading_ahead)."""
     if _AUTOMATIC not in uow.memo:
         with uow.session.no_autoflush:  # a batch's new rows wait for its end (read_ahead.py)
             found = await uow.session.scalars(

@@ -14,6 +14,8 @@ from sqlalchemy import func, select, text, update
 
 from crossgen_local.tokens import TokenIssuer
 from crossgen_matching import admission, automatic_enrolment, service
+from crossgen_matching.directory import employees, intake
+from crossgen_matching.directory.record import EmployeeRecord
 from crossgen_matching.models import AutomaticEnrolment, Participant, Program
 from crossgen_shared.events import ParticipantJoined
 from crossgen_shared.service import Service
@@ -229,3 +231,37 @@ async def test_a_run_whose_batch_fails_says_so_waits_longer_each_time_and_lets_o
     assert (done["state"], done["enrolled"], done["failures"]) == ("done", 2, 0)
     assert done["last_error"] is None and done["next_attempt_at"] is None
     assert len(await joined(matching)) == 4
+
+
+async def test_an_hris_batch_and_a_run_batch_see_each_others_changes(
+    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
+) -> None:
+    """An HRIS batch reads ahead whether its people are in programs. Had it read before a run's
+    batch committed their enrolment, it would enrol them again (refused: the record dead-lettered,
+    a lost change) and leave their participant with the old name. It takes the automatic
+    programs' share first, so the run's batch has committed before it reads, or waits for it."""
+    await company(matching)
+    pid = await program(api, tokens)
+    await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=AUTOMATIC)
+    renamed = EmployeeRecord(
+        employee_number="D1", source="test", source_timestamp=datetime.now(UTC),
+        display_name="Dana Renamed",
+    )  # fmt: skip
+    async with matching.unit_of_work() as hris:
+        async with intake.reading_ahead(hris, [[renamed]]):
+            run = asyncio.create_task(run_batches(matching))
+
+            async def run_done_or_waiting() -> bool:
+                async with matching.sessions() as session:
+                    return run.done() or bool(await session.scalar(text(WAITING_FOR_A_LOCK)))
+
+            await eventually(run_done_or_waiting)
+            await employees.record(hris, renamed)
+        await hris.commit()
+    await run
+    assert await joined(matching) == [("D1", "mentor"), ("S1", "learner")]
+    async with matching.sessions() as session:
+        name = await session.scalar(
+            select(Participant.display_name).where(Participant.person_id == "D1")
+        )
+    assert name == "Dana Renamed"

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from crossgen_matching import admission
 from crossgen_matching.directory import employees, payload, read_ahead, vendors
 from crossgen_matching.directory.record import EmployeeRecord
 from crossgen_shared import topics
@@ -58,8 +59,11 @@ class HrisIntake(Consumer):
 
 
 @asynccontextmanager
-async def _read_ahead(uow: UnitOfWork, items: list[list[EmployeeRecord]]) -> AsyncIterator[None]:
-    """Read what the batch's records will ask of the directory at once (read_ahead.py)."""
+async def reading_ahead(uow: UnitOfWork, items: list[list[EmployeeRecord]]) -> AsyncIterator[None]:
+    """Read what the batch's records will ask of the directory at once (read_ahead.py), once
+    the automatic programs are shared: a batch of their automatic enrolment that commits after
+    the read would leave it stale, and the records would enrol its people again."""
+    await admission.automatic_programs(uow)
     found = [incoming for records in items for incoming in records]
     # One source record alone (a batch redone one at a time) writes each row at once, so that
     # a conflict is told of the record that caused it.
@@ -68,7 +72,7 @@ async def _read_ahead(uow: UnitOfWork, items: list[list[EmployeeRecord]]) -> Asy
 
 
 def register(service: Service, batch_wait: float) -> None:
-    service.consume(topics.HRIS, {}, in_turn=_read_ahead, batch_wait=batch_wait, kind=HrisIntake)
+    service.consume(topics.HRIS, {}, in_turn=reading_ahead, batch_wait=batch_wait, kind=HrisIntake)
 
 
 def read(record: Any) -> tuple[str, list[EmployeeRecord]]:
