@@ -1,7 +1,7 @@
 """Launch day: a whole company enrolled by a program made automatic, then every proposal mailed.
 
     python benchmarks/launch_bench.py [--employees 10000] [--timeout 1800]
-        [--kill-matching-after N] [--out PATH]
+        [--kill-matching-after N] [--changes-rate 10] [--out PATH]
 
 One run on one local stack (crossgen_local). The HRIS feed brings --employees people, mentors and
 learners alternately, into matching's directory before any program exists. Then an admin creates
@@ -15,7 +15,9 @@ person arrived. Last, the admin previews a whole-program run over everyone enrol
 matching's peak RSS meanwhile. Results: a table on stdout and benchmarks/results/launch.json (or
 --out). With --kill-matching-after, matching is killed (-9) once the enrolment has looked at N
 employees and started again: the rest of the run says what that crash costs, and whether anyone
-is left out or mailed twice.
+is left out or mailed twice. HRIS records that rename people flow at --changes-rate a second for
+10 s before the switch and until the enrolment ends: how long the directory takes to store one
+then, against before, and that each is stored.
 """
 
 import argparse
