@@ -10,6 +10,7 @@ later lists do not change it.
 
 import logging
 from datetime import date
+from typing import Literal
 from uuid import UUID
 
 from sqlalchemy import bindparam, func, select
@@ -35,8 +36,17 @@ def rules_of(program: Program) -> ProgramRules:
     )
 
 
-async def program(uow: UnitOfWork, program_id: UUID, *, lock: bool = False) -> Program:
-    found = await uow.session.get(Program, program_id, with_for_update=lock)
+# A change of the program's rules locks its row for update; what reads the rules to enrol people
+# takes a key share, so that the change waits for it and it for the change.
+_LOCKS = {"update": {}, "key share": {"read": True, "key_share": True}}
+
+
+async def program(
+    uow: UnitOfWork, program_id: UUID, *, lock: Literal["update", "key share"] | None = None
+) -> Program:
+    found = await uow.session.get(
+        Program, program_id, with_for_update=None if lock is None else _LOCKS[lock]
+    )
     if found is None:
         raise NotFound(f"program {program_id} does not exist")
     return found
@@ -44,8 +54,9 @@ async def program(uow: UnitOfWork, program_id: UUID, *, lock: bool = False) -> P
 
 async def set_rules(uow: UnitOfWork, program_id: UUID, rules: ProgramRules) -> Program:
     """Store the program's rules; automatic_enrolment.py enrols the directory's eligible people."""
-    # Locked: self-enrolments and HRIS records under way finish first, under the old rules.
-    chosen = await program(uow, program_id, lock=True)
+    # Locked: self-enrolments, HRIS records and automatic enrolment batches under way finish
+    # first, under the old rules.
+    chosen = await program(uow, program_id, lock="update")
     chosen.enrolment = rules.enrolment
     chosen.eligibility = rules.model_dump(mode="json", include={"learner", "mentor"})
     return chosen
@@ -82,11 +93,11 @@ async def check_self_enrolment(
     uow: UnitOfWork, program_id: UUID, person_id: str, role: Role
 ) -> None:
     """Refuse (403) a person the program's rules for ``role`` do not admit, saying why."""
-    chosen = await program(uow, program_id)
+    chosen = await program(uow, program_id, lock="key share")
     rules = rules_of(chosen).of(role)
     if rules.admits_anyone:
         return
-    employee = await uow.session.get(Employee, person_id)
+    employee = await lookup.enrolling(uow.session, person_id)
     if employee is None or not lookup.is_present(employee):
         where = "is not in" if employee is None else "is no longer active in"
         raise Forbidden(
@@ -112,10 +123,10 @@ async def enrol_automatically(uow: UnitOfWork, employee: Employee) -> None:
 
 
 async def automatic_programs(uow: UnitOfWork) -> list[Program]:
-    """The automatic programs, each with a key share of its row: a PUT of its rules and a batch
-    of its automatic enrolment (FOR UPDATE) are waited for and then seen, while matching decisions
-    (FOR NO KEY UPDATE) are not. Read once a transaction: the shares hold until it ends, so a
-    batch of records asks once (first, intake.reading_ahead)."""
+    """The automatic programs, each with a key share of its row: a PUT of its rules (FOR UPDATE)
+    is waited for and then seen, while matching decisions (FOR NO KEY UPDATE) and automatic
+    enrolment batches (a key share too) are not. Read once a transaction: the shares hold until it
+    ends, so a batch of records asks once (first, intake.reading_ahead)."""
     if _AUTOMATIC not in uow.memo:
         with uow.session.no_autoflush:  # a batch's new rows wait for its end (read_ahead.py)
             found = await uow.session.scalars(

@@ -90,21 +90,41 @@ async def due(uow: UnitOfWork) -> UUID | None:
 
 
 async def enrol_batch(uow: UnitOfWork, program_id: UUID) -> None:
-    """Go on with the program's run for one batch. The caller commits."""
-    # Locked as the switch does: a self-enrolment or an HRIS record under way holds a key share
-    # of the row, so it commits first and this batch finds that person enrolled.
-    chosen = await admission.program(uow, program_id, lock=True)
-    # Read after the lock: a replica's batch, a new switch or a switch to "self" may have
-    # committed while this one waited.
-    run = await uow.session.get(AutomaticEnrolment, program_id, populate_existing=True)
+    """Go on with the program's run for one batch. The caller commits.
+
+    It locks the people it looks at, not the program: HRIS records and self-enrolments of
+    others go on meanwhile (at a launch, records renaming people had made the run twice as
+    long). Of one person, whichever locks them first commits first, and the other finds them
+    enrolled."""
+    # A key share: a switch under way (FOR UPDATE) commits first, and waits for this batch.
+    chosen = await admission.program(uow, program_id, lock="key share")
+    # Locked, and read after the lock: a replica's batch, a new switch or a switch to "self" may
+    # have committed while this one waited.
+    run = await uow.session.get(
+        AutomaticEnrolment, program_id, populate_existing=True, with_for_update=True
+    )
     if run is None or run.finished_at is not None:
         return
     query = select(Employee).where(*_candidates(program_id)).order_by(Employee.employee_number)
     if run.after is not None:
         query = query.where(Employee.employee_number > run.after)
-    batch = (await uow.session.scalars(query.limit(BATCH))).all()
+    # In employee-number order, as an HRIS batch locks its people: no deadlock between them.
+    batch = (await uow.session.scalars(query.limit(BATCH).with_for_update(key_share=True))).all()
+    # Asked again once they are locked: the query saw the program as it was when it began, and
+    # an HRIS record or a self-enrolment it waited for may have enrolled someone since.
+    enrolled = set(
+        await uow.session.scalars(
+            select(Participant.person_id).where(
+                Participant.program_id == program_id,
+                Participant.person_id.in_([e.employee_number for e in batch]),
+                Participant.status == "active",
+            )
+        )
+    )
     rules, today = admission.rules_of(chosen), date.today()
     for employee in batch:
+        if employee.employee_number in enrolled:
+            continue
         if role := rules.automatic_role(employee, today):
             await admission.enrol_from_directory(uow, chosen, employee, role, together=True)
             run.enrolled += 1

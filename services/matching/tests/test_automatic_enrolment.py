@@ -1,6 +1,7 @@
 """A switch to automatic enrolment: the admin's request answers at once, and a run in the
 background enrols the directory's eligible people, a batch per transaction (the worker itself:
-test_matching_loops.py)."""
+test_matching_loops.py); a batch, an HRIS batch and a self-enrolment wait for each other only
+over the same person."""
 
 import asyncio
 import logging
@@ -139,8 +140,8 @@ async def test_a_batch_waits_for_a_self_enrolment_under_way(
     api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
 ) -> None:
     """A batch writes its participants at its end, all at once: it must not meet one that a
-    self-enrolment committed meanwhile. It does not: that row holds a key share of the program's
-    row, which the batch locks first."""
+    self-enrolment committed meanwhile. It does not: the enrolment holds the person's directory
+    row, and the batch asks who is enrolled once it has locked the people it looks at."""
     await company(matching)
     pid = await program(api, tokens)
     await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=AUTOMATIC)
@@ -159,6 +160,67 @@ async def test_a_batch_waits_for_a_self_enrolment_under_way(
         await dana.commit()
     assert await batches == 1
     assert await joined(matching) == [("D1", "mentor"), ("S1", "learner")]
+
+
+async def test_a_batch_does_not_wait_for_hris_records_of_people_it_does_not_enrol(
+    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
+) -> None:
+    """A batch locks the people it looks at, not the program: an HRIS batch under way about
+    someone else (D2 has no email) does not hold up the run, nor the run it."""
+    await company(matching)
+    pid = await program(api, tokens)
+    await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=AUTOMATIC)
+    renamed = EmployeeRecord(
+        employee_number="D2", source="test", source_timestamp=datetime.now(UTC),
+        display_name="Dee",
+    )  # fmt: skip
+    async with matching.unit_of_work() as hris:
+        async with intake.reading_ahead(hris, [[renamed]]):
+            await employees.record(hris, renamed)
+            await asyncio.wait_for(run_batches(matching), timeout=10)
+        await hris.commit()
+    assert await joined(matching) == [("D1", "mentor"), ("S1", "learner")]
+
+
+async def test_an_hris_rename_waits_for_a_self_enrolment_under_way_and_reaches_it(
+    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
+) -> None:
+    """An HRIS batch reads ahead who is in a program. Had it read before a self-enrolment
+    committed, the participant would keep the name they enrolled with; the enrolment locks the
+    person's directory row, so the batch waits and then finds them."""
+    await company(matching)
+    pid = await program(api, tokens)
+    renamed = EmployeeRecord(
+        employee_number="D1", source="test", source_timestamp=datetime.now(UTC),
+        display_name="Dana Renamed",
+    )  # fmt: skip
+
+    async def rename() -> None:
+        async with matching.unit_of_work() as hris:
+            async with intake.reading_ahead(hris, [[renamed]]):
+                await employees.record(hris, renamed)
+            await hris.commit()
+
+    async with matching.unit_of_work() as dana:
+        await service.enrol(
+            dana, program_id=UUID(pid), person_id="D1", role="mentor", display_name="Dana",
+            email="dana@example.com", skills={}, capacity=1,
+        )  # fmt: skip
+        hris_batch = asyncio.create_task(rename())
+
+        async def done_or_waiting() -> bool:
+            async with matching.sessions() as session:
+                waiting = await session.scalar(text(WAITING_FOR_A_LOCK))
+                return hris_batch.done() or bool(waiting)
+
+        await eventually(done_or_waiting)
+        await dana.commit()
+    await hris_batch
+    async with matching.sessions() as session:
+        name = await session.scalar(
+            select(Participant.display_name).where(Participant.person_id == "D1")
+        )
+    assert name == "Dana Renamed"
 
 
 WAITING_FOR_A_LOCK = (

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import make_url, select
+from sqlalchemy import Select, make_url, select, text
 
 from crossgen_local.tokens import TokenIssuer
 from crossgen_matching import service
@@ -16,6 +16,10 @@ from crossgen_matching.directory.models import Employee
 from crossgen_shared.events import ParticipantLeft
 from crossgen_shared.service import Service
 from crossgen_shared.testing import outbox
+
+from .test_automatic_enrolment import WAITING_FOR_A_LOCK
+from .test_directory_kafka import eventually
+from .test_matching_eligibility import hire
 
 FIRST_LOAD = """\
 Employee Number,User Name,Display Name,Email,Active,Department,Manager Employee Number,Hire Date,Timezone,Languages,Skills,Interests,Favourite Colour
@@ -199,3 +203,34 @@ async def test_ctrl_c_stops_the_import_and_says_how_far_it_got(
         "updated 0, unchanged 0, rejected 0",
         "Importing the file again is safe: rows already imported come out unchanged.",
     ]
+
+
+async def test_an_import_locks_its_people_in_order_as_a_run_of_automatic_enrolment_does(
+    matching: Service, tokens: TokenIssuer, tmp_path: Path
+) -> None:
+    """A run's batch locks the people it looks at in employee-number order. An import that
+    locked them in the file's order would hold 101 while waiting for 100, which the batch holds
+    while waiting for 101: a deadlock, and one of the two fails."""
+    for number in ("100", "101"):
+        await hire(matching, number)
+    file = tmp_path / "people.csv"
+    file.write_text("employee_number,title\n101,Lead\n100,Head\n")
+
+    def locking(number: str) -> Select[tuple[Employee]]:
+        return select(Employee).where(Employee.employee_number == number).with_for_update()
+
+    async with matching.sessions() as session, session.begin():
+        await session.execute(locking("100"))
+        importing = asyncio.create_task(asyncio.to_thread(run, file, matching, tokens))
+
+        async def import_waits() -> bool:
+            async with matching.sessions() as other:
+                return importing.done() or bool(await other.scalar(text(WAITING_FOR_A_LOCK)))
+
+        await eventually(import_waits)
+        await session.execute(locking("101"))
+    result = await importing
+    assert result.returncode == 0, result.stderr
+    async with matching.sessions() as session:
+        rows = await session.execute(select(Employee.employee_number, Employee.title))
+    assert {number: title for number, title in rows} == {"100": "Head", "101": "Lead"}

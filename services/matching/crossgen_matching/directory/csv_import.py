@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from crossgen_matching.app import build
-from crossgen_matching.directory import employees
+from crossgen_matching.directory import employees, lookup
 from crossgen_matching.directory.freshness import Outcome
 from crossgen_matching.directory.record import LIST_FIELDS, PERSON_FIELDS, EmployeeRecord
 from crossgen_matching.settings import MatchingSettings
@@ -152,13 +152,18 @@ async def _import_batch(
 ) -> Summary:
     """The batch's outcomes, once committed."""
     summary = Summary()
+    records: list[tuple[int, EmployeeRecord]] = []
+    for line, row in rows:
+        try:
+            records.append((line, row_record(row, as_of)))
+        except ValueError as exc:
+            summary.rejected.append((line, _describe(exc)))
     async with service.unit_of_work() as uow:
-        for line, row in rows:
-            try:
-                incoming = row_record(row, as_of)
-            except ValueError as exc:
-                summary.rejected.append((line, _describe(exc)))
-                continue
+        # Locked first, in order, not row by row in the file's: a batch of automatic enrolment
+        # locks the people it looks at so, and the two would wait for each other in a circle.
+        numbers = sorted({r.employee_number for _, r in records if r.employee_number})
+        await uow.session.execute(lookup.LOCKED_IN_ORDER, {"numbers": numbers})
+        for line, incoming in records:
             try:
                 async with uow.session.begin_nested():
                     change = await employees.record(uow, incoming)
@@ -167,6 +172,7 @@ async def _import_batch(
                 continue
             summary.counts[change.outcome] += 1
         await uow.commit()
+    summary.rejected.sort()  # those the reader refused came first
     return summary
 
 

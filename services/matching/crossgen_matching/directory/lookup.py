@@ -1,6 +1,7 @@
 """Reading the directory: who is in it, who may enrol, who manages whom."""
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import String, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crossgen_matching.directory.models import Employee
@@ -17,15 +18,33 @@ def is_present(employee: Employee) -> bool:
 # is_present, as a query's conditions.
 PRESENT = (Employee.active.is_(True), Employee.removed_at.is_(None))
 
+# The rows of the employees ``numbers`` names, locked in employee-number order whatever order they
+# come in, as every transaction that locks several at once does (a batch of HRIS records, of a
+# CSV import, of automatic enrolment): no two wait for each other in a circle. Built once.
+LOCKED_IN_ORDER = (
+    select(Employee)
+    .where(Employee.employee_number == any_(bindparam("numbers", type_=ARRAY(String))))
+    .order_by(Employee.employee_number)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
 
 async def check_may_enrol(
     session: AsyncSession, person_id: str, known: Employee | None = None
 ) -> None:
     """Refuse a person the directory knows to have left; a person it does not know may enrol.
     ``known``: their row, when the caller holds it (it may not be written yet)."""
-    known = known or await session.get(Employee, person_id)
+    known = known or await enrolling(session, person_id)
     if known is not None and not is_present(known):
         raise Conflict(f"{person_id} is not an active employee in the company directory")
+
+
+async def enrolling(session: AsyncSession, person_id: str) -> Employee | None:
+    """The directory row of a person about to be enrolled, locked till the enrolment commits (as
+    an automatic enrolment batch locks the people it looks at): an HRIS batch about them or such
+    a batch waits for it, and then finds them enrolled."""
+    return await session.get(Employee, person_id, with_for_update={"key_share": True})
 
 
 async def owner_of_user_name(session: AsyncSession, user_name: str) -> str | None:

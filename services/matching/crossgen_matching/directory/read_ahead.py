@@ -25,6 +25,7 @@ from uuid import UUID
 from sqlalchemy import String, any_, bindparam, cast, func, literal, select, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from crossgen_matching.directory import lookup
 from crossgen_matching.directory.models import Employee
 from crossgen_matching.directory.record import EmployeeRecord
 from crossgen_matching.models import Participant
@@ -68,8 +69,7 @@ async def read(uow: UnitOfWork, records: Iterable[EmployeeRecord], *, together: 
     numbers = sorted({r.employee_number for r in records if r.employee_number})
     names = sorted({r.user_name.lower() for r in records if r.user_name})
     session = uow.session
-    # Locked in one order, whichever order the records come in: no deadlock between batches.
-    rows = await session.scalars(_ROWS, {"numbers": numbers})
+    rows = await session.scalars(lookup.LOCKED_IN_ORDER, {"numbers": numbers})
     employees: dict[str, Employee | None] = dict.fromkeys(numbers)
     employees.update((row.employee_number, row) for row in rows)
     owners: dict[str, str | None] = dict.fromkeys(names)
@@ -87,14 +87,6 @@ async def read(uow: UnitOfWork, records: Iterable[EmployeeRecord], *, together: 
 
 
 _NUMBERS = bindparam("numbers", type_=ARRAY(String))
-# Built once each, as every batch asks them.
-_ROWS = (
-    select(Employee)
-    .where(Employee.employee_number == any_(_NUMBERS))
-    .order_by(Employee.employee_number)
-    .with_for_update()
-    .execution_options(populate_existing=True)
-)
 # One statement for the three other answers, each row tagged with the answer it belongs to:
 # (owner, userName, number), (active, program id, number), (manager, -, number).
 _OWNER, _ACTIVE, _MANAGER = "owner", "active", "manager"
