@@ -38,7 +38,10 @@ def rules_of(program: Program) -> ProgramRules:
 
 # A change of the program's rules locks its row for update; what reads the rules to enrol people
 # takes a key share, so that the change waits for it and it for the change.
-_LOCKS = {"update": {}, "key share": {"read": True, "key_share": True}}
+_LOCKS: dict[str, bool | dict[str, bool]] = {
+    "update": True,
+    "key share": {"read": True, "key_share": True},
+}
 
 
 async def program(
