@@ -50,6 +50,21 @@ async def run_batches(matching: Service) -> int:
         ran += 1
 
 
+async def automatic_program(api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer) -> str:
+    """The company's directory, and a program just switched to automatic enrolment."""
+    await company(matching)
+    pid = await program(api, tokens)
+    await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=AUTOMATIC)
+    return pid
+
+
+def renaming(number: str, name: str) -> EmployeeRecord:
+    """An HRIS record that gives an employee a new name."""
+    return EmployeeRecord(
+        employee_number=number, source="test", source_timestamp=datetime.now(UTC), display_name=name
+    )
+
+
 async def joined(matching: Service) -> list[tuple[str, str]]:
     return [(e.person_id, e.role) for e in await events(matching, ParticipantJoined)]
 
@@ -142,9 +157,7 @@ async def test_a_batch_waits_for_a_self_enrolment_under_way(
     """A batch writes its participants at its end, all at once: it must not meet one that a
     self-enrolment committed meanwhile. It does not: the enrolment holds the person's directory
     row, and the batch asks who is enrolled once it has locked the people it looks at."""
-    await company(matching)
-    pid = await program(api, tokens)
-    await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=AUTOMATIC)
+    pid = await automatic_program(api, matching, tokens)
     async with matching.unit_of_work() as dana:
         await service.enrol(
             dana, program_id=UUID(pid), person_id="D1", role="mentor", display_name="Dana",
@@ -167,13 +180,8 @@ async def test_a_batch_does_not_wait_for_hris_records_of_people_it_does_not_enro
 ) -> None:
     """A batch locks the people it looks at, not the program: an HRIS batch under way about
     someone else (D2 has no email) does not hold up the run, nor the run it."""
-    await company(matching)
-    pid = await program(api, tokens)
-    await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=AUTOMATIC)
-    renamed = EmployeeRecord(
-        employee_number="D2", source="test", source_timestamp=datetime.now(UTC),
-        display_name="Dee",
-    )  # fmt: skip
+    await automatic_program(api, matching, tokens)
+    renamed = renaming("D2", "Dee")
     async with matching.unit_of_work() as hris:
         async with intake.reading_ahead(hris, [[renamed]]):
             await employees.record(hris, renamed)
@@ -190,10 +198,7 @@ async def test_an_hris_rename_waits_for_a_self_enrolment_under_way_and_reaches_i
     person's directory row, so the batch waits and then finds them."""
     await company(matching)
     pid = await program(api, tokens)
-    renamed = EmployeeRecord(
-        employee_number="D1", source="test", source_timestamp=datetime.now(UTC),
-        display_name="Dana Renamed",
-    )  # fmt: skip
+    renamed = renaming("D1", "Dana Renamed")
 
     async def rename() -> None:
         async with matching.unit_of_work() as hris:
@@ -302,13 +307,8 @@ async def test_an_hris_batch_and_a_run_batch_see_each_others_changes(
     batch committed their enrolment, it would enrol them again (refused: the record dead-lettered,
     a lost change) and leave their participant with the old name. It takes the automatic
     programs' share first, so the run's batch has committed before it reads, or waits for it."""
-    await company(matching)
-    pid = await program(api, tokens)
-    await admin(api, tokens, "PUT", f"/programs/{pid}/eligibility", json=AUTOMATIC)
-    renamed = EmployeeRecord(
-        employee_number="D1", source="test", source_timestamp=datetime.now(UTC),
-        display_name="Dana Renamed",
-    )  # fmt: skip
+    await automatic_program(api, matching, tokens)
+    renamed = renaming("D1", "Dana Renamed")
     async with matching.unit_of_work() as hris:
         async with intake.reading_ahead(hris, [[renamed]]):
             run = asyncio.create_task(run_batches(matching))
