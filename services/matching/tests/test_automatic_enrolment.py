@@ -305,8 +305,9 @@ async def test_an_hris_batch_and_a_run_batch_see_each_others_changes(
 ) -> None:
     """An HRIS batch reads ahead whether its people are in programs. Had it read before a run's
     batch committed their enrolment, it would enrol them again (refused: the record dead-lettered,
-    a lost change) and leave their participant with the old name. It takes the automatic
-    programs' share first, so the run's batch has committed before it reads, or waits for it."""
+    a lost change) and leave their participant with the old name. It locks its people before it
+    reads, and the run's batch locks those it looks at before it asks who is enrolled: whichever
+    comes second waits, then sees the other's enrolment."""
     await automatic_program(api, matching, tokens)
     renamed = renaming("D1", "Dana Renamed")
     async with matching.unit_of_work() as hris:

@@ -60,9 +60,10 @@ class HrisIntake(Consumer):
 
 @asynccontextmanager
 async def reading_ahead(uow: UnitOfWork, items: list[list[EmployeeRecord]]) -> AsyncIterator[None]:
-    """Read what the batch's records will ask of the directory at once (read_ahead.py), once
-    the automatic programs are shared: a batch of their automatic enrolment that commits after
-    the read would leave it stale, and the records would enrol its people again."""
+    """Read what the batch's records will ask of the directory at once (read_ahead.py). The
+    automatic programs' share comes first, as in every transaction that enrols people: the
+    program, then its people. The read itself locks the people before it asks who is enrolled,
+    so a batch of automatic enrolment about them has committed by then, or waits."""
     await admission.automatic_programs(uow)
     found = [incoming for records in items for incoming in records]
     # One source record alone (a batch redone one at a time) writes each row at once, so that
