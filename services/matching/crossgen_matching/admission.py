@@ -94,12 +94,13 @@ _READ_BY_RULES = (  # eligibility.Attributes
 
 async def check_self_enrolment(
     uow: UnitOfWork, program_id: UUID, person_id: str, role: Role
-) -> None:
-    """Refuse (403) a person the program's rules for ``role`` do not admit, saying why."""
+) -> Employee | None:
+    """Refuse (403) a person the program's rules for ``role`` do not admit, saying why; else
+    their directory row, locked (lookup.enrolling), if the rules needed it."""
     chosen = await program(uow, program_id, lock="key share")
     rules = rules_of(chosen).of(role)
     if rules.admits_anyone:
-        return
+        return None
     employee = await lookup.enrolling(uow.session, person_id)
     if employee is None or not lookup.is_present(employee):
         where = "is not in" if employee is None else "is no longer active in"
@@ -109,6 +110,7 @@ async def check_self_enrolment(
         )
     if reasons := shortfalls(rules, employee, date.today()):
         raise Forbidden(f"not eligible as {role}: {'; '.join(reasons)}")
+    return employee
 
 
 async def enrol_automatically(uow: UnitOfWork, employee: Employee) -> None:

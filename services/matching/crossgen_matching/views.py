@@ -163,7 +163,7 @@ async def enrol(
     uow: UnitOfWork = Depends(unit_of_work),
 ) -> ParticipantOut:
     async with uow:
-        await admission.check_self_enrolment(uow, program_id, who.subject, body.role)
+        employee = await admission.check_self_enrolment(uow, program_id, who.subject, body.role)
         participant = await service.enrol(
             uow,
             program_id=program_id,
@@ -174,6 +174,7 @@ async def enrol(
             skills=body.skill_levels(),
             capacity=body.capacity,
             profile=body.profile(),
+            employee=employee,  # locked already: not asked for again
         )
         await uow.commit()
         return ParticipantOut.model_validate(participant)
