@@ -39,6 +39,10 @@ bench-intake: bootstrap
 bench-launch: bootstrap
 	$(PY) benchmarks/launch_bench.py $(ARGS)
 
+.PHONY: bench-eligibility
+bench-eligibility: bootstrap
+	$(PY) benchmarks/eligibility_bench.py $(ARGS)
+
 .PHONY: faults
 faults: bootstrap
 	$(PY) -m crossgen_local.faults --long $(ARGS)

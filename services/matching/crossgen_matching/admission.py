@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crossgen_matching import catalogue, service
 from crossgen_matching.directory import lookup, read_ahead
 from crossgen_matching.directory.models import Employee
-from crossgen_matching.eligibility import ProgramRules, shortfalls
+from crossgen_matching.eligibility import ProgramRules, conditions, count_meeting, shortfalls
 from crossgen_matching.models import MIDDLE_LEVEL, Participant, Program
 from crossgen_shared.errors import Forbidden, NotFound
 from crossgen_shared.events import Role
@@ -66,30 +66,16 @@ async def set_rules(uow: UnitOfWork, program_id: UUID, rules: ProgramRules) -> P
 
 
 async def eligible(session: AsyncSession, rules: ProgramRules) -> dict[Role, int]:
-    """How many present employees meet each role's rules: each distinct set of what the rules
-    read is checked once, for all who share it. At 40,000 employees, a whole row each took 2.9 s
-    of the event loop; this, 0.03 s where they are alike, 1.4 s with hire dates spread over 20
-    years."""
-    groups = await session.execute(
-        select(*_READ_BY_RULES, func.count().label("people"))
-        .where(*lookup.PRESENT)
-        .group_by(*_READ_BY_RULES)
-    )
-    alike = groups.all()
+    """How many present employees meet each role's rules, counted over groups of those alike in
+    what the rules read (eligibility.count_meeting), as plain rows. It runs on the event loop: at
+    40,000 employees with hire dates spread over 20 years (nearly as many groups), ORM rows each
+    checked whole took 0.70-1.03 s of it, this 0.16-0.24 s (benchmarks/eligibility_bench.py)."""
     today = date.today()
-    return {
-        role: sum(group.people for group in alike if not shortfalls(rules.of(role), group, today))
-        for role in ROLES
-    }
-
-
-_READ_BY_RULES = (  # eligibility.Attributes
-    Employee.department,
-    Employee.division,
-    Employee.location,
-    Employee.job_level,
-    Employee.hire_date,
-)
+    read = sorted({name for role in ROLES for name, _ in conditions(rules.of(role), today)})
+    columns = [getattr(Employee, name) for name in read]
+    counted = select(*columns, func.count()).where(*lookup.PRESENT).group_by(*columns)
+    groups = (await (await session.connection()).execute(counted)).all()
+    return {role: count_meeting(rules.of(role), read, groups, today) for role in ROLES}
 
 
 async def check_self_enrolment(

@@ -5,8 +5,10 @@ and enrolling people is ``admission``'s.
 """
 
 import re
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
-from typing import Annotated, Literal, Protocol, Self
+from functools import partial
+from typing import Annotated, Any, Literal, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -129,45 +131,96 @@ class ProgramRules(BaseModel):
         return None
 
 
+# One condition of a role's rules: the attribute it reads, and why a value of it falls short
+# (None: the value meets it).
+Condition = tuple[str, Callable[[Any], str | None]]
+
+
+def conditions(rules: RoleRules, today: date) -> list[Condition]:
+    """``rules`` as conditions, each on one attribute, in the order their reasons are given."""
+    found: list[Condition] = []
+    if rules.job_level_min is not None or rules.job_level_max is not None:
+        low, high = rules.job_level_min, rules.job_level_max
+
+        def level(value: str | None) -> str | None:
+            if not _NUMBER.search(value or ""):
+                return "no job level in the directory"
+            return _outside("job level", job_level(value), "", low, high)
+
+        found.append(("job_level", level))
+    if rules.tenure_years_min is not None or rules.tenure_years_max is not None:
+        shortest, longest = rules.tenure_years_min, rules.tenure_years_max
+
+        def tenure(value: date | None) -> str | None:
+            if value is None:
+                return "no hire date in the directory"
+            return _outside("tenure", years_since(value, today), " years", shortest, longest)
+
+        found.append(("hire_date", tenure))
+    for attribute, allowed in [
+        ("department", rules.departments),
+        ("division", rules.divisions),
+        ("location", rules.locations),
+    ]:
+        if allowed:
+            found.append((attribute, partial(_one_of, attribute, allowed)))
+    if rules.exclude_departments:
+        found.append(("department", partial(_not_one_of, rules.exclude_departments)))
+    return found
+
+
 def shortfalls(rules: RoleRules, employee: Attributes, today: date) -> list[str]:
     """Why ``employee`` does not meet ``rules``, one reason a condition; empty: they do."""
-    reasons: list[str] = []
-    if rules.job_level_min is not None or rules.job_level_max is not None:
-        if not _NUMBER.search(employee.job_level or ""):
-            reasons.append("no job level in the directory")
+    return [
+        reason
+        for attribute, check in conditions(rules, today)
+        if (reason := check(getattr(employee, attribute))) is not None
+    ]
+
+
+def count_meeting(
+    rules: RoleRules, read: Sequence[str], groups: Iterable[Sequence[Any]], today: date
+) -> int:
+    """How many people in ``groups`` meet ``rules``. A group is people alike in the attributes
+    ``read`` (at least those the rules read): their values in that order, then how many people.
+    Each condition is checked once per distinct value: with hire dates spread over years, nearly
+    every group differs, but few in any one attribute."""
+    checks: list[tuple[int, Callable[[Any], str | None], dict[Any, bool]]] = [
+        (read.index(attribute), check, {}) for attribute, check in conditions(rules, today)
+    ]
+    meeting = 0
+    for group in groups:
+        for at, check, met in checks:
+            if (meets := met.get(group[at])) is None:
+                meets = met[group[at]] = check(group[at]) is None
+            if not meets:
+                break
         else:
-            level = job_level(employee.job_level)
-            reasons += _outside("job level", level, "", rules.job_level_min, rules.job_level_max)
-    if rules.tenure_years_min is not None or rules.tenure_years_max is not None:
-        if employee.hire_date is None:
-            reasons.append("no hire date in the directory")
-        else:
-            years = years_since(employee.hire_date, today)
-            low, high = rules.tenure_years_min, rules.tenure_years_max
-            reasons += _outside("tenure", years, " years", low, high)
-    for name, allowed, value in [
-        ("department", rules.departments, employee.department),
-        ("division", rules.divisions, employee.division),
-        ("location", rules.locations, employee.location),
-    ]:
-        if allowed and not value:
-            reasons.append(f"no {name} in the directory")
-        elif allowed and not _among(value, allowed):
-            reasons.append(f"{name} {value!r} is not one of {', '.join(allowed)}")
-    if _among(employee.department, rules.exclude_departments):
-        reasons.append(f"department {employee.department!r} is excluded")
-    return reasons
+            meeting += group[-1]
+    return meeting
 
 
 def _outside(
     label: str, value: float, unit: str, low: float | None, high: float | None
-) -> list[str]:
+) -> str | None:
     shown = f"{value:.1f}" if isinstance(value, float) else str(value)
     if low is not None and value < low:
-        return [f"{label} {shown}{unit} is below the minimum {low:g}"]
+        return f"{label} {shown}{unit} is below the minimum {low:g}"
     if high is not None and value > high:
-        return [f"{label} {shown}{unit} is above the maximum {high:g}"]
-    return []
+        return f"{label} {shown}{unit} is above the maximum {high:g}"
+    return None
+
+
+def _one_of(attribute: str, allowed: Names, value: str | None) -> str | None:
+    if not value:
+        return f"no {attribute} in the directory"
+    if not _among(value, allowed):
+        return f"{attribute} {value!r} is not one of {', '.join(allowed)}"
+    return None
+
+
+def _not_one_of(excluded: Names, value: str | None) -> str | None:
+    return f"department {value!r} is excluded" if _among(value, excluded) else None
 
 
 def _among(value: str | None, names: Names) -> bool:

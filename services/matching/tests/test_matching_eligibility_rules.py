@@ -1,14 +1,22 @@
 """Program eligibility rules over directory attributes, without I/O."""
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import astuple, dataclass, fields
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from crossgen_matching.eligibility import ProgramRules, RoleRules, job_level, shortfalls
+from crossgen_matching.eligibility import (
+    ProgramRules,
+    RoleRules,
+    count_meeting,
+    job_level,
+    shortfalls,
+)
 
 TODAY = date(2026, 6, 1)
 
@@ -128,3 +136,56 @@ def test_tenure_is_read_as_of_today(days: int, low: float | None, high: float | 
     inside = (low is None or years >= low) and (high is None or years <= high)
     hired = Person(hire_date=TODAY - timedelta(days=days))
     assert (not shortfalls(rules, hired, TODAY)) == inside
+
+
+# Few values, so that groups of alike people and people meeting the rules are common.
+people = st.builds(
+    Person,
+    department=st.sampled_from(["Design", "design ", "Sales", "", None]),
+    division=st.sampled_from(["Growth", None]),
+    location=st.sampled_from(["Berlin", None]),
+    job_level=st.sampled_from(["L2", "IC7", "Senior", None]),
+    hire_date=st.sampled_from([0, 365, 1900, 3700, None]).map(
+        lambda days: None if days is None else TODAY - timedelta(days)
+    ),
+)
+
+
+def any_or(*names: str) -> st.SearchStrategy[tuple[str, ...]]:
+    """No condition, or one or two of ``names``."""
+    chosen = st.lists(st.sampled_from(names), min_size=1, max_size=2, unique=True)
+    return st.just(()) | chosen.map(tuple)
+
+
+def ranges(bound: st.SearchStrategy[Any]) -> st.SearchStrategy[tuple[Any, Any]]:
+    """No condition, or (low, high) with either open: low never above high."""
+    either = st.tuples(st.none() | bound, st.none() | bound)
+    return st.just((None, None)) | either.map(lambda pair: pair if None in pair else sorted(pair))
+
+
+role_rules = st.builds(
+    lambda levels, tenure, **names: RoleRules(
+        job_level_min=levels[0],
+        job_level_max=levels[1],
+        tenure_years_min=tenure[0],
+        tenure_years_max=tenure[1],
+        **names,
+    ),
+    ranges(st.integers(0, 10)),
+    ranges(st.floats(0, 10)),
+    departments=any_or("design", "Sales", "Legal"),
+    divisions=any_or("GROWTH", "Retail"),
+    locations=any_or("berlin", "Paris"),
+    exclude_departments=any_or("Sales", "Legal"),
+)
+
+
+@given(rules=role_rules, alike=st.lists(st.tuples(people, st.integers(1, 5)), max_size=10))
+def test_counting_alike_people_together_counts_who_meets_the_rules_one_by_one(
+    rules: RoleRules, alike: list[tuple[Person, int]]
+) -> None:
+    workforce = [person for person, times in alike for _ in range(times)]
+    read = [field.name for field in fields(Person)]
+    groups = [(*astuple(person), times) for person, times in Counter(workforce).items()]
+    meeting = sum(1 for person in workforce if not shortfalls(rules, person, TODAY))
+    assert count_meeting(rules, read, groups, TODAY) == meeting
