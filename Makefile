@@ -43,6 +43,10 @@ bench-launch: bootstrap
 bench-eligibility: bootstrap
 	$(PY) benchmarks/eligibility_bench.py $(ARGS)
 
+.PHONY: bench-outcomes
+bench-outcomes: bootstrap
+	$(PY) benchmarks/outcomes_bench.py $(ARGS)
+
 .PHONY: faults
 faults: bootstrap
 	$(PY) -m crossgen_local.faults --long $(ARGS)

@@ -65,16 +65,7 @@ def main(
         except KeyboardInterrupt:
             sys.exit(130)  # stopped while waiting: nothing was started
         app = app_factory(settings)
-        # What start-up made (modules, mappers, models) lives as long as the process. Kept out
-        # of the collector's sight, a full collection stops the event loop for some ms, not 100.
-        gc.collect()
-        gc.freeze()
-        # What a service keeps while serving grows: a program's live matching, about 2 KB a
-        # participant. With the young generation looked at every 700 new objects, much of each
-        # batch's reached the oldest before it died, and full collections came every 5-10 s,
-        # walking all that was kept: 0.3-0.9 s at 30,000 participants. Every 10,000, a batch's
-        # objects die young, and a full collection is rare.
-        gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])
+        settle_collector()
         uvicorn.run(
             app,
             host=settings.http_host,
@@ -86,6 +77,20 @@ def main(
     else:
         chosen = next(c for c in commands if c.name == args.command)
         sys.exit(chosen.run(args, settings))
+
+
+def settle_collector() -> None:
+    """The garbage collector set for serving, once start-up is done."""
+    # What start-up made (modules, mappers, models) lives as long as the process. Kept out of
+    # the collector's sight, a full collection stops the event loop for some ms, not 100.
+    gc.collect()
+    gc.freeze()
+    # What a service keeps while serving grows: a program's live matching, about 2 KB a
+    # participant. With the young generation looked at every 700 new objects, much of each
+    # batch's reached the oldest before it died, and full collections came every 5-10 s, walking
+    # all that was kept: 0.3-0.9 s at 30,000 participants. Every 10,000, a batch's objects die
+    # young, and a full collection is rare.
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])
 
 
 def _dead_letter_arguments(parser: argparse.ArgumentParser) -> None:

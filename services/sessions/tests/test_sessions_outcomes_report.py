@@ -155,10 +155,6 @@ def test_the_benefit_profile_averages_each_side_over_the_program() -> None:
 
 def test_months_run_across_a_year_end() -> None:
     assert report.months("2029-11", "2030-02") == ["2029-11", "2029-12", "2030-01", "2030-02"]
-    assert report.month_bounds("2029-12") == (
-        datetime(2029, 12, 1, tzinfo=UTC),
-        datetime(2030, 1, 1, tzinfo=UTC),
-    )
 
 
 months_2030 = st.integers(1, 3)
@@ -194,3 +190,88 @@ def test_rows_add_up_to_the_program(
         assert sum(r.sessions_held for r in mine) == len(held)
         assert sum(r.ratings for r in mine) == sum(1 for _, s, _ in rated if s == side)
         assert sum(r.hours for r in mine) == sum(m for _, _, m in held) / 60  # quarter hours
+
+
+departments = st.sampled_from(["Sales", "Design", report.UNKNOWN_DEPARTMENT])
+moments = st.tuples(st.integers(1, 3), st.integers(1, 28)).map(lambda md: at(*md))
+
+
+@st.composite
+def programs(draw: st.DrawFn) -> ProgramFacts:
+    """Pairings opened and ended in any order of months, with sessions and ratings on them."""
+    pairings = [
+        PairingFacts(uuid4(), opened, draw(st.none() | moments), learner, mentor)
+        for opened, learner, mentor in draw(st.lists(st.tuples(moments, departments, departments)))
+    ]
+    if not pairings:
+        return ProgramFacts([], [], [])
+    ids = st.sampled_from([p.id for p in pairings])
+    statuses = st.sampled_from(["completed", "no_show", "scheduled"])
+    return ProgramFacts(
+        pairings=pairings,
+        sessions=draw(
+            st.lists(st.builds(SessionFacts, ids, statuses, moments, st.integers(0, 90)))
+        ),
+        ratings=draw(
+            st.lists(
+                st.builds(
+                    RatingFacts,
+                    ids,
+                    st.sampled_from(report.SIDES),
+                    moments,
+                    st.integers(1, 5).map(ratings),
+                )
+            )
+        ),
+    )
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    year, number = map(int, month.split("-"))
+    start = datetime(year, number, 1, tzinfo=UTC)
+    return start, datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
+
+
+def active_between(pairing: PairingFacts, start: datetime, end: datetime) -> bool:
+    return pairing.opened_at < end and (pairing.ended_at is None or pairing.ended_at >= start)
+
+
+@given(programs())
+def test_each_row_counts_its_groups_pairings_sessions_and_ratings_in_its_month(
+    facts: ProgramFacts,
+) -> None:
+    rows = report.outcomes(facts, until=UNTIL)
+    seen = set()
+    for r in rows:
+        start, end = month_bounds(r.month)
+        members = [
+            p
+            for p in facts.pairings
+            if (report.month_of(p.opened_at), p.department(r.side)) == (r.cohort, r.department)
+        ]
+        ids = {p.id for p in members}
+        held = [
+            s
+            for s in facts.sessions
+            if s.pairing_id in ids and s.status == "completed" and start <= s.at < end
+        ]
+        rated = [
+            x
+            for x in facts.ratings
+            if x.pairing_id in ids and x.side == r.side and start <= x.at < end
+        ]
+        assert r.pairings_active == sum(active_between(p, start, end) for p in members)
+        assert (r.sessions_held, r.hours) == (
+            len(held),
+            round(sum(s.held_minutes for s in held) / 60, 2),
+        )
+        assert r.ratings == len(rated)
+        assert r.pairings_active or r.sessions_held or r.ratings
+        seen.add((r.cohort, r.department, r.side, r.month))
+    # Every month of a group that had anything in it has its row.
+    for p in facts.pairings:
+        for side in report.SIDES:
+            key = (report.month_of(p.opened_at), p.department(side), side)
+            for month in report.months(key[0], report.month_of(UNTIL)):
+                if active_between(p, *month_bounds(month)):
+                    assert (*key, month) in seen
