@@ -397,8 +397,12 @@ async def pairings_of(uow: UnitOfWork, person_id: str) -> list[Pairing]:
     return list(rows)
 
 
-async def pairings_in(uow: UnitOfWork, program_id: UUID) -> list[Pairing]:
+async def pairings_in(uow: UnitOfWork, program_id: UUID, limit: int, offset: int) -> list[Pairing]:
     rows = await uow.session.scalars(
-        select(Pairing).where(Pairing.program_id == program_id).order_by(Pairing.proposed_at)
+        select(Pairing)
+        .where(Pairing.program_id == program_id)
+        .order_by(Pairing.proposed_at, Pairing.id)
+        .limit(limit)
+        .offset(offset)
     )
     return list(rows)

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -20,6 +20,7 @@ from crossgen_shared import time_zones
 from crossgen_shared.addresses import EmailAddress
 from crossgen_shared.auth import Principal, require
 from crossgen_shared.events import Role
+from crossgen_shared.paging import Page
 from crossgen_shared.service import unit_of_work
 from crossgen_shared.unit_of_work import UnitOfWork
 
@@ -214,11 +215,15 @@ async def change_my_profile(
 @router.get("/programs/{program_id}/pairings", response_model=list[PairingOut])
 async def program_pairings(
     program_id: UUID,
+    page: Annotated[Page, Query()],
     _: Principal = Depends(require("admin")),
     uow: UnitOfWork = Depends(unit_of_work),
 ) -> list[PairingOut]:
+    """The program's pairings, proposed, answered or closed, the oldest proposal first: a page at
+    a time (``limit``, ``offset``)."""
     async with uow:
-        return [PairingOut.model_validate(p) for p in await service.pairings_in(uow, program_id)]
+        pairings = await service.pairings_in(uow, program_id, page.limit, page.offset)
+        return [PairingOut.model_validate(p) for p in pairings]
 
 
 @router.get("/me/pairings", response_model=list[PairingOut])

@@ -141,6 +141,14 @@ async def test_publish_proposes_once_and_re_matches_what_changed(
         p["status"] for p in (await admin(api, tokens, "GET", f"/programs/{pid}/pairings")).json()
     ]
     assert statuses == ["withdrawn", "proposed"]
+    # A page at a time, the oldest first: a program's list grows with the company.
+    pages = [
+        await admin(api, tokens, "GET", f"/programs/{pid}/pairings", params=params)
+        for params in ({"limit": 1}, {"limit": 1, "offset": 1}, {"limit": 0}, {"limit": 201})
+    ]
+    assert [p["status"] for p in pages[0].json()] == ["withdrawn"]
+    assert [p["status"] for p in pages[1].json()] == ["proposed"]
+    assert [page.status_code for page in pages[2:]] == [422, 422]
 
 
 async def test_a_second_run_at_the_same_time_is_refused(

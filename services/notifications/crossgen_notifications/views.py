@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crossgen_notifications import delivery_log
 from crossgen_shared.auth import Principal, require
+from crossgen_shared.paging import Page
 from crossgen_shared.service import unit_of_work
 from crossgen_shared.unit_of_work import UnitOfWork
 
@@ -35,11 +36,6 @@ class NotificationOut(BaseModel):
     next_attempt_at: datetime
     created_at: datetime
     sent_at: datetime | None
-
-
-class Page(BaseModel):
-    limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0)
 
 
 @router.get("/notifications", response_model=list[NotificationOut])
