@@ -22,6 +22,7 @@ then, against before, and that each is stored.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
@@ -237,6 +238,8 @@ async def preview(stack: CrossgenStack, program_id: str, give_up_after: float) -
         answer = await http.post(f"/programs/{program_id}/matching/preview", headers=admin)
         seconds = time.monotonic() - asked
         probing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await probing  # a probe that failed says so here, not in a warning at exit
         run = answer.raise_for_status().json()
     return {
         "seconds": seconds,

@@ -22,7 +22,9 @@ from crossgen_sessions.outcomes.report import (
 )
 from crossgen_shared.unit_of_work import UnitOfWork
 
-ROWS_AT_A_TIME = 2000  # about 10 ms of the event loop each
+# Rows turned into facts before the event loop is let go. At 10,000 pairings the loop was held
+# 40-70 ms at a time, 0.16 s at most with a full garbage collection (benchmarks/outcomes_bench.py).
+ROWS_AT_A_TIME = 2000
 
 
 async def program_facts(uow: UnitOfWork, program_id: UUID) -> ProgramFacts:
