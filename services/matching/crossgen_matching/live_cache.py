@@ -4,9 +4,9 @@ Matching a newcomer read the whole program and built its ``LiveMatching`` (numpy
 afresh every time: 150-370 ms at 1,000 participants, for a join that takes a few. Now the usual
 newcomer, one who just joined, is taken into the live matching the program's last join left, as
 long as the program's revision is still the one it was kept at: the database's triggers move it
-in the transaction of every change a decision reads (migrations 0009, 0015), so an equal revision
-means nothing has changed since. Any other decision loads afresh, as before; its writes move the
-revision past the kept one.
+in the transaction of every change a decision reads (migrations 0009, 0015; a run of changes
+once, 0016), so an equal revision means nothing has changed since. Any other decision loads
+afresh, as before; its writes move the revision past the kept one.
 
 - An entry is taken out before it is changed and put back at once, at the revision the join's
   own writes moved the program to. Revisions come from a sequence and an entry is kept at one its

@@ -227,6 +227,48 @@ async def test_what_a_decision_reads_moves_the_revision(
     await matching.engine.dispose()
 
 
+async def test_a_run_of_changes_moves_the_revision_once_and_a_change_after_a_keep_again(
+    matching: Service,
+) -> None:
+    """A transaction that writes thousands of pairings (a published run) moved the revision at
+    each, and PostgreSQL walks every version of the program's row the transaction made to find
+    the last: quadratic. Only a revision a live matching is kept at needs moving past."""
+    pid = await new_program(matching)
+    learner = await enrol(matching, pid, "L1", "learner", {"tiktok": 3})
+    mentor = await enrol(matching, pid, "M1", "mentor", {"tiktok": 4}, places=3)
+    now_at = select(Program.revision).where(Program.id == pid)
+
+    def proposal() -> Pairing:
+        return Pairing(
+            program_id=pid, learner_id=learner, mentor_id=mentor, score=1.0, explanation=[]
+        )
+
+    async with matching.unit_of_work() as uow:
+        session = uow.session
+        before = await session.scalar(now_at)
+        first = proposal()
+        session.add(first)
+        await session.flush()
+        moved = await session.scalar(now_at)
+        assert moved != before
+        session.add(proposal())
+        first.status = "withdrawn"
+        await session.flush()
+        assert await session.scalar(now_at) == moved  # nothing can be kept at ``moved``
+        kept = await session.scalar(live_cache._NEXT_REVISION, {"program_id": pid})
+        session.add(proposal())
+        await session.flush()
+        assert await session.scalar(now_at) not in (moved, kept)
+        await uow.commit()
+    after = await revision(matching, pid)
+    # The next transaction's change moves it again.
+    async with matching.unit_of_work() as uow:
+        uow.session.add(proposal())
+        await uow.commit()
+    assert await revision(matching, pid) != after
+    await matching.engine.dispose()
+
+
 async def test_a_pair_forbidden_after_a_kept_join_is_honoured_at_the_next(
     api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer, loads: list[UUID]
 ) -> None:
