@@ -47,6 +47,10 @@ bench-eligibility: bootstrap
 bench-outcomes: bootstrap
 	$(PY) benchmarks/outcomes_bench.py $(ARGS)
 
+.PHONY: bench-whole-program
+bench-whole-program: bootstrap
+	$(PY) benchmarks/whole_program_bench.py $(ARGS)
+
 .PHONY: faults
 faults: bootstrap
 	$(PY) -m crossgen_local.faults --long $(ARGS)

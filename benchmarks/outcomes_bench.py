@@ -27,6 +27,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import host  # benchmarks/ is on the path: python runs this file as a script
+from loop_held import LoopHeld
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from uvicorn.loops.auto import auto_loop_factory
@@ -43,26 +44,6 @@ from crossgen_shared.unit_of_work import UnitOfWork
 HERE = Path(__file__).resolve().parent
 MIGRATIONS = Path(crossgen_sessions.__file__).parent / "migrations"
 SESSIONS_EACH = 10
-TICK_S = 0.005
-
-
-class LoopHeld:
-    """The longest the event loop was held from a task asking for it every ``TICK_S``."""
-
-    async def __aenter__(self) -> "LoopHeld":
-        self.longest = 0.0
-        self._ticking = asyncio.create_task(self._tick())
-        await asyncio.sleep(0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._ticking.cancel()
-
-    async def _tick(self) -> None:
-        while True:
-            asked = time.perf_counter()
-            await asyncio.sleep(TICK_S)
-            self.longest = max(self.longest, time.perf_counter() - asked - TICK_S)
 
 
 def program(size: int, now: datetime) -> tuple[UUID, dict[Any, list[dict[str, Any]]]]:

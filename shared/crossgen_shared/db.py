@@ -3,13 +3,15 @@
 Each service owns its own database; these two tables exist in each of them.
 """
 
+import asyncio
 import os
 import socket
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import JSON, BigInteger, DateTime, Index, LargeBinary, String, event, func, text
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.engine import ExceptionContext, Result, Row
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -155,3 +157,18 @@ def unavailable(exc: BaseException) -> bool:
         return False
     sqlstate = getattr(exc.orig, "sqlstate", None) or ""
     return exc.connection_invalidated or sqlstate.startswith(_UNAVAILABLE)
+
+
+# Rows turned into Python before the event loop is let go: a few thousand hold it for tens of
+# milliseconds (benchmarks/outcomes_bench.py, whole_program_bench.py).
+ROWS_AT_A_TIME = 2000
+_Ts = TypeVarTuple("_Ts")
+
+
+async def a_few_at_a_time(result: Result[*_Ts]) -> AsyncIterator[Sequence[Row[*_Ts]]]:
+    """``result``'s rows, ``ROWS_AT_A_TIME`` at a time, the event loop let go between two: a
+    read of a whole program would otherwise hold it, and the service's events and requests (its
+    probes too) with it, for as long as it takes to turn every row into Python."""
+    for some in result.partitions(ROWS_AT_A_TIME):
+        yield some
+        await asyncio.sleep(0)

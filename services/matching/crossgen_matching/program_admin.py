@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from uuid import UUID
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Uuid, any_, bindparam, delete, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
 from crossgen_matching import admission, optimiser, roster, service
@@ -28,6 +29,8 @@ from crossgen_shared.events import Role
 from crossgen_shared.unit_of_work import UnitOfWork
 
 PAIR_RULES = ("pinned", "forbidden")
+PROPOSALS_AT_A_TIME = 500
+_PAIRINGS = select(Pairing).where(Pairing.id == any_(bindparam("ids", type_=ARRAY(Uuid))))
 _RUNNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whole-program-run")
 # Half a minute of CPU at 100,000 learners on two cores; ten times that on a slow, busy host.
 _WAITING_FOR_A_RUN = text("SET LOCAL idle_in_transaction_session_timeout = '10min'")
@@ -75,11 +78,18 @@ async def publish(uow: UnitOfWork, program_id: UUID) -> Run:
     run = await _run_aside(uow, current)
     if run.problem:
         raise Unprocessable(run.problem)
-    for pair in sorted(run.withdrawn):
-        pairing = run.current.proposals[pair]
-        await service.withdraw(uow, pairing, None, "re-matched")
-    for proposal in run.new:
-        await service.propose(uow, program_id, run.current.participants, proposal)
+    withdrawn = [run.current.proposals[pair].id for pair in sorted(run.withdrawn)]
+    pairings = await uow.session.scalars(_PAIRINGS, {"ids": withdrawn})
+    by_id = {pairing.id: pairing for pairing in pairings}
+    for pairing_id in withdrawn:
+        await service.withdraw(uow, by_id[pairing_id], None, "re-matched")
+    for start in range(0, len(run.new), PROPOSALS_AT_A_TIME):
+        for proposal in run.new[start : start + PROPOSALS_AT_A_TIME]:
+            await service.propose(uow, program_id, run.current.participants, proposal)
+        # Written as they go, the event loop let go meanwhile: proposing 20,000 at once, and
+        # writing them at the commit, held it for 4 s.
+        await uow.write_held()
+        await uow.session.flush()
     return run
 
 

@@ -1,12 +1,13 @@
 """HTTP API of a program owner's matching runs, weights, pins and forbidden pairs, who the
 program admits, and the skills it knows."""
 
+import asyncio
 from dataclasses import asdict
 from datetime import datetime
 from typing import Literal, Self
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crossgen_matching import admission, automatic_enrolment, optimiser, program_admin
@@ -270,9 +271,10 @@ async def preview_matching(
     program_id: UUID,
     _: Principal = Depends(require("admin")),
     uow: UnitOfWork = Depends(unit_of_work),
-) -> RunOut:
+) -> Response:
     async with uow:
-        return RunOut.of(await program_admin.preview(uow, program_id))
+        run = await program_admin.preview(uow, program_id)
+    return await _answer(run)
 
 
 @router.post("/programs/{program_id}/matching/publish", response_model=RunOut)
@@ -280,11 +282,18 @@ async def publish_matching(
     program_id: UUID,
     _: Principal = Depends(require("admin")),
     uow: UnitOfWork = Depends(unit_of_work),
-) -> RunOut:
+) -> Response:
     async with uow:
         run = await program_admin.publish(uow, program_id)
         await uow.commit()
-        return RunOut.of(run)
+    return await _answer(run)
+
+
+async def _answer(run: program_admin.Run) -> Response:
+    """``run`` as its ``RunOut``, written in a thread: a run that proposes 20,000 pairings is an
+    answer of 11 MB, which held the event loop for 0.2 s."""
+    body = await asyncio.to_thread(lambda: RunOut.of(run).model_dump_json().encode())
+    return Response(body, media_type="application/json")
 
 
 def _pair_rule_routes(kind: str, path: str) -> None:

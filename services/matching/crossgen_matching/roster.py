@@ -3,9 +3,9 @@
 Optimiser ids are person ids (employee numbers), so the directory's manager links apply as they
 are. A person the directory does not know is matched on what they told us at enrolment.
 
-Matching reads the whole program for every decision, so it reads columns, not ORM objects: only
-the open proposals come as ``Pairing`` objects, since a decision may withdraw them, and only
-their explanations are decoded.
+Matching reads the whole program for every decision, so it reads columns, not ORM objects, a few
+thousand rows at a time: a whole-program run reads tens of thousands, on the service's event loop.
+A decision that withdraws an open proposal loads its ``Pairing`` then.
 """
 
 from collections.abc import Collection, Sequence
@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, SQLColumnExpression, Uuid, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -24,6 +23,8 @@ from crossgen_matching.directory.models import Employee
 from crossgen_matching.eligibility import job_level as _job_level
 from crossgen_matching.eligibility import years_since as _years_since
 from crossgen_matching.models import Pairing, PairRule, Participant, Program
+from crossgen_shared.db import a_few_at_a_time
+from crossgen_shared.time_zones import zone
 
 OPEN_PAIRING = ("proposed", "accepted")
 # Never proposed again; an expired proposal went unanswered, as good as declined. A proposal the
@@ -43,6 +44,14 @@ class Member(NamedTuple):
     timezone: str
     work_start: int
     work_end: int
+
+
+class Proposal(NamedTuple):
+    """An open proposal, as much as the live matching reads of it."""
+
+    id: UUID
+    score: float
+    explanation: list[str]
 
 
 class Position(NamedTuple):
@@ -70,7 +79,7 @@ class Roster:
     program: optimiser.Program
     participants: dict[str, Member]  # by person id
     people: dict[str, optimiser.Person]  # every active participant, even one left out
-    proposals: dict[optimiser.Pair, Pairing] = field(default_factory=dict)  # open, not accepted
+    proposals: dict[optimiser.Pair, Proposal] = field(default_factory=dict)  # open, not accepted
 
     def learner(self, member: Member) -> optimiser.Learner:
         return optimiser.Learner(self.people[member.person_id], member.skills)
@@ -106,18 +115,18 @@ async def load(
             Participant.program_id == program_id, Participant.status == "active"
         ).order_by(Participant.joined_at)
     )
-    members = [_member(row, now) for row in rows]
+    members = [_member(row, now) async for some in a_few_at_a_time(rows) for row in some]
     people = [member for member, _ in members]
     by_id = {p.id: p for p in people}
-    org: dict[str, str | None] = {e: m for e, m in await session.execute(_MANAGER_LINKS)}
-    pairings = (
-        await session.execute(
-            select(Pairing.id, Pairing.learner_id, Pairing.mentor_id, Pairing.status).where(
-                Pairing.program_id == program_id,
-                Pairing.status.in_(OPEN_PAIRING + CLOSED_PAIRING),
-            )
+    links = await session.execute(_MANAGER_LINKS)
+    org: dict[str, str | None] = {e: m async for some in a_few_at_a_time(links) for e, m in some}
+    found = await session.execute(
+        select(Pairing.id, Pairing.learner_id, Pairing.mentor_id, Pairing.status).where(
+            Pairing.program_id == program_id,
+            Pairing.status.in_(OPEN_PAIRING + CLOSED_PAIRING),
         )
-    ).all()
+    )
+    pairings = [p async for some in a_few_at_a_time(found) for p in some]
     # A mentor matched afresh keeps their open pairings: those learners are set aside too.
     aside = {leaving_out.id} if leaving_out else set()
     partners = {p.learner_id for p in pairings if p.mentor_id in aside and p.status in OPEN_PAIRING}
@@ -172,14 +181,21 @@ async def load(
 
 async def _proposals(
     session: AsyncSession, program_id: UUID, pairs: dict[UUID, optimiser.Pair]
-) -> dict[optimiser.Pair, Pairing]:
-    """The open proposals of ``pairs`` (by pairing id), as objects a decision may withdraw."""
+) -> dict[optimiser.Pair, Proposal]:
+    """The open proposals of ``pairs`` (by pairing id)."""
     if not pairs:
         return {}
-    found = await session.scalars(
-        select(Pairing).where(Pairing.program_id == program_id, Pairing.status == "proposed")
+    found = await session.execute(
+        select(Pairing.id, Pairing.score, Pairing.explanation).where(
+            Pairing.program_id == program_id, Pairing.status == "proposed"
+        )
     )
-    return {pairs[p.id]: p for p in found if p.id in pairs}
+    return {
+        pairs[p.id]: Proposal._make(p)
+        async for some in a_few_at_a_time(found)
+        for p in some
+        if p.id in pairs
+    }
 
 
 class Newcomer(NamedTuple):
@@ -224,7 +240,7 @@ def _member(row: Sequence[Any], now: datetime) -> tuple[Member, optimiser.Person
 
 
 def _person(member: Member, employee: Position | None, now: datetime) -> optimiser.Person:
-    offset = ZoneInfo(member.timezone).utcoffset(now)
+    offset = zone(member.timezone).utcoffset(now)
     hired = employee.hire_date if employee else None
     return optimiser.Person(
         id=member.person_id,

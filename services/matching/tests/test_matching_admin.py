@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
-from crossgen_matching import optimiser
+from crossgen_matching import optimiser, program_admin
 from crossgen_matching.program_admin import run_lock_key
 from crossgen_shared.events import MatchDeclined, MatchProposed, ParticipantJoined
 from crossgen_shared.service import Service
@@ -149,6 +149,27 @@ async def test_publish_proposes_once_and_re_matches_what_changed(
     assert [p["status"] for p in pages[0].json()] == ["withdrawn"]
     assert [p["status"] for p in pages[1].json()] == ["proposed"]
     assert [page.status_code for page in pages[2:]] == [422, 422]
+
+
+async def test_a_run_is_proposed_a_few_at_a_time_each_pair_once(
+    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written as they go (20,000 at once held the event loop for seconds), in parts."""
+    monkeypatch.setattr(program_admin, "PROPOSALS_AT_A_TIME", 2)
+    pid = await program(api, tokens)
+    for n in range(1, 6):
+        await enrol(api, tokens, pid, f"M{n}", role="mentor", skills=["tiktok"])
+        await enrol(api, tokens, pid, f"L{n}", role="learner", skills=["tiktok"])
+    url = f"/programs/{pid}/matching/publish"
+    run = (await admin(api, tokens, "POST", url)).json()
+    proposed = await events(matching, MatchProposed)
+    assert len(run["proposed"]) == len(proposed) == 5
+    assert {p.learner_person_id for p in proposed} == {f"L{n}" for n in range(1, 6)}
+    assert {p.mentor_person_id for p in proposed} == {f"M{n}" for n in range(1, 6)}
+    pairings = (await admin(api, tokens, "GET", f"/programs/{pid}/pairings")).json()
+    assert [p["status"] for p in pairings] == ["proposed"] * 5
+    again = (await admin(api, tokens, "POST", url)).json()
+    assert (again["kept"], again["withdrawn"], again["proposed"]) == (5, 0, [])
 
 
 async def test_a_second_run_at_the_same_time_is_refused(

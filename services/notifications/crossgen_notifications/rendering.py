@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time
@@ -26,6 +25,8 @@ from jinja2 import (
     select_autoescape,
 )
 from jinja2.runtime import Context
+
+from crossgen_shared.time_zones import zone
 
 TEMPLATES = Path(__file__).parent / "templates"
 FALLBACK = "en"
@@ -105,7 +106,7 @@ def _environment(language: str) -> Environment:
 
 def _local(context: Context, value: datetime) -> tuple[datetime, Locale]:
     locale = Locale.parse(str(context["locale"]).replace("_", "-"), sep="-")
-    return value.astimezone(ZoneInfo(str(context["timezone"]))), locale
+    return value.astimezone(zone(str(context["timezone"]))), locale
 
 
 @pass_context

@@ -22,6 +22,7 @@ from crossgen_notifications.preferences.model import (
 )
 from crossgen_notifications.scheduling.timing import QuietHours
 from crossgen_shared.errors import Unprocessable
+from crossgen_shared.time_zones import zone
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Reach:
 
     @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+        return zone(self.timezone)
 
 
 def reach(contact: Contact, preferences: Preferences | None) -> Reach:

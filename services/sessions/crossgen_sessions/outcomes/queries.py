@@ -4,7 +4,6 @@ A program of 10,000 pairings has some 100,000 sessions and twice as many ratings
 service's event loop: plain rows of the columns the report reads, not ORM objects, and a few
 thousand at a time, so that events and requests (probes too) go on in between."""
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from uuid import UUID
@@ -20,11 +19,8 @@ from crossgen_sessions.outcomes.report import (
     RatingFacts,
     SessionFacts,
 )
+from crossgen_shared.db import a_few_at_a_time
 from crossgen_shared.unit_of_work import UnitOfWork
-
-# Rows turned into facts before the event loop is let go. At 10,000 pairings the loop was held
-# 40-70 ms at a time, 0.16 s at most with a full garbage collection (benchmarks/outcomes_bench.py).
-ROWS_AT_A_TIME = 2000
 
 
 async def program_facts(uow: UnitOfWork, program_id: UUID) -> ProgramFacts:
@@ -32,9 +28,8 @@ async def program_facts(uow: UnitOfWork, program_id: UUID) -> ProgramFacts:
 
     async def rows(query: Select[*tuple[Any, ...]]) -> AsyncIterator[Sequence[Any]]:
         result = await connection.execute(query.where(Pairing.program_id == program_id))
-        for some in result.partitions(ROWS_AT_A_TIME):
+        async for some in a_few_at_a_time(result):
             yield some
-            await asyncio.sleep(0)  # events and requests go on between two
 
     pairings = rows(
         select(
