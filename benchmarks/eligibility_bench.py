@@ -14,7 +14,6 @@ stdout and benchmarks/results/eligibility.json.
 
 import argparse
 import asyncio
-import json
 import random
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -105,14 +104,7 @@ def main() -> None:
             url = migrated_database(postgres, MIGRATIONS)
             rows = directory(args.employees, spread)
             results[name] = asyncio.run(measure(url, rows, args.runs))
-    out = {
-        "machine": machine,
-        "args": {name: str(value) for name, value in vars(args).items()},
-        "rules": RULES.model_dump(mode="json"),
-        "directories": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    host.write(args.out, machine, args, rules=RULES.model_dump(mode="json"), directories=results)
     print(f"fixed Python work {machine['python_work_ms']} ms; {args.employees} employees")
     print(f"{'directory':10} {'wall s':>8} {'CPU s':>8}  eligible")
     for name, of in results.items():

@@ -1,11 +1,13 @@
 """The facts about the machine a benchmark ran on, kept with its results."""
 
 import datetime
+import json
 import os
 import platform
 import statistics
 import threading
 import time
+from argparse import Namespace
 from pathlib import Path
 from typing import Any, Self
 
@@ -113,3 +115,10 @@ def stolen(before: Any, after: Any) -> float | None:
         return None
     total = sum(after) - sum(before)
     return round((after.steal - before.steal) / total, 4) if total > 0 else 0.0
+
+
+def write(out: Path, machine: dict[str, Any], args: Namespace, **results: Any) -> None:
+    """A benchmark's results as JSON, with the machine and the arguments they came from."""
+    arguments = {name: str(value) for name, value in vars(args).items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine, "args": arguments, **results}, indent=2) + "\n")

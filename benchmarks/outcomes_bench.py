@@ -16,8 +16,6 @@ benchmarks/results/outcomes.json.
 """
 
 import argparse
-import asyncio
-import json
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -27,14 +25,11 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import host  # benchmarks/ is on the path: python runs this file as a script
-from loop_held import LoopHeld
+from in_service import LoopHeld, on_a_fresh_database
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
-from uvicorn.loops.auto import auto_loop_factory
 
 import crossgen_sessions
-from crossgen_local.databases import migrated_database
-from crossgen_local.postgres import LocalPostgres
 from crossgen_sessions.access import Caller
 from crossgen_sessions.models import Feedback, Pairing, Session
 from crossgen_sessions.outcomes import report, views
@@ -146,17 +141,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "outcomes.json")
     args = parser.parse_args()
     machine = host.facts()
-    # On the service's event loop, as uvicorn picks it (uvloop where installed).
-    with LocalPostgres() as postgres, asyncio.Runner(loop_factory=auto_loop_factory()) as runner:
-        url = migrated_database(postgres, MIGRATIONS)
-        measured = runner.run(measure(url, args.pairings, args.runs))
-    out = {
-        "machine": machine,
-        "args": {name: str(value) for name, value in vars(args).items()},
-        "measured": measured,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    measured = on_a_fresh_database(MIGRATIONS, lambda url: measure(url, args.pairings, args.runs))
+    host.write(args.out, machine, args, measured=measured)
     print(
         f"fixed Python work {machine['python_work_ms']} ms; {measured['pairings']} pairings,"
         f" {measured['sessions']} sessions, {measured['ratings']} ratings"

@@ -16,8 +16,6 @@ the event loop was held. Results: a table on stdout and benchmarks/results/whole
 """
 
 import argparse
-import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -28,14 +26,11 @@ from uuid import UUID, uuid4
 import host  # benchmarks/ is on the path: python runs this file as a script
 import synthetic
 from fastapi import Response
-from loop_held import LoopHeld
+from in_service import LoopHeld, on_a_fresh_database
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
-from uvicorn.loops.auto import auto_loop_factory
 
 import crossgen_matching
-from crossgen_local.databases import migrated_database
-from crossgen_local.postgres import LocalPostgres
 from crossgen_matching.directory.models import Employee
 from crossgen_matching.models import Pairing, PairRule, Participant, Program
 from crossgen_matching.program_admin_views import RunOut, preview_matching, publish_matching
@@ -105,28 +100,20 @@ def rows(learners: int, today: date) -> tuple[UUID, dict[Any, list[dict[str, Any
                 "work_end": int(person.work_end),
             }
         )
-    for pair in program.ended:
-        learner_id, mentor_id = ids[pair.learner_id], ids[pair.mentor_id]
-        tables[Pairing].append(
+    ended = {"status": "ended", "score": 0.5, "explanation": []}
+    for table, pairs, values in (
+        (Pairing, program.ended, ended),
+        (PairRule, program.forbidden, {"kind": "forbidden"}),
+    ):
+        tables[table] += [
             {
                 "program_id": program_id,
-                "learner_id": learner_id,
-                "mentor_id": mentor_id,
-                "status": "ended",
-                "score": 0.5,
-                "explanation": [],
+                "learner_id": ids[p.learner_id],
+                "mentor_id": ids[p.mentor_id],
             }
-        )
-    for pair in program.forbidden:
-        learner_id, mentor_id = ids[pair.learner_id], ids[pair.mentor_id]
-        tables[PairRule].append(
-            {
-                "program_id": program_id,
-                "learner_id": learner_id,
-                "mentor_id": mentor_id,
-                "kind": "forbidden",
-            }
-        )
+            | values
+            for p in pairs
+        ]
     return program_id, tables
 
 
@@ -176,17 +163,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "whole-program.json")
     args = parser.parse_args()
     machine = host.facts()
-    # On the service's event loop, as uvicorn picks it (uvloop where installed).
-    with LocalPostgres() as postgres, asyncio.Runner(loop_factory=auto_loop_factory()) as runner:
-        url = migrated_database(postgres, MIGRATIONS)
-        measured = runner.run(measure(url, args.learners))
-    out = {
-        "machine": machine,
-        "args": {name: str(value) for name, value in vars(args).items()},
-        "measured": measured,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    measured = on_a_fresh_database(MIGRATIONS, lambda url: measure(url, args.learners))
+    host.write(args.out, machine, args, measured=measured)
     print(
         f"fixed Python work {machine['python_work_ms']} ms;"
         f" {measured['learners']} learners, {measured['mentors']} mentors"
