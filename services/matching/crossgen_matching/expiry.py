@@ -12,10 +12,18 @@ from crossgen_shared.periodic import every
 from crossgen_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
+# Proposals expired in one transaction. A launch's proposals, made within minutes of each other,
+# expire together: 2,000 of them re-matched in one transaction took 150 s, the program locked for
+# its joins meanwhile, and any failure would have undone it all (services/matching/README.md).
+EXPIRED_AT_A_TIME = 20
 
 
-async def expire_due(uow: UnitOfWork, now: datetime, max_age: timedelta) -> int:
-    """Expire every proposal older than ``max_age`` and re-match both sides; returns how many.
+async def expire_due(
+    uow: UnitOfWork, now: datetime, max_age: timedelta, limit: int = EXPIRED_AT_A_TIME
+) -> int:
+    """Expire up to ``limit`` proposals older than ``max_age`` and re-match both sides; returns
+    how many. A mentor's are taken together: a mentor left with some of them still open is matched
+    afresh (the whole program read again), where one with all places free joins the live matching.
 
     The caller commits. Replicas share the work: each takes the programs and pairings no other
     one holds (SKIP LOCKED), so every proposal expires once. The program row is taken first, as
@@ -30,11 +38,14 @@ async def expire_due(uow: UnitOfWork, now: datetime, max_age: timedelta) -> int:
     )
     expired = 0
     for program_id in list(programs):
+        if expired == limit:
+            break
         pairings = list(
             await uow.session.scalars(
                 select(Pairing)
                 .where(due, Pairing.program_id == program_id)
-                .order_by(Pairing.proposed_at, Pairing.id)
+                .order_by(Pairing.mentor_id, Pairing.proposed_at, Pairing.id)
+                .limit(limit - expired)
                 .with_for_update(skip_locked=True)
             )
         )
@@ -49,15 +60,27 @@ async def expire_due(uow: UnitOfWork, now: datetime, max_age: timedelta) -> int:
     return expired
 
 
+async def expire_backlog(unit_of_work: Callable[[], UnitOfWork], max_age: timedelta) -> int:
+    """Expire what is due, ``EXPIRED_AT_A_TIME`` a transaction, until nothing is; returns how
+    many. Each transaction's work stays once committed, and the programs' locks are let go between
+    two, for their joins and answers."""
+    total = 0
+    while True:
+        async with unit_of_work() as uow:
+            expired = await expire_due(uow, datetime.now(UTC), max_age, EXPIRED_AT_A_TIME)
+            await uow.commit()
+        total += expired
+        if expired < EXPIRED_AT_A_TIME:
+            return total
+
+
 async def watch(
     unit_of_work: Callable[[], UnitOfWork], max_age: timedelta, interval: float
 ) -> None:
     """The background worker: expire what is due every ``interval`` seconds until cancelled."""
 
     async def run() -> None:
-        async with unit_of_work() as uow:
-            expired = await expire_due(uow, datetime.now(UTC), max_age)
-            await uow.commit()
+        expired = await expire_backlog(unit_of_work, max_age)
         if expired:
             log.info("expired %d unanswered proposal(s)", expired)
 

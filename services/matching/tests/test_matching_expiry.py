@@ -1,8 +1,10 @@
 """Unanswered proposals expire and both sides are matched anew."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
+import pytest
 from faststream.kafka import TestKafkaBroker
 from sqlalchemy import update
 
@@ -13,7 +15,7 @@ from crossgen_shared.events import MatchDeclined, MatchProposed, ParticipantJoin
 from crossgen_shared.service import Service
 from crossgen_shared.testing import outbox, publish_event
 
-from .test_matching_admin import events
+from .test_matching_admin import admin, events
 from .test_matching_flow import enrol, program
 
 
@@ -71,3 +73,32 @@ async def test_a_fresh_proposal_does_not_expire(
         assert await expiry.expire_due(uow, datetime.now(UTC), timedelta(days=14)) == 0
         await uow.commit()
     assert not await events(matching, MatchDeclined)
+
+
+async def test_a_backlog_of_old_proposals_expires_a_few_per_transaction(
+    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A launch's proposals expire together: each transaction takes a few, and what it did stays
+    should a later one fail."""
+    pid = await program(api, tokens)
+    for n in range(1, 4):
+        await enrol(api, tokens, pid, f"M{n}", role="mentor", skills=["tiktok"])
+        await enrol(api, tokens, pid, f"L{n}", role="learner", skills=["tiktok"])
+    assert (await admin(api, tokens, "POST", f"/programs/{pid}/matching/publish")).is_success
+    async with matching.sessions() as session, session.begin():
+        await session.execute(
+            update(Pairing).values(proposed_at=datetime.now(UTC) - timedelta(days=15))
+        )
+    monkeypatch.setattr(expiry, "EXPIRED_AT_A_TIME", 2)
+    rounds: list[int] = []
+    expire_due = expiry.expire_due
+
+    async def counted(*args: Any) -> int:
+        rounds.append(await expire_due(*args))
+        return rounds[-1]
+
+    monkeypatch.setattr(expiry, "expire_due", counted)
+    assert await expiry.expire_backlog(matching.unit_of_work, timedelta(days=14)) == 3
+    assert rounds == [2, 1]
+    expired = [e for e in await events(matching, MatchDeclined) if e.reason.startswith("expired")]
+    assert len({e.pairing_id for e in expired}) == len(expired) == 3
