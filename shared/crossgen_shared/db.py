@@ -10,7 +10,22 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, LargeBinary, String, event, func, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Index,
+    LargeBinary,
+    String,
+    Uuid,
+    any_,
+    bindparam,
+    event,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import ExceptionContext, Result, Row
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -172,3 +187,9 @@ async def a_few_at_a_time(result: Result[*_Ts]) -> AsyncIterator[Sequence[Row[*_
     for some in result.partitions(ROWS_AT_A_TIME):
         yield some
         await asyncio.sleep(0)
+
+
+def any_of_uuids(name: str) -> ColumnElement[Any]:
+    """``ANY(:name)``, ``name`` bound as an array of UUIDs: a column compared with it matches a
+    list of any length in one statement, prepared once a connection."""
+    return any_(bindparam(name, type_=ARRAY(Uuid)))

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import Uuid, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select
 
 from crossgen_matching import live_cache, roster, service
 from crossgen_matching.models import Participant
+from crossgen_shared.db import any_of_uuids
 from crossgen_shared.events import ParticipantJoined
 from crossgen_shared.unit_of_work import UnitOfWork
 
@@ -65,8 +65,7 @@ async def in_turn(uow: UnitOfWork, events: list[ParticipantJoined]) -> AsyncIter
 
 
 _BATCH = "joins in turn"
-# The ids as one array: one statement for any batch size, prepared once a connection.
-_NEWCOMERS = select(Participant).where(Participant.id == any_(bindparam("ids", type_=ARRAY(Uuid))))
+_NEWCOMERS = select(Participant).where(Participant.id == any_of_uuids("ids"))
 
 
 async def _join(uow: UnitOfWork, batch: _Batch, participant_id: UUID) -> None:

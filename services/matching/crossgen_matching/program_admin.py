@@ -18,19 +18,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from uuid import UUID
 
-from sqlalchemy import Uuid, any_, bindparam, delete, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from crossgen_matching import admission, optimiser, roster, service
 from crossgen_matching.models import Pairing, PairRule, Participant, Program
+from crossgen_shared.db import any_of_uuids
 from crossgen_shared.errors import Conflict, NotFound, Unprocessable
 from crossgen_shared.events import Role
 from crossgen_shared.unit_of_work import UnitOfWork
 
 PAIR_RULES = ("pinned", "forbidden")
 PROPOSALS_AT_A_TIME = 500
-_PAIRINGS = select(Pairing).where(Pairing.id == any_(bindparam("ids", type_=ARRAY(Uuid))))
+_PAIRINGS = select(Pairing).where(Pairing.id == any_of_uuids("ids"))
 _RUNNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whole-program-run")
 # Half a minute of CPU at 100,000 learners on two cores; ten times that on a slow, busy host.
 _WAITING_FOR_A_RUN = text("SET LOCAL idle_in_transaction_session_timeout = '10min'")

@@ -14,8 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import Select, SQLColumnExpression, Uuid, any_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Select, SQLColumnExpression, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crossgen_matching import optimiser
@@ -23,7 +22,7 @@ from crossgen_matching.directory.models import Employee
 from crossgen_matching.eligibility import job_level as _job_level
 from crossgen_matching.eligibility import years_since as _years_since
 from crossgen_matching.models import Pairing, PairRule, Participant, Program
-from crossgen_shared.db import a_few_at_a_time
+from crossgen_shared.db import a_few_at_a_time, any_of_uuids
 from crossgen_shared.time_zones import zone
 
 OPEN_PAIRING = ("proposed", "accepted")
@@ -230,7 +229,7 @@ def open_pairings_of(participant_id: SQLColumnExpression[UUID] | UUID) -> Select
 # Built once: every join reads it, under the program's lock.
 _NEWCOMERS = _MEMBERS.add_columns(
     open_pairings_of(Participant.id).correlate(Participant).scalar_subquery()
-).where(Participant.id == any_(bindparam("participant_ids", type_=ARRAY(Uuid))))
+).where(Participant.id == any_of_uuids("participant_ids"))
 
 
 def _member(row: Sequence[Any], now: datetime) -> tuple[Member, optimiser.Person]:

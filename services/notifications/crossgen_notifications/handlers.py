@@ -11,14 +11,14 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Uuid, any_, bindparam, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import or_, select, update
 
 from crossgen_notifications import invites
 from crossgen_notifications.messages import Messages, Recipient
 from crossgen_notifications.models import Contact, Notification, Pairing, SessionInvite, Status
 from crossgen_notifications.scheduling.timing import Clock, system_clock
 from crossgen_notifications.settings import NotificationsSettings
+from crossgen_shared.db import any_of_uuids
 from crossgen_shared.envelope import Envelope
 from crossgen_shared.events import (
     FeedbackSubmitted,
@@ -314,7 +314,7 @@ _PAIRINGS_AHEAD = "pairings read ahead"
 # The pairings a batch names, locked in one order; built once.
 _LOCKED_PAIRINGS = (
     select(Pairing)
-    .where(Pairing.pairing_id == any_(bindparam("pairing_ids", type_=ARRAY(Uuid))))
+    .where(Pairing.pairing_id == any_of_uuids("pairing_ids"))
     .order_by(Pairing.pairing_id)
     .with_for_update()
 )

@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any, cast
 from uuid import UUID, uuid4
 
-from sqlalchemy import Uuid, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import insert
 
 from crossgen_notifications.channels import ChannelName
 from crossgen_notifications.models import Contact, Notification, Preferences, Status
@@ -22,6 +22,7 @@ from crossgen_notifications.rendering import Message, render
 from crossgen_notifications.scheduling.timing import Clock, after_quiet_hours, next_digest
 from crossgen_notifications.settings import NotificationsSettings
 from crossgen_shared.consumer import NotReady
+from crossgen_shared.db import any_of_uuids
 from crossgen_shared.envelope import Envelope
 from crossgen_shared.events import NotificationFailed
 from crossgen_shared.unit_of_work import UnitOfWork
@@ -55,9 +56,7 @@ _WITH_PREFERENCES = select(Contact, Preferences).outerjoin(
     Preferences, Preferences.person_id == Contact.person_id
 )
 _RECIPIENT = _WITH_PREFERENCES.where(Contact.participant_id == bindparam("participant_id"))
-_RECIPIENTS = _WITH_PREFERENCES.where(
-    Contact.participant_id == any_(bindparam("participant_ids", type_=ARRAY(Uuid)))
-)
+_RECIPIENTS = _WITH_PREFERENCES.where(Contact.participant_id == any_of_uuids("participant_ids"))
 _READ_AHEAD = "recipients read ahead"
 
 

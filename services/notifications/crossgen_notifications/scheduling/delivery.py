@@ -28,8 +28,7 @@ from typing import Any, cast
 from uuid import UUID, uuid4
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import DateTime, Row, Uuid, any_, bindparam, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import DateTime, Row, bindparam, select, update
 
 from crossgen_notifications.channels import Channel, ChannelName, DeliveryError, Outgoing
 from crossgen_notifications.channels.chat import ChatChannel
@@ -42,7 +41,7 @@ from crossgen_notifications.models import Notification, Preferences, Status
 from crossgen_notifications.preferences.store import enabled
 from crossgen_notifications.scheduling.timing import Clock, system_clock
 from crossgen_notifications.settings import NotificationsSettings
-from crossgen_shared.db import unavailable
+from crossgen_shared.db import any_of_uuids, unavailable
 from crossgen_shared.events import NotificationFailed, NotificationSent
 from crossgen_shared.observability import wait_to_retry
 from crossgen_shared.unit_of_work import UnitOfWork
@@ -64,7 +63,7 @@ UNCONFIRMED_REASON = (
 # connection (the ids as one array).
 _ATTEMPTED = (
     select(Notification)
-    .where(Notification.attempt_id == any_(bindparam("attempt_ids", type_=ARRAY(Uuid))))
+    .where(Notification.attempt_id == any_of_uuids("attempt_ids"))
     .order_by(Notification.id)  # one order for every locker: no deadlock
     .with_for_update()
 )
@@ -488,7 +487,7 @@ _SENT_FIELDS = (
 # number of them, prepared once a connection.
 _ARRIVED = (
     update(Notification)
-    .where(Notification.attempt_id == any_(bindparam("attempt_ids", type_=ARRAY(Uuid))))
+    .where(Notification.attempt_id == any_of_uuids("attempt_ids"))
     .values(
         status=Status.SENT, sent_at=bindparam("now", type_=DateTime(timezone=True)), last_error=None
     )
