@@ -22,8 +22,9 @@ async def expire_due(
     uow: UnitOfWork, now: datetime, max_age: timedelta, limit: int = EXPIRED_AT_A_TIME
 ) -> int:
     """Expire up to ``limit`` proposals older than ``max_age`` and re-match both sides; returns
-    how many. A mentor's are taken together: a mentor left with some of them still open is matched
-    afresh (the whole program read again), where one with all places free joins the live matching.
+    how many. They are taken a mentor's at a time (but where ``limit`` falls among one mentor's):
+    a mentor left with some still open is matched afresh (the whole program read again), where one
+    with all places free joins the live matching.
 
     The caller commits. Replicas share the work: each takes the programs and pairings no other
     one holds (SKIP LOCKED), so every proposal expires once. The program row is taken first, as
