@@ -9,7 +9,8 @@ The run itself (up to half a minute of CPU for 100,000 learners) happens in a th
 one run at a time per process: on the event loop it would stop everything else the service does
 meanwhile, its Kafka consumers' heartbeats too (the group would evict them after 10 s), its
 health checks and every other request. One at a time, as a large run holds gigabytes: a run
-whose request was cancelled still holds the thread until it ends.
+whose request was cancelled still holds the thread until it ends. A large run's min-cost flow goes
+further, to a process of its own (``solver_process``): OR-Tools would keep the interpreter lock.
 """
 
 import asyncio
@@ -21,7 +22,7 @@ from uuid import UUID
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from crossgen_matching import admission, optimiser, roster, service
+from crossgen_matching import admission, optimiser, roster, service, solver_process
 from crossgen_matching.models import Pairing, PairRule, Participant, Program
 from crossgen_shared.db import any_of_uuids
 from crossgen_shared.errors import Conflict, NotFound, Unprocessable
@@ -208,7 +209,7 @@ async def _run_aside(uow: UnitOfWork, current: roster.Roster) -> Run:
 
 def _run(current: roster.Roster) -> Run:
     try:
-        result = optimiser.match_program(current.program)
+        result = optimiser.match_program(current.program, solve=solver_process.solve)
     except optimiser.PinError as exc:  # the program changed since the pin was made
         raise Unprocessable(str(exc)) from exc
     chosen = {optimiser.Pair(p.learner_id, p.mentor_id): p for p in result.pairings}

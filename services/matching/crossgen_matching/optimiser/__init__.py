@@ -22,6 +22,7 @@ from .model import (
     Weights,
 )
 from .program import Tuning, match_program, prepare
+from .solve import Network, min_cost_flows
 
 __all__ = [
     "Cause",
@@ -29,6 +30,7 @@ __all__ = [
     "LiveMatching",
     "MatchResult",
     "Mentor",
+    "Network",
     "Pair",
     "Pairing",
     "Person",
@@ -41,5 +43,6 @@ __all__ = [
     "Unmatched",
     "Weights",
     "match_program",
+    "min_cost_flows",
     "prepare",
 ]

@@ -27,7 +27,7 @@ from .model import (
 )
 from .prices import auction, reduced_scores
 from .scoring import IntArray, Rules, org_of
-from .solve import flow
+from .solve import Solver, flow, min_cost_flows
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,15 @@ class Prepared:
     proposed: IntArray  # pair keys of the open proposals it may keep (allowed, mentor with room)
 
 
-def match_program(program: Program, tuning: Tuning | None = None) -> MatchResult:
-    """The full run (also the dry-run preview: it is pure and writes nothing)."""
+def match_program(
+    program: Program, tuning: Tuning | None = None, solve: Solver = min_cost_flows
+) -> MatchResult:
+    """The full run (also the dry-run preview: it is pure and writes nothing). ``solve`` solves
+    its min-cost flow (see ``solve.min_cost_flows``)."""
     tuning = tuning or Tuning()
     prepared = prepare(program)
     arcs = candidate_arcs(prepared, tuning)
-    return finish(prepared, arcs, choose(prepared, arcs, tuning))
+    return finish(prepared, arcs, choose(prepared, arcs, tuning, solve))
 
 
 def prepare(program: Program) -> Prepared:
@@ -162,7 +165,9 @@ def candidate_arcs(prepared: Prepared, tuning: Tuning) -> Arcs:
     return with_pairs(index, arcs, prepared.proposed)
 
 
-def choose(prepared: Prepared, arcs: Arcs, tuning: Tuning) -> IntArray:
+def choose(
+    prepared: Prepared, arcs: Arcs, tuning: Tuning, solve: Solver = min_cost_flows
+) -> IntArray:
     """Positions of the chosen arcs."""
     learners = len(prepared.index.learners)
     free = np.maximum(prepared.index.capacity - prepared.load, 0)
@@ -174,7 +179,7 @@ def choose(prepared: Prepared, arcs: Arcs, tuning: Tuning) -> IntArray:
         else np.zeros(len(arcs), dtype=bool)
     )
     if len(arcs) <= tuning.direct_flow_arcs:
-        return flow(arcs, learners, free, proposed)
+        return flow(arcs, learners, free, proposed, solve)
     bids = auction(arcs, learners, free, tuning.epsilon)
     reduced = reduced_scores(arcs, learners, bids.price)
     keep = np.unique(
@@ -187,7 +192,7 @@ def choose(prepared: Prepared, arcs: Arcs, tuning: Tuning) -> IntArray:
             ]
         )
     )
-    return keep[flow(arcs.take(keep), learners, free, proposed[keep])]
+    return keep[flow(arcs.take(keep), learners, free, proposed[keep], solve)]
 
 
 def finish(prepared: Prepared, arcs: Arcs, chosen: IntArray) -> MatchResult:
