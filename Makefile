@@ -51,6 +51,10 @@ bench-outcomes: bootstrap
 bench-whole-program: bootstrap
 	$(PY) benchmarks/whole_program_bench.py $(ARGS)
 
+.PHONY: bench-expiry
+bench-expiry: bootstrap
+	$(PY) benchmarks/expiry_bench.py $(ARGS)
+
 .PHONY: faults
 faults: bootstrap
 	$(PY) -m crossgen_local.faults --long $(ARGS)

@@ -3,10 +3,11 @@
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from sqlalchemy import select
 
-from crossgen_matching import service
+from crossgen_matching import live_cache, service
 from crossgen_matching.models import Pairing, Program
 from crossgen_shared.periodic import every
 from crossgen_shared.unit_of_work import UnitOfWork
@@ -22,9 +23,7 @@ async def expire_due(
     uow: UnitOfWork, now: datetime, max_age: timedelta, limit: int = EXPIRED_AT_A_TIME
 ) -> int:
     """Expire up to ``limit`` proposals older than ``max_age`` and re-match both sides; returns
-    how many. They are taken a mentor's at a time (but where ``limit`` falls among one mentor's):
-    a mentor left with some still open is matched afresh (the whole program read again), where one
-    with all places free joins the live matching.
+    how many.
 
     The caller commits. Replicas share the work: each takes the programs and pairings no other
     one holds (SKIP LOCKED), so every proposal expires once. The program row is taken first, as
@@ -45,20 +44,35 @@ async def expire_due(
             await uow.session.scalars(
                 select(Pairing)
                 .where(due, Pairing.program_id == program_id)
-                .order_by(Pairing.mentor_id, Pairing.proposed_at, Pairing.id)
+                .order_by(Pairing.proposed_at, Pairing.id)
                 .limit(limit - expired)
                 .with_for_update(skip_locked=True)
             )
         )
-        for pairing in pairings:
-            reason = f"expired after {max_age.days} days"
-            await service.withdraw(uow, pairing, None, reason, status="expired")
-        await uow.session.flush()
-        for pairing in pairings:
-            for side in (pairing.learner_id, pairing.mentor_id):
-                await service.match_newcomer(uow, side)
+        if pairings:
+            await _expire(uow, program_id, pairings, f"expired after {max_age.days} days", now)
         expired += len(pairings)
     return expired
+
+
+async def _expire(
+    uow: UnitOfWork, program_id: UUID, pairings: list[Pairing], reason: str, now: datetime
+) -> None:
+    """Close ``pairings`` and re-match both sides in the program's live matching: the one kept
+    since the last transaction's expiries when nothing else has changed, so a launch's backlog
+    reads its program once, not once a transaction (a read of the whole program: seconds at
+    launch size)."""
+    revision = await service.lock_matching(uow, program_id)
+    assert revision is not None  # locked above
+    matching = await live_cache.current(uow.session, program_id, revision, now)
+    pair_of = {pairing_id: pair for pair, pairing_id in matching.proposals.items()}
+    for pairing in pairings:
+        await service.withdraw(uow, pairing, None, reason, status="expired")
+        del matching.proposals[pair_of[pairing.id]]
+    for repaired in matching.live.expire([pair_of[pairing.id] for pairing in pairings]):
+        made, _ = await service.carry_out(uow, matching, repaired)
+        live_cache.settle(matching, {pair: pairing.id for pair, pairing in made.items()})
+    await live_cache.keep(uow, matching)
 
 
 async def expire_backlog(unit_of_work: Callable[[], UnitOfWork], max_age: timedelta) -> int:

@@ -15,6 +15,8 @@ afresh, as before; its writes move the revision past the kept one.
   was and is never taken. So the next join, in the same transaction or the next one to get the
   lock, finds it without waiting for a commit callback.
 - Each replica keeps its own; another replica's writes move the revision.
+- Proposals that expire are re-matched in it too, taken out whole (``current``, no newcomer) and
+  kept again: a launch's backlog, expiring a few to a transaction, reads its program once.
 - Enrolment does not move it: someone enrolled whose own join has not run yet is not in the kept
   matching until that join takes them in, unless a fresh load read them as waiting (a learner
   without a mentor, a mentor with free places); their join then places them in it as it stands.
@@ -25,6 +27,7 @@ afresh, as before; its writes move the revision past the kept one.
   the next fresh load would count it (the kept index has seen only joins since its build).
 """
 
+import asyncio
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -46,12 +49,13 @@ class Matching:
     live: optimiser.LiveMatching
     members: dict[str, roster.Member]  # by person id
     proposals: dict[optimiser.Pair, UUID]  # open, not accepted: their pairings' ids
-    newcomer: roster.Member
-    person: optimiser.Person  # the newcomer's
     day: date
+    newcomer: roster.Member | None = None  # whom it is taken out for, if anyone
+    person: optimiser.Person | None = None  # the newcomer's
     revision: int | None = None  # the program's, once kept
 
     def join(self, room: int) -> optimiser.Repair:
+        assert self.newcomer is not None and self.person is not None
         if self.newcomer.role == "learner":
             return self.live.join_learner(optimiser.Learner(self.person, self.newcomer.skills))
         return self.live.join_mentor(optimiser.Mentor(self.person, self.newcomer.skills, room))
@@ -73,13 +77,33 @@ async def load(
     current = await roster.load(
         session, newcomer.program_id, leaving_out=newcomer, forbidden=forbidden
     )
-    return Matching(
-        program_id=newcomer.program_id,
-        live=optimiser.LiveMatching(current.program, current.last_result()),
-        members=current.participants,
-        proposals={pair: pairing.id for pair, pairing in current.proposals.items()},
+    return replace(
+        await _read(newcomer.program_id, current),
         newcomer=current.participants[newcomer.person_id],
         person=current.people[newcomer.person_id],
+    )
+
+
+async def current(
+    session: AsyncSession, program_id: UUID, revision: int, now: datetime
+) -> Matching:
+    """The program's live matching as it stands (under its lock, at ``revision``, as of ``now``):
+    the kept one if nothing has changed since, else read afresh."""
+    kept = _kept.pop(program_id, None)
+    if kept is not None and kept.revision == revision and kept.day == now.date():
+        return replace(kept, newcomer=None, person=None, revision=None)
+    return await _read(program_id, await roster.load(session, program_id))
+
+
+async def _read(program_id: UUID, current: roster.Roster) -> Matching:
+    # Built in a thread: at 20,000 learners it takes 0.6 s of CPU, which the event loop would
+    # otherwise wait for.
+    live = await asyncio.to_thread(optimiser.LiveMatching, current.program, current.last_result())
+    return Matching(
+        program_id=program_id,
+        live=live,
+        members=current.participants,
+        proposals={pair: pairing.id for pair, pairing in current.proposals.items()},
         day=datetime.now(UTC).date(),
     )
 
@@ -110,7 +134,7 @@ def take_in(kept: Matching, read: roster.Newcomer, now: datetime) -> Matching | 
 
 def settle(matching: Matching, proposed: Mapping[optimiser.Pair, UUID]) -> None:
     """Bring ``matching``, its join done and ``proposed``, up to date for the next newcomer."""
-    if matching.newcomer.role == "mentor":
+    if matching.newcomer is not None and matching.newcomer.role == "mentor":
         matching.live.index.count_rarity()
     matching.proposals.update(proposed)
 

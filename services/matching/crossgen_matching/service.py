@@ -248,7 +248,14 @@ async def repair(
 ) -> tuple[dict[optimiser.Pair, Pairing], list[Pairing]]:
     """Take the newcomer of ``matching`` in with ``room`` places: the pairings it proposes, and
     the proposals it withdraws to make way."""
-    repaired = matching.join(room)
+    return await carry_out(uow, matching, matching.join(room))
+
+
+async def carry_out(
+    uow: UnitOfWork, matching: live_cache.Matching, repaired: optimiser.Repair
+) -> tuple[dict[optimiser.Pair, Pairing], list[Pairing]]:
+    """Write what a repair of ``matching`` did: the pairings it proposes, and the proposals it
+    withdraws to make way."""
     withdrawn = []
     for pair in repaired.withdrawn:
         withdrawn.append(await matching.withdrawing(uow.session, pair))

@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -9,7 +10,7 @@ from faststream.kafka import TestKafkaBroker
 from sqlalchemy import update
 
 from crossgen_local.tokens import TokenIssuer
-from crossgen_matching import expiry
+from crossgen_matching import expiry, roster
 from crossgen_matching.models import Pairing
 from crossgen_shared.events import MatchDeclined, MatchProposed, ParticipantJoined
 from crossgen_shared.service import Service
@@ -79,7 +80,8 @@ async def test_a_backlog_of_old_proposals_expires_a_few_per_transaction(
     api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A launch's proposals expire together: each transaction takes a few, and what it did stays
-    should a later one fail."""
+    should a later one fail. The program is read once: the next transaction re-matches in the
+    live matching the last one kept."""
     pid = await program(api, tokens)
     for n in range(1, 4):
         await enrol(api, tokens, pid, f"M{n}", role="mentor", skills=["tiktok"])
@@ -98,7 +100,16 @@ async def test_a_backlog_of_old_proposals_expires_a_few_per_transaction(
         return rounds[-1]
 
     monkeypatch.setattr(expiry, "expire_due", counted)
+    loads: list[UUID] = []
+    load = roster.load
+
+    async def counted_load(session: Any, program_id: UUID, **kw: Any) -> Any:
+        loads.append(program_id)
+        return await load(session, program_id, **kw)
+
+    monkeypatch.setattr(roster, "load", counted_load)
     assert await expiry.expire_backlog(matching.unit_of_work, timedelta(days=14)) == 3
     assert rounds == [2, 1]
+    assert loads == [UUID(pid)]
     expired = [e for e in await events(matching, MatchDeclined) if e.reason.startswith("expired")]
     assert len({e.pairing_id for e in expired}) == len(expired) == 3

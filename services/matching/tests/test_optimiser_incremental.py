@@ -290,6 +290,46 @@ def test_a_pairing_ended_by_leaving_is_never_proposed_again() -> None:
     assert pairing.mentor_id == "n"
 
 
+def test_an_expired_proposal_is_never_made_again_and_both_sides_are_placed_anew() -> None:
+    program = Program(
+        learners=(learner("a", {"ai": 5}), learner("b", {"ai": 4, "go": 4})),
+        mentors=(mentor("m", {"ai": 5}), mentor("n", {"ai": 1, "go": 1})),
+    )
+    matching = live(program)
+    assert (matching.mentor_of("a"), matching.mentor_of("b")) == ("m", "n")
+    [repair] = matching.expire([Pair("a", "m")])
+    # "a" takes n from "b", who moves to m: the best total without the expired pair.
+    assert repair.withdrawn == (Pair("b", "n"),)
+    assert {(p.learner_id, p.mentor_id) for p in repair.proposed} == {("a", "n"), ("b", "m")}
+    assert Pair("a", "m") in matching.rules.ended and matching.waiting == set()
+
+
+def test_an_expired_proposal_leaves_its_learner_waiting_when_nobody_else_fits() -> None:
+    matching = live(Program(learners=(learner("a", {"ai": 5}),), mentors=(mentor("m", {"ai": 5}),)))
+    [repair] = matching.expire([Pair("a", "m")])
+    assert repair.proposed == () and matching.waiting == {"a"}
+    [unmatched] = repair.unmatched
+    assert unmatched.cause is Cause.ENDED_BEFORE
+    assert matching.used.tolist() == [0]
+    with pytest.raises(ValueError, match="not an open proposal"):
+        matching.expire([Pair("a", "m")])
+
+
+def test_proposals_that_expire_together_all_end_before_anyone_is_placed() -> None:
+    program = Program(
+        learners=(learner("a", {"ai": 5}), learner("b", {"ai": 5})),
+        mentors=(mentor("m", {"ai": 5}), mentor("n", {"ai": 4})),
+    )
+    matching = live(program)
+    a, b = matching.mentor_of("a"), matching.mentor_of("b")
+    assert a is not None and b is not None
+    first, second = matching.expire([Pair("a", a), Pair("b", b)])
+    # Not b's proposal moved to make room for "a": it is closed, not moved.
+    assert first.withdrawn == second.withdrawn == ()
+    assert [(p.learner_id, p.mentor_id) for p in first.proposed] == [("a", b)]
+    assert [(p.learner_id, p.mentor_id) for p in second.proposed] == [("b", a)]
+
+
 def pinned(program: Program, *pins: Pair) -> LiveMatching:
     """The live matching of ``program`` whose owner pinned ``pins``, some for people yet to join."""
     return LiveMatching(replace(program, pinned=frozenset(pins)), match_program(program))

@@ -14,6 +14,7 @@ waiting learners.
 """
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -150,6 +151,20 @@ class LiveMatching:
         if not known:
             raise ValueError(f"{person_id} is not in this program")
         return repair
+
+    def expire(self, pairs: Sequence[Pair]) -> list[Repair]:
+        """Proposals nobody answered closed: never proposed again, as a fresh load would read
+        them. All end first; then both sides of each are placed anew, the learner first, as if
+        they had just joined. One repair a pair, to carry out in order (a later one may move
+        what an earlier one proposed)."""
+        ended = []
+        for pair in pairs:
+            holding = self.holding.get(pair.learner_id)
+            if holding is None or self._id(holding.mentor) != pair.mentor_id:
+                raise ValueError(f"{pair} is not an open proposal in this program")
+            self._end(pair.learner_id)
+            ended.append((self.learners.pop(pair.learner_id), self.index.mentors[holding.mentor]))
+        return [self.join_learner(learner) + self.join_mentor(mentor) for learner, mentor in ended]
 
     def _id(self, row: int) -> PersonId:
         return self.index.mentors[row].id
