@@ -98,7 +98,9 @@ async def current(
 async def _read(program_id: UUID, current: roster.Roster) -> Matching:
     # Built in a thread: at 20,000 learners it takes 0.6 s of CPU, which the event loop would
     # otherwise wait for.
-    live = await asyncio.to_thread(optimiser.LiveMatching, current.program, current.last_result())
+    live = await asyncio.to_thread(
+        lambda: optimiser.LiveMatching(current.program, current.last_result())
+    )
     return Matching(
         program_id=program_id,
         live=live,
