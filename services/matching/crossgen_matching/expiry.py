@@ -75,7 +75,7 @@ async def _expire(
     for pairing in pairings:
         await service.withdraw(uow, pairing, None, reason, status="expired")
         del matching.proposals[pair_of[pairing.id]]
-    del participants  # read
+    del participants  # withdrawn
     for repaired in matching.live.expire([pair_of[pairing.id] for pairing in pairings]):
         made, _ = await service.carry_out(uow, matching, repaired)
         live_cache.settle(matching, {pair: pairing.id for pair, pairing in made.items()})

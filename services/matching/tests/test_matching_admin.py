@@ -86,7 +86,7 @@ async def test_a_large_run_solves_its_flow_in_a_process_of_its_own(
             return ran[-1]
 
     monkeypatch.setattr(solver_process, "subprocess", Noting())
-    monkeypatch.setattr(solver_process, "ASIDE_FROM_PAIRS", 1)
+    monkeypatch.setattr(solver_process, "ASIDE_FROM_LEARNERS", 1)
     aside = (await admin(api, tokens, "POST", url)).json()
     assert aside["proposed"] == here["proposed"] and aside["proposed"]
     [process] = ran

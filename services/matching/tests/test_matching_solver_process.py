@@ -16,7 +16,7 @@ def two_learners_one_mentor() -> optimiser.Network:
 def test_a_large_flow_is_solved_elsewhere_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     here = solver_process.solve(two_learners_one_mentor())
     assert here.tolist() == [0, 1]
-    monkeypatch.setattr(solver_process, "ASIDE_FROM_PAIRS", 1)
+    monkeypatch.setattr(solver_process, "ASIDE_FROM_LEARNERS", 1)
     assert solver_process.solve(two_learners_one_mentor()).tolist() == here.tolist()
 
 
@@ -24,6 +24,6 @@ def test_a_solve_that_fails_elsewhere_fails_here(monkeypatch: pytest.MonkeyPatch
     unbalanced = two_learners_one_mentor()._replace(sink=0)  # supplies cancel out on one node
     with pytest.raises(RuntimeError, match="min-cost flow failed"):
         optimiser.min_cost_flows(unbalanced)
-    monkeypatch.setattr(solver_process, "ASIDE_FROM_PAIRS", 1)
+    monkeypatch.setattr(solver_process, "ASIDE_FROM_LEARNERS", 1)
     with pytest.raises(RuntimeError, match="min-cost flow failed"):
         solver_process.solve(unbalanced)
