@@ -11,25 +11,20 @@ transactions and the longest of them (the program's joins and answers wait for i
 longest the event loop was held. Results: a table on stdout and benchmarks/results/expiry.json.
 """
 
-import argparse
 import time
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
-import host  # benchmarks/ is on the path: python runs this file as a script
-from in_service import LoopHeld, on_a_fresh_database
-from sqlalchemy import insert, update
+from in_service import LoopHeld, fill
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-from whole_program_bench import ADMIN, MIGRATIONS, rows
+from whole_program_bench import ADMIN, on_the_program, rows
 
 from crossgen_matching import expiry
 from crossgen_matching.models import Pairing
 from crossgen_matching.program_admin_views import publish_matching
-from crossgen_shared.cli import settle_collector
 from crossgen_shared.unit_of_work import UnitOfWork
 
-HERE = Path(__file__).resolve().parent
 MAX_AGE = timedelta(days=14)
 
 
@@ -55,13 +50,7 @@ async def measure(url: str, learners: int) -> dict[str, Any]:
     try:
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         program_id, tables = rows(learners, date.today())
-        async with sessions() as session:
-            for table, table_rows in tables.items():
-                for start in range(0, len(table_rows), 5000):
-                    await session.execute(insert(table), table_rows[start : start + 5000])
-            await session.commit()
-        del tables
-        settle_collector()  # as the service does once started
+        await fill(sessions, tables)
         await publish_matching(program_id, ADMIN, UnitOfWork(sessions, "bench"))
         async with sessions() as session:
             await session.execute(
@@ -88,18 +77,13 @@ async def measure(url: str, learners: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--learners", type=int, default=20_000)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "expiry.json")
-    args = parser.parse_args()
-    machine = host.facts()
-    measured = on_a_fresh_database(MIGRATIONS, lambda url: measure(url, args.learners))
-    host.write(args.out, machine, args, measured=measured)
+    assert __doc__
+    machine, measured, out = on_the_program(__doc__, measure, "expiry.json")
     print(f"fixed Python work {machine['python_work_ms']} ms")
     columns = list(measured)
     print(" ".join(f"{c:>{max(len(c), 8)}}" for c in columns))
     print(" ".join(f"{measured[c]!s:>{max(len(c), 8)}}" for c in columns))
-    print(f"written to {args.out}")
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

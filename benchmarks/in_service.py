@@ -8,12 +8,16 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from uvicorn.loops.auto import auto_loop_factory
 
 from crossgen_local.databases import migrated_database
 from crossgen_local.postgres import LocalPostgres
+from crossgen_shared.cli import settle_collector
 
 TICK_S = 0.005
+ROWS_A_STATEMENT = 5000
 T = TypeVar("T")
 
 
@@ -23,6 +27,20 @@ def on_a_fresh_database(migrations: Path, measure: Callable[[str], Coroutine[Any
     with LocalPostgres() as postgres, asyncio.Runner(loop_factory=auto_loop_factory()) as runner:
         url = migrated_database(postgres, migrations)
         return runner.run(measure(url))
+
+
+async def fill(
+    sessions: async_sessionmaker[AsyncSession], tables: dict[Any, list[dict[str, Any]]]
+) -> None:
+    """Write ``tables``' rows (by table) in one transaction and empty it; then set the garbage
+    collector as a started service has it, the rows let go first."""
+    async with sessions() as session:
+        for table, rows in tables.items():
+            for start in range(0, len(rows), ROWS_A_STATEMENT):
+                await session.execute(insert(table), rows[start : start + ROWS_A_STATEMENT])
+        await session.commit()
+    tables.clear()
+    settle_collector()
 
 
 class LoopHeld:

@@ -25,15 +25,13 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import host  # benchmarks/ is on the path: python runs this file as a script
-from in_service import LoopHeld, on_a_fresh_database
-from sqlalchemy import insert
+from in_service import LoopHeld, fill, on_a_fresh_database
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 import crossgen_sessions
 from crossgen_sessions.access import Caller
 from crossgen_sessions.models import Feedback, Pairing, Session
 from crossgen_sessions.outcomes import report, views
-from crossgen_shared.cli import settle_collector
 from crossgen_shared.unit_of_work import UnitOfWork
 
 HERE = Path(__file__).resolve().parent
@@ -92,13 +90,7 @@ async def measure(url: str, size: int, runs: int) -> dict[str, Any]:
         now = datetime.now(UTC)
         program_id, rows = program(size, now)
         ratings = len(rows[Feedback])
-        async with sessions() as session:
-            for table, table_rows in rows.items():
-                for start in range(0, len(table_rows), 5000):
-                    await session.execute(insert(table), table_rows[start : start + 5000])
-            await session.commit()
-        del rows
-        settle_collector()  # as the service does once started
+        await fill(sessions, rows)
 
         owner = Caller("owner", frozenset({str(program_id)}))
         endpoints: dict[str, Callable[[UnitOfWork], Awaitable[object]]] = {

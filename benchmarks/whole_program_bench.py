@@ -17,7 +17,7 @@ the event loop was held. Results: a table on stdout and benchmarks/results/whole
 
 import argparse
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,7 @@ from uuid import UUID, uuid4
 import host  # benchmarks/ is on the path: python runs this file as a script
 import synthetic
 from fastapi import Response
-from in_service import LoopHeld, on_a_fresh_database
-from sqlalchemy import insert
+from in_service import LoopHeld, fill, on_a_fresh_database
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 import crossgen_matching
@@ -35,7 +34,6 @@ from crossgen_matching.directory.models import Employee
 from crossgen_matching.models import Pairing, PairRule, Participant, Program
 from crossgen_matching.program_admin_views import RunOut, preview_matching, publish_matching
 from crossgen_shared.auth import Principal
-from crossgen_shared.cli import settle_collector
 from crossgen_shared.unit_of_work import UnitOfWork
 
 HERE = Path(__file__).resolve().parent
@@ -122,14 +120,8 @@ async def measure(url: str, learners: int) -> dict[str, Any]:
     try:
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         program_id, tables = rows(learners, date.today())
-        async with sessions() as session:
-            for table, table_rows in tables.items():
-                for start in range(0, len(table_rows), 5000):
-                    await session.execute(insert(table), table_rows[start : start + 5000])
-            await session.commit()
+        await fill(sessions, tables)
         counts = {"learners": learners, "mentors": learners // 2}
-        del tables
-        settle_collector()  # as the service does once started
 
         endpoints: dict[str, Callable[[UnitOfWork], Awaitable[Response]]] = {
             "preview": lambda uow: preview_matching(program_id, ADMIN, uow),
@@ -157,14 +149,25 @@ async def measure(url: str, learners: int) -> dict[str, Any]:
         await engine.dispose()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def on_the_program(
+    about: str, measure: Callable[[str, int], Coroutine[Any, Any, dict[str, Any]]], results: str
+) -> tuple[dict[str, Any], dict[str, Any], Path]:
+    """The host's facts, what ``measure`` (a database URL, learners) measured on a fresh database
+    with the learners the command line gives (``about``: its help), and the file both went to:
+    ``results/<results>`` unless the command line says otherwise."""
+    parser = argparse.ArgumentParser(description=about.split("\n\n")[0])
     parser.add_argument("--learners", type=int, default=20_000)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "whole-program.json")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / results)
     args = parser.parse_args()
     machine = host.facts()
     measured = on_a_fresh_database(MIGRATIONS, lambda url: measure(url, args.learners))
     host.write(args.out, machine, args, measured=measured)
+    return machine, measured, args.out
+
+
+def main() -> None:
+    assert __doc__
+    machine, measured, out = on_the_program(__doc__, measure, "whole-program.json")
     print(
         f"fixed Python work {machine['python_work_ms']} ms;"
         f" {measured['learners']} learners, {measured['mentors']} mentors"
@@ -179,7 +182,7 @@ def main() -> None:
             f"{call:14} {of['wall_s']:7.2f} {of['cpu_s']:7.2f} {of['loop_held_s']:12.3f}"
             f" {of['proposed']:9} {of['kept']:6} {of['withdrawn']:10} {of['answer_mb']:10.1f}"
         )
-    print(f"written to {args.out}")
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":
