@@ -12,13 +12,14 @@ longest the event loop was held. Results: a table on stdout and benchmarks/resul
 """
 
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
-from in_service import LoopHeld, fill
+from in_service import LoopHeld
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-from whole_program_bench import ADMIN, on_the_program, rows
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from whole_program_bench import ADMIN, on_the_program
 
 from crossgen_matching import expiry
 from crossgen_matching.models import Pairing
@@ -45,35 +46,30 @@ class Timed(UnitOfWork):
         self._took.append(time.perf_counter() - self._opened)
 
 
-async def measure(url: str, learners: int) -> dict[str, Any]:
-    engine = create_async_engine(url)
-    try:
-        sessions = async_sessionmaker(engine, expire_on_commit=False)
-        program_id, tables = rows(learners, date.today())
-        await fill(sessions, tables)
-        await publish_matching(program_id, ADMIN, UnitOfWork(sessions, "bench"))
-        async with sessions() as session:
-            await session.execute(
-                update(Pairing).values(proposed_at=Pairing.proposed_at - MAX_AGE - timedelta(1))
-            )
-            await session.commit()
-        took: list[float] = []
-        async with LoopHeld() as held:
-            cpu, wall = time.process_time(), time.perf_counter()
-            expired = await expiry.expire_backlog(lambda: Timed(sessions, took), MAX_AGE)
-            wall_s, cpu_s = time.perf_counter() - wall, time.process_time() - cpu
-        return {
-            "learners": learners,
-            "mentors": learners // 2,
-            "expired": expired,
-            "wall_s": round(wall_s, 1),
-            "cpu_s": round(cpu_s, 1),
-            "transactions": len(took),
-            "longest_transaction_s": round(max(took), 2),
-            "loop_held_s": round(held.longest, 3),
-        }
-    finally:
-        await engine.dispose()
+async def measure(
+    sessions: async_sessionmaker[AsyncSession], program_id: UUID, learners: int
+) -> dict[str, Any]:
+    await publish_matching(program_id, ADMIN, UnitOfWork(sessions, "bench"))
+    async with sessions() as session:
+        await session.execute(
+            update(Pairing).values(proposed_at=Pairing.proposed_at - MAX_AGE - timedelta(1))
+        )
+        await session.commit()
+    took: list[float] = []
+    async with LoopHeld() as held:
+        cpu, wall = time.process_time(), time.perf_counter()
+        expired = await expiry.expire_backlog(lambda: Timed(sessions, took), MAX_AGE)
+        wall_s, cpu_s = time.perf_counter() - wall, time.process_time() - cpu
+    return {
+        "learners": learners,
+        "mentors": learners // 2,
+        "expired": expired,
+        "wall_s": round(wall_s, 1),
+        "cpu_s": round(cpu_s, 1),
+        "transactions": len(took),
+        "longest_transaction_s": round(max(took), 2),
+        "loop_held_s": round(held.longest, 3),
+    }
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ import host  # benchmarks/ is on the path: python runs this file as a script
 import synthetic
 from fastapi import Response
 from in_service import LoopHeld, fill, on_a_fresh_database
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 import crossgen_matching
 from crossgen_matching.directory.models import Employee
@@ -115,44 +115,57 @@ def rows(learners: int, today: date) -> tuple[UUID, dict[Any, list[dict[str, Any
     return program_id, tables
 
 
-async def measure(url: str, learners: int) -> dict[str, Any]:
+async def measure(
+    sessions: async_sessionmaker[AsyncSession], program_id: UUID, learners: int
+) -> dict[str, Any]:
+    counts = {"learners": learners, "mentors": learners // 2}
+
+    endpoints: dict[str, Callable[[UnitOfWork], Awaitable[Response]]] = {
+        "preview": lambda uow: preview_matching(program_id, ADMIN, uow),
+        "publish": lambda uow: publish_matching(program_id, ADMIN, uow),
+    }
+    measured: dict[str, Any] = {}
+    for call in CALLS:
+        uow = UnitOfWork(sessions, "bench")
+        async with LoopHeld() as held:
+            cpu, wall = time.process_time(), time.perf_counter()
+            answer = await endpoints[call.split()[0]](uow)
+            wall_s, cpu_s = time.perf_counter() - wall, time.process_time() - cpu
+        run = RunOut.model_validate_json(bytes(answer.body))
+        measured[call] = {
+            "wall_s": round(wall_s, 3),
+            "cpu_s": round(cpu_s, 3),
+            "loop_held_s": round(held.longest, 3),
+            "proposed": len(run.proposed),
+            "kept": run.kept,
+            "withdrawn": run.withdrawn,
+            "answer_mb": round(len(answer.body) / 1e6, 1),
+        }
+    return counts | measured
+
+
+Measure = Callable[
+    [async_sessionmaker[AsyncSession], UUID, int], Coroutine[Any, Any, dict[str, Any]]
+]
+
+
+async def _on_the_program(url: str, learners: int, measure: Measure) -> dict[str, Any]:
+    """What ``measure`` (sessions, program id, learners) measured once the synthetic program is
+    written to the fresh database at ``url``."""
     engine = create_async_engine(url)
     try:
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         program_id, tables = rows(learners, date.today())
         await fill(sessions, tables)
-        counts = {"learners": learners, "mentors": learners // 2}
-
-        endpoints: dict[str, Callable[[UnitOfWork], Awaitable[Response]]] = {
-            "preview": lambda uow: preview_matching(program_id, ADMIN, uow),
-            "publish": lambda uow: publish_matching(program_id, ADMIN, uow),
-        }
-        measured: dict[str, Any] = {}
-        for call in CALLS:
-            uow = UnitOfWork(sessions, "bench")
-            async with LoopHeld() as held:
-                cpu, wall = time.process_time(), time.perf_counter()
-                answer = await endpoints[call.split()[0]](uow)
-                wall_s, cpu_s = time.perf_counter() - wall, time.process_time() - cpu
-            run = RunOut.model_validate_json(bytes(answer.body))
-            measured[call] = {
-                "wall_s": round(wall_s, 3),
-                "cpu_s": round(cpu_s, 3),
-                "loop_held_s": round(held.longest, 3),
-                "proposed": len(run.proposed),
-                "kept": run.kept,
-                "withdrawn": run.withdrawn,
-                "answer_mb": round(len(answer.body) / 1e6, 1),
-            }
-        return counts | measured
+        return await measure(sessions, program_id, learners)
     finally:
         await engine.dispose()
 
 
 def on_the_program(
-    about: str, measure: Callable[[str, int], Coroutine[Any, Any, dict[str, Any]]], results: str
+    about: str, measure: Measure, results: str
 ) -> tuple[dict[str, Any], dict[str, Any], Path]:
-    """The host's facts, what ``measure`` (a database URL, learners) measured on a fresh database
+    """The host's facts, what ``measure`` measured on the synthetic program in a fresh database
     with the learners the command line gives (``about``: its help), and the file both went to:
     ``results/<results>`` unless the command line says otherwise."""
     parser = argparse.ArgumentParser(description=about.split("\n\n")[0])
@@ -160,7 +173,9 @@ def on_the_program(
     parser.add_argument("--out", type=Path, default=HERE / "results" / results)
     args = parser.parse_args()
     machine = host.facts()
-    measured = on_a_fresh_database(MIGRATIONS, lambda url: measure(url, args.learners))
+    measured = on_a_fresh_database(
+        MIGRATIONS, lambda url: _on_the_program(url, args.learners, measure)
+    )
     host.write(args.out, machine, args, measured=measured)
     return machine, measured, args.out
 
