@@ -8,8 +8,7 @@ from uuid import UUID
 from sqlalchemy import select
 
 from crossgen_matching import live_cache, service
-from crossgen_matching.models import Pairing, Participant, Program
-from crossgen_shared.db import any_of_uuids
+from crossgen_matching.models import Pairing, Program
 from crossgen_shared.periodic import every
 from crossgen_shared.unit_of_work import UnitOfWork
 
@@ -18,7 +17,6 @@ log = logging.getLogger(__name__)
 # expire together: 2,000 of them re-matched in one transaction took 150 s, the program locked for
 # its joins meanwhile, and any failure would have undone it all (services/matching/README.md).
 EXPIRED_AT_A_TIME = 20
-_PARTICIPANTS = select(Participant).where(Participant.id == any_of_uuids("ids"))
 
 
 async def expire_due(
@@ -68,14 +66,9 @@ async def _expire(
     assert revision is not None  # locked above
     matching = await live_cache.current(uow.session, program_id, revision, now)
     pair_of = {pairing_id: pair for pair, pairing_id in matching.proposals.items()}
-    # Both sides of each, in one statement and held (the session's map of rows keeps only those
-    # referred to): withdrawing reads them, one statement each otherwise, each after a flush.
-    sides = [side for pairing in pairings for side in (pairing.learner_id, pairing.mentor_id)]
-    participants = (await uow.session.scalars(_PARTICIPANTS, {"ids": sides})).all()
+    await service.withdraw(uow, pairings, None, reason, status="expired")
     for pairing in pairings:
-        await service.withdraw(uow, pairing, None, reason, status="expired")
         del matching.proposals[pair_of[pairing.id]]
-    del participants  # withdrawn
     for repaired in matching.live.expire([pair_of[pairing.id] for pairing in pairings]):
         made, _ = await service.carry_out(uow, matching, repaired)
         live_cache.settle(matching, {pair: pairing.id for pair, pairing in made.items()})

@@ -37,7 +37,7 @@ from sqlalchemy import bindparam, func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crossgen_matching import optimiser, roster
-from crossgen_matching.models import Pairing, Participant, Program
+from crossgen_matching.models import Participant, Program
 from crossgen_shared.unit_of_work import UnitOfWork
 
 
@@ -59,12 +59,6 @@ class Matching:
         if self.newcomer.role == "learner":
             return self.live.join_learner(optimiser.Learner(self.person, self.newcomer.skills))
         return self.live.join_mentor(optimiser.Mentor(self.person, self.newcomer.skills, room))
-
-    async def withdrawing(self, session: AsyncSession, pair: optimiser.Pair) -> Pairing:
-        """The open proposal of ``pair``, which the join takes back."""
-        pairing = await session.get(Pairing, self.proposals.pop(pair))
-        assert pairing is not None  # open, under the program's lock
-        return pairing
 
 
 _kept: dict[UUID, Matching] = {}  # by program id

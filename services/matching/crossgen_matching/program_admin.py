@@ -24,14 +24,12 @@ from sqlalchemy.exc import IntegrityError
 
 from crossgen_matching import admission, optimiser, roster, service, solver_process
 from crossgen_matching.models import Pairing, PairRule, Participant, Program
-from crossgen_shared.db import any_of_uuids
 from crossgen_shared.errors import Conflict, NotFound, Unprocessable
 from crossgen_shared.events import Role
 from crossgen_shared.unit_of_work import UnitOfWork
 
 PAIR_RULES = ("pinned", "forbidden")
 PROPOSALS_AT_A_TIME = 500
-_PAIRINGS = select(Pairing).where(Pairing.id == any_of_uuids("ids"))
 _RUNNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whole-program-run")
 # Half a minute of CPU at 100,000 learners on two cores; ten times that on a slow, busy host.
 _WAITING_FOR_A_RUN = text("SET LOCAL idle_in_transaction_session_timeout = '10min'")
@@ -80,10 +78,7 @@ async def publish(uow: UnitOfWork, program_id: UUID) -> Run:
     if run.problem:
         raise Unprocessable(run.problem)
     withdrawn = [run.current.proposals[pair].id for pair in sorted(run.withdrawn)]
-    pairings = await uow.session.scalars(_PAIRINGS, {"ids": withdrawn})
-    by_id = {pairing.id: pairing for pairing in pairings}
-    for pairing_id in withdrawn:
-        await service.withdraw(uow, by_id[pairing_id], None, "re-matched")
+    await service.withdraw(uow, await service.pairings(uow, withdrawn), None, "re-matched")
     for start in range(0, len(run.new), PROPOSALS_AT_A_TIME):
         for proposal in run.new[start : start + PROPOSALS_AT_A_TIME]:
             await service.propose(uow, program_id, run.current.participants, proposal)
@@ -158,7 +153,7 @@ async def _withdraw_proposal(
     )
     if proposal is None:
         return
-    await service.withdraw(uow, proposal, None, "the program owner forbade this pair")
+    await service.withdraw(uow, [proposal], None, "the program owner forbade this pair")
     await uow.session.flush()
     for who in (learner_id, mentor_id):
         await service.match_newcomer(uow, who)

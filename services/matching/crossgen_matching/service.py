@@ -1,6 +1,6 @@
 """Use cases of the matching service. Each runs inside a unit of work the caller commits."""
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -12,6 +12,7 @@ from crossgen_matching import catalogue, live_cache, optimiser, roster
 from crossgen_matching.directory import lookup
 from crossgen_matching.directory.models import Employee
 from crossgen_matching.models import Pairing, Participant, Program
+from crossgen_shared.db import any_of_uuids
 from crossgen_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from crossgen_shared.events import (
     MatchAccepted,
@@ -22,6 +23,9 @@ from crossgen_shared.events import (
     Role,
 )
 from crossgen_shared.unit_of_work import UnitOfWork
+
+_PAIRINGS = select(Pairing).where(Pairing.id == any_of_uuids("ids"))
+_PARTICIPANTS = select(Participant).where(Participant.id == any_of_uuids("ids"))
 
 
 @dataclass(frozen=True)
@@ -256,10 +260,8 @@ async def carry_out(
 ) -> tuple[dict[optimiser.Pair, Pairing], list[Pairing]]:
     """Write what a repair of ``matching`` did: the pairings it proposes, and the proposals it
     withdraws to make way."""
-    withdrawn = []
-    for pair in repaired.withdrawn:
-        withdrawn.append(await matching.withdrawing(uow.session, pair))
-        await withdraw(uow, withdrawn[-1], None, "re-matched")
+    withdrawn = await pairings(uow, [matching.proposals.pop(pair) for pair in repaired.withdrawn])
+    await withdraw(uow, withdrawn, None, "re-matched")
     made = {
         optimiser.Pair(proposal.learner_id, proposal.mentor_id): await propose(
             uow, matching.program_id, matching.members, proposal
@@ -303,28 +305,45 @@ async def propose(
     return pairing
 
 
+async def pairings(uow: UnitOfWork, ids: Sequence[UUID]) -> list[Pairing]:
+    """The pairings of ``ids``, in that order, read in one statement."""
+    if not ids:
+        return []
+    by_id = {pairing.id: pairing for pairing in await uow.session.scalars(_PAIRINGS, {"ids": ids})}
+    return [by_id[pairing_id] for pairing_id in ids]
+
+
 async def withdraw(
-    uow: UnitOfWork, pairing: Pairing, by: UUID | None, reason: str, status: str = "withdrawn"
+    uow: UnitOfWork,
+    pairings: Sequence[Pairing],
+    by: UUID | None,
+    reason: str,
+    status: str = "withdrawn",
 ) -> None:
-    """Close a proposal: ``withdrawn`` by the matcher or ``expired`` unanswered (``by`` None for
-    both), or ``declined`` by a person."""
-    learner = await uow.session.get(Participant, pairing.learner_id)
-    mentor = await uow.session.get(Participant, pairing.mentor_id)
-    assert learner is not None and mentor is not None  # foreign keys
-    pairing.status = status
-    await uow.emit(
-        MatchDeclined(
-            pairing_id=pairing.id,
-            program_id=pairing.program_id,
-            learner_id=learner.id,
-            mentor_id=mentor.id,
-            learner_person_id=learner.person_id,
-            mentor_person_id=mentor.person_id,
-            declined_by=by,
-            reason=reason,
-            declined_at=datetime.now(UTC),
+    """Close proposals: ``withdrawn`` by the matcher or ``expired`` unanswered (``by`` None for
+    both), or ``declined`` by a person. The sides of all of them are read in one statement: one
+    at a time, each read is a statement after a flush (an expiry and a swap close several)."""
+    sides = [side for pairing in pairings for side in (pairing.learner_id, pairing.mentor_id)]
+    if not sides:
+        return
+    read = await uow.session.scalars(_PARTICIPANTS, {"ids": sides})
+    participant = {p.id: p for p in read}
+    for pairing in pairings:
+        learner, mentor = participant[pairing.learner_id], participant[pairing.mentor_id]
+        pairing.status = status
+        await uow.emit(
+            MatchDeclined(
+                pairing_id=pairing.id,
+                program_id=pairing.program_id,
+                learner_id=learner.id,
+                mentor_id=mentor.id,
+                learner_person_id=learner.person_id,
+                mentor_person_id=mentor.person_id,
+                declined_by=by,
+                reason=reason,
+                declined_at=datetime.now(UTC),
+            )
         )
-    )
 
 
 async def _locked_pairing(uow: UnitOfWork, pairing_id: UUID) -> Pairing:
@@ -387,7 +406,7 @@ async def decline(uow: UnitOfWork, pairing_id: UUID, person_id: str, reason: str
     if pairing.status != "proposed":
         raise Conflict(f"pairing is {pairing.status}; only a proposed pairing can be declined")
     by = learner if person_id == learner.person_id else mentor
-    await withdraw(uow, pairing, by.id, reason, status="declined")
+    await withdraw(uow, [pairing], by.id, reason, status="declined")
     await uow.session.flush()
     for side in (learner, mentor):
         await match_newcomer(uow, side.id)

@@ -7,10 +7,10 @@ from uuid import UUID
 import httpx
 import pytest
 from faststream.kafka import TestKafkaBroker
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from crossgen_local.tokens import TokenIssuer
-from crossgen_matching import expiry, roster
+from crossgen_matching import expiry, roster, service
 from crossgen_matching.models import Pairing
 from crossgen_shared.events import MatchDeclined, MatchProposed, ParticipantJoined
 from crossgen_shared.service import Service
@@ -113,3 +113,35 @@ async def test_a_backlog_of_old_proposals_expires_a_few_per_transaction(
     assert loads == [UUID(pid)]
     expired = [e for e in await events(matching, MatchDeclined) if e.reason.startswith("expired")]
     assert len({e.pairing_id for e in expired}) == len(expired) == 3
+
+
+async def test_proposals_closed_together_read_their_pairings_and_sides_in_one_statement_each(
+    api: httpx.AsyncClient, matching: Service, tokens: TokenIssuer
+) -> None:
+    """Closing reads each pairing and both its sides, which one at a time is a statement each,
+    each after a flush: a backlog's expiry and a swap in a join close several at once."""
+    pid = await program(api, tokens)
+    for n in range(1, 4):
+        await enrol(api, tokens, pid, f"M{n}", role="mentor", skills=["tiktok"])
+        await enrol(api, tokens, pid, f"L{n}", role="learner", skills=["tiktok"])
+    assert (await admin(api, tokens, "POST", f"/programs/{pid}/matching/publish")).is_success
+    proposed = await events(matching, MatchProposed)
+    reads: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("SELECT"):
+            reads.append(statement.split("FROM", 1)[1].split()[0])
+
+    async with matching.unit_of_work() as uow:
+        event.listen(matching.engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            pairings = await service.pairings(uow, [p.pairing_id for p in proposed])
+            await service.withdraw(uow, pairings, None, "re-matched")
+        finally:
+            event.remove(matching.engine.sync_engine, "before_cursor_execute", seen)
+        await uow.commit()
+    assert sorted(reads) == ["pairings", "participants"]
+    withdrawn = await events(matching, MatchDeclined)
+    assert [(e.pairing_id, e.learner_person_id, e.mentor_person_id) for e in withdrawn] == [
+        (p.pairing_id, p.learner_person_id, p.mentor_person_id) for p in proposed
+    ]
