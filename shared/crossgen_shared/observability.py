@@ -49,6 +49,7 @@ def configure_logging(service_name: str, settings: ServiceSettings) -> None:
     handler.addFilter(_add_trace_ids)
     handler.addFilter(_commit_refused_after_rebalance)
     handler.addFilter(_batch_back_for_passing_trouble)
+    handler.addFilter(_routine_rebalance)
     handler.addFilter(KafkaClientRepeats())
     if settings.log_format == "json":
         handler.setFormatter(
@@ -138,6 +139,19 @@ def _batch_back_for_passing_trouble(record: logging.LogRecord) -> bool:
         return False
     _one_warning_line(record, f"{briefly(failed)}; the records come again")
     return True
+
+
+_REBALANCING = "Heartbeat failed for group %s because it is rebalancing"
+
+
+def _routine_rebalance(record: logging.LogRecord) -> bool:
+    """aiokafka warns when a heartbeat meets a rebalance: any member's join or leave, the
+    service's own consumers' too, one after another at each start. Kafka's own client says it
+    at INFO, and so does this: shown only where INFO is."""
+    if record.msg != _REBALANCING or not record.name.startswith("aiokafka"):
+        return True
+    record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+    return logging.getLogger(record.name).isEnabledFor(logging.INFO)
 
 
 def _one_warning_line(record: logging.LogRecord, message: str) -> None:

@@ -226,6 +226,28 @@ def test_a_batch_back_for_the_database_s_trouble_is_not_logged_again(
     assert " ERROR faststream.kafka ValueError('a bug')\nValueError: a bug" in out
 
 
+def test_a_heartbeat_that_meets_a_rebalance_is_news_not_a_warning(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every member's join or leave rebalances the group: a service's own consumers do, one
+    after another, at each start. Kafka's own client says so at INFO; aiokafka warns. Its other
+    heartbeat failures stay warnings, and at the WARNING level the routine line is not shown."""
+    coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
+    for level in ("INFO", "WARNING"):
+        observability.configure_logging("matching", offline_settings(log_level=level))
+        coordinator.warning("Heartbeat failed for group %s because it is rebalancing", "g")
+        coordinator.warning("Heartbeat session expired - marking coordinator dead")
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.partition(",")[2].split(" ", 1)[1] for line in lines] == [
+        "INFO aiokafka.consumer.group_coordinator Heartbeat failed for group g because it is"
+        " rebalancing",
+        "WARNING aiokafka.consumer.group_coordinator Heartbeat session expired - marking"
+        " coordinator dead",
+        "WARNING aiokafka.consumer.group_coordinator Heartbeat session expired - marking"
+        " coordinator dead",
+    ]
+
+
 def test_the_kafka_client_s_repeated_lines_are_left_out_for_a_while(
     restore_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
