@@ -17,13 +17,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import InvalidSessionTimeoutError, TopicAlreadyExistsError
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from faststream.kafka import KafkaBroker
 from prometheus_client import Counter, make_asgi_app
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from crossgen_shared import asyncapi, dead_letters, observability, retention, topics
 from crossgen_shared.auth import TokenVerifier
+from crossgen_shared.broker import Broker
 from crossgen_shared.consumer import Consumer, Handler, InTurn, Progress
 from crossgen_shared.db import create_engine, reason, refused_data, session_factory, unavailable
 from crossgen_shared.errors import InputErrors, Refusal, RequestError
@@ -61,7 +61,7 @@ class Service:
     def __init__(self, name: str, settings: ServiceSettings) -> None:
         self.name = name
         self.settings = settings
-        self.broker = KafkaBroker(
+        self.broker = Broker(
             settings.kafka_bootstrap_servers,
             client_id=f"crossgen-{name}",
             enable_idempotence=True,

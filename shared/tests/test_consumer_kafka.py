@@ -276,6 +276,34 @@ async def test_a_handled_batch_leaves_no_line_in_an_info_log(
     assert not {"Received", "Processed"} & logged
 
 
+async def test_a_service_s_consumers_join_its_group_together(
+    postgres: LocalPostgres,
+    tokens: TokenIssuer,
+    kafka: LocalKafka,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One after another, each consumer's join made those before it rebalance, about a heartbeat
+    a consumer: 2.6 s for three, at every start of a service. Together they join in one round."""
+    settings = fresh_settings(postgres, tokens, kafka_bootstrap_servers=kafka.bootstrap_servers)
+    service = await messaging_service("together", settings)
+    for n in range(3):  # empty topics of its own: nothing handled that other tests count
+        topic = f"crossgen.test.together.{uuid4().hex[:8]}.{n}"
+        await create_topic(kafka.bootstrap_servers, topic)
+        service.consume(topic, {ParticipantJoined: note})
+    starts: list[str] = []
+    for subscriber in service.broker.subscribers:
+
+        async def noted(start: Callable[[], Awaitable[None]] = subscriber.start) -> None:
+            starts.append("began")
+            await start()
+            starts.append("ended")
+
+        monkeypatch.setattr(subscriber, "start", noted)
+    async with service.running():
+        assert starts == ["began"] * 3 + ["ended"] * 3
+        assert all(consumer.subscriber.consumer.assignment() for consumer in service.consumers)
+
+
 async def test_a_session_timeout_the_broker_refuses_stops_the_start_with_what_to_set(
     postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka
 ) -> None:
@@ -288,7 +316,8 @@ async def test_a_session_timeout_the_broker_refuses_stops_the_start_with_what_to
         consumer_session_timeout=3.0,
     )
     service = await messaging_service("too-short", settings)
-    service.consume(topics.SESSIONS, {ParticipantJoined: note})
+    for topic in (topics.SESSIONS, topics.PAIRINGS):  # each refused, the other's start ended
+        service.consume(topic, {ParticipantJoined: note})
     with pytest.raises(RuntimeError, match="session timeout of 3 s: set CONSUMER_SESSION_TIMEOUT"):
         async with service.running():
             pass
