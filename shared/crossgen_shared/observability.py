@@ -145,9 +145,9 @@ _REBALANCING = "Heartbeat failed for group %s because it is rebalancing"
 
 
 def _routine_rebalance(record: logging.LogRecord) -> bool:
-    """aiokafka warns when a heartbeat meets a rebalance: any member's join or leave, the
-    service's own consumers' too, one after another at each start. Kafka's own client says it
-    at INFO, and so does this: shown only where INFO is."""
+    """aiokafka warns when a heartbeat meets a rebalance, which any member's join or leave
+    makes: another replica starting or stopping, or this one's own consumers as it starts. Kafka's
+    own client says it at INFO, and so does this: shown only where INFO is."""
     if record.msg != _REBALANCING or not record.name.startswith("aiokafka"):
         return True
     record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)

@@ -229,9 +229,10 @@ def test_a_batch_back_for_the_database_s_trouble_is_not_logged_again(
 def test_a_heartbeat_that_meets_a_rebalance_is_news_not_a_warning(
     restore_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Every member's join or leave rebalances the group: a service's own consumers do, one
-    after another, at each start. Kafka's own client says so at INFO; aiokafka warns. Its other
-    heartbeat failures stay warnings, and at the WARNING level the routine line is not shown."""
+    """Every member's join or leave rebalances the group: another replica's start or stop, or a
+    service's own consumers as it starts. Kafka's own client says so at INFO; aiokafka warns. Its
+    other heartbeat failures stay warnings, and at the WARNING level the routine line is not
+    shown."""
     coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
     for level in ("INFO", "WARNING"):
         observability.configure_logging("matching", offline_settings(log_level=level))
