@@ -299,9 +299,13 @@ async def test_a_service_s_consumers_join_its_group_together(
             starts.append("ended")
 
         monkeypatch.setattr(subscriber, "start", noted)
+
+    async def all_assigned() -> bool:  # after a second round, should one be needed
+        return all(consumer.subscriber.consumer.assignment() for consumer in service.consumers)
+
     async with service.running():
         assert starts == ["began"] * 3 + ["ended"] * 3
-        assert all(consumer.subscriber.consumer.assignment() for consumer in service.consumers)
+        await eventually(all_assigned, within=10)
 
 
 async def test_a_session_timeout_the_broker_refuses_stops_the_start_with_what_to_set(
