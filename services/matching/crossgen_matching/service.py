@@ -3,6 +3,7 @@
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 from sqlalchemy import bindparam, select
@@ -291,18 +292,35 @@ async def propose(
     uow.session.add(pairing)
     await uow.emit(
         MatchProposed(
-            pairing_id=pairing.id,
-            program_id=program_id,
-            learner_id=learner.id,
-            mentor_id=mentor.id,
-            learner_person_id=learner.person_id,
-            mentor_person_id=mentor.person_id,
+            **about_pairing(pairing, learner, mentor),
             score=pairing.score,
             explanation=proposal.explanation,
             proposed_at=pairing.proposed_at,
         )
     )
     return pairing
+
+
+class _Side(Protocol):
+    """A learner or a mentor, as an event about their pairing names them."""
+
+    @property
+    def id(self) -> UUID: ...
+
+    @property
+    def person_id(self) -> str: ...
+
+
+def about_pairing(pairing: Pairing, learner: _Side, mentor: _Side) -> dict[str, Any]:
+    """What every event about ``pairing`` says of it first: its ids and both sides'."""
+    return {
+        "pairing_id": pairing.id,
+        "program_id": pairing.program_id,
+        "learner_id": learner.id,
+        "mentor_id": mentor.id,
+        "learner_person_id": learner.person_id,
+        "mentor_person_id": mentor.person_id,
+    }
 
 
 async def pairings(uow: UnitOfWork, ids: Sequence[UUID]) -> list[Pairing]:
@@ -333,12 +351,7 @@ async def withdraw(
         pairing.status = status
         await uow.emit(
             MatchDeclined(
-                pairing_id=pairing.id,
-                program_id=pairing.program_id,
-                learner_id=learner.id,
-                mentor_id=mentor.id,
-                learner_person_id=learner.person_id,
-                mentor_person_id=mentor.person_id,
+                **about_pairing(pairing, learner, mentor),
                 declined_by=by,
                 reason=reason,
                 declined_at=datetime.now(UTC),
@@ -381,12 +394,7 @@ async def accept(uow: UnitOfWork, pairing_id: UUID, person_id: str) -> Pairing:
         pairing.status = "accepted"
         await uow.emit(
             MatchAccepted(
-                pairing_id=pairing.id,
-                program_id=pairing.program_id,
-                learner_id=learner.id,
-                mentor_id=mentor.id,
-                learner_person_id=learner.person_id,
-                mentor_person_id=mentor.person_id,
+                **about_pairing(pairing, learner, mentor),
                 accepted_at=datetime.now(UTC),
                 learner_department=await lookup.department_of(uow.session, learner.person_id),
                 mentor_department=await lookup.department_of(uow.session, mentor.person_id),

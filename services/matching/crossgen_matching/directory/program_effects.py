@@ -152,14 +152,7 @@ async def _close(
     reason: str,
 ) -> None:
     now = datetime.now(UTC)
-    who = {
-        "pairing_id": pairing.id,
-        "program_id": pairing.program_id,
-        "learner_id": learner.id,
-        "mentor_id": mentor.id,
-        "learner_person_id": learner.person_id,
-        "mentor_person_id": mentor.person_id,
-    }
+    who = service.about_pairing(pairing, learner, mentor)
     if pairing.status == "accepted":
         pairing.status = "ended"
         await uow.emit(PairingEnded(**who, reason=reason, ended_at=now))
