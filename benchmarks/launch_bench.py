@@ -254,8 +254,7 @@ async def _count(infra: LocalInfra, service: str, table: str) -> int:
     return int(rows[0][0])
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
-    log_dir = Path(tempfile.mkdtemp(prefix="crossgen-launch-bench-"))
+def measure(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": host.facts(),
         "args": {"employees": args.employees, "changes_rate": args.changes_rate},
@@ -346,7 +345,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.employees < 2:
         parser.error("--employees must be at least 2")
-    results = measure(args)
+    results = measure(args, Path(tempfile.mkdtemp(prefix="crossgen-launch-bench-")))
     print(table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -2,13 +2,15 @@
 once, then a whole-program run previewed; and the table it prints."""
 
 import argparse
+from pathlib import Path
 
 import launch_bench
 
 
-def test_a_small_launch_mails_each_person_once() -> None:
+def test_a_small_launch_mails_each_person_once(tmp_path: Path) -> None:
     results = launch_bench.measure(
-        argparse.Namespace(employees=20, timeout=120, kill_matching_after=None, changes_rate=20)
+        argparse.Namespace(employees=20, timeout=120, kill_matching_after=None, changes_rate=20),
+        tmp_path,
     )
     emails = results["emails"]
     assert (emails["expected"], emails["arrived"], emails["people_mailed_twice"]) == (20, 20, 0)
@@ -25,11 +27,14 @@ def test_a_small_launch_mails_each_person_once() -> None:
     assert "HRIS changes before the launch, 20/s: " in launch_bench.table(results)
 
 
-def test_matching_killed_mid_enrolment_leaves_nobody_out_and_mails_nobody_twice() -> None:
+def test_matching_killed_mid_enrolment_leaves_nobody_out_and_mails_nobody_twice(
+    tmp_path: Path,
+) -> None:
     """A crash in the middle of the background enrolment: the batch under way is lost with the
     process, and the restarted service goes on where the last committed batch ended."""
     results = launch_bench.measure(
-        argparse.Namespace(employees=3000, timeout=300, kill_matching_after=500, changes_rate=10)
+        argparse.Namespace(employees=3000, timeout=300, kill_matching_after=500, changes_rate=10),
+        tmp_path,
     )
     assert results["killed"]["state"] == "enrolling", results["killed"]
     enrolment, emails = results["enrolment"], results["emails"]
