@@ -230,6 +230,7 @@ class LocalPostgres(Managed):
 
     def close(self) -> None:
         """Stop and delete everything this object started; idempotent."""
+        self._flush_nothing()
         container, self._container = self._container, None
         server, self._server = self._server, None
         if container is not None:
@@ -243,6 +244,16 @@ class LocalPostgres(Managed):
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
         self._admin = None
+
+    def _flush_nothing(self) -> None:
+        """The data is about to be deleted: the checkpoint of a clean stop need not fsync it,
+        which took 7.6 s for a test run's 120 databases. Best effort: a server that does not
+        answer is stopped as it is."""
+        if self.pid is None:
+            return
+        with contextlib.suppress(DBAPIError, OSError, TimeoutError):
+            _run(self._admin_sql("alter system set fsync = off"))
+            _run(self._admin_sql("select pg_reload_conf()"))
 
     def create_database(self, name: str) -> None:
         """Create `name` unless it exists (safe when several processes race for it)."""
