@@ -66,6 +66,7 @@ class LocalKafka(Managed):
         *,
         image: str = "confluentinc/cp-kafka:7.6.0",
         startup_timeout: float = 60.0,
+        archive_classes_to: Path | None = None,
     ) -> None:
         self.mode: Mode = mode or _pick_mode()
         self.image = image
@@ -80,6 +81,12 @@ class LocalKafka(Managed):
         self._lock = threading.Lock()
         self._helpers: set[subprocess.Popen[bytes]] = set()
         self._closing = False
+        self._lib: Path | None = None
+        # Java's class data sharing: the broker that archives its classes at exit, once per JDK
+        # (``_ensure_class_archive``), and the archive every later JVM maps.
+        self._archive_classes_to = archive_classes_to
+        self._archiving: LocalKafka | None = None
+        self._class_archive: Path | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -116,6 +123,9 @@ class LocalKafka(Managed):
             self._closing = True
             children = [*self._helpers, *([self._proc] if self._proc else [])]
             container, self._container = self._container, None
+            archiving = self._archiving
+        if archiving is not None:
+            archiving.stop()
         for child in children:
             terminate_group(child)
         if container is not None:
@@ -171,9 +181,11 @@ class LocalKafka(Managed):
     # --- local JVM mode ---------------------------------------------------------------------
 
     def _start_local(self) -> None:
-        lib = self._ensure_jars()
+        self._lib = self._ensure_jars()
+        if self._archive_classes_to is None:
+            self._class_archive = self._ensure_class_archive(self._lib)
         for attempt in range(3):
-            self._prepare(lib)
+            self._prepare()
             self._launch()
             try:
                 self._wait_ready()
@@ -230,7 +242,48 @@ class LocalKafka(Managed):
             say(f"kafka: jars cached in {target} ({time.monotonic() - t0:.1f}s)")
         return target / "lib"
 
-    def _prepare(self, lib: Path) -> None:
+    def _ensure_class_archive(self, lib: Path) -> Path | None:
+        """Archive the classes a broker loads, once per JDK (Java's class data sharing): a JVM
+        that maps them reads no jar for those. Here a broker was ready in 1.3 s, not 2.5, and
+        formatting its storage took 0.5 s, not 0.9. Without an archive a broker starts as before."""
+        archive = lib.parent / f"classes-{_jvm_key(self._java_binary())}.jsa"
+        unusable = archive.with_suffix(".unusable")  # this JDK would make none: do not try again
+        if archive.is_file() or unusable.exists():
+            return archive if archive.is_file() else None
+        with open(lib.parent / "classes.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if archive.is_file() or unusable.exists():  # another process made it meanwhile
+                return archive if archive.is_file() else None
+            say("kafka: archiving the broker's classes for faster starts (first run only)…")
+            t0 = time.monotonic()
+            dumped = archive.with_name(f".{archive.name}.{os.getpid()}")
+            archiving = LocalKafka("local", archive_classes_to=dumped)
+            with self._lock:
+                if self._closing:
+                    raise KafkaStartError("Kafka start cancelled")
+                self._archiving = archiving
+            try:
+                with archiving:  # the JVM writes the archive as it exits
+                    pass
+                # A cut-short archive crashes every JVM that maps it: only one that maps is kept.
+                self._run([*self._jvm(f"-XX:SharedArchiveFile={dumped}", "-Xshare:on"), "-version"])
+                os.rename(dumped, archive)
+            except KafkaStartError as exc:
+                if self._closing:
+                    raise
+                unusable.write_text(f"{exc}\n")
+                say(
+                    f"kafka: classes not archived, brokers start without; why, in {unusable},"
+                    " which to delete to try again"
+                )
+                return None
+            finally:
+                self._archiving = None
+                dumped.unlink(missing_ok=True)
+            say(f"kafka: classes archived in {archive} ({time.monotonic() - t0:.1f}s)")
+        return archive
+
+    def _prepare(self) -> None:
         """Fresh data dir, ports and server.properties, then format the KRaft storage."""
         with self._lock:  # so a concurrent stop() either sees the dir or cancels us
             if self._closing:
@@ -270,7 +323,6 @@ class LocalKafka(Managed):
         text = "".join(f"{k}={v}\n" for k, v in props.items())
         (self.data_dir / "server.properties").write_text(text)
         (self.data_dir / "log4j2.properties").write_text(_LOG4J2)
-        (self.data_dir / "lib").symlink_to(lib)  # java -cp then needs only the data dir
         # 16 random bytes, base64url without padding: the 22-char form Kafka expects.
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         self._run(
@@ -278,24 +330,40 @@ class LocalKafka(Managed):
              "-c", str(self.data_dir / "server.properties")],
         )  # fmt: skip
 
-    def _java(self) -> list[str]:
-        assert self.data_dir is not None
+    def _java_binary(self) -> str:
         java_home = os.environ.get("JAVA_HOME")
         java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
         if not java:
             raise KafkaStartError("no `java` found (Java 17+ needed to run Kafka locally)")
+        return java
+
+    def _jvm(self, *options: str) -> list[str]:
+        """``java``, the options every JVM of ours takes, ``options``, and the class path."""
+        assert self._lib is not None
         # Tests want a fast start, not peak throughput: C1-only JIT and the serial GC start
         # sooner and use less CPU (measured ~0.5-1 s faster per JVM on a busy 2-CPU box).
         return [
-            java, "-Xms256m", "-Xmx512m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
-            "-cp", f"{self.data_dir / 'lib'}/*",
+            self._java_binary(), "-Xms256m", "-Xmx512m", "-XX:TieredStopAtLevel=1",
+            "-XX:+UseSerialGC", "-Djava.awt.headless=true", *options,
+            # The jars' own path, the same in every run: an archive is bound to its class path.
+            "-cp", f"{self._lib}/*",
         ]  # fmt: skip
+
+    def _java(self, *options: str) -> list[str]:
+        """The JVM for the broker and its storage tool, mapping the class archive if there is
+        one."""
+        assert self.data_dir is not None
+        sharing = [f"-XX:SharedArchiveFile={self._class_archive}"] if self._class_archive else []
+        log4j = f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"
+        return self._jvm(*sharing, log4j, *options)
 
     def _launch(self) -> None:
         assert self.data_dir is not None
-        cmd = [*self._java(), "kafka.Kafka", str(self.data_dir / "server.properties")]
+        archiving = []
+        if self._archive_classes_to is not None:
+            # Its warnings name each class it leaves out (those of old class file versions).
+            archiving = [f"-XX:ArchiveClassesAtExit={self._archive_classes_to}", "-Xlog:cds=off"]
+        cmd = [*self._java(*archiving), "kafka.Kafka", str(self.data_dir / "server.properties")]
         with self._lock:
             if self._closing:
                 raise KafkaStartError("Kafka start cancelled")
@@ -365,6 +433,13 @@ class LocalKafka(Managed):
     def _failure(self, what: str) -> str:
         log = self.log_path
         return f"Kafka: {what}; last lines of {log}:\n{tail(log)}" if log else f"Kafka: {what}"
+
+
+def _jvm_key(java: str) -> str:
+    """Names a JDK's class archive: an archive made by another JVM build is not used."""
+    real = Path(java).resolve()
+    stat = real.stat()
+    return hashlib.sha256(f"{real} {stat.st_size} {stat.st_mtime_ns}".encode()).hexdigest()[:12]
 
 
 def metadata_ok(host: str, port: int, timeout: float = 2.0) -> bool:
