@@ -255,13 +255,15 @@ class LocalPostgres(Managed):
             _run(self._admin_sql("alter system set fsync = off"))
             _run(self._admin_sql("select pg_reload_conf()"))
 
-    def create_database(self, name: str) -> None:
-        """Create `name` unless it exists (safe when several processes race for it)."""
+    def create_database(self, name: str, template: str | None = None) -> None:
+        """Create `name` unless it exists (safe when several processes race for it), as a copy
+        of ``template`` if one is given."""
         exists = "select 1 from pg_database where datname = :name"
         if _run(self._admin_sql(exists, name=name)):
             return
+        copy = f" template {_ident(template)}" if template else ""
         try:
-            _run(self._admin_sql(f"create database {_ident(name)}"))
+            _run(self._admin_sql(f"create database {_ident(name)}{copy}"))
         except DBAPIError:
             # Another process may have created it since our check; only then is this fine.
             if not _run(self._admin_sql(exists, name=name)):
