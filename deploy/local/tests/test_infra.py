@@ -103,7 +103,7 @@ def test_local_brokers_map_the_classes_the_first_one_archived(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A JDK's first local broker archives the classes it loaded as it stops, and every broker
-    after it maps them: here one was ready in 1.3 s instead of 2.5."""
+    after it maps them: here one was ready in 1.7-2.0 s instead of 3.1-3.4."""
     if infra.kafka.mode != "local":
         pytest.skip("only a local broker is a JVM of ours")
     jars = cache_dir() / f"kafka-{KAFKA_VERSION}"  # fetched by the fixture's broker
