@@ -167,6 +167,7 @@ def _tree(pid: int, children: bool) -> list[psutil.Process]:
 # the best of the others.
 CEILING_RECORDS = 20_000
 CEILING_PASSES = 3
+CEILING_PARTITIONS = 3
 
 
 async def ceiling(bootstrap: str) -> dict[str, Any]:
@@ -188,17 +189,25 @@ async def ceiling_pass(bootstrap: str, records: Sequence[tuple[bytes, bytes]]) -
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+        await admin.create_topics(
+            [NewTopic(topic, num_partitions=CEILING_PARTITIONS, replication_factor=1)]
+        )
     finally:
         await admin.close()
     count = len(records)
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
     )
     await consumer.start()
     await producer.start()
     try:
+        # A topic just made may have leaders that do not answer yet: asked for its offsets, a
+        # consumer given the topic at once logged an error and waited (two passes in three).
+        # ``beginning_offsets`` asks again quietly until they answer, before the clock starts.
+        partitions = [TopicPartition(topic, p) for p in range(CEILING_PARTITIONS)]
+        await consumer.beginning_offsets(partitions)
+        consumer.assign(partitions)
         start = time.perf_counter()
 
         async def produce() -> None:

@@ -3,6 +3,7 @@ a verdict must judge the latency target only at its rate, and say why a tail is 
 
 import copy
 import gc
+import logging
 import statistics
 import time
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 import host
 import pipeline_bench
 import pipeline_trace
+import pytest
+
+from crossgen_local.kafka import LocalKafka
 
 
 def result(
@@ -168,3 +172,16 @@ def test_no_full_collection_runs_while_a_phase_does() -> None:
         assert gc.get_threshold() == before
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.integration
+async def test_the_ceiling_is_measured_on_a_topic_just_made_without_an_error(
+    kafka: LocalKafka, caplog: pytest.LogCaptureFixture
+) -> None:
+    records = [(b"%d" % n, b"x" * 700) for n in range(200)]
+    with caplog.at_level(logging.WARNING, logger="aiokafka"):
+        passes = [
+            await pipeline_bench.ceiling_pass(kafka.bootstrap_servers, records) for _ in "abc"
+        ]
+    assert [one["messages"] for one in passes] == [200, 200, 200]
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("aiokafka")] == []
