@@ -1,6 +1,7 @@
 """Databases for tests: each at its service's newest migration, the migrations run once."""
 
 import asyncio
+import weakref
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ async def applied(url: str) -> list[str]:
 def test_a_service_s_databases_are_copies_of_one_it_migrated(
     postgres: LocalPostgres, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(databases, "_MIGRATED", {})  # as if none had been made yet
+    monkeypatch.setattr(databases, "_MIGRATED", weakref.WeakKeyDictionary())  # none made yet
     upgraded, run = [], migrations.upgrade
 
     def upgrade(script_location: Path, database_url: str) -> None:
