@@ -6,12 +6,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scim2_models import EnterpriseUser
 
 from crossgen_matching.directory.record import EmployeeRecord
+from crossgen_matching.directory.scim import resources
+from crossgen_matching.directory.scim.resources import CrossgenUser
 from crossgen_matching.directory.vendors import MAPPERS, format_of
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hris"
 RECEIVED = datetime(2026, 1, 1, tzinfo=UTC)
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+CROSSGEN = "urn:ietf:params:scim:schemas:extension:crossgen:2.0:User"
 
 
 def fixture(vendor: str) -> dict[str, Any]:
@@ -78,9 +83,23 @@ def test_scim_lifecycle_termination_rehire_and_manager_change() -> None:
 
 def test_a_scim_record_without_employee_number_or_external_id_is_refused() -> None:
     payload = fixture("scim")["terminated"] | {"externalId": None}
-    payload["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] = {}
+    payload[ENTERPRISE] = {}
     with pytest.raises(ValueError, match="employeeNumber or an externalId"):
         MAPPERS["scim"].employees(payload, source="hris:scim", received_at=RECEIVED)
+
+
+@pytest.mark.parametrize("name", ["hired", "terminated"])
+def test_a_scim_users_extensions_are_read_as_its_own_lookup_finds_them(name: str) -> None:
+    """``extension_of`` reads where scim2_models keeps an extension, to skip its path lookup."""
+    plain = fixture("scim")[name]
+    with_crossgen = plain | {"schemas": [*plain["schemas"], CROSSGEN], CROSSGEN: {"jobLevel": "L3"}}
+    without = {k: v for k, v in plain.items() if k != ENTERPRISE} | {"externalId": "X-1"}
+    for payload in (with_crossgen, without):
+        user = resources.parse_user(payload)
+        for kind in (EnterpriseUser, CrossgenUser):
+            assert resources.extension_of(user, kind) == user[kind]
+    assert resources.extension_of(resources.parse_user(with_crossgen), CrossgenUser) is not None
+    assert resources.extension_of(resources.parse_user(without), EnterpriseUser) is None
 
 
 def test_bamboohr_maps_english_field_names_and_sets_only_what_was_posted() -> None:

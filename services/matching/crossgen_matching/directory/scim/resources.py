@@ -11,7 +11,7 @@ directory has them (from a CSV import, say) rather than clearing them.
 """
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from scim2_models import (
@@ -49,6 +49,7 @@ class CrossgenUser(Extension):
 
 
 ScimUser = User[EnterpriseUser | CrossgenUser]
+_Extension = TypeVar("_Extension", EnterpriseUser, CrossgenUser)
 
 # Liberal in what we accept (RFC 7644 §3.12 leaves room): attributes we do not keep are ignored,
 # and the PATCH forms Entra ID sends (a remove with a value, a filter matching no entry) apply.
@@ -73,15 +74,23 @@ def parse_user(payload: Any) -> ScimUser:
         raise first_error(exc) from exc
 
 
+def extension_of(user: ScimUser, kind: type[_Extension]) -> _Extension | None:
+    """``user[kind]``, read where scim2_models keeps it: the attribute named after the class.
+    The item lookup parses a path each time, about 45 µs, three times for each HRIS record; a
+    test holds the two equal."""
+    found: _Extension | None = getattr(user, kind.__name__)
+    return found
+
+
 def employee_number_of(user: ScimUser) -> str | None:
-    extension = user[EnterpriseUser]
-    return (extension.employee_number if extension else None) or user.external_id
+    enterprise = extension_of(user, EnterpriseUser)
+    return (enterprise.employee_number if enterprise else None) or user.external_id
 
 
 def person_fields(user: ScimUser) -> dict[str, Any]:
     """Every employee field SCIM speaks for, None where the User has no value; the job level,
     hire date, skills and interests only when the User carries Crossgen's extension."""
-    extension = user[EnterpriseUser] or EnterpriseUser()
+    enterprise = extension_of(user, EnterpriseUser) or EnterpriseUser()
     name = user.name
     full_name = name and (
         name.formatted or " ".join(filter(None, (name.given_name, name.family_name)))
@@ -96,16 +105,16 @@ def person_fields(user: ScimUser) -> dict[str, Any]:
         "timezone": user.timezone,
         "languages": (user.preferred_language,) if user.preferred_language else None,
         "location": _preferred(user.addresses, "locality"),
-        "department": extension.department,
-        "division": extension.division,
-        "organization": extension.organization,
-        "cost_center": extension.cost_center,
-        "manager_employee_number": extension.manager.value if extension.manager else None,
+        "department": enterprise.department,
+        "division": enterprise.division,
+        "organization": enterprise.organization,
+        "cost_center": enterprise.cost_center,
+        "manager_employee_number": enterprise.manager.value if enterprise.manager else None,
     } | _crossgen_fields(user)
 
 
 def _crossgen_fields(user: ScimUser) -> dict[str, Any]:
-    crossgen = user[CrossgenUser]
+    crossgen = extension_of(user, CrossgenUser)
     if crossgen is None:
         return {}
     return {

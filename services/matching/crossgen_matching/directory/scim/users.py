@@ -212,7 +212,7 @@ async def _update(
         current = resources.to_user(await _existing(uow, employee_number), _users_url(request))
         before = resources.person_fields(current)
         after_user = change_of(current.model_copy(deep=True))
-        extension = after_user[EnterpriseUser]
+        extension = resources.extension_of(after_user, EnterpriseUser)
         if extension and extension.employee_number not in (None, employee_number):
             raise MutabilityException(detail="employeeNumber is the resource id and cannot change")
         after = resources.person_fields(after_user)
