@@ -106,9 +106,12 @@ def passing_trouble(exc: BaseException) -> bool:
 
 def log_failure(log: logging.Logger, what: str, exc: Exception, then: str) -> None:
     """A background step's failure: one WARNING line when it is passing trouble, which an outage
-    makes by the hundred; an ERROR with its traceback otherwise, for somebody to look at."""
+    makes by the hundred, naming what is away (a driver's own words, such as a socket file not
+    found, do not say it is the database); an ERROR with its traceback otherwise, for somebody to
+    look at."""
     if passing_trouble(exc):
-        log.warning("%s: %s; %s", what, briefly(exc), then)
+        away = "the database" if unavailable(exc) else "the Kafka broker"
+        log.warning("%s: %s is unavailable (%s); %s", what, away, briefly(exc), then)
     else:
         log.error("%s failed; %s", what, then, exc_info=exc)
 
@@ -137,7 +140,9 @@ def _batch_back_for_passing_trouble(record: logging.LogRecord) -> bool:
         return True
     if unavailable(failed):
         return False
-    _one_warning_line(record, f"{briefly(failed)}; the records come again")
+    _one_warning_line(
+        record, f"the Kafka broker is unavailable ({briefly(failed)}); the records come again"
+    )
     return True
 
 

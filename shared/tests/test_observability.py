@@ -222,7 +222,10 @@ def test_a_batch_back_for_the_database_s_trouble_is_not_logged_again(
         faststream.error(repr(failed), exc_info=failed)
     out = capsys.readouterr().out
     assert "FileNotFoundError" not in out
-    assert " WARNING faststream.kafka KafkaTimeoutError: KafkaTimeoutError; the records come" in out
+    assert (
+        " WARNING faststream.kafka the Kafka broker is unavailable"
+        " (KafkaTimeoutError: KafkaTimeoutError); the records come again" in out
+    )
     assert " ERROR faststream.kafka ValueError('a bug')\nValueError: a bug" in out
 
 

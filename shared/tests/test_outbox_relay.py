@@ -50,8 +50,18 @@ CLOSED = InterfaceError("update outbox ...", {}, Exception("the underlying conne
 @pytest.mark.parametrize(
     ("error", "level", "logged"),
     [
-        (CLOSED, WARNING, "Exception: the underlying connection is closed; retrying in 0.4 s"),
-        (KafkaTimeoutError(), WARNING, "KafkaTimeoutError: KafkaTimeoutError; retrying in 0.4 s"),
+        (
+            CLOSED,
+            WARNING,
+            "the database is unavailable (Exception: the underlying connection is closed);"
+            " retrying in 0.4 s",
+        ),
+        (
+            KafkaTimeoutError(),
+            WARNING,
+            "the Kafka broker is unavailable (KafkaTimeoutError: KafkaTimeoutError);"
+            " retrying in 0.4 s",
+        ),
         (ValueError("a bug"), ERROR, "failed; retrying in 0.4 s"),
     ],
     ids=["database", "kafka", "bug"],
