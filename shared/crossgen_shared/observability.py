@@ -126,9 +126,13 @@ async def wait_to_retry(log: logging.Logger, what: str, exc: Exception, failures
 
 
 def briefly(exc: BaseException) -> str:
-    """The error's kind and message, without SQLAlchemy's statement and parameters."""
+    """The error's kind and message, without SQLAlchemy's statement and parameters. Once: the
+    Kafka client's errors start their message with their kind already."""
     cause = getattr(exc, "orig", None) or exc
-    return f"{type(cause).__name__}: {cause}"
+    kind, said = type(cause).__name__, str(cause)
+    if said.startswith(kind):
+        return said
+    return f"{kind}: {said}" if said else kind
 
 
 def _batch_back_for_passing_trouble(record: logging.LogRecord) -> bool:

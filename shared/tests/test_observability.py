@@ -11,7 +11,7 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from aiokafka.errors import CommitFailedError, KafkaTimeoutError
+from aiokafka.errors import CommitFailedError, KafkaTimeoutError, NodeNotReadyError
 from fastapi import APIRouter, Depends
 from faststream.kafka import TestKafkaBroker
 from opentelemetry import trace
@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError
 
 from crossgen_local.postgres import LocalPostgres
 from crossgen_local.tokens import TokenIssuer
@@ -199,6 +200,20 @@ def restore_logging() -> Iterator[None]:
         lg.propagate = propagate
 
 
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (NodeNotReadyError("node 1 is not ready"), "NodeNotReadyError: node 1 is not ready"),
+        (KafkaTimeoutError(), "KafkaTimeoutError"),
+        (FileNotFoundError(2, "gone"), "FileNotFoundError: [Errno 2] gone"),
+        (TimeoutError(), "TimeoutError"),
+        (InterfaceError("select 1", {}, Exception("closed")), "Exception: closed"),
+    ],
+)
+def test_an_error_is_told_by_its_kind_once_and_its_message(error: Exception, said: str) -> None:
+    assert observability.briefly(error) == said
+
+
 def test_a_commit_refused_after_a_rebalance_is_one_warning(
     restore_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -223,8 +238,8 @@ def test_a_batch_back_for_the_database_s_trouble_is_not_logged_again(
     out = capsys.readouterr().out
     assert "FileNotFoundError" not in out
     assert (
-        " WARNING faststream.kafka the Kafka broker is unavailable"
-        " (KafkaTimeoutError: KafkaTimeoutError); the records come again" in out
+        " WARNING faststream.kafka the Kafka broker is unavailable (KafkaTimeoutError);"
+        " the records come again" in out
     )
     assert " ERROR faststream.kafka ValueError('a bug')\nValueError: a bug" in out
 

@@ -59,8 +59,7 @@ CLOSED = InterfaceError("update outbox ...", {}, Exception("the underlying conne
         (
             KafkaTimeoutError(),
             WARNING,
-            "the Kafka broker is unavailable (KafkaTimeoutError: KafkaTimeoutError);"
-            " retrying in 0.4 s",
+            "the Kafka broker is unavailable (KafkaTimeoutError); retrying in 0.4 s",
         ),
         (ValueError("a bug"), ERROR, "failed; retrying in 0.4 s"),
     ],
