@@ -98,20 +98,33 @@ _COMMIT_REFUSED = (
 )
 
 
+def away(exc: BaseException) -> str | None:
+    """What ``exc`` says is away when it is trouble that passes by itself and is retried: the
+    database (``db.unavailable``: down, restarted, hung) or the Kafka broker; None otherwise."""
+    if unavailable(exc):
+        return "the database"
+    if isinstance(exc, KafkaError):
+        return "the Kafka broker"
+    return None
+
+
 def passing_trouble(exc: BaseException) -> bool:
-    """Trouble that passes by itself and is retried: the database's (``db.unavailable``: down,
-    restarted, hung) or the Kafka broker's."""
-    return unavailable(exc) or isinstance(exc, KafkaError)
+    """Trouble that passes by itself and is retried (see ``away``)."""
+    return away(exc) is not None
+
+
+def _is_away(gone: str, exc: BaseException) -> str:
+    """Says what is away, then the error: a driver's own words (a socket file not found, say) do
+    not say it is the database."""
+    return f"{gone} is unavailable ({briefly(exc)})"
 
 
 def log_failure(log: logging.Logger, what: str, exc: Exception, then: str) -> None:
     """A background step's failure: one WARNING line when it is passing trouble, which an outage
-    makes by the hundred, naming what is away (a driver's own words, such as a socket file not
-    found, do not say it is the database); an ERROR with its traceback otherwise, for somebody to
-    look at."""
-    if passing_trouble(exc):
-        away = "the database" if unavailable(exc) else "the Kafka broker"
-        log.warning("%s: %s is unavailable (%s); %s", what, away, briefly(exc), then)
+    makes by the hundred, naming what is away; an ERROR with its traceback otherwise, for somebody
+    to look at."""
+    if (gone := away(exc)) is not None:
+        log.warning("%s: %s; %s", what, _is_away(gone, exc), then)
     else:
         log.error("%s failed; %s", what, then, exc_info=exc)
 
@@ -140,13 +153,11 @@ def _batch_back_for_passing_trouble(record: logging.LogRecord) -> bool:
     the database's trouble on purpose, so that the batch comes again, and has said so in a WARNING
     line: that line is enough. The broker's trouble becomes one WARNING line."""
     failed = record.exc_info[1] if record.exc_info else None
-    if not (record.name.startswith("faststream") and failed and passing_trouble(failed)):
+    if failed is None or not record.name.startswith("faststream") or not (gone := away(failed)):
         return True
     if unavailable(failed):
         return False
-    _one_warning_line(
-        record, f"the Kafka broker is unavailable ({briefly(failed)}); the records come again"
-    )
+    _one_warning_line(record, f"{_is_away(gone, failed)}; the records come again")
     return True
 
 
