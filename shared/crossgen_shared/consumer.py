@@ -136,6 +136,7 @@ class Received:
     item: Any = None  # what the consumer's ``in_turn`` is given of it: its event, say
 
 
+AGAIN_AFTER = 1.0  # seconds a batch the database could not take waits before it comes again
 RESTART_STOP = 10.0  # seconds a restart waits for the Kafka consumer it replaces to stop
 POSITION_WAIT = 1.0  # seconds the group watch waits to learn where a consumer is
 
@@ -496,7 +497,7 @@ class Consumer:
                 await self.dead_letter(record, f"data refused: {getattr(exc, 'orig', exc)}")
                 return
             # Infrastructure trouble is not the record's fault: never dead-letter, retry.
-            if await self._waited_out(exc, f"retrying {event_id}"):
+            if await self._waited_out(exc, f"retrying event {event_id}"):
                 raise
             attempt = self.attempts.get(event_id, 0) + 1
             if attempt >= self.max_attempts:
@@ -515,8 +516,8 @@ class Consumer:
         and the batch comes again a second later rather than at once."""
         if not unavailable(exc):
             return False
-        log.warning("%s: database unavailable; %s", self.name, then)
-        await asyncio.sleep(1.0)
+        observability.log_failure(log, self.name, exc, f"{then} in {AGAIN_AFTER:g} s")
+        await asyncio.sleep(AGAIN_AFTER)
         return True
 
     async def dead_letter(self, record: Any, reason: str) -> None:
@@ -532,7 +533,7 @@ class Consumer:
                     )
                 await uow.commit()
         except Exception as exc:
-            await self._waited_out(exc, "cannot park a record yet")
+            await self._waited_out(exc, "trying to park the record again")
             raise
         if first:
             CONSUMED.labels(self.name, "-", "dead-lettered").inc()

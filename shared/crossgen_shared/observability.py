@@ -139,9 +139,12 @@ async def wait_to_retry(log: logging.Logger, what: str, exc: Exception, failures
 
 
 def briefly(exc: BaseException) -> str:
-    """The error's kind and message, without SQLAlchemy's statement and parameters. Once: the
-    Kafka client's errors start their message with their kind already."""
-    cause = getattr(exc, "orig", None) or exc
+    """The error's kind and message, without SQLAlchemy's statement and parameters. The driver's
+    error, not the DB-API class SQLAlchemy wraps it in (asyncpg's ``ReadOnlySQLTransactionError``,
+    not ``Error``). The kind once: the Kafka client's errors start their message with it already."""
+    cause = exc
+    while (inner := getattr(cause, "orig", None)) is not None:
+        cause = inner
     kind, said = type(cause).__name__, str(cause)
     if said.startswith(kind):
         return said

@@ -1,10 +1,14 @@
-"""Helpers for handler tests: publish an event into a (test) broker, read the outbox."""
+"""Helpers for handler tests: publish an event into a (test) broker, read the outbox, raise a
+database error as SQLAlchemy does."""
 
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crossgen_shared import topics
@@ -82,3 +86,16 @@ async def _outbox_rows(
     async with sessions() as session:
         rows = await session.scalars(select(OutboxRecord).order_by(OutboxRecord.seq))
         return [row for row in rows if topics.is_dead_letter(row.topic) == dead_letters]
+
+
+_DBAPI = AsyncAdapt_asyncpg_dbapi(asyncpg)
+
+
+def as_sqlalchemy_raises_it(error: Exception) -> DBAPIError:
+    """What SQLAlchemy's asyncpg dialect makes of asyncpg's ``error`` when a statement fails."""
+    translated = next(
+        _DBAPI._asyncpg_error_translate[cls](str(error), error)
+        for cls in type(error).__mro__
+        if cls in _DBAPI._asyncpg_error_translate
+    )
+    return DBAPIError.instance("connect", None, translated, _DBAPI.Error)

@@ -355,3 +355,23 @@ async def test_a_consumer_s_batch_in_turn_is_given_its_fresh_events_first(servic
     await in_turn.handle([record(3, "D"), record(4, "bad"), record(5, "E")])
     assert handler.batches == [["A", "B"], ["D"], ["E"]]
     assert await letters(service) == [("4", "this one is bad")]
+
+
+async def test_a_batch_the_database_could_not_take_is_one_warning_naming_the_cause(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def refused(event: ParticipantJoined, envelope: Envelope, uow: UnitOfWork) -> None:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    with (
+        caplog.at_level(logging.INFO, logger="crossgen_shared.consumer"),
+        pytest.raises(ConnectionRefusedError),
+    ):
+        await consumer(service, handler=refused).handle([record(0), record(1)])
+    assert [(one.levelno, one.getMessage()) for one in caplog.records] == [
+        (
+            logging.WARNING,
+            f"batches:{topics.PARTICIPANTS}: the database is unavailable"
+            " (ConnectionRefusedError: [Errno 111] Connection refused); retrying the batch in 1 s",
+        )
+    ]

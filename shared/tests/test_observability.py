@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 from aiokafka.errors import CommitFailedError, KafkaTimeoutError, NodeNotReadyError
@@ -29,6 +30,7 @@ from crossgen_shared.envelope import Envelope, encode
 from crossgen_shared.events import ParticipantJoined, ParticipantLeft
 from crossgen_shared.service import Service, unit_of_work
 from crossgen_shared.settings import ServiceSettings
+from crossgen_shared.testing import as_sqlalchemy_raises_it
 from crossgen_shared.unit_of_work import UnitOfWork
 
 from .messaging import fresh_settings, messaging_service, offline_settings
@@ -208,6 +210,16 @@ def restore_logging() -> Iterator[None]:
         (FileNotFoundError(2, "gone"), "FileNotFoundError: [Errno 2] gone"),
         (TimeoutError(), "TimeoutError"),
         (InterfaceError("select 1", {}, Exception("closed")), "Exception: closed"),
+        # asyncpg's own kind, not the name of the class SQLAlchemy wraps it in ("Error").
+        (
+            as_sqlalchemy_raises_it(
+                asyncpg.exceptions.ReadOnlySQLTransactionError(
+                    "cannot execute SELECT FOR UPDATE in a read-only transaction"
+                )
+            ),
+            "ReadOnlySQLTransactionError: cannot execute SELECT FOR UPDATE in a read-only"
+            " transaction",
+        ),
     ],
 )
 def test_an_error_is_told_by_its_kind_once_and_its_message(error: Exception, said: str) -> None:

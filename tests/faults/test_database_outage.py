@@ -6,22 +6,9 @@ service's role a privilege, or cannot read or write its files."""
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
-from sqlalchemy.exc import DBAPIError
 
 from crossgen_shared.db import unavailable
-
-DBAPI = AsyncAdapt_asyncpg_dbapi(asyncpg)
-
-
-def as_sqlalchemy_raises_it(error: Exception) -> DBAPIError:
-    """What SQLAlchemy's asyncpg dialect makes of ``error`` when a connection fails."""
-    translated = next(
-        DBAPI._asyncpg_error_translate[cls](str(error), error)
-        for cls in type(error).__mro__
-        if cls in DBAPI._asyncpg_error_translate
-    )
-    return DBAPIError.instance("connect", None, translated, DBAPI.Error)
+from crossgen_shared.testing import as_sqlalchemy_raises_it
 
 
 @pytest.mark.parametrize(
