@@ -13,12 +13,19 @@ Spans are exported over OTLP/HTTP only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
 import asyncio
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -50,6 +57,7 @@ def configure_logging(service_name: str, settings: ServiceSettings) -> None:
     handler.addFilter(_commit_refused_after_rebalance)
     handler.addFilter(_batch_back_for_passing_trouble)
     handler.addFilter(_routine_rebalance)
+    handler.addFilter(_broker_away_for_the_moment)
     handler.addFilter(KafkaClientRepeats())
     if settings.log_format == "json":
         handler.setFormatter(
@@ -175,6 +183,39 @@ def _routine_rebalance(record: logging.LogRecord) -> bool:
         return True
     record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
     return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
+# aiokafka's ERROR lines that name no error, said when it cannot reach any broker at the moment.
+_BROKER_AWAY_LINES = {
+    "Unable to update metadata from %s",
+    "Heartbeat session expired - marking coordinator dead",
+}
+
+
+def _broker_away_for_the_moment(record: logging.LogRecord) -> bool:
+    """aiokafka logs an ERROR for each connection, fetch and heartbeat that fails while a broker
+    is away: every restart of a broker would page whoever is woken by errors, where the
+    database's outage is a WARNING. The client retries these itself, so they are WARNINGs too:
+    a failure the Kafka client counts as retriable, a socket's, or the group's word to join it
+    again after a pause. What needs a person (a refused login, a certificate, a topic not
+    allowed) stays an ERROR."""
+    if record.levelno != logging.ERROR or not record.name.startswith("aiokafka"):
+        return True
+    args = record.args if isinstance(record.args, tuple) else ()
+    if record.msg in _BROKER_AWAY_LINES or any(_retried_by_the_client(arg) for arg in args):
+        record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+    return True
+
+
+# What the group says to a member that was not heard from for a while (a process paused past its
+# session): the client joins again by itself, and ``offsets`` says what that means for its records.
+_REJOIN = (UnknownMemberIdError, IllegalGenerationError, RebalanceInProgressError)
+
+
+def _retried_by_the_client(error: object) -> bool:
+    if isinstance(error, KafkaError):
+        return bool(error.retriable) or isinstance(error, _REJOIN)
+    return isinstance(error, OSError) and not isinstance(error, ssl.SSLError)
 
 
 def _one_warning_line(record: logging.LogRecord, message: str) -> None:

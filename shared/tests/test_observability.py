@@ -3,6 +3,7 @@ the events a consumer emits, over a real PostgreSQL and FastStream's test broker
 
 import json
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -12,7 +13,14 @@ from uuid import uuid4
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
-from aiokafka.errors import CommitFailedError, KafkaTimeoutError, NodeNotReadyError
+from aiokafka.errors import (
+    CommitFailedError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+    SaslAuthenticationFailed,
+    UnknownMemberIdError,
+)
 from fastapi import APIRouter, Depends
 from faststream.kafka import TestKafkaBroker
 from opentelemetry import trace
@@ -34,6 +42,9 @@ from crossgen_shared.testing import as_sqlalchemy_raises_it
 from crossgen_shared.unit_of_work import UnitOfWork
 
 from .messaging import fresh_settings, messaging_service, offline_settings
+
+FETCHER, COORDINATOR = "aiokafka.consumer.fetcher", "aiokafka.consumer.group_coordinator"
+REFUSED = ConnectionRefusedError(111, "Connection refused")
 
 FOREIGN_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 FOREIGN_PARENT = f"00-{FOREIGN_TRACE}-00f067aa0ba902b7-01"
@@ -310,6 +321,59 @@ def test_the_kafka_client_s_repeated_lines_are_left_out_for_a_while(
         f"crossgen_matching {refused}",
         f"crossgen_matching {refused}",
     ]
+
+
+@pytest.mark.parametrize(
+    ("logger", "msg", "args", "level"),
+    [
+        # A broker the client cannot reach for the moment: down, restarting, a connection cut.
+        ("aiokafka", "Unable connect to node with id %s: %s", (1, REFUSED), "WARNING"),
+        (FETCHER, "Failed fetch messages from %s: %s", (1, NodeNotReadyError("node 1")), "WARNING"),
+        (
+            FETCHER,
+            "Failed fetch messages from %s: %s",
+            (1, KafkaConnectionError("closed")),
+            "WARNING",
+        ),
+        ("aiokafka", "Unable to update metadata from %s", ([1],), "WARNING"),
+        (COORDINATOR, "Heartbeat session expired - marking coordinator dead", (), "WARNING"),
+        # After a pause past the session: the client joins the group again by itself.
+        (
+            COORDINATOR,
+            "OffsetCommit failed for group %s due to group error (%s), will rejoin",
+            ("crossgen-matching", UnknownMemberIdError("crossgen-matching")),
+            "WARNING",
+        ),
+        # What needs a person: a refused login, a certificate, a topic it may not read.
+        (
+            "aiokafka",
+            "Unable connect to node with id %s: %s",
+            (1, SaslAuthenticationFailed()),
+            "ERROR",
+        ),
+        (
+            "aiokafka",
+            'Unable connect to "%s:%s": %s',
+            ("k", 9093, ssl.SSLCertVerificationError()),
+            "ERROR",
+        ),
+        ("aiokafka", "Topic %s is not authorized for this client", ("crossgen.hris.v1",), "ERROR"),
+    ],
+)
+def test_the_kafka_client_s_errors_for_a_broker_away_for_the_moment_are_warnings(
+    restore_logging: None,
+    capsys: pytest.CaptureFixture[str],
+    logger: str,
+    msg: str,
+    args: tuple[Any, ...],
+    level: str,
+) -> None:
+    """The broker's restart is passing trouble, as the database's is: aiokafka's ERROR lines for
+    it would wake whoever is paged on errors at every rolling restart of the brokers."""
+    observability.configure_logging("matching", offline_settings())
+    logging.getLogger(logger).error(msg, *args)
+    [line] = capsys.readouterr().out.splitlines()
+    assert f" {level} {logger} " in line
 
 
 def test_json_logs_are_one_object_a_line_with_the_active_trace(
