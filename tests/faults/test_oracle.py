@@ -6,7 +6,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from crossgen_local.evidence import consumer_restarts, lag_line
+from crossgen_local.evidence import consumer_restarts, errors_logged, lag_line
 from crossgen_local.faults import SHORT, report
 from crossgen_local.oracle import Facts, Fault, Notification, Participant, Published, judge
 
@@ -79,6 +79,7 @@ def test_a_healthy_run_passes() -> None:
         "republished event ids": 0,
         "consumers behind at the end": 0,
         "consumers restarted": 0,
+        "lines logged at ERROR": 0,
     }
     assert verdict.seen["participants enrolled"] == 2
     assert verdict.seen["mails caught"] == 2
@@ -115,6 +116,27 @@ def test_a_consumer_its_service_restarted_is_reported_and_fails_nothing(tmp_path
     assert verdict.passed
     assert verdict.summary()["consumers restarted"] == 1
     assert report(verdict, SHORT)["consumers_restarted"] == verdict.restarted
+
+
+def test_the_services_error_lines_are_reported_and_fail_nothing(tmp_path: Path) -> None:
+    """Every fault is passing trouble, a WARNING in the services' logs: an ERROR line is for a
+    person to read, and the results keep it. The broker's own log is not the services'."""
+    (tmp_path / "matching.log").write_text(
+        "2026-12-07 16:38:05,086 WARNING crossgen_shared.outbox outbox relay: the database is"
+        " unavailable (ConnectionRefusedError: refused); retrying in 0.4 s\n"
+        "2026-12-07 16:38:05,087 ERROR crossgen_matching.expiry expiring proposals failed\n"
+        "Traceback (most recent call last):\n"
+        "2026-12-07 16:38:06,001 INFO uvicorn.error ready\n"
+    )
+    (tmp_path / "kafka.log").write_text("[2026-12-07 16:38:05,087] ERROR [Controller] ...\n")
+    verdict = judge(facts())
+    verdict.errors_logged = errors_logged(tmp_path)
+    assert verdict.errors_logged == [
+        "matching 2026-12-07 16:38:05,087 ERROR crossgen_matching.expiry expiring proposals failed"
+    ]
+    assert verdict.passed
+    assert verdict.summary()["lines logged at ERROR"] == 1
+    assert report(verdict, SHORT)["errors_logged"] == verdict.errors_logged
 
 
 def test_state_behind_the_last_accepted_record_is_lost() -> None:

@@ -171,6 +171,20 @@ def lag_line(service: str, lags: Mapping[TopicPartition, int]) -> str:
     return f"{service}: {sum(lags.values())} records not consumed yet ({where})"
 
 
+def errors_logged(log_dir: Path) -> list[str]:
+    """The services' log lines at ERROR or above, as "<process> <line>". Every fault of the
+    suite is trouble that passes, which the services log as WARNINGs: such a line is one a
+    person would be woken for, and worth reading. Not the broker's own log."""
+    found = []
+    for path in sorted(log_dir.glob("*.log")):
+        if path.name == "kafka.log":
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            if line.split(" ", 3)[2:3] in (["ERROR"], ["CRITICAL"]):
+                found.append(f"{path.stem} {line}")
+    return found
+
+
 def consumer_restarts(log_dir: Path) -> list[str]:
     """Each consumer a service restarted (its group watch's line in the service's text log):
     "<process> <time>: <consumer>: partitions ... held by no member ... for N s"."""

@@ -166,8 +166,10 @@ class FaultRun:
                 if isinstance(outcome, BaseException):
                     say(f"faults: a stream stopped early: {outcome!r}")
         verdict = await self.drain()
-        # Once, at the end: the services' logs say which consumers they restarted on the way.
+        # Once, at the end: the services' logs say which consumers they restarted on the way,
+        # and what they logged for a person.
         verdict.restarted = evidence.consumer_restarts(self.stack.log_dir)
+        verdict.errors_logged = evidence.errors_logged(self.stack.log_dir)
         return verdict
 
     async def create_program(self) -> None:
@@ -422,6 +424,9 @@ def run(scale: Scale, log_dir: Path, kafka_rounds: int = 0) -> Verdict:
                 shutil.copy(infra.kafka.log_path, log_dir / "kafka.log")
 
 
+SHOWN_ERRORS = 20  # the services' ERROR lines shown and kept in the results, at most
+
+
 def report(verdict: Verdict, scale: Scale) -> dict[str, Any]:
     return {
         "form": scale.name,
@@ -442,6 +447,7 @@ def report(verdict: Verdict, scale: Scale) -> dict[str, Any]:
             "in_doubt": verdict.in_doubt,
         },
         "consumers_restarted": verdict.restarted,
+        "errors_logged": verdict.errors_logged[:SHOWN_ERRORS],
     }
 
 
@@ -465,6 +471,8 @@ def show(verdict: Verdict) -> None:
         print(f"  ! {problem}")
     for restart in verdict.restarted:
         print(f"  ~ restarted: {restart}")
+    for line in verdict.errors_logged[:SHOWN_ERRORS]:
+        print(f"  ? {line}")
     print("\nPASSED" if verdict.passed else "\nFAILED: lost, duplicated, reordered or left behind")
 
 

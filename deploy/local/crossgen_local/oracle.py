@@ -95,6 +95,8 @@ class Verdict:
     # Consumers their service restarted, having lost their place in the group (group_watch.py):
     # a stall that happened and was mended, not a failure.
     restarted: list[str] = field(default_factory=list)
+    # The services' lines at ERROR (evidence.errors_logged): for a person to read; fails nothing.
+    errors_logged: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -111,6 +113,7 @@ class Verdict:
             "republished event ids": self.republished,
             "consumers behind at the end": len(self.behind),
             "consumers restarted": len(self.restarted),
+            "lines logged at ERROR": len(self.errors_logged),
         }
 
 
