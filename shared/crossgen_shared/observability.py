@@ -23,6 +23,7 @@ from aiokafka.errors import (
     CommitFailedError,
     IllegalGenerationError,
     KafkaError,
+    KafkaTimeoutError,
     RebalanceInProgressError,
     UnknownMemberIdError,
 )
@@ -108,12 +109,30 @@ _COMMIT_REFUSED = (
 
 def away(exc: BaseException) -> str | None:
     """What ``exc`` says is away when it is trouble that passes by itself and is retried: the
-    database (``db.unavailable``: down, restarted, hung) or the Kafka broker; None otherwise."""
+    database (``db.unavailable``: down, restarted, hung) or the Kafka broker (``_broker_trouble``);
+    None otherwise."""
     if unavailable(exc):
         return "the database"
-    if isinstance(exc, KafkaError):
+    if _broker_trouble(exc):
         return "the Kafka broker"
     return None
+
+
+# Passing, though the Kafka client does not count them as retriable: a request that timed out
+# (the broker away, or hung), and the group's word to join it again after a pause past the session
+# (the client does so by itself; ``offsets`` says what it means for the records).
+_PASSING = (
+    KafkaTimeoutError,
+    UnknownMemberIdError,
+    IllegalGenerationError,
+    RebalanceInProgressError,
+)
+
+
+def _broker_trouble(error: object) -> bool:
+    """The Kafka broker's trouble that passes by itself; not its refusals (a login, a topic not
+    allowed, a record too large), which wait for a person."""
+    return isinstance(error, KafkaError) and (error.retriable or isinstance(error, _PASSING))
 
 
 def passing_trouble(exc: BaseException) -> bool:
@@ -195,10 +214,9 @@ _BROKER_AWAY_LINES = {
 def _broker_away_for_the_moment(record: logging.LogRecord) -> bool:
     """aiokafka logs an ERROR for each connection, fetch and heartbeat that fails while a broker
     is away: every restart of a broker would page whoever is woken by errors, where the
-    database's outage is a WARNING. The client retries these itself, so they are WARNINGs too:
-    a failure the Kafka client counts as retriable, a socket's, or the group's word to join it
-    again after a pause. What needs a person (a refused login, a certificate, a topic not
-    allowed) stays an ERROR."""
+    database's outage is a WARNING. The client retries these itself, so they are WARNINGs too
+    (``_retried_by_the_client``). What needs a person (a refused login, a certificate, a topic
+    not allowed) stays an ERROR."""
     if record.levelno != logging.ERROR or not record.name.startswith("aiokafka"):
         return True
     args = record.args if isinstance(record.args, tuple) else ()
@@ -207,15 +225,12 @@ def _broker_away_for_the_moment(record: logging.LogRecord) -> bool:
     return True
 
 
-# What the group says to a member that was not heard from for a while (a process paused past its
-# session): the client joins again by itself, and ``offsets`` says what that means for its records.
-_REJOIN = (UnknownMemberIdError, IllegalGenerationError, RebalanceInProgressError)
-
-
 def _retried_by_the_client(error: object) -> bool:
-    if isinstance(error, KafkaError):
-        return bool(error.retriable) or isinstance(error, _REJOIN)
-    return isinstance(error, OSError) and not isinstance(error, ssl.SSLError)
+    """An error aiokafka logs and retries: the broker's passing trouble, or a socket's (which in
+    its lines is always the broker's connection)."""
+    if isinstance(error, OSError):
+        return not isinstance(error, ssl.SSLError)
+    return _broker_trouble(error)
 
 
 def _one_warning_line(record: logging.LogRecord, message: str) -> None:

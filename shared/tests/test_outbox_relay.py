@@ -6,7 +6,7 @@ from logging import ERROR, WARNING
 from typing import Any, cast
 
 import pytest
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
 from sqlalchemy.exc import InterfaceError
 
 from crossgen_shared.outbox import OutboxRelay
@@ -62,8 +62,10 @@ CLOSED = InterfaceError("update outbox ...", {}, Exception("the underlying conne
             "the Kafka broker is unavailable (KafkaTimeoutError); retrying in 0.4 s",
         ),
         (ValueError("a bug"), ERROR, "failed; retrying in 0.4 s"),
+        # The broker answers, and refuses: a person must grant the topic, it will not pass.
+        (TopicAuthorizationFailedError(), ERROR, "failed; retrying in 0.4 s"),
     ],
-    ids=["database", "kafka", "bug"],
+    ids=["database", "kafka", "bug", "kafka refuses"],
 )
 async def test_a_failed_look_is_retried(
     error: Exception, level: int, logged: str, caplog: pytest.LogCaptureFixture
