@@ -4,7 +4,7 @@ caught up: outboxes published, consumer groups at the end of their partitions, n
 """
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,25 +174,29 @@ def lag_line(service: str, lags: Mapping[TopicPartition, int]) -> str:
 def errors_logged(log_dir: Path) -> list[str]:
     """The services' log lines at ERROR or above, as "<process> <line>". Every fault of the
     suite is trouble that passes, which the services log as WARNINGs: such a line is one a
-    person would be woken for, and worth reading. Not the broker's own log."""
-    found = []
-    for path in sorted(log_dir.glob("*.log")):
-        if path.name == "kafka.log":
-            continue
-        for line in path.read_text(errors="replace").splitlines():
-            if line.split(" ", 3)[2:3] in (["ERROR"], ["CRITICAL"]):
-                found.append(f"{path.stem} {line}")
-    return found
+    person would be woken for, and worth reading."""
+    return [
+        f"{process} {line}"
+        for process, line in _service_log_lines(log_dir)
+        if line.split(" ", 3)[2:3] in (["ERROR"], ["CRITICAL"])
+    ]
 
 
 def consumer_restarts(log_dir: Path) -> list[str]:
     """Each consumer a service restarted (its group watch's line in the service's text log):
     "<process> <time>: <consumer>: partitions ... held by no member ... for N s"."""
     found = []
-    for path in sorted(log_dir.glob("*.log")):
-        for line in path.read_text(errors="replace").splitlines():
-            _, _, message = line.partition(" crossgen_shared.group_watch ")
-            what, restarted, _ = message.partition(f"; {RESTARTING}.")
-            if restarted:
-                found.append(f"{path.stem} {line[11:19]}: {what}")
+    for process, line in _service_log_lines(log_dir):
+        _, _, message = line.partition(" crossgen_shared.group_watch ")
+        what, restarted, _ = message.partition(f"; {RESTARTING}.")
+        if restarted:
+            found.append(f"{process} {line[11:19]}: {what}")
     return found
+
+
+def _service_log_lines(log_dir: Path) -> Iterator[tuple[str, str]]:
+    """Each line of each process's log in ``log_dir``, with the process; not the broker's."""
+    for path in sorted(log_dir.glob("*.log")):
+        if path.name != "kafka.log":
+            for line in path.read_text(errors="replace").splitlines():
+                yield path.stem, line
