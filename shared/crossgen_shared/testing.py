@@ -92,7 +92,7 @@ _DBAPI = AsyncAdapt_asyncpg_dbapi(asyncpg)
 
 
 def as_sqlalchemy_raises_it(error: Exception) -> DBAPIError:
-    """What SQLAlchemy's asyncpg dialect makes of asyncpg's ``error`` when a statement fails."""
+    """What SQLAlchemy's asyncpg dialect makes of asyncpg's ``error``, raised as it connects."""
     translated = next(
         _DBAPI._asyncpg_error_translate[cls](str(error), error)
         for cls in type(error).__mro__
