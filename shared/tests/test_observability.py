@@ -24,7 +24,7 @@ from aiokafka.errors import (
 from fastapi import APIRouter, Depends
 from faststream.kafka import TestKafkaBroker
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import select
@@ -136,10 +136,10 @@ def finished_spans(tracer: trace.Tracer) -> Iterator[InMemorySpanExporter]:
     """The spans ended while the test runs (the provider keeps its processors: this one stops
     keeping spans afterwards)."""
     exporter = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(observability, "_spans_kept", observability._spans_kept)
+        observability.keep_spans(SimpleSpanProcessor(exporter))
+        yield exporter
     exporter.shutdown()
 
 
@@ -177,6 +177,31 @@ async def test_a_consumer_continues_the_trace_of_a_record_from_another_producer(
     [caused] = await outbox_headers(service)
     assert trace_id(caused["traceparent"]) == FOREIGN_TRACE
     assert caused["traceparent"] != FOREIGN_PARENT  # emitted in the consumer's own span
+
+
+def test_without_an_exporter_a_records_span_is_not_made_yet_its_trace_goes_on(
+    tracer: trace.Tracer,
+) -> None:
+    """Nothing would record the span, and making it was half of what tracing a record cost: the
+    logs and the next events get what it would carry on, with a span id of the record's own."""
+    with observability.continuing({"traceparent": FOREIGN_PARENT}, "t process"):
+        span = trace.get_current_span()
+        carried_on = observability.trace_headers()["traceparent"]
+    assert not span.is_recording()
+    context = span.get_span_context()
+    assert carried_on == f"00-{FOREIGN_TRACE}-{trace.format_span_id(context.span_id)}-01"
+    assert carried_on != FOREIGN_PARENT
+
+
+def test_without_an_exporter_a_record_from_outside_any_trace_starts_one(
+    tracer: trace.Tracer,
+) -> None:
+    started = []
+    for _ in range(2):
+        with observability.continuing({}, "t process"):
+            started.append(trace.get_current_span().get_span_context())
+    assert all(c.is_valid and c.trace_flags.sampled for c in started)
+    assert started[0].trace_id != started[1].trace_id
 
 
 async def test_an_http_request_continues_the_callers_trace_into_the_events_it_emits(
