@@ -600,6 +600,10 @@ def record_digest(record: Any) -> str:
 def _continuing_trace(record: Any) -> Iterator[None]:
     """A span for one record of a batch, in the trace its headers carry: the events its work
     emits continue that trace."""
-    headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
+    headers = {
+        k: v.decode(errors="replace")
+        for k, v in record.headers or ()
+        if k in observability.TRACE_HEADERS
+    }
     with observability.continuing(headers, f"{record.topic} process"):
         yield

@@ -42,6 +42,7 @@ from crossgen_shared.db import unavailable
 from crossgen_shared.settings import ServiceSettings
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+TRACE_HEADERS = frozenset(_PROPAGATOR.fields)  # all ``continuing`` reads of a record's headers
 _TRACER = trace.get_tracer(__name__)
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _OTLP_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
