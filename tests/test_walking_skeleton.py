@@ -17,7 +17,7 @@ from crossgen_local.infra import LocalInfra
 from crossgen_local.stack import SERVICES, CrossgenStack
 from crossgen_local.tokens import TokenIssuer
 from crossgen_shared import topics
-from crossgen_shared.events import MatchAccepted, ParticipantJoined
+from crossgen_shared.events import MatchAccepted, NotificationSent, ParticipantJoined
 
 pytestmark = pytest.mark.integration
 
@@ -113,6 +113,15 @@ def test_journey_across_three_services(system: CrossgenStack, tokens: TokenIssue
         "com.crossgen.feedback-submitted.v1": 1,
         "com.crossgen.notification-sent.v1": 6,
     }
+
+    # One trace from each request through the services, to the email sent and the event saying so.
+    sent = NotificationSent.event_type().encode()
+    traces = [
+        (h["ce_type"] == sent, h["traceparent"].decode().split("-")[1])
+        for _, h in records
+        if h.get("ce_id") != b"garbage-1" and "ce_type" in h
+    ]
+    assert {t for told, t in traces if told} <= {t for told, t in traces if not told}
 
     dead = asyncio.run(read_topics(bootstrap, [topics.dead_letter(s) for s in SERVICES]))
     by_service = Counter((t, h["dlq_origin_topic"].decode()) for t, h in dead)

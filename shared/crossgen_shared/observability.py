@@ -303,20 +303,24 @@ def trace_headers() -> dict[str, str]:
 
 
 @contextmanager
-def continuing(headers: Mapping[str, str], name: str) -> Iterator[None]:
-    """A consumer span, current inside, in the trace ``headers`` carry (W3C ``traceparent``):
-    what is emitted inside continues the trace of the record being handled."""
+def continuing(
+    headers: Mapping[str, str], name: str, kind: trace.SpanKind = trace.SpanKind.CONSUMER
+) -> Iterator[None]:
+    """A span, current inside, in the trace ``headers`` carry (W3C ``traceparent``): what is
+    emitted inside continues the trace of the record being handled (or the message being sent)."""
     parent = _PROPAGATOR.extract(headers)
     provider = trace.get_tracer_provider()
     if _spans_kept or not isinstance(provider, TracerProvider):
-        with _TRACER.start_as_current_span(name, context=parent, kind=trace.SpanKind.CONSUMER):
+        with _TRACER.start_as_current_span(name, context=parent, kind=kind):
             yield
     else:
-        with trace.use_span(_unrecorded_span(provider, parent, name)):
+        with trace.use_span(_unrecorded_span(provider, parent, name, kind)):
             yield
 
 
-def _unrecorded_span(provider: TracerProvider, parent: Context, name: str) -> trace.Span:
+def _unrecorded_span(
+    provider: TracerProvider, parent: Context, name: str, kind: trace.SpanKind
+) -> trace.Span:
     """What the SDK's span for a record would pass on, as it decides it: the trace, a span id of
     its own, the sampler's decision. Making the span itself was half of what tracing a record cost,
     and nothing would have recorded it."""
@@ -326,7 +330,7 @@ def _unrecorded_span(provider: TracerProvider, parent: Context, name: str) -> tr
         trace_id, random_id = upstream.trace_id, upstream.trace_flags.random_trace_id
     else:
         trace_id, random_id = ids.generate_trace_id(), ids.is_trace_id_random()
-    decided = provider.sampler.should_sample(parent, trace_id, name, trace.SpanKind.CONSUMER)
+    decided = provider.sampler.should_sample(parent, trace_id, name, kind)
     flags = trace.TraceFlags.SAMPLED if decided.decision.is_sampled() else trace.TraceFlags.DEFAULT
     if random_id:
         flags |= trace.TraceFlags.RANDOM_TRACE_ID

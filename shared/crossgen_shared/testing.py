@@ -18,16 +18,20 @@ from crossgen_shared.events import Event
 
 
 async def publish_event(
-    broker: KafkaBroker, event: Event, *, source: str = "/test", event_id: str | None = None
+    broker: KafkaBroker,
+    event: Event,
+    *,
+    source: str = "/test",
+    event_id: str | None = None,
+    traceparent: str | None = None,
 ) -> str:
-    """Publish ``event`` as the real producers do (CloudEvents binary mode); returns its id."""
+    """Publish ``event`` as the real producers do (CloudEvents binary mode), in the trace
+    ``traceparent`` names if given; returns its id."""
     record = encode(event, source=source, event_id=event_id)
-    await broker.publish(
-        record.value,
-        event.topic,
-        key=record.key,
-        headers={k: v.decode() for k, v in record.headers.items()},
-    )
+    headers = {k: v.decode() for k, v in record.headers.items()}
+    if traceparent is not None:
+        headers["traceparent"] = traceparent
+    await broker.publish(record.value, event.topic, key=record.key, headers=headers)
     return record.headers["ce_id"].decode()
 
 
@@ -70,8 +74,13 @@ async def outbox(sessions: async_sessionmaker[AsyncSession]) -> list[Envelope]:
     """Every event a service has emitted so far, in order."""
     return [
         decode({k: v.encode() for k, v in row.headers.items()}, row.key, row.value)
-        for row in await _outbox_rows(sessions, dead_letters=False)
+        for row in await outbox_records(sessions)
     ]
+
+
+async def outbox_records(sessions: async_sessionmaker[AsyncSession]) -> list[OutboxRecord]:
+    """The outbox's rows of every event a service has emitted so far, headers and all, in order."""
+    return await _outbox_rows(sessions, dead_letters=False)
 
 
 async def parked(sessions: async_sessionmaker[AsyncSession]) -> list[OutboxRecord]:

@@ -1,6 +1,6 @@
 """A unit of work: one database transaction that holds a state change and the events it causes."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 from uuid import uuid4
@@ -97,15 +97,16 @@ class UnitOfWork:
         self.memo.clear()
         await self.session.close()
 
-    async def emit(self, event: Event) -> str:
-        """Write ``event`` to the outbox in this transaction; returns its CloudEvents id."""
+    async def emit(self, event: Event, *, trace_context: Mapping[str, str] | None = None) -> str:
+        """Write ``event`` to the outbox in this transaction; returns its CloudEvents id. It
+        continues ``trace_context`` (W3C headers) if given, else the active span's trace."""
         record = encode(event, source=self._source)
         event_id = record.headers["ce_id"].decode()
-        # The trace it was emitted in goes along, so its consumers continue that trace.
+        # The trace goes along, so its consumers continue that trace.
         headers = {k: v.decode() for k, v in record.headers.items()}
-        self._add(
-            event_id, event.topic, record.key, record.value, headers | observability.trace_headers()
-        )
+        if trace_context is None:
+            trace_context = observability.trace_headers()
+        self._add(event_id, event.topic, record.key, record.value, headers | dict(trace_context))
         return event_id
 
     def forward(self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]) -> None:

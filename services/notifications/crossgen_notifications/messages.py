@@ -21,6 +21,7 @@ from crossgen_notifications.preferences.store import Reach, reach
 from crossgen_notifications.rendering import Message, render
 from crossgen_notifications.scheduling.timing import Clock, after_quiet_hours, next_digest
 from crossgen_notifications.settings import NotificationsSettings
+from crossgen_shared import observability
 from crossgen_shared.consumer import NotReady
 from crossgen_shared.db import any_of_uuids
 from crossgen_shared.envelope import Envelope
@@ -110,6 +111,7 @@ class Messages:
         now = self._clock()
         due = max(due or now, now)
         contact, where = recipient.contact, recipient.reach
+        trace_context = observability.trace_headers()
         link = (
             await self.unsubscribe_url(uow, contact.person_id)
             if "email" in where.addresses
@@ -126,6 +128,7 @@ class Messages:
                 "to_address": address,
                 "session_id": session_id,
                 "created_at": now,
+                "trace_context": trace_context,
             }
             try:
                 message = self.render(

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, time
 from enum import StrEnum
 
-from sqlalchemy import DateTime, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, DateTime, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from crossgen_shared.db import utcnow
@@ -143,3 +143,6 @@ class Notification(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The W3C trace context of the event that caused it: sending it, and the event saying so,
+    # continue that trace. A digest continues none.
+    trace_context: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")

@@ -34,7 +34,7 @@ from crossgen_shared.events import (
     ParticipantJoined,
 )
 from crossgen_shared.service import Service
-from crossgen_shared.testing import publish_event
+from crossgen_shared.testing import outbox_records, publish_event
 
 MakeDelivery = Callable[..., Delivery]
 EMAIL_RETRIES = (
@@ -196,6 +196,31 @@ async def test_a_refused_recipient_fails_for_good(
     events = await emitted(notifications)
     assert [type(e) for e in events] == [NotificationFailed] * 2
     assert all(isinstance(e, NotificationFailed) and "550" in e.reason for e in events)
+
+
+CAUSE_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+@pytest.mark.parametrize("refused", [False, True], ids=["sent", "failed"])
+async def test_sending_a_message_and_the_event_saying_so_continue_the_trace_of_its_cause(
+    notifications: Service,
+    broker: KafkaBroker,
+    both_known: None,
+    proposal: MatchProposed,
+    delivery: MakeDelivery,
+    refusing_smtp_port: int,
+    refused: bool,
+) -> None:
+    """The message is sent later, by another loop: the trace goes with it in its row."""
+    cause = f"00-{CAUSE_TRACE}-00f067aa0ba902b7-01"
+    await publish_event(broker, proposal, traceparent=cause)
+    mailer = delivery(smtp_port=refusing_smtp_port) if refused else delivery()
+    assert await mailer.deliver_due() == 2
+
+    said = [r.headers for r in await outbox_records(notifications.sessions)]
+    told = NotificationFailed if refused else NotificationSent
+    assert [h["ce_type"] for h in said] == [told.event_type()] * 2
+    assert [h["traceparent"].split("-")[1] for h in said] == [CAUSE_TRACE] * 2
 
 
 async def test_a_temporary_refusal_is_retried_after_a_backoff_with_jitter(

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 from uuid import UUID, uuid4
 
+from opentelemetry import trace
 from prometheus_client import Counter, Gauge
 from sqlalchemy import DateTime, Row, bindparam, select, update
 
@@ -41,9 +42,9 @@ from crossgen_notifications.models import Notification, Preferences, Status
 from crossgen_notifications.preferences.store import enabled
 from crossgen_notifications.scheduling.timing import Clock, system_clock
 from crossgen_notifications.settings import NotificationsSettings
+from crossgen_shared import observability
 from crossgen_shared.db import any_of_uuids, unavailable
 from crossgen_shared.events import NotificationFailed, NotificationSent
-from crossgen_shared.observability import wait_to_retry
 from crossgen_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ _ATTEMPTED = (
 class Claim:
     message: Outgoing
     attempt_id: UUID
+    trace_context: Mapping[str, str]  # of the event that caused the message
 
 
 class Delivery:
@@ -146,7 +148,7 @@ class Delivery:
                 raise
             except Exception as exc:  # a database outage pauses delivery, it does not end it
                 failures += 1
-                await wait_to_retry(log, "delivery", exc, failures)
+                await observability.wait_to_retry(log, "delivery", exc, failures)
                 continue
             failures = 0
             # A full claim may have left more due: look again at once. Anything else took all
@@ -185,7 +187,7 @@ class Delivery:
                 self._expired_at = now
                 await self.expire_unconfirmed()
         elif claims:
-            outcomes = await asyncio.gather(*(self._send(claim.message) for claim in claims))
+            outcomes = await asyncio.gather(*(self._send(claim) for claim in claims))
             # The messages are out (or refused): a database blip must not leave them "maybe sent".
             failures = 0
             while True:
@@ -196,7 +198,7 @@ class Delivery:
                     if not unavailable(exc):
                         raise
                     failures += 1
-                    await wait_to_retry(log, "recording deliveries", exc, failures)
+                    await observability.wait_to_retry(log, "recording deliveries", exc, failures)
         return due
 
     async def deliver_due(self) -> int:
@@ -270,7 +272,7 @@ class Delivery:
             claimed.status, claimed.attempt_id = Status.SENDING, attempt_id
             claimed.claimed_at = now
         row.attempts += 1
-        return Claim(message, attempt_id)
+        return Claim(message, attempt_id, row.trace_context)
 
     async def _digest_items(self, uow: UnitOfWork, digest: Notification) -> list[Notification]:
         return list(
@@ -319,7 +321,8 @@ class Delivery:
         text = rendered.text if message.channel == "email" else rendered.excerpt
         return replace(message, subject=rendered.subject, text=text, html=rendered.html)
 
-    async def _send(self, message: Outgoing) -> DeliveryError | None:
+    async def _send(self, claim: Claim) -> DeliveryError | None:
+        message = claim.message
         timeout = (
             self._settings.smtp_timeout
             if message.channel == "email"
@@ -327,9 +330,13 @@ class Delivery:
         )
         # An email waits for a free SMTP connection before its timeout starts.
         turn = self._smtp_turns if message.channel == "email" else contextlib.nullcontext()
+        span = observability.continuing(
+            claim.trace_context, f"{message.channel} send", kind=trace.SpanKind.CLIENT
+        )
         try:
-            async with turn, asyncio.timeout(timeout):
-                await self._channels[message.channel].send(message)
+            with span:
+                async with turn, asyncio.timeout(timeout):
+                    await self._channels[message.channel].send(message)
         except DeliveryError as exc:
             return exc
         except TimeoutError:
@@ -374,7 +381,7 @@ class Delivery:
         by_attempt = {row.attempt_id: row for row in sent}
         for claim in claims:  # the events in the order the messages were claimed
             if (row := by_attempt.get(claim.attempt_id)) is not None:
-                await uow.emit(_sent(row, now))
+                await uow.emit(_sent(row, now), trace_context=claim.trace_context)
                 DELIVERIES.labels(row.channel, "sent").inc()
 
     async def _record_one(
@@ -394,7 +401,7 @@ class Delivery:
             for sent in rows:
                 sent.status, sent.sent_at, sent.last_error = Status.SENT, now, None
             for told in items or [row]:
-                await uow.emit(_sent(told, now))
+                await uow.emit(_sent(told, now), trace_context=told.trace_context)
             DELIVERIES.labels(message.channel, "sent").inc()
         elif isinstance(error, RelayUnavailable):
             # Not this message's fault: it waits for the relay, its attempt not counted.
@@ -449,7 +456,7 @@ class Delivery:
     ) -> None:
         _settle(row, items, Status.FAILED, reason)
         for told in items or [row]:
-            await uow.emit(_failed(told, reason, self._clock()))
+            await uow.emit(_failed(told, reason, self._clock()), trace_context=told.trace_context)
         DELIVERIES.labels(row.channel, "failed").inc()
 
     def _backoff(self, attempts: int, asked: float | None = None) -> float:
