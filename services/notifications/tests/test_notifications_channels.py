@@ -96,7 +96,9 @@ async def serving(app: Any, port: int) -> AsyncIterator[None]:
         host="127.0.0.1",
         port=port,
         lifespan="off",
-        log_level="warning",
+        # No logging config, level or access switch of uvicorn's: each outlives the server and
+        # would hide its loggers' lines from the tests that come later.
+        log_config=None,
         timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
