@@ -330,11 +330,11 @@ class Delivery:
         )
         # An email waits for a free SMTP connection before its timeout starts.
         turn = self._smtp_turns if message.channel == "email" else contextlib.nullcontext()
-        span = observability.continuing(
-            claim.trace_context, f"{message.channel} send", kind=trace.SpanKind.CLIENT
-        )
         try:
-            with span:
+            # In the trace of the event that caused the message: the send is part of its story.
+            with observability.continuing(
+                claim.trace_context, f"{message.channel} send", kind=trace.SpanKind.CLIENT
+            ):
                 async with turn, asyncio.timeout(timeout):
                     await self._channels[message.channel].send(message)
         except DeliveryError as exc:
