@@ -166,6 +166,22 @@ async def test_a_records_span_is_a_child_of_the_span_its_event_was_emitted_in(
     assert not [s for s in spans if s.kind == trace.SpanKind.PRODUCER]
 
 
+def test_with_an_exporter_a_send_is_a_span_of_its_kind_in_the_trace_of_its_cause(
+    finished_spans: InMemorySpanExporter,
+) -> None:
+    """How notifications sends a message it queued earlier, in the trace of the event behind it."""
+    with observability.continuing(
+        {"traceparent": FOREIGN_PARENT}, "email send", trace.SpanKind.CLIENT
+    ):
+        pass
+    [sent] = finished_spans.get_finished_spans()
+    assert (sent.name, sent.kind) == ("email send", trace.SpanKind.CLIENT)
+    assert (
+        sent.parent is not None and trace.format_span_id(sent.parent.span_id) == "00f067aa0ba902b7"
+    )
+    assert trace.format_trace_id(sent.context.trace_id) == FOREIGN_TRACE
+
+
 async def test_a_consumer_continues_the_trace_of_a_record_from_another_producer(
     service: Service,
 ) -> None:
