@@ -52,7 +52,7 @@ def encode(event: Event, *, source: str, event_id: str | None = None) -> KafkaRe
             "datacontenttype": CONTENT_TYPE,
             "dataschema": schema_uri(type(event)),
         },
-        data=event.model_dump(mode="json"),
+        data=event.model_dump_json(),  # JSON text, which the SDK writes out as it is
     )
     message = ce_kafka.to_binary(cloud_event, _FORMAT, key_mapper=lambda _: event.key())
     key = message.key.encode() if isinstance(message.key, str) else message.key or b""

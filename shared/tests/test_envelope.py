@@ -36,6 +36,13 @@ def test_round_trip_in_binary_mode_keyed_by_the_subject() -> None:
     assert envelope.source == "/crossgen/matching"
 
 
+def test_data_is_compact_utf8_json_readable_with_any_kafka_tool() -> None:
+    event = joined().model_copy(update={"display_name": "Zoë Łukasik"})
+    value = encode(event, source="/crossgen/matching").value
+    assert "Zoë Łukasik".encode() in value  # not escaped as \u00eb
+    assert b'"role":"learner"' in value
+
+
 def test_every_event_has_its_own_type_and_a_topic() -> None:
     assert len(BY_TYPE) == len(EVENT_CLASSES)
     assert {cls.topic for cls in EVENT_CLASSES} <= set(topics.ALL)
