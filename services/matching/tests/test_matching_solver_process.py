@@ -1,5 +1,8 @@
 """A min-cost flow solved in a process of its own answers as it would here, failures too."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -27,3 +30,10 @@ def test_a_solve_that_fails_elsewhere_fails_here(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(solver_process, "ASIDE_FROM_LEARNERS", 1)
     with pytest.raises(RuntimeError, match="min-cost flow failed"):
         solver_process.solve(unbalanced)
+
+
+def test_a_service_that_has_solved_nothing_has_not_loaded_the_solver() -> None:
+    # OR-Tools is about 18 MB of every replica's memory, needed only by whole-program runs.
+    started = "import sys, crossgen_matching.__main__; print('ortools' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", started], capture_output=True, check=True)
+    assert loaded.stdout.strip() == b"False"

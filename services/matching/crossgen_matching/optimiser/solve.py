@@ -5,7 +5,6 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-from ortools.graph.python import min_cost_flow
 
 from .candidates import Arcs
 from .index import BoolArray
@@ -37,6 +36,10 @@ Solver = Callable[[Network], IntArray]
 def min_cost_flows(network: Network) -> IntArray:
     """The flow on each pair arc of a min-cost flow. OR-Tools keeps the interpreter lock for the
     whole solve, so a caller that must not stall other threads runs this in another process."""
+    # Imported at the first solve: OR-Tools takes about 18 MB, which a replica that runs no
+    # whole program (most of them, most of the time) need not hold.
+    from ortools.graph.python import min_cost_flow
+
     solver = min_cost_flow.SimpleMinCostFlow()
     solver.add_arcs_with_capacity_and_unit_cost(
         network.tails.astype(np.int32),
