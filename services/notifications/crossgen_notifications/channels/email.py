@@ -1,11 +1,11 @@
 """Email over SMTP: plain text and HTML alternatives, calendar invites, one-click unsubscribe."""
 
 import asyncio
+import binascii
 import email.policy
 import email.utils
 import ssl
 import time
-from email.charset import QP, Charset
 from email.header import Header
 from email.message import Message
 from email.mime.application import MIMEApplication
@@ -23,11 +23,8 @@ from crossgen_notifications.settings import NotificationsSettings
 # (RFC 5321 asks them to wait 5 minutes; some do not), and a dropped one would cost a retry.
 REUSE_WITHIN = 10.0
 
-# Text parts in quoted-printable UTF-8: readable in the raw, any character allowed. The MIME
-# classes of the compat32 API: the newer EmailMessage parses every header it is given, which
-# made composing the costliest step of sending a message.
-UTF8 = Charset("utf-8")
-UTF8.body_encoding = QP
+# The MIME classes of the compat32 API: the newer EmailMessage parses every header it is given,
+# which made composing the costliest step of sending a message.
 
 
 class _Wire(email.policy.Compat32):
@@ -166,7 +163,7 @@ class EmailChannel:
         mail["From"] = self._from
         mail["To"] = _address(message.to_address)
         # Encoded (RFC 2047) only if it must be, in encoded words of at most 75 characters.
-        charset = "us-ascii" if message.subject.isascii() else UTF8
+        charset = "us-ascii" if message.subject.isascii() else "utf-8"
         subject = Header(message.subject, charset, header_name="Subject")
         mail["Subject"] = subject.encode(linesep="\r\n")
         mail["Date"] = email.utils.format_datetime(message.created_at)
@@ -187,8 +184,12 @@ def _address(address: str) -> str:
 
 
 def _text(content: str, subtype: str) -> Message:
-    part = MIMENonMultipart("text", subtype)
-    part.set_payload(content, UTF8)  # sets the charset parameter and the transfer encoding
+    """A text part in quoted-printable UTF-8: readable in the raw, any character allowed. It is
+    encoded by ``binascii``, in C: the ``email`` package's encoder, in Python, took four times
+    as long."""
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    part["Content-Transfer-Encoding"] = "quoted-printable"
+    part.set_payload(binascii.b2a_qp(content.encode(), istext=True).decode("ascii"))
     return part
 
 
