@@ -517,10 +517,9 @@ def table(results: dict[str, Any]) -> str:
             )
     rss = "  ".join(f"{name} {mb:.0f}" for name, mb in results["peak_rss_mb"].items())
     lines += ["", f"peak RSS MB: {rss}"]
-    # Every phase's records (the ceiling runs before the CPU is counted).
-    records = sum(results[name]["records"] for name in _phases(results))
+    per_record = cpu_ms_per_record(results)
     cpu = "  ".join(
-        f"{name} {s:.1f} ({1000 * s / records:.1f})" for name, s in results["cpu_s"].items()
+        f"{name} {s:.1f} ({per_record[name]:.1f})" for name, s in results["cpu_s"].items()
     )
     lines += [f"CPU s over the run (ms per record): {cpu}"]
     if disk := results.get("disk_bytes_per_record"):
@@ -558,6 +557,13 @@ def table(results: dict[str, Any]) -> str:
         )
         lines += [f"batches meanwhile (transactions x records, p50): {each}"]
     return "\n".join(lines)
+
+
+def cpu_ms_per_record(results: dict[str, Any]) -> dict[str, float]:
+    """Each process's CPU over the run, per HRIS record of every phase (the ceiling runs before
+    the CPU is counted)."""
+    records = sum(results[name]["records"] for name in _phases(results))
+    return {name: 1000 * s / records for name, s in results["cpu_s"].items()}
 
 
 def _phases(results: dict[str, Any]) -> list[str]:
@@ -732,6 +738,7 @@ def summary_table(runs: Sequence[dict[str, Any]]) -> str:
             f" {_s(spent, 'p95'):>7} {_s(spent, 'p99'):>7} {busy:>5.2f}"
             f" {burst['records_per_s']:>7.1f} {burst['share_of_ceiling']:>8.1%} {status:>14}"
         )
+    lines += ["", *_costs_table(runs)]
     p99 = summed["p99_s"]
     spread = (
         f"; p99 {p99['min']:.3f} / {p99['median']:.3f} / {p99['max']:.3f} s (min / median / max)"
@@ -739,10 +746,26 @@ def summary_table(runs: Sequence[dict[str, Any]]) -> str:
         else ""
     )
     lines += [
-        "fixed work ms: before the run / while offering (median, CPU time) / after",
+        "fixed work ms: before the run / while offering (median, CPU time) / after;",
+        "each process: CPU ms per record over the run / peak RSS MB",
         f"latency target met in {target['met']} of {target['judged']} runs that judge it{spread}",
     ]
     return "\n".join(lines)
+
+
+def _costs_table(runs: Sequence[dict[str, Any]]) -> list[str]:
+    """Each run's CPU per record and peak memory by process: what sessions compare."""
+    names = list(runs[0]["cpu_s"])
+    head = f"{'run':>3} " + " ".join(f"{name:>13}" for name in names)
+    lines = [head, "-" * len(head)]
+    for number, run in enumerate(runs, start=1):
+        per_record, rss = cpu_ms_per_record(run), run["peak_rss_mb"]
+        cells = (
+            f"{per_record[name]:.2f}" + (f" / {rss[name]:.0f}" if name in rss else "")
+            for name in names
+        )
+        lines.append(f"{number:>3} " + " ".join(f"{cell:>13}" for cell in cells))
+    return lines
 
 
 def main() -> None:

@@ -100,7 +100,11 @@ def test_the_runs_are_summed_up_side_by_side() -> None:
     shown = pipeline_bench.summary_table(runs)
     assert "latency target met in 1 of 3 runs that judge it" in shown
     assert "27 / 30 / 28" in shown  # fixed work before, while offering, after
-    assert len(shown.splitlines()) == 2 + len(runs) + 2  # head, rule, runs, legend, verdict
+    # What each run cost each process, and its peak memory: sessions compare these.
+    assert "CPU ms per record over the run / peak RSS MB" in shown
+    assert "2.25 / 180" in shown  # 27 CPU s over 12,000 records
+    # Two tables of head, rule and runs, a line between them; two legends, the verdict.
+    assert len(shown.splitlines()) == 2 * (2 + len(runs)) + 1 + 3
 
 
 def test_a_run_prints_as_a_table() -> None:
