@@ -1,4 +1,8 @@
-"""Email over SMTP: plain text and HTML alternatives, calendar invites, one-click unsubscribe."""
+"""Email over SMTP: plain text and HTML alternatives, calendar invites, one-click unsubscribe.
+
+Messages are made of the MIME classes of the compat32 API: the newer EmailMessage parses every
+header it is given, which made composing the costliest step of sending a message.
+"""
 
 import asyncio
 import binascii
@@ -22,9 +26,6 @@ from crossgen_notifications.settings import NotificationsSettings
 # A connection idle longer than this is not reused: servers may drop idle clients after a while
 # (RFC 5321 asks them to wait 5 minutes; some do not), and a dropped one would cost a retry.
 REUSE_WITHIN = 10.0
-
-# The MIME classes of the compat32 API: the newer EmailMessage parses every header it is given,
-# which made composing the costliest step of sending a message.
 
 
 class _Wire(email.policy.Compat32):
