@@ -27,7 +27,9 @@ phase's records are offered, it also takes how many cores each process kept busy
 fixed piece of Python every few seconds (host.WorkTimings): how fast the host ran. Results: a
 table on stdout and benchmarks/results/pipeline.json. With --runs N it runs N times, each on a
 fresh stack, then shows the runs side by side (the JSON holds them all and that summary): where
-the machine has no core to spare, one run's p99 says little.
+the machine has no core to spare, one run's p99 says little. Started under ``taskset -c 0`` the
+whole stack shares one CPU, as much CPU time as two cores half as fast: how much slower a host
+the targets allow.
 """
 
 import argparse
@@ -471,8 +473,10 @@ def _s(values: Mapping[str, float] | None, key: str) -> str:
 
 def table(results: dict[str, Any]) -> str:
     ceiling, machine = results["ceiling"], results["machine"]
+    usable, count = _cpus(results), machine["cpu_count"]
+    kept = f" (the run kept to {usable} of its {count} CPUs)" if usable < count else ""
     lines = [
-        f"machine: {machine['cpus_usable']} x {machine['cpu_model']}; fixed Python work in"
+        f"machine: {usable} x {machine['cpu_model']}{kept}; fixed Python work in"
         f" {machine['python_work_ms']} ms before the run, {machine['python_work_ms_after']} ms"
         f" after; CPU time stolen by the hypervisor: {_share(machine['steal_share'])}",
         "(compare runs only where these are alike)",

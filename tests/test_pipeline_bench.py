@@ -119,6 +119,16 @@ def test_a_run_prints_as_a_table() -> None:
     assert f"{burst} 1.58 of 2" in shown
 
 
+def test_a_run_kept_to_fewer_cpus_says_so() -> None:
+    """`taskset -c 0` runs the stack on one of the machine's CPUs: a host half as fast."""
+    assert "machine: 2 x test;" in pipeline_bench.table(result(0.9))
+    pinned = result(0.9, busy=0.9)
+    pinned["machine"]["cpus_usable"] = 1
+    shown = pipeline_bench.table(pinned)
+    assert "machine: 1 x test (the run kept to 1 of its 2 CPUs);" in shown
+    assert "0.90 of 1" in shown  # cores busy are counted against the CPUs the run had
+
+
 def test_a_warm_up_prints_on_its_own_row() -> None:
     """A stack's first seconds under load are shown, apart from the phase the target judges."""
     warmed = result(0.9)
