@@ -59,10 +59,12 @@ _ROUND = (
     .order_by(OutboxRecord.seq)
 )
 # The batch's rows as one array: one statement for any batch size, prepared once a connection.
+# The round's objects end with its session: not brought up to date (that read the rows back).
 _PUBLISHED = (
     update(OutboxRecord)
     .where(OutboxRecord.seq == any_(bindparam("seqs", type_=ARRAY(BigInteger))))
     .values(published_at=func.now())
+    .execution_options(synchronize_session=False)
 )
 
 

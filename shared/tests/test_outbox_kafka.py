@@ -4,12 +4,13 @@ record the broker refuses shows in a metric."""
 
 import tracemalloc
 from datetime import timedelta
+from typing import Any
 from uuid import uuid4
 
 import pytest
 from aiokafka.errors import KafkaError
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from crossgen_local.evidence import read_topic
 from crossgen_local.kafka import LocalKafka
@@ -97,3 +98,37 @@ async def test_an_event_the_broker_refuses_shows_in_the_oldest_waiting_age(
         await service.engine.dispose()
     assert refused is not None and 60 <= refused < 120
     assert REGISTRY.get_sample_value(OLDEST) == 0
+
+
+async def test_a_round_marks_its_records_published_without_reading_them_back(
+    postgres: LocalPostgres, tokens: TokenIssuer, kafka: LocalKafka
+) -> None:
+    """The round's session ends with it: having the database return the marked rows, to bring
+    objects nobody reads up to date, cost about 12 µs of CPU an event (a quarter of a round)."""
+    settings = fresh_settings(postgres, tokens, kafka_bootstrap_servers=kafka.bootstrap_servers)
+    service = await messaging_service("marking", settings)
+    topic = f"crossgen.test.marked.{uuid4().hex[:8]}"
+    await create_topic(kafka.bootstrap_servers, topic)
+    async with service.unit_of_work() as uow:
+        for n in range(3):
+            uow.forward(topic, b"key", bytes([n]), {})
+        await uow.commit()
+    statements: list[str] = []
+
+    def seen(*args: Any) -> None:
+        statements.append(args[2])  # (connection, cursor, statement, ...)
+
+    event.listen(service.engine.sync_engine, "before_cursor_execute", seen)
+    await service.broker.connect()
+    try:
+        await service.relay.publish_pending()
+    finally:
+        await service.broker.stop()
+        await service.engine.dispose()
+    marked = [s for s in statements if s.lstrip().upper().startswith("UPDATE OUTBOX")]
+    assert len(marked) == 1 and "RETURNING" not in marked[0].upper(), marked
+    assert [record.value for record in await read_topic(kafka.bootstrap_servers, topic)] == [
+        b"\x00",
+        b"\x01",
+        b"\x02",
+    ]
