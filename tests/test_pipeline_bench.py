@@ -200,3 +200,19 @@ async def test_the_ceiling_is_measured_on_a_topic_just_made_without_an_error(
         ]
     assert [one["messages"] for one in passes] == [200, 200, 200]
     assert [r.getMessage() for r in caplog.records if r.name.startswith("aiokafka")] == []
+
+
+def test_the_services_settings_taken_from_the_environment_are_kept_with_the_results(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run with MATCHING_HRIS_BATCH_WAIT=0.2 exported measured other settings than the
+    defaults: its results say so, on the first line and in the JSON; a secret only as set."""
+    monkeypatch.setenv("MATCHING_HRIS_BATCH_WAIT", "0.2")
+    monkeypatch.setenv("NOTIFICATIONS_SMTP_PASSWORD", "hunter2")
+    monkeypatch.setenv("UNRELATED_SETTING", "1")
+    settings = pipeline_bench.settings_from_environment()
+    assert settings == {"MATCHING_HRIS_BATCH_WAIT": "0.2", "NOTIFICATIONS_SMTP_PASSWORD": "(set)"}
+    shown = pipeline_bench.table(result(0.9) | {"settings": settings})
+    assert "services' settings from the environment: MATCHING_HRIS_BATCH_WAIT=0.2" in shown
+    assert "hunter2" not in shown
+    assert "settings from the environment" not in pipeline_bench.table(result(0.9))
