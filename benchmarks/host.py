@@ -11,6 +11,8 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any, Self
 
+from crossgen_local.stack import SERVICES
+
 
 def facts() -> dict[str, Any]:
     cpu = "unknown"
@@ -28,6 +30,20 @@ def facts() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "python_work_ms": python_work_ms(),
+        "settings_from_environment": settings_from_environment(),
+    }
+
+
+def settings_from_environment() -> dict[str, str]:
+    """The services' settings this run's environment changes (a stack passes it on, and code run
+    in the benchmark's process reads it): what such a run measured is not the defaults. Secrets
+    and URLs (a password in it) only as set."""
+    prefixes = tuple(f"{service.upper()}_" for service in SERVICES)
+    hidden = ("PASSWORD", "SECRET", "TOKEN", "KEY", "URL")
+    return {
+        name: "(set)" if any(word in name for word in hidden) else value
+        for name, value in sorted(os.environ.items())
+        if name.startswith(prefixes)
     }
 
 

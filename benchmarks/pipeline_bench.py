@@ -471,23 +471,12 @@ def _s(values: Mapping[str, float] | None, key: str) -> str:
     return f"{values[key]:.3f}" if values else "-"
 
 
-def settings_from_environment() -> dict[str, str]:
-    """The services' settings this run's environment changes (the stack passes it on): what
-    such a run measured is not the defaults. Secrets and URLs (a password in it) only as set."""
-    prefixes = tuple(f"{service.upper()}_" for service in SERVICES)
-    hidden = ("PASSWORD", "SECRET", "TOKEN", "KEY", "URL")
-    return {
-        name: "(set)" if any(word in name for word in hidden) else value
-        for name, value in sorted(os.environ.items())
-        if name.startswith(prefixes)
-    }
-
-
 def table(results: dict[str, Any]) -> str:
     ceiling, machine = results["ceiling"], results["machine"]
     usable, count = _cpus(results), machine["cpu_count"]
     kept = f" (the run kept to {usable} of its {count} CPUs)" if usable < count else ""
-    changed = " ".join(f"{name}={value}" for name, value in results.get("settings", {}).items())
+    settings = machine.get("settings_from_environment", {})
+    changed = " ".join(f"{name}={value}" for name, value in settings.items())
     lines = [
         f"machine: {usable} x {machine['cpu_model']}{kept}; fixed Python work in"
         f" {machine['python_work_ms']} ms before the run, {machine['python_work_ms_after']} ms"
@@ -689,7 +678,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     log_dir = Path(tempfile.mkdtemp(prefix="crossgen-pipeline-bench-"))
     arguments = {name: str(value) for name, value in vars(args).items()}
     results: dict[str, Any] = {"machine": host.facts(), "targets": TARGETS, "args": arguments}
-    results["settings"] = settings_from_environment()
     with LocalInfra(SERVICES) as infra, CrossgenStack(infra, tokens, log_dir) as stack:
         trees = process_trees(stack)
         # This process without its children (the services): the feed and the SMTP sink.
