@@ -9,6 +9,11 @@ PACKAGES := shared/crossgen_shared services/matching/crossgen_matching \
 bootstrap:
 	@bash deploy/local/bootstrap.sh
 
+# constraints.txt again, at the newest versions the manifests allow (then make test, commit).
+.PHONY: lock
+lock:
+	@bash deploy/local/bootstrap.sh --lock
+
 demo: bootstrap
 	$(PY) -m crossgen_local.demo $(ARGS)
 

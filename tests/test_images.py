@@ -99,11 +99,20 @@ def test_the_final_stage_is_only_the_built_virtualenv_run_as_non_root(service: s
         assert any(flag.startswith("--from=") for flag in copy_arguments(value)[0]), value
     for command in steps(final, "RUN"):
         assert not re.search(r"pip install|apt-get|apk add", command), command
-    for command in steps(parsed.structure, "RUN"):
-        if "pip install" in command:
-            assert "--no-cache-dir" in command, command
     *_, user = steps(final, "USER")
     assert user.split(":")[0] == NON_ROOT_UID
+
+
+@pytest.mark.parametrize("service", SETTINGS)
+def test_the_image_installs_the_versions_ci_passes_with_and_keeps_no_cache(service: str) -> None:
+    parsed = dockerfile(service)
+    installs = [c for c in steps(parsed.structure, "RUN") if "pip install" in c]
+    assert installs
+    for command in installs:
+        assert "--no-cache-dir" in command, command
+        assert "-c constraints.txt" in command, command
+    copied = [copy_arguments(value)[1] for value in steps(parsed.structure, "COPY")]
+    assert ["constraints.txt"] in copied
 
 
 @pytest.mark.parametrize("service", SETTINGS)

@@ -1,0 +1,66 @@
+"""The versions every install takes (constraints.txt) against what the packages ask for.
+
+`make bootstrap` and the images install with ``pip -c constraints.txt``, so a fresh clone gets
+the versions CI last passed with, not whatever was released overnight. A requirement the file
+does not pin would install an untested version; one pinned outside what a package allows would
+not install at all. `make lock` rewrites the file.
+"""
+
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECTS = [
+    ROOT / "shared",
+    ROOT / "services" / "matching",
+    ROOT / "services" / "sessions",
+    ROOT / "services" / "notifications",
+    ROOT / "deploy" / "local",
+]
+
+
+def pins() -> dict[NormalizedName, Version]:
+    pinned = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, exact, version = line.partition("==")
+        assert exact and name.strip() == name, f"not an exact pin: {line!r}"
+        pinned[canonicalize_name(name)] = Version(version)
+    return pinned
+
+
+def projects() -> list[dict]:
+    return [tomllib.loads((p / "pyproject.toml").read_text())["project"] for p in PROJECTS]
+
+
+def declared() -> list[Requirement]:
+    """Every requirement of our packages and of the test tooling, as written."""
+    lines = [dependency for project in projects() for dependency in project["dependencies"]]
+    lines += (ROOT / "requirements-dev.txt").read_text().splitlines()
+    return [
+        Requirement(requirement) for line in lines if (requirement := line.split("#", 1)[0].strip())
+    ]
+
+
+OWN = {canonicalize_name(project["name"]) for project in projects()}
+
+
+def test_every_requirement_is_pinned_to_a_version_it_allows() -> None:
+    pinned = pins()
+    for requirement in declared():
+        name = canonicalize_name(requirement.name)
+        if name in OWN or (requirement.marker and not requirement.marker.evaluate()):
+            continue
+        assert name in pinned, f"{requirement} is not in constraints.txt: run `make lock`"
+        assert requirement.specifier.contains(pinned[name], prereleases=True), (
+            f"constraints.txt pins {name}=={pinned[name]}, outside {requirement}: run `make lock`"
+        )
+
+
+def test_only_third_party_packages_are_pinned() -> None:
+    assert not OWN & pins().keys(), "our own packages are installed from the clone"
