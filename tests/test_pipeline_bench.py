@@ -28,6 +28,7 @@ def result(
         "offered_per_s": rate,
         "complete": True,
         "feed_late_s": {"p50": 0.0004, "p95": 0.002, "p99": 0.0051, "max": 0.012},
+        "feed_acked_s": {"p50": 0.0031, "p95": 0.006, "p99": 0.0082, "max": 0.0153},
         "cores_busy": {"matching": busy / 2, "notifications": busy / 2},
         "python_work_ms": {"median": 30.4, "max": 41.0, "timings": 10},
         "batches": {"matching:crossgen.hris.v1": {"transactions": 100, "records_p50": 30}},
@@ -114,6 +115,8 @@ def test_a_run_prints_as_a_table() -> None:
     assert "fixed Python work meanwhile, in its thread's CPU time: 30.4 ms (median)" in shown
     # How far the feed fell behind its rate: the records are timed from when they were due.
     assert "behind its rate by 0.4 ms (median), 5.1 ms (p99), 12.0 ms at most;" in shown
+    # Whether the broker's acks held it up.
+    assert "the broker acknowledged them in 3.1 ms (median), 8.2 ms (p99), 15.3 ms at most" in shown
     # Whether a burst filled the machine, or one process's loop.
     burst = "cores busy in the burst, until its last email: matching 0.60  notifications 0.98;"
     assert f"{burst} 1.58 of 2" in shown

@@ -72,6 +72,9 @@ class Accepted:
     # When it was due (epoch s): at ``offer``'s rate, or when sent. A feed held up (its process
     # waiting for a core) sends late; its records' latency still counts from when they were due.
     due_at: float
+    # When the broker's ack came (time.time()). Slow acks hold the feed up too: while a produce
+    # request is out, the next records wait, and once a partition's batch is full, so does send.
+    acked_at: float
 
 
 def workforce(size: int, departments: int = 10) -> list[Employee]:
@@ -184,7 +187,7 @@ class HrisFeed:
         async def acknowledged() -> Accepted:
             metadata = await delivery
             accepted = Accepted(
-                employee.number, seq, sent_at, metadata.partition, metadata.offset, due
+                employee.number, seq, sent_at, metadata.partition, metadata.offset, due, time.time()
             )
             self.accepted.append(accepted)
             return accepted

@@ -136,6 +136,7 @@ def test_the_hris_feed_times_records_from_when_they_were_due(infra: LocalInfra) 
     assert [one.due_at - first for one in accepted] == pytest.approx([i / 50 for i in range(10)])
     late = [one.sent_at - one.due_at for one in accepted]
     assert max(late) > 0.1 and min(late) > -0.005
+    assert all(one.acked_at >= one.sent_at for one in accepted)
 
 
 async def current_database(url: str) -> str:
