@@ -5,13 +5,19 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import threading
 import time
 from argparse import Namespace
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Self
 
+from packaging.requirements import Requirement
+
 from crossgen_local.stack import SERVICES
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def facts() -> dict[str, Any]:
@@ -31,7 +37,51 @@ def facts() -> dict[str, Any]:
         "platform": platform.platform(),
         "python_work_ms": python_work_ms(),
         "settings_from_environment": settings_from_environment(),
+        "code": code(),
+        "packages_unlike_constraints": packages_unlike(ROOT / "constraints.txt"),
     }
+
+
+def code() -> str | None:
+    """The commit measured, and whether the checkout had changes to it (but to
+    benchmarks/results, which runs write): None outside a git checkout."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short=12", "HEAD")
+        changed = git(
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":(exclude)benchmarks/results",
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{commit} with uncommitted changes" if changed else commit
+
+
+def packages_unlike(constraints: Path) -> dict[str, str]:
+    """Each package installed at another version than ``constraints`` pins, or not at all:
+    none after `make bootstrap`, so a run on other versions says which."""
+    unlike = {}
+    for line in constraints.read_text().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        pin = Requirement(line)
+        try:
+            installed = metadata.version(pin.name)
+        except metadata.PackageNotFoundError:
+            unlike[pin.name] = f"not installed, pinned {pin.specifier}"
+            continue
+        if not pin.specifier.contains(installed, prereleases=True):
+            unlike[pin.name] = f"{installed}, pinned {pin.specifier}"
+    return unlike
 
 
 def settings_from_environment() -> dict[str, str]:

@@ -474,6 +474,16 @@ def _s(values: Mapping[str, float] | None, key: str) -> str:
     return f"{values[key]:.3f}" if values else "-"
 
 
+def _code_line(machine: Mapping[str, Any]) -> list[str]:
+    """The commit measured and the packages not at constraints.txt's versions (results of
+    sessions before these were recorded have neither)."""
+    if "code" not in machine:
+        return []
+    unlike = machine["packages_unlike_constraints"]
+    packages = ", ".join(f"{name} {how}" for name, how in unlike.items()) or "as pinned"
+    return [f"code: {machine['code'] or 'not a git checkout'}; packages: {packages}"]
+
+
 def table(results: dict[str, Any]) -> str:
     ceiling, machine = results["ceiling"], results["machine"]
     usable, count = _cpus(results), machine["cpu_count"]
@@ -485,6 +495,7 @@ def table(results: dict[str, Any]) -> str:
         f" {machine['python_work_ms']} ms before the run, {machine['python_work_ms_after']} ms"
         f" after; CPU time stolen by the hypervisor: {_share(machine['steal_share'])}",
         *([f"services' settings from the environment: {changed}"] if changed else []),
+        *_code_line(machine),
         "(compare runs only where these are alike)",
         f"raw ceiling (aiokafka, same broker): {ceiling['messages']} messages of"
         f" {ceiling['bytes_each']} B in {ceiling['seconds']:.2f} s ="

@@ -6,7 +6,10 @@ import copy
 import gc
 import logging
 import statistics
+import subprocess
 import time
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import host
@@ -223,3 +226,34 @@ def test_the_services_settings_taken_from_the_environment_are_kept_with_the_resu
     assert "services' settings from the environment: MATCHING_HRIS_BATCH_WAIT=0.2" in shown
     assert "hunter2" not in shown
     assert "settings from the environment" not in pipeline_bench.table(result(0.9))
+
+
+def test_a_run_names_the_code_and_the_packages_it_measured(tmp_path: Path) -> None:
+    """Every benchmark's machine facts name the commit and any package installed at another
+    version than constraints.txt pins; the pipeline's table says both under its machine line."""
+    head = subprocess.run(
+        ["git", "-C", str(host.ROOT), "rev-parse", "--short=12", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    facts = host.facts()
+    assert facts["code"].startswith(head)
+    assert set(facts) >= {"code", "packages_unlike_constraints"}
+    pytest_version = metadata.version("pytest")
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text(
+        f"# pins\npytest=={pytest_version}\nhypothesis==0.0.1\nno-such-package-here==1.0\n"
+    )
+    unlike = host.packages_unlike(constraints)
+    assert unlike == {
+        "hypothesis": f"{metadata.version('hypothesis')}, pinned ==0.0.1",
+        "no-such-package-here": "not installed, pinned ==1.0",
+    }
+    measured = result(0.9)
+    measured["machine"] |= {"code": "0123456789ab", "packages_unlike_constraints": unlike}
+    shown = pipeline_bench.table(measured)
+    assert "code: 0123456789ab; packages: hypothesis " in shown
+    measured["machine"]["packages_unlike_constraints"] = {}
+    assert "code: 0123456789ab; packages: as pinned" in pipeline_bench.table(measured)
+    assert "code:" not in pipeline_bench.table(result(0.9))
