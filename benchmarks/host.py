@@ -13,8 +13,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Self
 
-from packaging.requirements import Requirement
+from packaging.version import Version
 
+from crossgen_local.constraints import CONSTRAINTS, pins
 from crossgen_local.stack import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ def facts() -> dict[str, Any]:
         "python_work_ms": python_work_ms(),
         "settings_from_environment": settings_from_environment(),
         "code": code(),
-        "packages_unlike_constraints": packages_unlike(ROOT / "constraints.txt"),
+        "packages_unlike_constraints": packages_unlike(CONSTRAINTS),
     }
 
 
@@ -69,18 +70,15 @@ def code() -> str | None:
 def packages_unlike(constraints: Path) -> dict[str, str]:
     """Each package installed at another version than ``constraints`` pins, or not at all:
     none after `make bootstrap`, so a run on other versions says which."""
-    unlike = {}
-    for line in constraints.read_text().splitlines():
-        if not line or line.startswith("#"):
-            continue
-        pin = Requirement(line)
+    unlike: dict[str, str] = {}
+    for name, pinned in pins(constraints).items():
         try:
-            installed = metadata.version(pin.name)
+            installed = Version(metadata.version(name))
         except metadata.PackageNotFoundError:
-            unlike[pin.name] = f"not installed, pinned {pin.specifier}"
+            unlike[name] = f"not installed, pinned {pinned}"
             continue
-        if not pin.specifier.contains(installed, prereleases=True):
-            unlike[pin.name] = f"{installed}, pinned {pin.specifier}"
+        if installed != pinned:
+            unlike[name] = f"{installed}, pinned {pinned}"
     return unlike
 
 

@@ -9,9 +9,12 @@ not install at all. `make lock` rewrites the file.
 import tomllib
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import canonicalize_name
 from packaging.version import Version
+
+from crossgen_local.constraints import pins
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECTS = [
@@ -21,17 +24,6 @@ PROJECTS = [
     ROOT / "services" / "notifications",
     ROOT / "deploy" / "local",
 ]
-
-
-def pins() -> dict[NormalizedName, Version]:
-    pinned = {}
-    for line in (ROOT / "constraints.txt").read_text().splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name, exact, version = line.partition("==")
-        assert exact and name.strip() == name, f"not an exact pin: {line!r}"
-        pinned[canonicalize_name(name)] = Version(version)
-    return pinned
 
 
 def projects() -> list[dict]:
@@ -64,3 +56,13 @@ def test_every_requirement_is_pinned_to_a_version_it_allows() -> None:
 
 def test_only_third_party_packages_are_pinned() -> None:
     assert not OWN & pins().keys(), "our own packages are installed from the clone"
+
+
+def test_a_pin_that_is_not_exact_is_refused(tmp_path: Path) -> None:
+    """A range would install the newest version again: what the file is there to stop."""
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("# pins\nJinja2==3.1.6\n")
+    assert pins(constraints) == {"jinja2": Version("3.1.6")}
+    constraints.write_text("# pins\nJinja2==3.1.6\nfastapi>=0.165\n")
+    with pytest.raises(ValueError, match=r"not an exact pin: 'fastapi>=0\.165'"):
+        pins(constraints)

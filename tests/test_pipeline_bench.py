@@ -247,8 +247,8 @@ def test_a_run_names_the_code_and_the_packages_it_measured(tmp_path: Path) -> No
     )
     unlike = host.packages_unlike(constraints)
     assert unlike == {
-        "hypothesis": f"{metadata.version('hypothesis')}, pinned ==0.0.1",
-        "no-such-package-here": "not installed, pinned ==1.0",
+        "hypothesis": f"{metadata.version('hypothesis')}, pinned 0.0.1",
+        "no-such-package-here": "not installed, pinned 1.0",
     }
     measured = result(0.9)
     measured["machine"] |= {"code": "0123456789ab", "packages_unlike_constraints": unlike}
