@@ -6,6 +6,7 @@ does not pin would install an untested version; one pinned outside what a packag
 not install at all. `make lock` rewrites the file.
 """
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -17,13 +18,12 @@ from packaging.version import Version
 from crossgen_local.constraints import pins
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECTS = [
-    ROOT / "shared",
-    ROOT / "services" / "matching",
-    ROOT / "services" / "sessions",
-    ROOT / "services" / "notifications",
-    ROOT / "deploy" / "local",
-]
+# Every package of the repository, found rather than listed: one added later is checked too.
+PROJECTS = sorted(
+    manifest.parent
+    for pattern in ("shared/pyproject.toml", "services/*/pyproject.toml", "deploy/*/pyproject.toml")
+    for manifest in ROOT.glob(pattern)
+)
 
 
 def projects() -> list[dict]:
@@ -66,3 +66,10 @@ def test_a_pin_that_is_not_exact_is_refused(tmp_path: Path) -> None:
     constraints.write_text("# pins\nJinja2==3.1.6\nfastapi>=0.165\n")
     with pytest.raises(ValueError, match=r"not an exact pin: 'fastapi>=0\.165'"):
         pins(constraints)
+
+
+def test_bootstrap_installs_every_package_the_pins_are_checked_for() -> None:
+    """The packages found here are the ones `make bootstrap` installs, and no fewer."""
+    bootstrap = (ROOT / "deploy" / "local" / "bootstrap.sh").read_text()
+    [listed] = re.findall(r"^packages=\((.*)\)$", bootstrap, flags=re.MULTILINE)
+    assert sorted(ROOT / p for p in listed.split()) == PROJECTS
