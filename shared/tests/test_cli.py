@@ -1,6 +1,7 @@
 """``serve`` puts what start-up made out of the garbage collector's sight before it serves: a
 full collection then walks only what the service made since, so it pauses the loop briefly; and
-the collector looks at young objects less often, so that few of them live on to need one. A
+the collector looks at young objects less often, so that few of them live on to need one; what a
+full collection keeps, once it is much, is put out of sight too. A
 one-shot command whose broker or database does not answer stops with one line that says what to
 check, not a traceback."""
 
@@ -23,6 +24,8 @@ def unfrozen() -> Iterator[None]:
     gc.unfreeze()
     thresholds = gc.get_threshold()
     yield
+    while cli.freeze_what_lives_on in gc.callbacks:
+        gc.callbacks.remove(cli.freeze_what_lives_on)
     gc.unfreeze()
     gc.set_threshold(*thresholds)
 
@@ -59,6 +62,23 @@ def test_serve_freezes_what_start_up_made_before_serving(
     assert frozen > 10_000
     # And what it makes while serving dies young before the collector looks: few full passes.
     assert thresholds == [(cli.YOUNG_COLLECTION_EVERY, 10, 10)]
+
+
+def test_what_a_full_collection_keeps_is_frozen_once_it_is_much(unfrozen: None) -> None:
+    cli.settle_collector()
+    cli.settle_collector()  # as a benchmark may: the callback is there once
+    assert gc.callbacks.count(cli.freeze_what_lives_on) == 1
+    frozen = gc.get_freeze_count()
+
+    few = [[index] for index in range(1000)]
+    gc.collect()
+    assert gc.get_freeze_count() == frozen  # a small heap is walked, as before
+
+    kept = [[index] for index in range(cli.FROZEN_FROM)]
+    gc.collect()
+    # What the full collection kept is out of the next one's way, the few from before too.
+    assert gc.get_freeze_count() >= frozen + len(kept) + len(few)
+    assert len(gc.get_objects(2)) < 1000
 
 
 @pytest.mark.parametrize(

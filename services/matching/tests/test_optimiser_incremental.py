@@ -1,3 +1,4 @@
+import gc
 from collections import Counter
 from dataclasses import replace
 
@@ -448,3 +449,24 @@ def test_pins_at_join_never_break_a_hard_rule_or_a_capacity(
         if learner_id != "l0":  # the accepted pairing was fixed input
             the_learner = matching.learners[learner_id]
             assert matching.rules.broken_rule(the_learner, index.mentors[holding.mentor]) is None
+
+
+def test_a_live_matching_let_go_is_freed_without_the_cycle_collector() -> None:
+    """Services freeze what full collections keep (``cli.freeze_what_lives_on``): a program's
+    live matching, replaced, must go when its last reference does, with no cycle left behind."""
+    program = Program(
+        learners=(learner("boss", {"ai": 5}), learner("old", {"go": 4}, manager_id="boss")),
+        mentors=(mentor("ai", {"ai": 5}, capacity=2), mentor("go", {"go": 3})),
+    )
+    result = match_program(program)
+    gc.collect()
+    gc.disable()
+    try:
+        matching = LiveMatching(program, result)
+        matching.join_learner(learner("new", {"ai": 4}, manager_id="old"))
+        matching.join_mentor(mentor("junior", {"go": 5}, manager_id="ai"))
+        matching.index.count_rarity()
+        del matching
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
