@@ -89,6 +89,7 @@ class Usage(host.Periodic):
         self.peaks_mb: dict[str, float] = dict.fromkeys(self._trees, 0.0)
         self._cpu_before: dict[str, float] = {}
         self._cpu_seen: list[tuple[float, dict[str, float]]] = []  # (epoch s, CPU s so far)
+        self._rss_seen: list[tuple[float, dict[str, float]]] = []  # (epoch s, RSS MB then)
 
     def __enter__(self) -> Self:
         self._sample(relist=True)
@@ -114,23 +115,32 @@ class Usage(host.Periodic):
         """CPU seconds each tree used from ``start`` to ``end`` (epoch s), to the nearest samples
         taken before each."""
 
-        def at(moment: float) -> dict[str, float]:
-            earlier = [seen for when, seen in self._cpu_seen if when <= moment]
-            return earlier[-1] if earlier else self._cpu_seen[0][1]
-
-        first, last = at(start), at(end)
+        first, last = _at(self._cpu_seen, start), _at(self._cpu_seen, end)
         return {name: last[name] - first[name] for name in last}
 
+    def rss_mb_at(self, moment: float) -> dict[str, float]:
+        """Each tree's RSS (MB) at the sample taken last before ``moment`` (epoch s)."""
+        return _at(self._rss_seen, moment)
+
     def _sample(self, relist: bool) -> None:
-        so_far, seen = self.cpu_s, {}
+        so_far, seen, resident = self.cpu_s, {}, {}
         for name, (pid, children) in self._trees.items():
             if relist or name not in self._listed:
                 self._listed[name] = _tree(pid, children)
             rss, cpu = _usage(self._listed[name])
-            self.peaks_mb[name] = max(self.peaks_mb[name], rss / 2**20)
+            resident[name] = rss / 2**20
+            self.peaks_mb[name] = max(self.peaks_mb[name], resident[name])
             before = self._cpu_before.setdefault(name, cpu)
             seen[name] = max(so_far[name], cpu - before)
-        self._cpu_seen.append((time.time(), seen))
+        now = time.time()
+        self._cpu_seen.append((now, seen))
+        self._rss_seen.append((now, resident))
+
+
+def _at(series: list[tuple[float, dict[str, float]]], moment: float) -> dict[str, float]:
+    """The sample of ``series`` taken last before ``moment`` (the first if none was)."""
+    earlier = [seen for when, seen in series if when <= moment]
+    return earlier[-1] if earlier else series[0][1]
 
 
 def process_trees(stack: CrossgenStack) -> dict[str, tuple[int, bool]]:
@@ -412,15 +422,17 @@ class Bench:
         work: host.WorkTimings,
     ) -> None:
         """To each window of a steady phase, what its records cost each process (CPU ms per
-        record due in it) and how fast the host ran meanwhile: a tail that grows with the
-        program costs a service more per record at the same speed; a slower host costs every
-        process more, and the fixed piece of Python too."""
+        record due in it), each process's RSS at its end, and how fast the host ran meanwhile: a
+        tail that grows with the program costs a service more per record at the same speed; a
+        slower host costs every process more, and the fixed piece of Python too. Memory that
+        keeps growing after the records stop growing the program would be a leak."""
         last = max(due_at.values())
         for window in windows:
             start = first + window["from_s"]
             end = start + WINDOW_S
             window["python_work_ms"] = work.median_between(start, end)
             window["cpu_ms_per_record"] = None
+            window["rss_mb"] = self.usage.rss_mb_at(end)
             # A window the offering ended in holds a few records and the draining of the rest.
             if end <= last + 1:
                 sent = sum(start <= moment < end for moment in due_at.values())
@@ -600,33 +612,44 @@ def _phases(results: dict[str, Any]) -> list[str]:
 
 
 def by_window_table(windows: Sequence[dict[str, Any]]) -> list[str]:
-    """The latency phase by WINDOW_S s of offered records: its p99 and its hops' p99, and what
-    those records cost each process, next to how fast the host ran then."""
+    """The latency phase by WINDOW_S s of offered records: its p99 and its hops' p99, what those
+    records cost each process, next to how fast the host ran then, and how much memory each
+    service held (results from before the fifty-second session have none)."""
     names = next((list(w["cpu_ms_per_record"]) for w in windows if w.get("cpu_ms_per_record")), [])
+    services = [name for name in SERVICES if any(name in w.get("rss_mb", {}) for w in windows)]
     hops = pipeline_trace.HOPS
-    head = (
-        f"{'from s':>6} {'p99 s':>6} {'work ms':>7}  "
-        + " ".join(f"{name[:8]:>8}" for name in names)
-        + "  "
-        + " ".join(f"{hop[:8]:>8}" for hop in hops)
-    )
+    columns = [
+        [f"{name[:8]:>8}" for name in names],
+        [f"{name[:5] + ' MB':>8}" for name in services],
+        [f"{hop[:8]:>8}" for hop in hops],
+    ]
+    head = f"{'from s':>6} {'p99 s':>6} {'work ms':>7}  " + _groups(columns)
     lines = [
         f"latency phase by {WINDOW_S:g} s of offered records: p99, the fixed Python work"
-        " (median), CPU ms per record of each process, and each hop's p99 s",
+        " (median), CPU ms per record of each process, each service's RSS at the end, and each"
+        " hop's p99 s",
         head,
         "-" * len(head),
     ]
     for window in windows:
         cpu = window.get("cpu_ms_per_record") or {}
+        resident = window.get("rss_mb") or {}
         tails = window.get("hops_p99_s") or {}
+        values = [
+            [f"{_or_nan(cpu.get(name)):>8.2f}" for name in names],
+            [f"{_or_nan(resident.get(name)):>8.0f}" for name in services],
+            [f"{_or_nan(tails.get(hop)):>8.2f}" for hop in hops],
+        ]
         lines.append(
             f"{window['from_s']:>6.0f} {_or_nan(window.get('p99')):>6.2f}"
-            f" {_or_nan(window.get('python_work_ms')):>7.1f}  "
-            + " ".join(f"{_or_nan(cpu.get(name)):>8.2f}" for name in names)
-            + "  "
-            + " ".join(f"{_or_nan(tails.get(hop)):>8.2f}" for hop in hops)
+            f" {_or_nan(window.get('python_work_ms')):>7.1f}  " + _groups(values)
         )
     return lines
+
+
+def _groups(columns: Sequence[Sequence[str]]) -> str:
+    """Columns side by side, a group from the next by two spaces; an empty group left out."""
+    return "  ".join(" ".join(group) for group in columns if group)
 
 
 def _or_nan(value: float | None) -> float:

@@ -5,6 +5,7 @@ ceiling's passes, on a real broker."""
 import copy
 import gc
 import logging
+import os
 import statistics
 import subprocess
 import time
@@ -159,15 +160,27 @@ def test_a_long_run_prints_by_window() -> None:
             "p99": p99,
             "hops_p99_s": tails,
             "cpu_ms_per_record": {"matching": ms, "postgres": 1.5},
+            "rss_mb": {"matching": mb, "notifications": 131.2, "kafka": 512.0},
             "python_work_ms": work,
         }
-        for i, (p99, ms, work) in enumerate([(0.8, 2.6, 16.0), (3.2, 4.9, 16.5)])
+        for i, (p99, ms, work, mb) in enumerate([(0.8, 2.6, 16.0, 180.4), (3.2, 4.9, 16.5, 246.6)])
     ]
-    rows = pipeline_bench.table(timed).split("by 30 s of offered records")[1].splitlines()[3:5]
-    # The second half of the run cost matching more per record, at the same speed of the host.
-    assert rows[0].split()[:5] == ["0", "0.80", "16.0", "2.60", "1.50"]
-    assert rows[1].split()[:5] == ["30", "3.20", "16.5", "4.90", "1.50"]
+    lines = pipeline_bench.table(timed).split("by 30 s of offered records")[1].splitlines()
+    assert lines[1].split()[8:12] == ["match", "MB", "notif", "MB"]  # the services' memory only
+    rows = lines[3:5]
+    # The second half of the run cost matching more per record, at the same speed of the host,
+    # and its memory grew.
+    assert rows[0].split()[:7] == ["0", "0.80", "16.0", "2.60", "1.50", "180", "131"]
+    assert rows[1].split()[:7] == ["30", "3.20", "16.5", "4.90", "1.50", "247", "131"]
     assert rows[1].split()[-1] == "nan"  # a hop no email of the window has both ends of
+
+
+def test_the_memory_of_each_process_is_kept_as_it_is_sampled() -> None:
+    with pipeline_bench.Usage({"this": (os.getpid(), False)}, every=0.01) as usage:
+        time.sleep(0.05)
+    now = usage.rss_mb_at(time.time())["this"]
+    assert 10 < now <= usage.peaks_mb["this"]
+    assert usage.rss_mb_at(0) == usage.rss_mb_at(time.time() - 0.2)  # before any: the first
 
 
 def test_the_host_is_timed_while_it_is_loaded() -> None:
