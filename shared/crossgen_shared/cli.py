@@ -14,12 +14,18 @@ from pathlib import Path
 import uvicorn
 from aiokafka.errors import KafkaConnectionError
 from fastapi import FastAPI
+from prometheus_client import Gauge
 
 from crossgen_shared import before_serving, db, dead_letters, migrations, observability, unreachable
 from crossgen_shared.settings import ServiceSettings
 
 YOUNG_COLLECTION_EVERY = 10_000  # new objects between two looks at the youngest generation (700)
 FROZEN_FROM = 100_000  # objects a full collection keeps, from which they are frozen too
+FROZEN = Gauge(
+    "crossgen_gc_frozen_objects",
+    "Objects the garbage collector no longer walks: start-up's, and what big full collections kept",
+)
+FROZEN.set_function(gc.get_freeze_count)
 
 
 @dataclass(frozen=True)

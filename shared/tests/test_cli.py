@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
 from crossgen_shared import cli
 from crossgen_shared.settings import ServiceSettings
@@ -79,6 +80,8 @@ def test_what_a_full_collection_keeps_is_frozen_once_it_is_much(unfrozen: None) 
     # What the full collection kept is out of the next one's way, the few from before too.
     assert gc.get_freeze_count() >= frozen + len(kept) + len(few)
     assert len(gc.get_objects(2)) < 1000
+    # An operator sees it: growing with a program's participants, not without them.
+    assert REGISTRY.get_sample_value("crossgen_gc_frozen_objects") == gc.get_freeze_count()
 
 
 @pytest.mark.parametrize(
