@@ -62,7 +62,7 @@ def test_serve_freezes_what_start_up_made_before_serving(
     # Everything imported and made before serving is in the permanent generation.
     assert frozen > 10_000
     # And what it makes while serving dies young before the collector looks: few full passes.
-    assert thresholds == [(cli.YOUNG_COLLECTION_EVERY, 10, 10)]
+    assert thresholds == [(cli.YOUNG_COLLECTION_EVERY, 10, cli.FULL_COLLECTION_EVERY)]
 
 
 def test_what_a_full_collection_keeps_is_frozen_once_it_is_much(unfrozen: None) -> None:
