@@ -97,7 +97,7 @@ def settle_collector() -> None:
     # participant. With the young generation looked at every 700 new objects, much of each
     # batch's reached the oldest before it died, and full collections came every 5-10 s, walking
     # all that was kept: 0.3-0.9 s at 30,000 participants. Every 10,000, a batch's objects die
-    # young, and a full collection is rare.
+    # young, and few reach the oldest generation.
     # A full collection may come after every middle one, not every tenth: a tenth came after a
     # million new objects, the first at 88,000 participants, walking 730,000 objects in 0.6 s.
     # Python still waits until a quarter more than the last one kept has moved to the oldest
