@@ -8,9 +8,11 @@ thousand rows at a time: a whole-program run reads tens of thousands, on the ser
 A decision that withdraws an open proposal loads its ``Pairing`` then.
 """
 
+import sys
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -39,7 +41,7 @@ class Member(NamedTuple):
     role: str
     skills: dict[str, int]
     capacity: int
-    languages: list[str]
+    languages: Sequence[str]
     timezone: str
     work_start: int
     work_end: int
@@ -233,7 +235,7 @@ _NEWCOMERS = _MEMBERS.add_columns(
 
 
 def _member(row: Sequence[Any], now: datetime) -> tuple[Member, optimiser.Person]:
-    member = Member._make(row[: len(Member._fields)])
+    member = _sharing_words(Member._make(row[: len(Member._fields)]))
     position = Position._make(row[len(Member._fields) :])
     return member, _person(member, position if position.employee_number else None, now)
 
@@ -243,8 +245,9 @@ def _person(member: Member, employee: Position | None, now: datetime) -> optimis
     hired = employee.hire_date if employee else None
     return optimiser.Person(
         id=member.person_id,
-        department=(employee.department if employee else None) or "",
-        languages=frozenset(member.languages),
+        # One copy of a department, as of the words in ``_sharing_words``.
+        department=sys.intern((employee.department if employee else None) or ""),
+        languages=_shared_languages(frozenset(member.languages)),
         utc_offset=offset.total_seconds() / 3600 if offset else 0.0,
         work_start=member.work_start,
         work_end=member.work_end,
@@ -252,3 +255,22 @@ def _person(member: Member, employee: Position | None, now: datetime) -> optimis
         job_level=_job_level(employee.job_level if employee else None),
         manager_id=employee.manager_employee_number if employee else None,
     )
+
+
+def _sharing_words(member: Member) -> Member:
+    """``member`` with one copy of each word participants have in common: a program's live
+    matching keeps every member, and each row read brings its own role, skill names, languages
+    and time zone."""
+    return member._replace(
+        role=sys.intern(member.role),
+        skills={sys.intern(skill): level for skill, level in member.skills.items()},
+        languages=tuple(sys.intern(language) for language in member.languages),
+        timezone=sys.intern(member.timezone),
+    )
+
+
+@lru_cache(maxsize=1024)
+def _shared_languages(languages: frozenset[str]) -> frozenset[str]:
+    """The first of the equal sets of languages: a set of one costs 216 bytes, and most
+    participants speak one of a few."""
+    return languages

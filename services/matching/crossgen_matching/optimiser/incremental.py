@@ -59,7 +59,7 @@ class Repair:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Holding:
     mentor: int  # mentor row
     score: float

@@ -13,7 +13,7 @@ Skills = Mapping[str, int]  # skill name -> level 1..5
 MAX_CAPACITY = 3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Person:
     """What matching may know about an employee: no birth date, ever (seniority comes from tenure
     and job level). Working hours are local; ``utc_offset`` puts them on one clock."""
@@ -35,7 +35,7 @@ def _check_levels(who: PersonId, skills: Skills) -> None:
             raise ValueError(f"{who}: level of {skill!r} must be 1..5, got {level}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Learner:
     """The senior side: ``wants`` says how much they want each skill (5 = most)."""
 
@@ -50,7 +50,7 @@ class Learner:
         return self.person.id
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Mentor:
     """The junior side: ``teaches`` says how well they know each skill (5 = expert)."""
 
@@ -88,7 +88,7 @@ class Weights:
             raise ValueError("full generation gaps must be > 0")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Pair:
     learner_id: PersonId
     mentor_id: PersonId
