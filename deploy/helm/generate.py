@@ -406,13 +406,13 @@ def umbrella_schema() -> Schema:
 
 
 # Each service's memory request and limit, and the values' comment on them. Matching's peak RSS
-# was 773 MB in a run over 20,000 learners and 20,000 mentors (benchmarks/launch_bench.py); a
-# bare run over 100,000 learners takes 1.9 GB (benchmarks/matching_bench.py).
+# was 588 MB in a run over 20,000 learners and 20,000 mentors (benchmarks/launch_bench.py,
+# fifty-third session); a bare run over 100,000 learners takes 1.9 GB (matching_bench.py).
 MEMORY = {
     "matching": (
         "512Mi",
         "2Gi",
-        "# A whole-program run is held in memory: about 0.8 GB for 20,000 learners and as many\n"
+        "# A whole-program run is held in memory: about 0.6 GB for 20,000 learners and as many\n"
         "# mentors, 2 GB for 100,000 learners. Raise the limit for larger programs.\n",
     ),
     "sessions": ("256Mi", "512Mi", ""),
