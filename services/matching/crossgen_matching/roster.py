@@ -245,7 +245,7 @@ def _person(member: Member, employee: Position | None, now: datetime) -> optimis
     hired = employee.hire_date if employee else None
     return optimiser.Person(
         id=member.person_id,
-        # One copy of a department, as of the words in ``_sharing_words``.
+        # Interned as the words of ``_sharing_words`` are.
         department=sys.intern((employee.department if employee else None) or ""),
         languages=_shared_languages(frozenset(member.languages)),
         utc_offset=offset.total_seconds() / 3600 if offset else 0.0,

@@ -1,7 +1,8 @@
 """The optimiser's vocabulary: who takes part, what the program owner decided, what came out.
 
 Everything is a frozen dataclass so that a program can be handed between threads and cached
-without anyone changing it underneath the solver.
+without anyone changing it underneath the solver. What there is one of per participant has slots:
+a program's live matching keeps them all between joins.
 """
 
 from collections.abc import Mapping
