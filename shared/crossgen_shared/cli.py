@@ -111,7 +111,7 @@ def settle_collector() -> None:
 def freeze_what_lives_on(phase: str, info: Mapping[str, int]) -> None:
     """After a full collection that kept ``FROZEN_FROM`` objects or more, freeze them as well.
 
-    What a full collection keeps is mostly a program's live matching, about 8 objects a
+    What a full collection keeps is mostly a program's live matching, about 6 objects a
     participant, which lives as long as its program does. Walked again by every full collection,
     it held the event loop for 2 s at 176,000 participants; a full collection now walks only
     what came since the last one that froze. A frozen object is still freed when its last
